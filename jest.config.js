@@ -1,0 +1,10 @@
+/** Tests are TypeScript run through ts-jest; each file gets its own process-wide LibTorch, so keep workers few. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }] },
+  maxWorkers: 2,
+  testTimeout: 120000,
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/matchers.ts'],
+};

@@ -1,0 +1,193 @@
+#include "tensor.h"
+
+#include <cstring>
+
+namespace simclr {
+
+Napi::FunctionReference* TensorWrap::constructor_ = nullptr;
+
+void TensorWrap::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeTensor", {
+    InstanceMethod<&TensorWrap::Shape>("shape"),
+    InstanceMethod<&TensorWrap::Dtype>("dtype"),
+    InstanceMethod<&TensorWrap::Device>("device"),
+    InstanceMethod<&TensorWrap::Disposed>("disposed"),
+    InstanceMethod<&TensorWrap::ToTypedArray>("toTypedArray"),
+    InstanceMethod<&TensorWrap::To>("to"),
+    InstanceMethod<&TensorWrap::Dispose>("dispose"),
+  });
+  constructor_ = new Napi::FunctionReference(Napi::Persistent(cls));
+  exports.Set("NativeTensor", cls);
+}
+
+Napi::Object TensorWrap::Wrap(Napi::Env env, at::Tensor tensor) {
+  return constructor_->New({Napi::External<at::Tensor>::New(env, &tensor)});
+}
+
+bool TensorWrap::IsTensor(const Napi::Value& value) {
+  return value.IsObject() && value.As<Napi::Object>().InstanceOf(constructor_->Value());
+}
+
+at::Tensor TensorWrap::FromJs(const Napi::Value& value, const std::string& name) {
+  if (!IsTensor(value)) ThrowType("Expected a Tensor for " + name + " but received " + TypeName(value));
+  TensorWrap* wrap = Napi::ObjectWrap<TensorWrap>::Unwrap(value.As<Napi::Object>());
+  if (!wrap->tensor_.defined()) throw JsError(ErrorKind::kError, "The Tensor passed as " + name + " was disposed");
+  return wrap->tensor_;
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info), env_(info.Env()) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "Tensors are created with Tensor.fromTypedArray, zeros, ones or randn");
+  }
+  tensor_ = *info[0].As<Napi::External<at::Tensor>>().Data();
+  reported_bytes_ = static_cast<int64_t>(tensor_.numel() * tensor_.element_size());
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
+}
+
+TensorWrap::~TensorWrap() {
+  if (reported_bytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(Napi::Env(env_), -reported_bytes_);
+}
+
+void TensorWrap::Release(Napi::Env env) {
+  tensor_ = at::Tensor();
+  if (reported_bytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  reported_bytes_ = 0;
+}
+
+const at::Tensor& TensorWrap::Live(const char* method) const {
+  if (!tensor_.defined()) throw JsError(ErrorKind::kError, std::string("Cannot call ") + method + "() on a disposed Tensor");
+  return tensor_;
+}
+
+Napi::Value TensorWrap::Shape(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const at::Tensor& t = Live("shape");
+    Napi::Array shape = Napi::Array::New(info.Env(), t.dim());
+    for (int64_t i = 0; i < t.dim(); ++i) shape.Set(uint32_t(i), Napi::Number::New(info.Env(), double(t.size(i))));
+    return shape;
+  });
+}
+
+Napi::Value TensorWrap::Dtype(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, { return Napi::String::New(info.Env(), DtypeName(Live("dtype").scalar_type())); });
+}
+
+Napi::Value TensorWrap::Device(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, { return Napi::String::New(info.Env(), DeviceName(Live("device").device())); });
+}
+
+Napi::Value TensorWrap::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !tensor_.defined());
+}
+
+template <typename ArrayT, typename ElemT>
+static Napi::Value CopyOut(Napi::Env env, const at::Tensor& cpu) {
+  ArrayT out = ArrayT::New(env, size_t(cpu.numel()));
+  if (cpu.numel() > 0) std::memcpy(out.Data(), cpu.data_ptr<ElemT>(), size_t(cpu.numel()) * sizeof(ElemT));
+  return out;
+}
+
+Napi::Value TensorWrap::ToTypedArray(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    at::Tensor t = Live("toTypedArray");
+    if (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
+    at::Tensor cpu = t.to(at::kCPU).contiguous();
+    Napi::Env env = info.Env();
+    switch (cpu.scalar_type()) {
+      case at::kFloat: return CopyOut<Napi::Float32Array, float>(env, cpu);
+      case at::kDouble: return CopyOut<Napi::Float64Array, double>(env, cpu);
+      case at::kByte: return CopyOut<Napi::Uint8Array, uint8_t>(env, cpu);
+      case at::kLong: return CopyOut<Napi::BigInt64Array, int64_t>(env, cpu);
+      case at::kInt: return CopyOut<Napi::Int32Array, int32_t>(env, cpu);
+      default: return CopyOut<Napi::Float32Array, float>(env, cpu.to(at::kFloat));
+    }
+  });
+}
+
+Napi::Value TensorWrap::To(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    at::Device device = ArgDevice(info[0], "device");
+    CheckDeviceAvailable(device);
+    return Wrap(info.Env(), Live("to").to(device));
+  });
+}
+
+Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release(info.Env());
+  return info.Env().Undefined();
+}
+
+// ---- factories ----
+
+static at::ScalarType DtypeOfArray(const Napi::TypedArray& array) {
+  switch (array.TypedArrayType()) {
+    case napi_float32_array: return at::kFloat;
+    case napi_float64_array: return at::kDouble;
+    case napi_uint8_array: return at::kByte;
+    case napi_bigint64_array: return at::kLong;
+    default:
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data");
+  }
+}
+
+static Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    if (!info[0].IsTypedArray()) {
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data but received " +
+                TypeName(info[0]));
+    }
+    auto array = info[0].As<Napi::TypedArray>();
+    at::ScalarType dtype = DtypeOfArray(array);
+    std::vector<int64_t> shape = ArgShape(info[1], "shape");
+    at::Device device = ArgDevice(info[2], "device");
+    CheckDeviceAvailable(device);
+    int64_t numel = 1;
+    for (int64_t d : shape) {
+      if (d != 0 && numel > (int64_t(1) << 40) / d) ThrowRange("shape has too many elements");
+      numel *= d;
+    }
+    if (numel != int64_t(array.ElementLength())) {
+      ThrowRange("shape " + c10::str(c10::IntArrayRef(shape)) + " needs " + std::to_string(numel) +
+                 " elements but data has " + std::to_string(array.ElementLength()));
+    }
+    at::Tensor cpu = at::empty(shape, at::TensorOptions().dtype(dtype));
+    const uint8_t* src = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    if (numel > 0) std::memcpy(cpu.data_ptr(), src, size_t(numel) * cpu.element_size());
+    return TensorWrap::Wrap(info.Env(), device.is_cpu() ? cpu : cpu.to(device));
+  });
+}
+
+// zeros/ones/randn(shape, dtype, device)
+template <at::Tensor (*Make)(at::IntArrayRef, at::TensorOptions)>
+static Napi::Value Factory(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    std::vector<int64_t> shape = ArgShape(info[0], "shape");
+    at::ScalarType dtype = info[1].IsUndefined() ? at::kFloat : ArgDtype(info[1], "dtype");
+    at::Device device = ArgDevice(info[2], "device");
+    CheckDeviceAvailable(device);
+    int64_t numel = 1;
+    for (int64_t d : shape) {
+      if (d != 0 && numel > (int64_t(1) << 36) / d) ThrowRange("shape has too many elements");
+      numel *= d;
+    }
+    return TensorWrap::Wrap(info.Env(), Make(shape, at::TensorOptions().dtype(dtype).device(device)));
+  });
+}
+
+static at::Tensor MakeZeros(at::IntArrayRef shape, at::TensorOptions options) { return at::zeros(shape, options); }
+static at::Tensor MakeOnes(at::IntArrayRef shape, at::TensorOptions options) { return at::ones(shape, options); }
+static at::Tensor MakeRandn(at::IntArrayRef shape, at::TensorOptions options) {
+  if (!at::isFloatingType(options.dtype().toScalarType())) ThrowType("randn needs a floating dtype (float32 or float64)");
+  return at::randn(shape, options);
+}
+
+static void InitTensorModule(Napi::Env env, Napi::Object exports) {
+  TensorWrap::Init(env, exports);
+  exports.Set("fromTypedArray", Napi::Function::New<FromTypedArray>(env, "fromTypedArray"));
+  exports.Set("zeros", Napi::Function::New<Factory<MakeZeros>>(env, "zeros"));
+  exports.Set("ones", Napi::Function::New<Factory<MakeOnes>>(env, "ones"));
+  exports.Set("randn", Napi::Function::New<Factory<MakeRandn>>(env, "randn"));
+}
+SIMCLR_MODULE(tensor, InitTensorModule);
+
+}  // namespace simclr

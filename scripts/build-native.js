@@ -1,0 +1,38 @@
+'use strict';
+// Source build of the addon with cmake-js against the LibTorch that scripts/libtorch.js finds. Writes
+// build/Release/simclr.node (which node-gyp-build prefers over prebuilds/) and build/libtorch.json (what it linked).
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { findLibTorch } = require('./libtorch');
+
+const ROOT = path.join(__dirname, '..');
+
+function buildNative({ quiet = false } = {}) {
+  const libtorch = findLibTorch(); // throws the one error that lists every option
+  const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+  const jobs = String(Math.max(1, require('os').availableParallelism()));
+  // A different LibTorch than the last build's needs a fresh configure; otherwise an incremental build is enough.
+  const stamp = path.join(ROOT, 'build', 'libtorch.json');
+  const sameLibTorch = fs.existsSync(stamp) && JSON.parse(fs.readFileSync(stamp, 'utf8')).libDir === libtorch.libDir;
+  const args = [cmakeJs, sameLibTorch ? 'compile' : 'rebuild', '--directory', ROOT, '--out', path.join(ROOT, 'build'), '--config', 'Release',
+    '--parallel', jobs];
+  if (!quiet) process.stderr.write(`simclr: building the native addon against ${libtorch.source} LibTorch ${libtorch.version} (${libtorch.libDir})\n`);
+  const run = spawnSync(process.execPath, args, { cwd: ROOT, stdio: quiet ? 'pipe' : 'inherit', env: process.env });
+  if (run.status !== 0) {
+    const output = quiet ? `\n${run.stdout}\n${run.stderr}` : '';
+    throw new Error(`simclr: the native build failed (cmake-js exit ${run.status}).${output}`);
+  }
+  fs.writeFileSync(stamp, JSON.stringify(libtorch, null, 2));
+  return libtorch;
+}
+
+module.exports = { buildNative };
+if (require.main === module) {
+  try {
+    buildNative();
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}

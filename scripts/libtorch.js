@@ -1,0 +1,129 @@
+'use strict';
+// Finds the LibTorch that a source build compiles and links against. One order, one error (like tch-rs):
+//   1. LIBTORCH=<folder>            a libtorch distribution (include/ and lib/ inside)
+//   2. LIBTORCH_USE_PYTORCH=1       the LibTorch inside Python's `torch` package (pip, conda), found with
+//                                   $PYTHON or python3
+//   3. the system's LibTorch        Debian's libtorch-dev (headers in /usr/include, libraries on the default path)
+// Used by the build (CMakeLists.txt, binding.gyp) and by `simclr doctor`.
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const SYSTEM_INCLUDE = '/usr/include';
+const SYSTEM_LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'];
+
+class LibTorchNotFound extends Error {}
+
+function howToChoose(reason) {
+  return [
+    `No usable LibTorch: ${reason}`,
+    'simclr looks for LibTorch in this order:',
+    '  1. LIBTORCH=/path/to/libtorch        a libtorch folder (with include/ and lib/)',
+    '  2. LIBTORCH_USE_PYTORCH=1            the LibTorch inside Python torch (pip install torch); PYTHON picks the interpreter',
+    '  3. the system LibTorch               on Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp',
+  ].join('\n');
+}
+
+function readVersionHeader(includeDir) {
+  const header = path.join(includeDir, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
+  if (!fs.existsSync(header)) return undefined;
+  const text = fs.readFileSync(header, 'utf8');
+  const field = (name) => (text.match(new RegExp(`#define TORCH_VERSION_${name} (\\d+)`)) || [])[1];
+  const [major, minor, patch] = ['MAJOR', 'MINOR', 'PATCH'].map(field);
+  return major === undefined ? undefined : `${major}.${minor}.${patch}`;
+}
+
+function fromFolder(root, source) {
+  const includeDir = path.join(root, 'include');
+  const libDir = path.join(root, 'lib');
+  if (!fs.existsSync(path.join(includeDir, 'ATen', 'ATen.h'))) {
+    throw new LibTorchNotFound(howToChoose(`${source} points at ${root}, which has no include/ATen/ATen.h`));
+  }
+  if (!fs.readdirSync(libDir).some((f) => f.startsWith('libtorch_cpu.'))) {
+    throw new LibTorchNotFound(howToChoose(`${source} points at ${root}, whose lib/ has no libtorch_cpu`));
+  }
+  return describe({ source, root, includeDir, libDir, rpath: true });
+}
+
+function fromPython() {
+  const python = process.env.PYTHON || 'python3';
+  let info;
+  try {
+    const code = 'import json, os, torch; print(json.dumps({"root": os.path.dirname(torch.__file__), ' +
+      '"abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "version": torch.__version__, "cuda": torch.version.cuda}))';
+    info = JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  } catch (err) {
+    throw new LibTorchNotFound(howToChoose(`LIBTORCH_USE_PYTORCH=1 but \`${python} -c "import torch"\` failed: ${err.message.split('\n')[0]}`));
+  }
+  const found = fromFolder(info.root, 'LIBTORCH_USE_PYTORCH');
+  return { ...found, version: info.version.split('+')[0], cxx11abi: info.abi === 1, python };
+}
+
+function fromSystem() {
+  if (!fs.existsSync(path.join(SYSTEM_INCLUDE, 'ATen', 'ATen.h'))) {
+    throw new LibTorchNotFound(howToChoose('LIBTORCH is unset, LIBTORCH_USE_PYTORCH is unset, and no system LibTorch headers are in /usr/include'));
+  }
+  const libDir = SYSTEM_LIB_DIRS.find((dir) => fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith('libtorch_cpu.so')));
+  if (!libDir) throw new LibTorchNotFound(howToChoose('system LibTorch headers exist but libtorch_cpu.so was not found'));
+  return describe({ source: 'system', root: '/usr', includeDir: SYSTEM_INCLUDE, libDir, rpath: false });
+}
+
+function describe(found) {
+  const libs = fs.readdirSync(found.libDir);
+  const has = (name) => libs.some((f) => f === `lib${name}.so` || f.startsWith(`lib${name}.so.`));
+  // Newer LibTorch headers refuse to compile below C++20 (ATen.h says so); older ones are fine with C++17.
+  const atenHeader = fs.readFileSync(path.join(found.includeDir, 'ATen', 'ATen.h'), 'utf8');
+  return {
+    ...found,
+    cxxStandard: atenHeader.includes('C++20 or later') ? 20 : 17,
+    version: readVersionHeader(found.includeDir),
+    cxx11abi: true,
+    cuda: has('torch_cuda'),
+    // Linking torch_cuda (with --no-as-needed) registers the CUDA backend; code stays device-agnostic ATen.
+    libraries: ['torch', 'torch_cpu', 'c10', ...(has('torch_cuda') ? ['torch_cuda', 'c10_cuda'] : [])].filter(has),
+  };
+}
+
+/** Returns the LibTorch that a build should use, or throws LibTorchNotFound listing every option. */
+function findLibTorch(env = process.env) {
+  if (env.LIBTORCH) return fromFolder(path.resolve(env.LIBTORCH), 'LIBTORCH');
+  if (env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true') return fromPython();
+  return fromSystem();
+}
+
+/** True when the user asked for a specific LibTorch, so the prebuilt binary (system LibTorch) must not be used. */
+function explicitLibTorchRequested(env = process.env) {
+  return Boolean(env.LIBTORCH) || env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true';
+}
+
+/** Compiler and linker flags, shared by CMakeLists.txt and binding.gyp so both builds agree. */
+function buildFlags(lt) {
+  const includes = [lt.includeDir, path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include')];
+  const defines = [`_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi ? 1 : 0}`, ...(lt.cuda ? ['SIMCLR_WITH_CUDA=1'] : [])];
+  const ldflags = [
+    `-L${lt.libDir}`,
+    '-Wl,-z,now', // an ABI mismatch then fails at require(), not at the first error path
+    '-Wl,--no-as-needed',
+    ...lt.libraries.map((l) => `-l${l}`),
+    '-Wl,--as-needed',
+    ...(lt.rpath ? [`-Wl,-rpath,${lt.libDir}`] : []),
+  ];
+  return { includes, defines, ldflags, std: [`-std=c++${lt.cxxStandard}`], cxxStandard: [String(lt.cxxStandard)] };
+}
+
+module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, LibTorchNotFound };
+
+if (require.main === module) {
+  // CLI for the build files: `node scripts/libtorch.js json | includes|defines|ldflags|std|cxxStandard [--cmake]`
+  // (space-separated for gyp, ';'-separated CMake lists with --cmake).
+  try {
+    const lt = findLibTorch();
+    const flags = buildFlags(lt);
+    const what = process.argv[2] || 'json';
+    if (what === 'json') process.stdout.write(JSON.stringify({ ...lt, ...flags }, null, 2) + '\n');
+    else process.stdout.write(flags[what].join(process.argv.includes('--cmake') ? ';' : ' ') + '\n');
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}

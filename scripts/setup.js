@@ -1,0 +1,95 @@
+'use strict';
+// Brings a fresh clone to a runnable state; used by `npm start` and `npm test` (README quick start) and by CI.
+//   1. system packages (Debian, as root): LibTorch unless another was chosen, OpenBLAS, Fashion-MNIST, and with
+//      --for-tests the PyTorch/torchvision oracle
+//   2. node_modules (npm ci), whose install hook loads the prebuild or builds the addon
+//   3. a source build when the binary that would load is missing, stale, or built against another LibTorch
+//   4. the TypeScript build (dist/), which the CLI runs from
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const ROOT = path.join(__dirname, '..');
+const forTests = process.argv.includes('--for-tests');
+const log = (message) => process.stderr.write(`simclr setup: ${message}\n`);
+
+function run(cmd, args, options = {}) {
+  const result = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit', ...options });
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${result.status}`);
+}
+
+function debianPackagesMissing(names) {
+  return names.filter((name) => {
+    const q = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' });
+    return q.status !== 0 || !q.stdout.includes('install ok installed');
+  });
+}
+
+function ensureSystemPackages() {
+  if (!fs.existsSync('/usr/bin/dpkg-query')) {
+    log('not a Debian-like system: install LibTorch and OpenBLAS yourself (see README)');
+    return;
+  }
+  const { explicitLibTorchRequested } = require('./libtorch');
+  const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist'];
+  if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
+  if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
+  const missing = debianPackagesMissing(wanted);
+  if (missing.length === 0) return;
+  if (process.getuid && process.getuid() !== 0) {
+    log(`missing Debian packages: ${missing.join(' ')}; run as root: apt-get install -y ${missing.join(' ')}`);
+    return;
+  }
+  log(`installing ${missing.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  if (install().status !== 0) {
+    run('apt-get', ['update', '-q'], { env });
+    if (install().status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
+  }
+}
+
+function ensureNodeModules() {
+  const marker = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const lock = path.join(ROOT, 'package-lock.json');
+  if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= fs.statSync(lock).mtimeMs) return;
+  log('installing npm dependencies (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+function loadableBinary() {
+  const probe = spawnSync(process.execPath, ['-e',
+    `const b = require('node-gyp-build'); const p = b.resolve(${JSON.stringify(ROOT)}); const a = require(p);` +
+    `process.stdout.write(JSON.stringify({ path: p, hash: a.buildInfo().sourceHash }))`], { encoding: 'utf8' });
+  return probe.status === 0 ? JSON.parse(probe.stdout) : undefined;
+}
+
+function ensureNativeBinary() {
+  const { findLibTorch, explicitLibTorchRequested } = require('./libtorch');
+  const { sourceHash } = require('./source-hash');
+  const { buildNative } = require('./build-native');
+  const stamp = path.join(ROOT, 'build', 'libtorch.json');
+  const loaded = loadableBinary();
+  let reason;
+  if (!loaded) reason = 'no binary loads';
+  else if (explicitLibTorchRequested()) {
+    const built = fs.existsSync(stamp) ? JSON.parse(fs.readFileSync(stamp, 'utf8')).libDir : undefined;
+    if (!loaded.path.includes(`${path.sep}build${path.sep}`) || built !== findLibTorch().libDir) reason = 'another LibTorch was chosen';
+  }
+  // A stale source build is rebuilt; a stale prebuild is not (the prebuild test reports it: run `npm run prebuild`).
+  if (!reason && loaded.path.includes(`${path.sep}build${path.sep}`) && loaded.hash !== sourceHash()) reason = 'native sources changed';
+  if (reason) {
+    log(`building the native addon (${reason})`);
+    buildNative();
+  }
+}
+
+try {
+  ensureSystemPackages();
+  ensureNodeModules();
+  ensureNativeBinary();
+  run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
+} catch (err) {
+  log(err.message);
+  process.exit(1);
+}

@@ -1,0 +1,71 @@
+/** `simclr doctor`: what LibTorch the addon uses, how it was built, and what would make it slow. */
+import * as fs from 'fs';
+import * as path from 'path';
+import { native, nativeBinaryPath, PACKAGE_ROOT } from './native';
+
+export interface DoctorReport {
+  binary: { path: string; kind: 'prebuilt' | 'source build'; sourceHash: string };
+  libtorch: { version: string; source: string; libDir: string; compiledWithCuda: boolean };
+  cuda: { available: boolean; devices: number };
+  threads: number;
+  blas: { libraries: string[]; kind: 'openblas' | 'mkl' | 'reference' | 'unknown' };
+  warnings: string[];
+}
+
+/** Shared libraries of this process whose path looks like a BLAS, with symlinks resolved. */
+function loadedBlasLibraries(): string[] {
+  try {
+    const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+    const paths = maps.split('\n').map((line) => line.split(/\s+/)[5]).filter((p): p is string => Boolean(p && /blas|mkl/i.test(p)));
+    return [...new Set(paths.map((p) => fs.realpathSync(p)))];
+  } catch {
+    return [];
+  }
+}
+
+function blasKind(libraries: string[], config: string): DoctorReport['blas']['kind'] {
+  if (/BLAS_INFO=mkl/.test(config) || libraries.some((l) => /mkl/i.test(l))) return 'mkl';
+  if (libraries.some((l) => /openblas/i.test(l))) return 'openblas';
+  if (libraries.some((l) => /\/blas\/libblas\.so/.test(l))) return 'reference';
+  return 'unknown';
+}
+
+export function doctor(): DoctorReport {
+  const info = native.buildInfo();
+  const stampFile = path.join(PACKAGE_ROOT, 'build', 'libtorch.json');
+  const isSourceBuild = nativeBinaryPath.includes(`${path.sep}build${path.sep}`);
+  const stamp = isSourceBuild && fs.existsSync(stampFile) ? JSON.parse(fs.readFileSync(stampFile, 'utf8')) : undefined;
+  const libraries = loadedBlasLibraries();
+  const report: DoctorReport = {
+    binary: { path: nativeBinaryPath, kind: isSourceBuild ? 'source build' : 'prebuilt', sourceHash: info.sourceHash },
+    libtorch: {
+      version: info.libtorchVersion,
+      source: stamp ? stamp.source : 'system (prebuilt binary)',
+      libDir: stamp ? stamp.libDir : '/usr/lib/x86_64-linux-gnu',
+      compiledWithCuda: info.compiledWithCuda,
+    },
+    cuda: { available: native.cudaIsAvailable(), devices: native.cudaDeviceCount() },
+    threads: native.getNumThreads(),
+    blas: { libraries, kind: blasKind(libraries, info.config) },
+    warnings: [],
+  };
+  if (report.blas.kind === 'reference') {
+    report.warnings.push('LibTorch uses the reference BLAS (libblas3): Linear layers run ~15x slower. Fix: apt-get install libopenblas0-openmp');
+  }
+  if (report.libtorch.compiledWithCuda && !report.cuda.available) {
+    report.warnings.push('This LibTorch has CUDA support but no GPU/driver is visible: running on CPU.');
+  }
+  return report;
+}
+
+export function formatDoctor(report: DoctorReport): string {
+  const lines = [
+    `binary      ${report.binary.kind}: ${report.binary.path}`,
+    `libtorch    ${report.libtorch.version} (${report.libtorch.source}) ${report.libtorch.libDir}`,
+    `cuda        ${report.libtorch.compiledWithCuda ? 'compiled in' : 'not compiled in'}; available: ${report.cuda.available}; devices: ${report.cuda.devices}`,
+    `threads     ${report.threads}`,
+    `blas        ${report.blas.kind}${report.blas.libraries.length ? ' (' + report.blas.libraries.join(', ') + ')' : ''}`,
+    ...report.warnings.map((w) => `warning     ${w}`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,5 @@
+/** Public API of the `simclr` package. */
+export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda } from './tensor';
+export type { Dtype, Device, TensorOptions, SupportedTypedArray } from './tensor';
+export { doctor, formatDoctor } from './doctor';
+export type { DoctorReport } from './doctor';

@@ -1,0 +1,133 @@
+/** Tensors: native LibTorch tensors seen from TypeScript. Data is copied only by fromTypedArray / toTypedArray. */
+import { native, NativeTensor } from './native';
+import { invalid } from './errors';
+
+export type Dtype = 'float32' | 'float64' | 'uint8' | 'int64';
+/** 'cpu', 'cuda' or 'cuda:<index>'. */
+export type Device = string;
+export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array : D extends 'float64' ? Float64Array
+  : D extends 'uint8' ? Uint8Array : D extends 'int64' ? BigInt64Array : Float32Array | Float64Array | Uint8Array | BigInt64Array;
+export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | BigInt64Array;
+
+export interface TensorOptions {
+  dtype?: Dtype;
+  device?: Device;
+}
+
+/**
+ * A LibTorch tensor. Its memory is freed when it is garbage collected, or at once by `dispose()` (or `using`).
+ */
+export class Tensor {
+  /** @internal */
+  readonly handle: NativeTensor;
+
+  /** @internal Wraps a native tensor; users create tensors with the static factories. */
+  constructor(handle: NativeTensor) {
+    if (!(handle instanceof native.NativeTensor)) {
+      throw new TypeError('Tensors are created with Tensor.fromTypedArray, zeros, ones or randn');
+    }
+    this.handle = handle;
+  }
+
+  /** Copies `data` into a new tensor of the given shape; the dtype follows the array type. */
+  static fromTypedArray(data: SupportedTypedArray, shape: readonly number[], options: { device?: Device } = {}): Tensor {
+    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof BigInt64Array)) {
+      throw invalid('a Float32Array, Float64Array, Uint8Array or BigInt64Array', 'data', data);
+    }
+    if (!Array.isArray(shape)) throw invalid('an array of non-negative integers', 'shape', shape);
+    return new Tensor(native.fromTypedArray(data, [...shape], options.device));
+  }
+
+  static zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+    return new Tensor(native.zeros(shapeArg(shape), options.dtype, options.device));
+  }
+
+  static ones(shape: readonly number[], options: TensorOptions = {}): Tensor {
+    return new Tensor(native.ones(shapeArg(shape), options.dtype, options.device));
+  }
+
+  /** Standard normal samples from LibTorch's generator (see `manualSeed`). */
+  static randn(shape: readonly number[], options: TensorOptions = {}): Tensor {
+    return new Tensor(native.randn(shapeArg(shape), options.dtype, options.device));
+  }
+
+  get shape(): number[] {
+    return this.handle.shape();
+  }
+
+  get dtype(): Dtype {
+    return this.handle.dtype() as Dtype;
+  }
+
+  get device(): Device {
+    return this.handle.device();
+  }
+
+  get disposed(): boolean {
+    return this.handle.disposed();
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Copies the data out (from any device) as a typed array of the tensor's dtype. */
+  toTypedArray(): SupportedTypedArray {
+    return this.handle.toTypedArray() as SupportedTypedArray;
+  }
+
+  /** Float data as a Float32Array (any floating dtype is converted). */
+  toFloat32Array(): Float32Array {
+    const data = this.toTypedArray();
+    return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>, Number);
+  }
+
+  /** A copy on `device` (the same tensor when it is already there). */
+  to(device: Device): Tensor {
+    return new Tensor(this.handle.to(device));
+  }
+
+  /** Frees the native memory now; later use throws. Safe to call twice. */
+  dispose(): void {
+    this.handle.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+  }
+}
+
+function shapeArg(shape: readonly number[]): number[] {
+  if (!Array.isArray(shape)) throw invalid('an array of non-negative integers', 'shape', shape);
+  return [...shape];
+}
+
+/** Seeds LibTorch's random generators (CPU and CUDA). */
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}
+
+/** Sets LibTorch's intra-op threads (the package starts with all available cores). */
+export function setNumThreads(threads: number): void {
+  native.setNumThreads(threads);
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** The version of the LibTorch the addon was compiled against. */
+export function libtorchVersion(): string {
+  return native.libtorchVersion();
+}
+
+export const cuda = {
+  /** True when this LibTorch has CUDA and a GPU is visible. */
+  isAvailable: (): boolean => native.cudaIsAvailable(),
+  deviceCount: (): number => native.cudaDeviceCount(),
+};
