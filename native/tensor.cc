@@ -80,26 +80,33 @@ Napi::Value TensorWrap::Disposed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !tensor_.defined());
 }
 
-template <typename ArrayT, typename ElemT>
-static Napi::Value CopyOut(Napi::Env env, const at::Tensor& cpu) {
-  ArrayT out = ArrayT::New(env, size_t(cpu.numel()));
-  if (cpu.numel() > 0) std::memcpy(out.Data(), cpu.data_ptr<ElemT>(), size_t(cpu.numel()) * sizeof(ElemT));
-  return out;
+// Copies the tensor into a fresh tensor whose memory backs the returned typed array (an external ArrayBuffer that
+// owns the copy), which saves the zero-fill and second pass of copying into a V8-allocated buffer.
+template <typename ArrayT>
+static Napi::Value CopyOut(Napi::Env env, const at::Tensor& tensor, napi_typedarray_type type) {
+  if (tensor.numel() == 0) return ArrayT::New(env, 0);
+  auto* owner = new at::Tensor(tensor.to(at::kCPU).contiguous().clone());
+  const size_t bytes = size_t(owner->numel()) * owner->element_size();
+  Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(bytes));
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, owner->data_ptr(), bytes,
+    [](Napi::Env env, void*, at::Tensor* held) {
+      Napi::MemoryManagement::AdjustExternalMemory(env, -int64_t(held->numel() * held->element_size()));
+      delete held;
+    }, owner);
+  return ArrayT::New(env, size_t(owner->numel()), buffer, 0, type);
 }
 
 Napi::Value TensorWrap::ToTypedArray(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
-    at::Tensor t = Live("toTypedArray");
-    if (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
-    at::Tensor cpu = t.to(at::kCPU).contiguous();
+    const at::Tensor& t = Live("toTypedArray");
     Napi::Env env = info.Env();
-    switch (cpu.scalar_type()) {
-      case at::kFloat: return CopyOut<Napi::Float32Array, float>(env, cpu);
-      case at::kDouble: return CopyOut<Napi::Float64Array, double>(env, cpu);
-      case at::kByte: return CopyOut<Napi::Uint8Array, uint8_t>(env, cpu);
-      case at::kLong: return CopyOut<Napi::BigInt64Array, int64_t>(env, cpu);
-      case at::kInt: return CopyOut<Napi::Int32Array, int32_t>(env, cpu);
-      default: return CopyOut<Napi::Float32Array, float>(env, cpu.to(at::kFloat));
+    switch (t.scalar_type()) {
+      case at::kFloat: return CopyOut<Napi::Float32Array>(env, t, napi_float32_array);
+      case at::kDouble: return CopyOut<Napi::Float64Array>(env, t, napi_float64_array);
+      case at::kByte: return CopyOut<Napi::Uint8Array>(env, t, napi_uint8_array);
+      case at::kLong: return CopyOut<Napi::BigInt64Array>(env, t, napi_bigint64_array);
+      case at::kInt: return CopyOut<Napi::Int32Array>(env, t, napi_int32_array);
+      default: return CopyOut<Napi::Float32Array>(env, t.to(at::kFloat), napi_float32_array);
     }
   });
 }

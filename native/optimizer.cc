@@ -1,0 +1,121 @@
+#include "optimizer.h"
+
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+namespace simclr {
+
+Optimizer::Optimizer(std::vector<NamedParameter> parameters, OptimizerOptions options)
+    : parameters_(std::move(parameters)), options_(options), buffers_(parameters_.size()) {
+  TORCH_CHECK_VALUE(options_.momentum >= 0 && options_.momentum < 1, "momentum must be in [0, 1), got ", options_.momentum);
+  TORCH_CHECK_VALUE(options_.weight_decay >= 0, "weightDecay must be >= 0, got ", options_.weight_decay);
+  TORCH_CHECK_VALUE(options_.beta1 >= 0 && options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1,
+                    "betas must be in [0, 1)");
+  TORCH_CHECK_VALUE(options_.eps > 0, "eps must be > 0");
+  TORCH_CHECK_VALUE(options_.trust_coefficient > 0, "trustCoefficient must be > 0");
+  TORCH_CHECK_VALUE(!options_.nesterov || options_.momentum > 0, "nesterov needs momentum > 0");
+}
+
+at::Tensor& Optimizer::Buffer(size_t index, const char* kind) {
+  auto& slot = buffers_[index][kind];
+  if (!slot.defined()) slot = at::zeros_like(parameters_[index].tensor);
+  return slot;
+}
+
+void Optimizer::ZeroGrad() {
+  for (auto& p : parameters_) {
+    if (p.tensor.grad().defined()) p.tensor.mutable_grad() = at::Tensor();
+  }
+}
+
+void Optimizer::Step(double lr) {
+  TORCH_CHECK_VALUE(std::isfinite(lr) && lr >= 0, "learning rate must be finite and >= 0, got ", lr);
+  at::NoGradGuard no_grad;
+  ++steps_;
+  const auto& o = options_;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    at::Tensor param = parameters_[i].tensor;
+    at::Tensor grad = param.grad();
+    if (!grad.defined()) continue;
+    const bool exclude = parameters_[i].exclude_from_decay;
+    switch (o.kind) {
+      case OptimizerKind::kSGD: {
+        // torch.optim.SGD: d = g + wd * p; buf = m * buf + d; step = nesterov ? d + m * buf : buf
+        at::Tensor d = o.weight_decay > 0 && !exclude ? grad.add(param, o.weight_decay) : grad;
+        if (o.momentum > 0) {
+          at::Tensor& buf = buffers_[i]["momentum"];
+          if (!buf.defined()) buf = d.clone();  // torch: the first step initialises the buffer with d
+          else buf.mul_(o.momentum).add_(d);
+          d = o.nesterov ? d.add(buf, o.momentum) : buf;
+        }
+        param.add_(d, -lr);
+        break;
+      }
+      case OptimizerKind::kAdamW: {
+        // torch.optim.AdamW: decoupled decay p *= 1 - lr * wd, then the bias-corrected Adam step.
+        if (o.weight_decay > 0 && !exclude) param.mul_(1 - lr * o.weight_decay);
+        at::Tensor& m = Buffer(i, "exp_avg");
+        at::Tensor& v = Buffer(i, "exp_avg_sq");
+        m.mul_(o.beta1).add_(grad, 1 - o.beta1);
+        v.mul_(o.beta2).addcmul_(grad, grad, 1 - o.beta2);
+        const double bias1 = 1 - std::pow(o.beta1, double(steps_));
+        const double bias2 = 1 - std::pow(o.beta2, double(steps_));
+        at::Tensor denom = (v.sqrt() / std::sqrt(bias2)).add_(o.eps);
+        param.addcdiv_(m, denom, -lr / bias1);
+        break;
+      }
+      case OptimizerKind::kLARS: {
+        // SimCLR's LARS (google-research/simclr lars_optimizer.py): decay, then a layer-wise trust ratio
+        // eta * ||p|| / ||g||; biases and BatchNorm parameters get neither.
+        at::Tensor d = grad;
+        at::Tensor& buf = Buffer(i, "momentum");
+        buf.mul_(o.momentum);
+        if (exclude) {
+          buf.add_(d, lr);
+        } else {
+          if (o.weight_decay > 0) d = d.add(param, o.weight_decay);
+          // Kept on the device (no .item()), so a CUDA step does not synchronise once per parameter.
+          at::Tensor param_norm = param.norm();
+          at::Tensor grad_norm = d.norm();
+          at::Tensor trust = at::where(param_norm.gt(0).logical_and(grad_norm.gt(0)),
+                                       param_norm.div(grad_norm).mul_(o.trust_coefficient), at::ones_like(param_norm));
+          buf.add_(d.mul(trust.mul_(lr)));
+        }
+        param.sub_(buf);
+        break;
+      }
+    }
+  }
+}
+
+std::map<std::string, at::Tensor> Optimizer::State() const {
+  std::map<std::string, at::Tensor> state;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    for (const auto& [kind, tensor] : buffers_[i]) state[parameters_[i].name + "/" + kind] = tensor;
+  }
+  return state;
+}
+
+void Optimizer::LoadState(const std::map<std::string, at::Tensor>& state, int64_t steps) {
+  TORCH_CHECK_VALUE(steps >= 0, "optimizer step count must be >= 0");
+  std::vector<std::map<std::string, at::Tensor>> restored(parameters_.size());
+  size_t used = 0;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    for (const char* kind : {"momentum", "exp_avg", "exp_avg_sq"}) {
+      auto it = state.find(parameters_[i].name + "/" + kind);
+      if (it == state.end()) continue;
+      const at::Tensor& p = parameters_[i].tensor;
+      TORCH_CHECK_VALUE(it->second.sizes() == p.sizes(), "optimizer state ", it->first, " has shape ", it->second.sizes(),
+                        " but the parameter has ", p.sizes());
+      restored[i][kind] = it->second.to(p.options()).clone();
+      ++used;
+    }
+  }
+  TORCH_CHECK_VALUE(used == state.size(), "optimizer state has ", state.size() - used,
+                    " entries that match no parameter of this model");
+  buffers_ = std::move(restored);
+  steps_ = steps;
+}
+
+}  // namespace simclr

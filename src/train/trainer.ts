@@ -1,0 +1,303 @@
+/**
+ * The SimCLR training loop. TypeScript decides what happens (schedule, logging, monitoring, checkpoints); one native
+ * call per step does the work (both views forward, fused NT-Xent, backward, optimiser step) off the JS thread, while
+ * the loader decodes and the augmenter prepares the next batch.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { native } from '../native';
+import { Tensor } from '../tensor';
+import { checkInteger, checkNumber, checkOneOf } from '../errors';
+import { learningRate, peakLearningRate, LrScaling, ScheduleConfig, checkSchedule } from './schedule';
+import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { Progress } from './progress';
+
+export type OptimizerName = 'sgd' | 'adamw' | 'lars';
+
+export interface OptimizerConfig {
+  optimizer: OptimizerName;
+  /** Base learning rate, scaled with the batch size by `lrScaling`. */
+  lr: number;
+  lrScaling: LrScaling;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  warmupEpochs: number;
+}
+
+/** What the loop needs of a model: the native handle the step runs on, and its state for checkpoints. */
+export interface TrainableModel {
+  readonly handle: object;
+  stateDict(): Promise<Record<string, Tensor>>;
+  loadStateDict(state: Record<string, Tensor>, options?: { strict?: boolean }): Promise<unknown>;
+  train(): void;
+  eval(): void;
+}
+
+/** One batch of the loader: images to augment. */
+export interface ImageBatch {
+  images: Tensor;
+  labels: ArrayLike<number>;
+}
+
+/** What the loop needs of the data side: batches per epoch, and a seeded augmenter whose state can be saved. */
+export interface TrainingData {
+  /** Batches of epoch `epoch`, starting after the first `skipBatches` (used when resuming mid-epoch). */
+  batches(epoch: number, skipBatches: number): AsyncIterable<ImageBatch>;
+  batchesPerEpoch: number;
+  /** Two views of each image, `2B x 3 x S x S` on `device`. */
+  views(images: Tensor): Promise<Tensor>;
+  getAugmentState(): unknown;
+  setAugmentState(state: unknown): void;
+}
+
+export interface TrainerOptions extends OptimizerConfig {
+  epochs: number;
+  batchSize: number;
+  temperature: number;
+  /** Folder for last.ckpt, best.ckpt, metrics.jsonl and the report. */
+  out: string;
+  /** Stop after this many steps in total (for quick runs); defaults to epochs * batchesPerEpoch. */
+  maxSteps?: number;
+  /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
+  monitor?: (epoch: number) => Promise<number | undefined>;
+  /** Anything else to store in checkpoints (the CLI stores the whole run config). */
+  config?: Record<string, unknown>;
+  /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
+  progress?: 'auto' | 'plain' | 'none';
+}
+
+export interface StepRecord {
+  kind: 'step';
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+}
+
+export interface EpochRecord {
+  kind: 'epoch';
+  epoch: number;
+  step: number;
+  loss: number;
+  knnAccuracy?: number;
+  seconds: number;
+}
+
+export type MetricsRecord = StepRecord | EpochRecord;
+
+/** What a checkpoint's JSON header holds. */
+export interface CheckpointMeta {
+  format: 'simclr-checkpoint';
+  epoch: number;
+  /** Batches of `epoch` already done (0 at an epoch boundary). */
+  batchInEpoch: number;
+  step: number;
+  optimizerSteps: number;
+  augmentState: unknown;
+  bestMetric: number | null;
+  config: Record<string, unknown>;
+}
+
+export interface TrainResult {
+  steps: number;
+  epochsCompleted: number;
+  lastLoss: number;
+  interrupted: boolean;
+  records: MetricsRecord[];
+}
+
+interface NativeTrainerHandle {
+  step(views: object, lr: number): Promise<{ loss: number }>;
+  optimizerState(): { names: string[]; tensors: object[]; steps: number };
+  loadOptimizerState(names: string[], tensors: object[], steps: number): void;
+}
+
+declare module '../native' {
+  interface NativeAddon {
+    createTrainer(model: object, options: Record<string, unknown>): NativeTrainerHandle;
+  }
+}
+
+export function checkTrainerOptions(o: TrainerOptions): void {
+  checkInteger(o.epochs, 'epochs', 1);
+  checkInteger(o.batchSize, 'batchSize', 2);
+  checkNumber(o.temperature, 'temperature', 1e-8, Infinity, true);
+  checkOneOf(o.optimizer, 'optimizer', ['sgd', 'adamw', 'lars'] as const);
+  checkNumber(o.lr, 'lr', 0, Infinity, true);
+  checkNumber(o.momentum, 'momentum', 0, 0.999999);
+  checkNumber(o.weightDecay, 'weightDecay', 0);
+  checkNumber(o.warmupEpochs, 'warmupEpochs', 0);
+  if (o.maxSteps !== undefined) checkInteger(o.maxSteps, 'maxSteps', 1);
+}
+
+export class Trainer {
+  private readonly native: NativeTrainerHandle;
+  private readonly schedule: ScheduleConfig;
+  private stopRequested = false;
+  /** The augmenter's state before the batch that is augmented but not yet trained on: what an interrupted run saves. */
+  private augmentStateBeforePending: unknown;
+
+  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
+    checkTrainerOptions(options);
+    const totalSteps = options.maxSteps ?? options.epochs * data.batchesPerEpoch;
+    this.schedule = checkSchedule({
+      baseLr: options.lr,
+      scaling: options.lrScaling,
+      batchSize: options.batchSize,
+      warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
+      totalSteps,
+    });
+    this.native = native.createTrainer(model.handle, {
+      optimizer: options.optimizer,
+      momentum: options.momentum,
+      nesterov: options.nesterov,
+      weightDecay: options.weightDecay,
+      temperature: options.temperature,
+    });
+  }
+
+  get peakLearningRate(): number {
+    return peakLearningRate(this.schedule);
+  }
+
+  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Trains from scratch, or from `resumeFrom` (a checkpoint written by this trainer) to the same end. */
+  async fit(resumeFrom?: string): Promise<TrainResult> {
+    const o = this.options;
+    await fs.promises.mkdir(o.out, { recursive: true });
+    let position = { epoch: 0, batchInEpoch: 0, step: 0 };
+    let best: number | null = null;
+    if (resumeFrom) {
+      const restored = await this.restore(resumeFrom);
+      position = restored;
+      best = restored.bestMetric;
+    } else {
+      await fs.promises.writeFile(path.join(o.out, 'metrics.jsonl'), '');
+    }
+    const metricsFile = path.join(o.out, 'metrics.jsonl');
+    const records: MetricsRecord[] = [];
+    const log = async (record: MetricsRecord) => {
+      records.push(record);
+      await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
+    };
+    const totalSteps = this.schedule.totalSteps;
+    const progress = new Progress(o.progress ?? 'auto', totalSteps, position.step);
+    let lastLoss = NaN;
+    let interrupted = false;
+    let epoch = position.epoch;
+    let batchInEpoch = position.batchInEpoch;
+    let step = position.step;
+
+    try {
+      for (; epoch < o.epochs && step < totalSteps && !this.stopRequested; epoch++, batchInEpoch = 0) {
+        const epochStart = Date.now();
+        let lossSum = 0;
+        let lossCount = 0;
+        const iterator = this.data.batches(epoch, batchInEpoch)[Symbol.asyncIterator]();
+        // The next batch's augmentation starts while the current step runs.
+        let pending = await this.nextViews(iterator);
+        while (pending && step < totalSteps) {
+          const stepStart = process.hrtime.bigint();
+          const lr = learningRate(step, this.schedule);
+          const views = pending;
+          const stepPromise = this.native.step(views.handle, lr);
+          const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
+          const { loss } = await stepPromise;
+          views.dispose();
+          pending = await upcoming;
+          if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
+          const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
+          const imagesPerSecond = views.shape[0] / 2 / seconds;
+          step++;
+          batchInEpoch++;
+          lastLoss = loss;
+          lossSum += loss;
+          lossCount++;
+          await log({ kind: 'step', step, epoch, loss, lr, imagesPerSecond });
+          progress.update(step, { loss, lr, imagesPerSecond, epoch });
+          if (this.stopRequested) break;
+        }
+        const unfinished = pending !== undefined;
+        pending?.dispose();
+        if (!unfinished) this.augmentStateBeforePending = undefined;
+        if (this.stopRequested && (unfinished || batchInEpoch < this.data.batchesPerEpoch)) {
+          interrupted = true;
+          break;
+        }
+        const knnAccuracy = o.monitor ? await o.monitor(epoch) : undefined;
+        await log({ kind: 'epoch', epoch, step, loss: lossSum / Math.max(1, lossCount), knnAccuracy, seconds: (Date.now() - epochStart) / 1000 });
+        progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${(lossSum / Math.max(1, lossCount)).toFixed(4)}` +
+          (knnAccuracy !== undefined ? `, kNN accuracy ${(knnAccuracy * 100).toFixed(2)}%` : ''));
+        const metric = knnAccuracy ?? -(lossSum / Math.max(1, lossCount));
+        const isBest = best === null || metric > best;
+        if (isBest) best = metric;
+        const at = { epoch: epoch + 1, batchInEpoch: 0, step };
+        await this.save(path.join(o.out, 'last.ckpt'), at, best);
+        if (isBest) await fs.promises.copyFile(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
+      }
+      if (interrupted) {
+        // A batch that was already augmented but not trained on is redone after resuming, with the same draws.
+        if (this.augmentStateBeforePending !== undefined) this.data.setAugmentState(this.augmentStateBeforePending);
+        await this.save(path.join(o.out, 'last.ckpt'), { epoch, batchInEpoch, step }, best);
+      }
+    } finally {
+      progress.stop();
+    }
+    return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
+  }
+
+  private async nextViews(iterator: AsyncIterator<ImageBatch>): Promise<Tensor | undefined> {
+    const next = await iterator.next();
+    if (next.done) return undefined;
+    this.augmentStateBeforePending = this.data.getAugmentState();
+    const views = await this.data.views(next.value.images);
+    next.value.images.dispose();
+    return views;
+  }
+
+  private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
+    const modelState = await this.model.stateDict();
+    const optimizer = this.native.optimizerState();
+    const tensors: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(modelState)) tensors[`model/${name}`] = t;
+    optimizer.names.forEach((name, i) => {
+      tensors[`optimizer/${name}`] = new Tensor(optimizer.tensors[i] as never);
+    });
+    const meta: CheckpointMeta = {
+      format: 'simclr-checkpoint',
+      ...at,
+      optimizerSteps: optimizer.steps,
+      augmentState: this.data.getAugmentState(),
+      bestMetric: best,
+      config: { ...(this.options.config ?? {}) },
+    };
+    await writeCheckpoint(file, { meta, tensors });
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+
+  private async restore(file: string): Promise<{ epoch: number; batchInEpoch: number; step: number; bestMetric: number | null }> {
+    const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
+    if (meta.format !== 'simclr-checkpoint') throw new Error(`${file} is not a training checkpoint`);
+    const modelState: Record<string, Tensor> = {};
+    const optimizerNames: string[] = [];
+    const optimizerTensors: object[] = [];
+    for (const [name, t] of Object.entries(tensors)) {
+      if (name.startsWith('model/')) modelState[name.slice(6)] = t;
+      else if (name.startsWith('optimizer/')) {
+        optimizerNames.push(name.slice(10));
+        optimizerTensors.push(t.handle);
+      }
+    }
+    await this.model.loadStateDict(modelState, { strict: true });
+    this.native.loadOptimizerState(optimizerNames, optimizerTensors, meta.optimizerSteps);
+    this.data.setAugmentState(meta.augmentState);
+    for (const t of Object.values(tensors)) t.dispose();
+    return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };
+  }
+}
