@@ -3,3 +3,5 @@ export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda
 export type { Dtype, Device, TensorOptions, SupportedTypedArray } from './tensor';
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';
+export { ntXent, NT_XENT_MIN_TEMPERATURE } from './ops/nt-xent';
+export type { NtXentOptions, NtXentResult } from './ops/nt-xent';

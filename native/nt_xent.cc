@@ -1,0 +1,212 @@
+// Fused NT-Xent: row tiles of the similarity matrix, a log-sum-exp per row, the gradient accumulated tile by tile.
+// See nt_xent.h for the definition. The algebra, with u the normalised rows, M = V*N rows, P the row softmax over
+// k ≠ i and Y_ip = 1/(V-1) on the positives:
+//   loss  = 1/M · ( Σ_i lse_i − Σ_i Σ_p u_i·u_p / ((V-1)τ) )
+//   dL/du = 1/(Mτ) · ( (P + Pᵀ)·U − 2·Y·U )          (s_ik depends on both u_i and u_k)
+// and Y·U needs no tile: row i of it is (Σ_v u_{v,image(i)} − u_i) / (V-1), the other views of its image.
+#include "nt_xent.h"
+
+#include <c10/core/GradMode.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace simclr {
+namespace {
+
+// A row tile holds about this many similarities (16 MiB in float32), and at least kMinTileRows rows: on these machines
+// a 128-row GEMM against all rows ran at ~33 GFLOPS and a 512-row one at ~55, so bigger tiles pay; even at
+// V*N = 65536 rows the tile stays 64 MiB.
+constexpr int64_t kTileElements = int64_t(1) << 22;
+constexpr int64_t kMinTileRows = 256;
+
+int64_t TileRows(int64_t rows) { return std::min(rows, std::max(kMinTileRows, kTileElements / rows)); }
+
+// exp(s) needs no max-shift when it cannot overflow: |s| <= 1/τ for unit rows, so a row sum stays below
+// rows·exp(1/τ). The limits keep that sum well inside float32 (3.4e38 = e^88) and float64 (e^709). Skipping the shift
+// saves a max and a subtraction pass over every tile; tiny temperatures take the shifted path.
+bool ExpFitsWithoutShift(const at::Tensor& u, double temperature) {
+  const double limit = u.scalar_type() == at::kDouble ? 700.0 : 80.0;
+  return 1.0 / temperature + std::log(double(u.size(0))) < limit;
+}
+
+// float16/bfloat16 are computed in float32 (the accumulation precision); float32 and float64 as they are.
+at::Tensor ComputeCopy(const at::Tensor& z) {
+  return z.to(z.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
+}
+
+struct Normalized {
+  at::Tensor u;        // z / norm
+  at::Tensor norm;     // rows x 1, max(|z_i|, eps)
+  at::Tensor clamped;  // rows x 1, true where |z_i| < eps (the norm is then a constant)
+};
+
+Normalized Normalize(const at::Tensor& z) {
+  at::Tensor raw = z.norm(2, {1}, /*keepdim=*/true);
+  at::Tensor norm = raw.clamp_min(kNtXentNormEps);
+  return {z / norm, norm, raw < kNtXentNormEps};
+}
+
+// Backward of u = z / max(|z|, eps): (du − u (u·du)) / |z| where the norm is not clamped, du / eps where it is.
+at::Tensor NormalizeBackward(const Normalized& n, const at::Tensor& grad_u) {
+  at::Tensor radial = (n.u * grad_u).sum(1, /*keepdim=*/true).masked_fill_(n.clamped, 0);
+  return (grad_u - n.u * radial) / n.norm;
+}
+
+// Row i: the sum of the other views of its image, Σ_v u_{v,image(i)} − u_i.
+at::Tensor PositiveSums(const at::Tensor& u, int64_t views) {
+  at::Tensor per_view = u.view({views, u.size(0) / views, u.size(1)});
+  return (per_view.sum(0, /*keepdim=*/true) - per_view).reshape(u.sizes());
+}
+
+at::Tensor MeanLoss(const at::Tensor& lse, const at::Tensor& u, const at::Tensor& positive_sums, double temperature,
+                    int64_t views) {
+  at::Tensor positive_logits = (u * positive_sums).sum() / (double(views - 1) * temperature);
+  return (lse.sum() - positive_logits) / double(u.size(0));
+}
+
+// Rows [begin, begin + count) of s = (u/τ)·uᵀ with the self-similarities set to −inf, written into `buffer`.
+at::Tensor SimilarityTile(const at::Tensor& u, const at::Tensor& u_over_t, int64_t begin, int64_t count,
+                          const at::Tensor& buffer) {
+  at::Tensor tile = buffer.narrow(0, 0, count);
+  at::mm_out(tile, u_over_t.narrow(0, begin, count), u.t());
+  tile.diagonal(begin).fill_(-std::numeric_limits<double>::infinity());
+  return tile;
+}
+
+// One sweep over the row tiles. Returns the per-row log Σ_{k≠i} exp(s_ik). When `grad_u` is given, adds (P + Pᵀ)·U to
+// it, P the row softmax; P is recomputed from `known_lse` when that is defined (the autograd backward), else
+// normalised within the tile. The softmax is never divided out over the tile: with E = exp(s − shift_i) and P =
+// diag(f)·E, f scales the small t x d operands instead.
+at::Tensor Sweep(const at::Tensor& u, double temperature, at::Tensor* grad_u, const at::Tensor& known_lse) {
+  const int64_t rows = u.size(0);
+  const int64_t tile_rows = TileRows(rows);
+  const bool unshifted = ExpFitsWithoutShift(u, temperature);
+  at::Tensor u_over_t = u / temperature;
+  at::Tensor lse = known_lse.defined() ? known_lse : at::empty({rows}, u.options());
+  at::Tensor buffer = at::empty({tile_rows, rows}, u.options());
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    at::Tensor tile = SimilarityTile(u, u_over_t, begin, count, buffer);
+    at::Tensor tile_lse = lse.narrow(0, begin, count).unsqueeze(1);
+    at::Tensor softmax_factor;  // f in P = diag(f)·tile
+    if (known_lse.defined()) {
+      if (unshifted) {
+        tile.exp_();
+        softmax_factor = tile_lse.neg().exp_();
+      } else {
+        tile.sub_(tile_lse).exp_();
+        softmax_factor = at::ones_like(tile_lse);
+      }
+    } else {
+      at::Tensor row_max;
+      if (!unshifted) {
+        row_max = std::get<0>(tile.max(1, /*keepdim=*/true));
+        tile.sub_(row_max);
+      }
+      at::Tensor row_sum = tile.exp_().sum(1, /*keepdim=*/true);
+      tile_lse.copy_(unshifted ? row_sum.log() : row_sum.log().add_(row_max));
+      softmax_factor = row_sum.reciprocal();
+    }
+    if (grad_u) {
+      at::Tensor tile_u = u.narrow(0, begin, count);
+      grad_u->narrow(0, begin, count).add_(at::mm(tile, u).mul_(softmax_factor));  // P·U, this tile's rows
+      grad_u->addmm_(tile.t(), tile_u * softmax_factor);                          // Pᵀ·U, this tile's columns
+    }
+  }
+  return lse;
+}
+
+// dL/dz from the (P + Pᵀ)·U sum of a sweep, scaled by `grad_scale` (the upstream gradient, 1 without autograd).
+at::Tensor GradientFromSweep(const Normalized& n, at::Tensor softmax_term, const at::Tensor& positive_sums,
+                             double temperature, int64_t views, const at::Tensor& grad_scale) {
+  at::Tensor grad_u = softmax_term.sub_(positive_sums, 2.0 / double(views - 1))
+                          .mul_(1.0 / (double(n.u.size(0)) * temperature));
+  if (grad_scale.defined()) grad_u.mul_(grad_scale);
+  return NormalizeBackward(n, grad_u);
+}
+
+class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z, double temperature,
+                            int64_t views) {
+    Normalized n = Normalize(ComputeCopy(z));
+    at::Tensor lse = Sweep(n.u, temperature, nullptr, at::Tensor());
+    // Only z and one number per row are kept; the tiles are recomputed in backward.
+    ctx->save_for_backward({z, lse});
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["views"] = views;
+    return MeanLoss(lse, n.u, PositiveSums(n.u, views), temperature, views);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const int64_t views = ctx->saved_data["views"].toInt();
+    torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& z = saved[0];
+    Normalized n = Normalize(ComputeCopy(z));
+    at::Tensor softmax_term = at::zeros_like(n.u);
+    Sweep(n.u, temperature, &softmax_term, saved[1]);
+    at::Tensor grad_z = GradientFromSweep(n, softmax_term, PositiveSums(n.u, views), temperature, views,
+                                          grad_outputs[0].to(n.u.scalar_type()));
+    return {grad_z.to(z.scalar_type()), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views) {
+  TORCH_CHECK_TYPE(z.defined(), "Expected a tensor for z but received an undefined tensor");
+  TORCH_CHECK_TYPE(at::isFloatingType(z.scalar_type()),
+                   "Expected a floating-point tensor (float32, float64, float16 or bfloat16) for z but received dtype ",
+                   z.scalar_type());
+  TORCH_CHECK_VALUE(z.dim() == 2, "Expected a 2-D tensor [views * N, d] for z but received shape ", z.sizes());
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature,
+                    "Expected a finite number > 1e-8 for temperature but received ", temperature);
+  TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
+  TORCH_CHECK_VALUE(z.size(0) % views == 0, "z has ", z.size(0), " rows, which is not a multiple of views = ", views,
+                    " (z holds views * N rows, view-major)");
+  TORCH_CHECK_VALUE(z.size(0) / views >= 2, "NT-Xent needs at least 2 images for a negative, but z has ",
+                    z.size(0) / views, " image(s) of ", views, " views");
+  TORCH_CHECK_VALUE(z.size(1) >= 1, "Expected at least one feature column in z but received shape ", z.sizes());
+}
+
+at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views) {
+  check_nt_xent_args(z, temperature, views);
+  return NtXentFunction::apply(z, temperature, views);
+}
+
+std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views) {
+  check_nt_xent_args(z, temperature, views);
+  c10::AutoGradMode no_autograd(false);
+  Normalized n = Normalize(ComputeCopy(z));
+  at::Tensor softmax_term = at::zeros_like(n.u);
+  at::Tensor lse = Sweep(n.u, temperature, &softmax_term, at::Tensor());
+  at::Tensor positive_sums = PositiveSums(n.u, views);
+  at::Tensor loss = MeanLoss(lse, n.u, positive_sums, temperature, views);
+  at::Tensor grad_z = GradientFromSweep(n, softmax_term, positive_sums, temperature, views, at::Tensor());
+  return {loss, grad_z.to(z.scalar_type())};
+}
+
+std::pair<at::Tensor, at::Tensor> nt_xent_reference(const at::Tensor& z, double temperature, int64_t views) {
+  check_nt_xent_args(z, temperature, views);
+  c10::AutoGradMode with_autograd(true);
+  at::Tensor leaf = ComputeCopy(z).detach().requires_grad_(true);
+  const int64_t rows = leaf.size(0);
+  at::Tensor u = leaf / leaf.norm(2, {1}, /*keepdim=*/true).clamp_min(kNtXentNormEps);
+  at::Tensor index = at::arange(rows, leaf.options().dtype(at::kLong).requires_grad(false));
+  at::Tensor self = index.unsqueeze(1).eq(index.unsqueeze(0));
+  at::Tensor image = index.remainder(rows / views);
+  at::Tensor positive = image.unsqueeze(1).eq(image.unsqueeze(0)).logical_and(self.logical_not());
+  at::Tensor logits = u.mm(u.t()).div(temperature).masked_fill(self, -std::numeric_limits<double>::infinity());
+  at::Tensor positive_log_prob = logits.log_softmax(1).masked_fill(positive.logical_not(), 0);
+  at::Tensor loss = positive_log_prob.sum(1).div(-double(views - 1)).mean();
+  loss.backward();
+  return {loss.detach(), leaf.grad().to(z.scalar_type())};
+}
+
+}  // namespace simclr

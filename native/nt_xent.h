@@ -1,0 +1,45 @@
+// Fused NT-Xent (normalised temperature-scaled cross-entropy), the SimCLR loss, as a native op. No napi here.
+//
+// z holds V views of N images, view-major (V*N x d): rows i and i + N are views of image i. Rows are l2-normalised
+// (norms below kNtXentNormEps are clamped to it), s_ik = u_i·u_k / temperature, and the loss is the mean over all V*N
+// anchors i of
+//     -1/|P(i)| Σ_{p∈P(i)} log( exp(s_ip) / Σ_{k≠i} exp(s_ik) ),    P(i) = the other V-1 views of i's image.
+// For V = 2 that is the SimCLR paper's NT-Xent (one positive, 2N-2 negatives); for V > 2 it is SupCon's L_out form
+// (the mean of the log-probabilities over the positives).
+//
+// The V*N x V*N similarity matrix is never materialised: row tiles of about kNtXentTileElements are computed with one
+// GEMM each, reduced to a log-sum-exp per row, and recomputed for the gradient (the flash-attention idea). Memory is
+// O(V*N·d + tile·V*N). Plain ATen, so CPU and CUDA alike. Float32 accumulation (float16/bfloat16 inputs are computed in
+// float32), float64 stays float64.
+//
+// NaN or ±Inf anywhere in z gives a NaN loss and an all-NaN gradient (a row's similarities reach every row's
+// denominator); there is no check, since it would cost an extra pass and, on a GPU, a synchronisation.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <utility>
+
+namespace simclr {
+
+// Rows whose l2 norm is below this are divided by it instead: a normal float16 number (the smallest is 6.1e-5), so it
+// neither underflows nor flushes to zero in half precision the way F.normalize's 1e-12 does.
+constexpr double kNtXentNormEps = 1e-4;
+// Temperatures at or below this are an error rather than a NaN later (lightly does the same).
+constexpr double kNtXentMinTemperature = 1e-8;
+
+// Throws c10::TypeError (not floating point) or c10::ValueError (shape, views, temperature) naming the problem.
+void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views);
+
+// Mean NT-Xent loss over all V*N anchors of z (V*N x d, view-major), differentiable w.r.t. z through the hand-written
+// backward (a torch::autograd::Function, so loss.backward() inside a training step works). Validates arguments.
+at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views);
+
+// Forward value and dLoss/dz without autograd (what the TS ntXent() returns), in one sweep over the tiles.
+std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views);
+
+// The same loss and gradient the plain, unfused way (normalize, full similarity matrix, log_softmax, ATen autograd):
+// the in-process reference the tests compare against. Memory O((V*N)²).
+std::pair<at::Tensor, at::Tensor> nt_xent_reference(const at::Tensor& z, double temperature, int64_t views);
+
+}  // namespace simclr
