@@ -3,3 +3,5 @@ export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda
 export type { Dtype, Device, TensorOptions, SupportedTypedArray } from './tensor';
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';
+export * from './data';
+export * from './augment';
