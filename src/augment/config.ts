@@ -1,0 +1,103 @@
+/** The augmentation config: SimCLR's defaults written once, every field documented and checked. */
+import { checkInteger, checkNumber, invalid } from '../errors';
+import { triple } from './functional';
+
+export interface AugmentConfig {
+  /** Side S of each square output view, in pixels. SimCLR: 224; the seed: 128. */
+  size: number;
+  /** RandomResizedCrop: area fraction and aspect ratio (width / height) ranges of the crop. SimCLR: (0.08, 1), (3/4, 4/3). */
+  crop: { scale: [number, number]; ratio: [number, number] };
+  /** Probability of a left-right flip. SimCLR: 0.5. */
+  flipProbability: number;
+  /**
+   * Colour jitter, applied with `probability` (SimCLR: 0.8) with its four ops in random order. Factors are drawn
+   * uniformly: brightness, contrast, saturation in [max(0, 1 - x), 1 + x]; hue in [-hue, hue]. SimCLR with strength s:
+   * 0.8s, 0.8s, 0.8s, 0.2s (s = 1 for ImageNet). Jitter works on [0, 1] pixels, before normalisation.
+   */
+  colorJitter: { probability: number; brightness: number; contrast: number; saturation: number; hue: number };
+  /** Probability of converting a view to grayscale (3 equal channels). SimCLR: 0.2. */
+  grayscaleProbability: number;
+  /**
+   * Gaussian blur with `probability` (SimCLR: 0.5), an odd kernel of `kernelSize` pixels (default: about 10% of
+   * `size`, made odd, as SimCLR) and sigma drawn uniformly from `sigma` (SimCLR: [0.1, 2]).
+   */
+  blur: { probability: number; kernelSize: number; sigma: [number, number] };
+  /** Per-channel normalisation after augmentation: (x - mean) / std. Default: ImageNet's, as the seed. */
+  normalize: { mean: [number, number, number]; std: [number, number, number] };
+}
+
+/** A partial config: anything left out takes SimCLR's default. `jitterStrength` s sets the jitter's four factors. */
+export interface AugmentOptions {
+  size?: number;
+  crop?: Partial<AugmentConfig['crop']>;
+  flipProbability?: number;
+  jitterStrength?: number;
+  colorJitter?: Partial<AugmentConfig['colorJitter']>;
+  grayscaleProbability?: number;
+  blur?: Partial<AugmentConfig['blur']>;
+  normalize?: Partial<AugmentConfig['normalize']>;
+}
+
+/** SimCLR's blur kernel: 10% of the view size, rounded down, made odd. */
+export function defaultBlurKernel(size: number): number {
+  const k = Math.max(1, Math.floor(size / 10));
+  return k % 2 === 1 ? k : k + 1;
+}
+
+/** The seed's pipeline (crop to 128, jitter with the default RandomApply p = 0.5, blur kernel 23 always). */
+export const SEED_AUGMENTATION: AugmentOptions = Object.freeze({
+  size: 128,
+  colorJitter: { probability: 0.5 },
+  blur: { probability: 1, kernelSize: 23 },
+});
+
+function range(value: unknown, name: string, min: number, max: number): [number, number] {
+  if (!Array.isArray(value) || value.length !== 2) throw invalid('[low, high]', name, value);
+  const low = checkNumber(value[0], `${name}[0]`, min, max);
+  const high = checkNumber(value[1], `${name}[1]`, min, max);
+  if (low > high) throw invalid('low <= high', name, `[${low}, ${high}]`, 'range');
+  return [low, high];
+}
+
+const probability = (value: unknown, name: string) => checkNumber(value, name, 0, 1);
+
+/** The full config for `options`, checked. */
+export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfig {
+  if (typeof options !== 'object' || options === null) throw invalid('an options object', 'augment options', options);
+  const size = checkInteger(options.size ?? 224, 'size', 1, 8192);
+  const s = checkNumber(options.jitterStrength ?? 1, 'jitterStrength', 0);
+  const jitter = options.colorJitter ?? {};
+  const blur = options.blur ?? {};
+  const kernelSize = checkInteger(blur.kernelSize ?? defaultBlurKernel(size), 'blur.kernelSize', 1, 8191);
+  if (kernelSize % 2 === 0 || Math.floor(kernelSize / 2) >= size) {
+    throw invalid(`an odd integer below ${2 * size}`, 'blur.kernelSize', kernelSize, 'range');
+  }
+  const crop = options.crop ?? {};
+  const [ratioLow, ratioHigh] = range(crop.ratio ?? [3 / 4, 4 / 3], 'crop.ratio', 0, Infinity);
+  if (ratioLow <= 0) throw invalid('ratios > 0', 'crop.ratio', ratioLow, 'range');
+  const scale = range(crop.scale ?? [0.08, 1], 'crop.scale', 0, 1);
+  if (scale[1] <= 0) throw invalid('a scale range reaching above 0', 'crop.scale', scale[1], 'range');
+  const normalize = options.normalize ?? {};
+  return {
+    size,
+    crop: { scale, ratio: [ratioLow, ratioHigh] },
+    flipProbability: probability(options.flipProbability ?? 0.5, 'flipProbability'),
+    colorJitter: {
+      probability: probability(jitter.probability ?? 0.8, 'colorJitter.probability'),
+      brightness: checkNumber(jitter.brightness ?? 0.8 * s, 'colorJitter.brightness', 0),
+      contrast: checkNumber(jitter.contrast ?? 0.8 * s, 'colorJitter.contrast', 0),
+      saturation: checkNumber(jitter.saturation ?? 0.8 * s, 'colorJitter.saturation', 0),
+      hue: checkNumber(jitter.hue ?? Math.min(0.5, 0.2 * s), 'colorJitter.hue', 0, 0.5),
+    },
+    grayscaleProbability: probability(options.grayscaleProbability ?? 0.2, 'grayscaleProbability'),
+    blur: {
+      probability: probability(blur.probability ?? 0.5, 'blur.probability'),
+      kernelSize,
+      sigma: range(blur.sigma ?? [0.1, 2], 'blur.sigma', Number.MIN_VALUE, Infinity),
+    },
+    normalize: {
+      mean: triple(normalize.mean ?? [0.485, 0.456, 0.406], 'normalize.mean') as [number, number, number],
+      std: triple(normalize.std ?? [0.229, 0.224, 0.225], 'normalize.std', true) as [number, number, number],
+    },
+  };
+}

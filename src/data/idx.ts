@@ -1,0 +1,90 @@
+/** MNIST-style IDX files (gzipped or not): grayscale images replicated to RGB, with their labels. */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as zlib from 'zlib';
+import { invalid } from '../errors';
+import { BaseSize, checkIndex, Dataset, Sample } from './dataset';
+import { resizeRaw, resolveBaseSize } from './decode';
+
+export interface IdxOptions {
+  /** Resize images to this; default null: keep the file's size (28 x 28 for MNIST). */
+  size?: BaseSize;
+}
+
+function readIdx(file: string, dims: number): { shape: number[]; data: Uint8Array } {
+  let bytes: Buffer = fs.readFileSync(file);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = zlib.gunzipSync(bytes);
+  // Magic: two zero bytes, type 0x08 (unsigned byte), number of dimensions; then one big-endian uint32 per dimension.
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08 || bytes[3] !== dims) {
+    throw new Error(`IdxDataset: '${file}' is not an IDX file of unsigned bytes with ${dims} dimension(s)`);
+  }
+  const header = 4 + 4 * dims;
+  if (bytes.length < header) throw new Error(`IdxDataset: '${file}' is truncated`);
+  const shape = Array.from({ length: dims }, (_, i) => bytes.readUInt32BE(4 + 4 * i));
+  const expected = shape.reduce((a, b) => a * b, 1);
+  if (bytes.length - header !== expected) {
+    throw new Error(`IdxDataset: '${file}' holds ${bytes.length - header} bytes of data, its header [${shape.join(', ')}] says ${expected}`);
+  }
+  return { shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + header, expected) };
+}
+
+export class IdxDataset implements Dataset {
+  readonly count: number;
+  readonly width: number;
+  readonly height: number;
+  readonly labels: Int32Array;
+  private readonly pixels: Uint8Array;
+  private readonly size: readonly [number, number] | null;
+
+  /** `images`: an idx3-ubyte file; `labels`: its idx1-ubyte labels (omit for label -1). Either may be gzipped. */
+  constructor(images: string, labels?: string, options: IdxOptions = {}) {
+    if (typeof images !== 'string') throw invalid('an IDX file path', 'images', images);
+    if (labels !== undefined && typeof labels !== 'string') throw invalid('an IDX file path', 'labels', labels);
+    this.size = resolveBaseSize(options.size === undefined ? null : options.size);
+    const { shape, data } = readIdx(images, 3);
+    [this.count, this.height, this.width] = shape;
+    if (this.count === 0) throw new Error(`IdxDataset: '${images}' holds no images`);
+    this.pixels = data;
+    if (labels === undefined) {
+      this.labels = new Int32Array(this.count).fill(-1);
+    } else {
+      const read = readIdx(labels, 1);
+      if (read.shape[0] !== this.count) throw new Error(`IdxDataset: ${this.count} images but ${read.shape[0]} labels in '${labels}'`);
+      this.labels = Int32Array.from(read.data);
+    }
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  async get(index: number): Promise<Sample> {
+    checkIndex(index, this.length);
+    const plane = this.width * this.height;
+    const gray = this.pixels.subarray(index * plane, (index + 1) * plane);
+    const label = this.labels[index];
+    if (this.size && (this.size[0] !== this.height || this.size[1] !== this.width)) {
+      return { ...(await resizeRaw(gray, this.width, this.height, 1, this.size)), label };
+    }
+    const image = new Uint8Array(plane * 3);
+    for (let i = 0; i < plane; i++) image[3 * i] = image[3 * i + 1] = image[3 * i + 2] = gray[i];
+    return { image, width: this.width, height: this.height, label };
+  }
+}
+
+/** Debian's dataset-fashion-mnist location. */
+export const FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist';
+
+/** Fashion-MNIST's train (60000) or test (10000) split, from `root` (gzipped or plain IDX files). */
+export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROOT, size }: { root?: string } & IdxOptions = {}): IdxDataset {
+  if (split !== 'train' && split !== 'test') throw invalid("'train' or 'test'", 'split', split, 'range');
+  const prefix = split === 'train' ? 'train' : 't10k';
+  const find = (name: string) => {
+    for (const candidate of [`${name}.gz`, name]) {
+      const file = path.join(root, candidate);
+      if (fs.existsSync(file)) return file;
+    }
+    throw new Error(`fashionMnist: ${name}(.gz) not found in '${root}' (Debian: apt-get install dataset-fashion-mnist)`);
+  };
+  return new IdxDataset(find(`${prefix}-images-idx3-ubyte`), find(`${prefix}-labels-idx1-ubyte`), { size });
+}

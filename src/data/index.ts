@@ -1,0 +1,13 @@
+/** Data: datasets, decoding, the batch loader and the seeded generator. */
+export { SampleError } from './dataset';
+export type { Dataset, Sample, BaseSize } from './dataset';
+export { ImageFolder } from './image-folder';
+export type { ImageFolderOptions } from './image-folder';
+export { ManifestDataset } from './manifest';
+export type { ManifestOptions } from './manifest';
+export { IdxDataset, fashionMnist, FASHION_MNIST_ROOT } from './idx';
+export type { IdxOptions } from './idx';
+export { Loader } from './loader';
+export type { LoaderOptions, Batch, EpochReport } from './loader';
+export { SeededRandom } from './random';
+export { IMAGE_EXTENSIONS } from './decode';
