@@ -1,0 +1,105 @@
+#include "linear_probe.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace simclr {
+
+namespace {
+
+// Adam's moment estimates for one parameter.
+struct AdamState {
+  at::Tensor first;
+  at::Tensor second;
+  explicit AdamState(const at::Tensor& like) : first(at::zeros_like(like)), second(at::zeros_like(like)) {}
+
+  void Step(at::Tensor& parameter, const at::Tensor& gradient, double learning_rate, int64_t step) {
+    constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+    first.mul_(kBeta1).add_(gradient, 1 - kBeta1);
+    second.mul_(kBeta2).addcmul_(gradient, gradient, 1 - kBeta2);
+    const double correction1 = 1 - std::pow(kBeta1, double(step));
+    const double correction2 = 1 - std::pow(kBeta2, double(step));
+    at::Tensor denominator = (second / correction2).sqrt_().add_(kEps);
+    parameter.addcdiv_(first, denominator, -learning_rate / correction1);
+  }
+};
+
+double Accuracy(const at::Tensor& predictions, const at::Tensor& labels) {
+  if (labels.numel() == 0) return 0.0;
+  return predictions.eq(labels).to(at::kDouble).mean().item<double>();
+}
+
+}  // namespace
+
+LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::Tensor& train_labels,
+                                   const at::Tensor& test_features, const at::Tensor& test_labels,
+                                   const LinearProbeOptions& options) {
+  TORCH_CHECK(train_features.dim() == 2 && test_features.dim() == 2, "probe features must be 2-D (rows x dims)");
+  TORCH_CHECK(train_features.size(1) == test_features.size(1), "probe train features have ", train_features.size(1),
+              " dims but test features have ", test_features.size(1));
+  TORCH_CHECK(train_features.size(0) > 0, "the probe needs at least one training row");
+  TORCH_CHECK(train_labels.numel() == train_features.size(0) && test_labels.numel() == test_features.size(0),
+              "the probe needs one label per feature row");
+  TORCH_CHECK(options.num_classes >= 1 && options.epochs >= 0 && options.batch_size >= 1 && options.learning_rate >= 0 &&
+                  options.weight_decay >= 0,
+              "probe options out of range");
+
+  const at::ScalarType dtype = train_features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor train_x = train_features.to(dtype);
+  const at::Tensor test_x = test_features.to(dtype);
+  const at::Tensor train_y = train_labels.to(at::kLong).reshape({-1});
+  const at::Tensor test_y = test_labels.to(at::kLong).reshape({-1});
+  const int64_t rows = train_x.size(0);
+  const int64_t dims = train_x.size(1);
+
+  // Standardising makes one learning rate suit pixels and embeddings alike. A constant feature (a blank border pixel)
+  // keeps scale 1 rather than being divided by zero, as sklearn's StandardScaler does.
+  const at::Tensor mean = train_x.mean(0);
+  at::Tensor scale = train_x.std(0, /*unbiased=*/false);
+  scale = at::where(scale > 1e-8, scale, at::ones_like(scale));
+  const at::Tensor standard_x = (train_x - mean) / scale;
+
+  at::Tensor weight = at::zeros({options.num_classes, dims}, train_x.options());
+  at::Tensor bias = at::zeros({options.num_classes}, train_x.options());
+  AdamState weight_state(weight), bias_state(bias);
+
+  at::Generator generator = at::detail::createCPUGenerator(options.seed);
+  const int64_t steps_per_epoch = (rows + options.batch_size - 1) / options.batch_size;
+  const int64_t total_steps = std::max<int64_t>(1, options.epochs * steps_per_epoch);
+  int64_t step = 0;
+  for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    const at::Tensor order = at::randperm(rows, generator, at::TensorOptions().dtype(at::kLong)).to(train_x.device());
+    for (int64_t start = 0; start < rows; start += options.batch_size) {
+      const int64_t count = std::min(options.batch_size, rows - start);
+      const at::Tensor index = order.narrow(0, start, count);
+      const at::Tensor x = standard_x.index_select(0, index);
+      const at::Tensor y = train_y.index_select(0, index);
+      // Gradient of the mean cross-entropy with respect to the logits: softmax minus one-hot, over the batch size.
+      at::Tensor logits_grad = at::softmax(at::addmm(bias, x, weight.t()), 1)
+                                   .sub_(at::one_hot(y, options.num_classes).to(dtype))
+                                   .div_(double(count));
+      at::Tensor weight_grad = logits_grad.t().mm(x);
+      if (options.weight_decay > 0) weight_grad.add_(weight, options.weight_decay);
+      const at::Tensor bias_grad = logits_grad.sum(0);
+      ++step;
+      const double learning_rate = options.learning_rate * 0.5 * (1 + std::cos(M_PI * double(step - 1) / double(total_steps)));
+      weight_state.Step(weight, weight_grad, learning_rate, step);
+      bias_state.Step(bias, bias_grad, learning_rate, step);
+    }
+  }
+
+  LinearProbeResult result;
+  // Folding the standardisation into the layer gives weights that apply to the caller's raw features.
+  result.weight = weight / scale;
+  result.bias = bias - (weight * (mean / scale)).sum(1);
+  const at::Tensor train_logits = at::addmm(result.bias, train_x, result.weight.t());
+  result.train_loss = at::nll_loss(at::log_softmax(train_logits, 1), train_y).item<double>();
+  result.train_accuracy = Accuracy(train_logits.argmax(1), train_y);
+  result.test_predictions = at::addmm(result.bias, test_x, result.weight.t()).argmax(1);
+  result.test_accuracy = Accuracy(result.test_predictions, test_y);
+  return result;
+}
+
+}  // namespace simclr

@@ -1,0 +1,35 @@
+// Linear probe: multinomial logistic regression on frozen features, the standard measure of representation quality.
+// Features are standardised with the training mean and deviation, then a linear layer is trained with mini-batch Adam
+// (seeded shuffling, cosine-decayed learning rate, L2 weight decay on the weights, not the bias).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace simclr {
+
+struct LinearProbeOptions {
+  int64_t num_classes = 0;      // labels lie in [0, num_classes)
+  int64_t epochs = 100;
+  int64_t batch_size = 256;
+  double learning_rate = 1e-3;  // Adam's peak rate, decayed to 0 by a cosine over all steps
+  double weight_decay = 0.0;    // L2 penalty coefficient on the weights
+  uint64_t seed = 0;            // shuffling order; weights start at zero, so the result depends on nothing else
+};
+
+struct LinearProbeResult {
+  at::Tensor weight;            // num_classes x D, applies to raw (unstandardised) features: logits = x W^T + b
+  at::Tensor bias;              // num_classes
+  at::Tensor test_predictions;  // int64, one per test row
+  double train_loss = 0;        // mean cross-entropy over the training set after the last epoch
+  double train_accuracy = 0;
+  double test_accuracy = 0;
+};
+
+// Trains on (train_features N x D, train_labels N) and measures top-1 on (test_features M x D, test_labels M).
+LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::Tensor& train_labels,
+                                   const at::Tensor& test_features, const at::Tensor& test_labels,
+                                   const LinearProbeOptions& options);
+
+}  // namespace simclr
