@@ -11,3 +11,4 @@ export { Loader } from './loader';
 export type { LoaderOptions, Batch, EpochReport } from './loader';
 export { SeededRandom } from './random';
 export { IMAGE_EXTENSIONS } from './decode';
+export { Subset } from './subset';

@@ -135,14 +135,18 @@ export class Loader implements AsyncIterable<Batch> {
     return this.epoch(this.nextEpoch++);
   }
 
-  /** The batches of epoch `epoch`, decoded `prefetch` batches ahead. */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
+  /**
+   * The batches of epoch `epoch`, decoded `prefetch` batches ahead, from batch `startBatch` on (a run resumed
+   * mid-epoch continues where it stopped, with the same order).
+   */
+  async *epoch(epoch: number, startBatch = 0): AsyncGenerator<Batch> {
+    checkInteger(startBatch, 'startBatch', 0, this.length);
     const order = this.order(epoch);
     const limiter = new Limiter(this.concurrency);
     const report: EpochReport = { epoch, batches: 0, samples: 0, skipped: 0, skippedExamples: [] };
     const pending: Promise<Batch | null>[] = [];
     const state = { stopped: false };
-    let started = 0;
+    let started = startBatch;
     try {
       while (started < this.length || pending.length > 0) {
         while (started < this.length && pending.length <= this.prefetch) {
@@ -160,7 +164,7 @@ export class Loader implements AsyncIterable<Batch> {
     } finally {
       state.stopped = true;
     }
-    if (report.samples === 0) throw new Error(`Loader: no sample of epoch ${epoch} could be read (${report.skippedExamples[0] ?? ''})`);
+    if (report.samples === 0 && startBatch < this.length) throw new Error(`Loader: no sample of epoch ${epoch} could be read (${report.skippedExamples[0] ?? ''})`);
     this.lastReport = report;
     this.onEpochEnd(report);
   }

@@ -1,13 +1,14 @@
 /**
  * Checkpoint files: one file holding a JSON header (config, counters, RNG states, anything serialisable) and named
- * tensors (model, optimiser state). Written atomically: a temporary file in the same folder is fsynced and renamed
- * over the target, so a crash or SIGINT leaves either the old or the new checkpoint, never half of one.
+ * tensors (model, optimiser state). Written atomically (writeFileAtomic), so a crash or SIGINT leaves either the old
+ * or the new checkpoint, never half of one.
  *
  * Layout: "SIMCLRCK" | u32 version | u32 reserved | u64 header bytes | header JSON | tensor data (8-byte aligned).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, SupportedTypedArray } from '../tensor';
+import { writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
 const VERSION = 1;
@@ -47,22 +48,7 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   prefix.writeBigUInt64LE(BigInt(paddedHeader.length), 16);
 
   await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const temp = `${file}.tmp-${process.pid}`;
-  const handle = await fs.promises.open(temp, 'w');
-  try {
-    await handle.writev([prefix, paddedHeader, ...blobs]);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.promises.rename(temp, file);
-  // The rename itself is durable only once the folder is synced.
-  const dir = await fs.promises.open(path.dirname(path.resolve(file)), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileAtomic(file, [prefix, paddedHeader, ...blobs]);
 }
 
 const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;

@@ -11,6 +11,7 @@ import { checkInteger, checkNumber, checkOneOf } from '../errors';
 import { learningRate, peakLearningRate, LrScaling, ScheduleConfig, checkSchedule } from './schedule';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { Progress } from './progress';
+import type { MetricsRecord, StepRecord } from './report';
 
 export type OptimizerName = 'sgd' | 'adamw' | 'lars';
 
@@ -63,29 +64,11 @@ export interface TrainerOptions extends OptimizerConfig {
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
   config?: Record<string, unknown>;
+  /** Called after every step with its record (e.g. to stop a run at a given step with requestStop). */
+  onStep?: (record: StepRecord) => void;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
 }
-
-export interface StepRecord {
-  kind: 'step';
-  step: number;
-  epoch: number;
-  loss: number;
-  lr: number;
-  imagesPerSecond: number;
-}
-
-export interface EpochRecord {
-  kind: 'epoch';
-  epoch: number;
-  step: number;
-  loss: number;
-  knnAccuracy?: number;
-  seconds: number;
-}
-
-export type MetricsRecord = StepRecord | EpochRecord;
 
 /** What a checkpoint's JSON header holds. */
 export interface CheckpointMeta {
@@ -219,7 +202,9 @@ export class Trainer {
           lastLoss = loss;
           lossSum += loss;
           lossCount++;
-          await log({ kind: 'step', step, epoch, loss, lr, imagesPerSecond });
+          const record: StepRecord = { step, epoch, loss, lr, imagesPerSecond };
+          await log(record);
+          o.onStep?.(record);
           progress.update(step, { loss, lr, imagesPerSecond, epoch });
           if (this.stopRequested) break;
         }
@@ -231,10 +216,11 @@ export class Trainer {
           break;
         }
         const knnAccuracy = o.monitor ? await o.monitor(epoch) : undefined;
-        await log({ kind: 'epoch', epoch, step, loss: lossSum / Math.max(1, lossCount), knnAccuracy, seconds: (Date.now() - epochStart) / 1000 });
-        progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${(lossSum / Math.max(1, lossCount)).toFixed(4)}` +
+        const epochLoss = lossSum / Math.max(1, lossCount);
+        await log({ epoch, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) });
+        progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${epochLoss.toFixed(4)} in ${((Date.now() - epochStart) / 1000).toFixed(0)} s` +
           (knnAccuracy !== undefined ? `, kNN accuracy ${(knnAccuracy * 100).toFixed(2)}%` : ''));
-        const metric = knnAccuracy ?? -(lossSum / Math.max(1, lossCount));
+        const metric = knnAccuracy ?? -epochLoss;
         const isBest = best === null || metric > best;
         if (isBest) best = metric;
         const at = { epoch: epoch + 1, batchInEpoch: 0, step };

@@ -1,0 +1,29 @@
+/** A view of some samples of another dataset, in a given order (e.g. a seeded random subset for quick runs). */
+import { checkIndex, Dataset, Sample } from './dataset';
+import { SeededRandom } from './random';
+import { checkInteger } from '../errors';
+
+export class Subset implements Dataset {
+  constructor(private readonly base: Dataset, private readonly indices: Int32Array) {
+    for (const i of indices) checkIndex(i, base.length);
+  }
+
+  /** `size` samples of `base` drawn without replacement by a seeded shuffle. */
+  static random(base: Dataset, size: number, seed: number): Subset {
+    checkInteger(size, 'subset size', 1, base.length);
+    return new Subset(base, new SeededRandom(seed).permutation(base.length).subarray(0, size));
+  }
+
+  get length(): number {
+    return this.indices.length;
+  }
+
+  get(index: number): Promise<Sample> {
+    checkIndex(index, this.indices.length);
+    return this.base.get(this.indices[index]);
+  }
+
+  source(index: number): string {
+    return this.base.source?.(this.indices[index]) ?? `sample ${this.indices[index]}`;
+  }
+}

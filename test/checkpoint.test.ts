@@ -1,0 +1,68 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawn } from 'child_process';
+import { Tensor } from '../src';
+import { readCheckpoint, writeCheckpoint } from '../src/train/checkpoint';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-ckpt-'));
+
+describe('checkpoint files', () => {
+  it('round-trip metadata and tensors of every dtype exactly', async () => {
+    const file = path.join(tmp(), 'a.ckpt');
+    const tensors = {
+      w: Tensor.fromTypedArray(new Float32Array([1.5, -2, 3.25]), [3]),
+      d: Tensor.fromTypedArray(new Float64Array([Math.PI]), [1, 1]),
+      n: Tensor.fromTypedArray(new BigInt64Array([7n]), []),
+      u: Tensor.fromTypedArray(new Uint8Array([0, 255, 3]), [3]),
+    };
+    await writeCheckpoint(file, { meta: { epoch: 3, rng: [1, 2, 3, 4], note: 'x' }, tensors });
+    const back = await readCheckpoint<{ epoch: number; rng: number[]; note: string }>(file);
+    expect(back.meta).toEqual({ epoch: 3, rng: [1, 2, 3, 4], note: 'x' });
+    for (const [name, t] of Object.entries(tensors)) {
+      expect(back.tensors[name].shape).toEqual(t.shape);
+      expect(back.tensors[name].dtype).toBe(t.dtype);
+      expect(back.tensors[name].toTypedArray()).toEqual(t.toTypedArray());
+    }
+  });
+
+  it('reports foreign, truncated and missing files clearly', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'a.ckpt');
+    await writeCheckpoint(file, { meta: {}, tensors: { w: Tensor.ones([1000]) } });
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(path.join(dir, 'cut.ckpt'), bytes.subarray(0, bytes.length - 100));
+    fs.writeFileSync(path.join(dir, 'other.ckpt'), 'hello world, this is not a checkpoint');
+    await expect(readCheckpoint(path.join(dir, 'cut.ckpt'))).rejects.toThrow(/truncated/);
+    await expect(readCheckpoint(path.join(dir, 'other.ckpt'))).rejects.toThrow(/not a simclr checkpoint/);
+    await expect(readCheckpoint(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/Cannot read checkpoint/);
+  });
+
+  it('is never half-written: a writer killed at random moments leaves a whole old or new checkpoint', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'last.ckpt');
+    // The child rewrites an 8 MB checkpoint in a loop, alternating two contents, until it is killed.
+    const script = `
+      const { Tensor } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const { writeCheckpoint } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'train', 'checkpoint'))});
+      (async () => {
+        for (let i = 0; ; i++) {
+          const value = i % 2;
+          await writeCheckpoint(${JSON.stringify(file)}, { meta: { value }, tensors: { w: Tensor.fromTypedArray(new Float32Array(2 << 20).fill(value), [2 << 20]) } });
+          if (i === 0) process.stdout.write('ready\\n');
+        }
+      })();`;
+    for (let round = 0; round < 5; round++) {
+      const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, 20 + 37 * round));
+      writer.kill('SIGKILL');
+      writer.stdout!.destroy();
+      await new Promise((resolve) => writer.once('exit', resolve));
+      const { meta, tensors } = await readCheckpoint<{ value: number }>(file);
+      const data = tensors.w.toTypedArray() as Float32Array;
+      expect(data.length).toBe(2 << 20);
+      expect(data.every((v) => v === meta.value)).toBe(true);
+    }
+  });
+});
