@@ -16,3 +16,9 @@ export { writeEmbeddings, writeNpy, readNpy, labelsPathFor } from './eval/embedd
 export type { NpyArray } from './eval/embeddings';
 export { writeReport, renderReportSvg, reportSpec } from './train/report';
 export type { MetricsRecord, StepRecord, EpochRecord, ReportOptions } from './train/report';
+export { Backbones, Encoder, ModelBase } from './models/encoder';
+export type { BackboneName, EncoderOptions, Stem } from './models/encoder';
+export { SimCLRModel, ProjectionHead } from './models/simclr-model';
+export type { SimCLRModelOptions, ProjectionHeadOptions } from './models/simclr-model';
+export { readStateDict, writeStateDict } from './models/state-dict';
+export type { StateDict, LoadResult, LoadStateDictOptions } from './models/state-dict';

@@ -1,0 +1,385 @@
+// N-API glue for models and state-dict bytes: createModel, readStateDict, writeStateDict and the NativeModel class.
+// Heavy work (construction, forward, state copies, (de)serialisation) runs on the libuv pool.
+#include "model_binding.h"
+
+#include <mutex>
+
+#include "tensor.h"
+
+namespace simclr {
+namespace {
+
+constexpr int64_t kMaxWidth = int64_t(1) << 20;
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "NativeModel", {
+      InstanceMethod<&ModelWrap::Forward>("forward"),
+      InstanceMethod<&ModelWrap::Embed>("embed"),
+      InstanceMethod<&ModelWrap::ForwardBackward>("forwardBackward"),
+      InstanceMethod<&ModelWrap::Gradients>("gradients"),
+      InstanceMethod<&ModelWrap::ZeroGrad>("zeroGrad"),
+      InstanceMethod<&ModelWrap::Train>("train"),
+      InstanceMethod<&ModelWrap::IsTraining>("isTraining"),
+      InstanceMethod<&ModelWrap::To>("to"),
+      InstanceMethod<&ModelWrap::Device>("device"),
+      InstanceMethod<&ModelWrap::ParameterCount>("parameterCount"),
+      InstanceMethod<&ModelWrap::Describe>("describe"),
+      InstanceMethod<&ModelWrap::StateDict>("stateDict"),
+      InstanceMethod<&ModelWrap::LoadState>("loadStateDict"),
+      InstanceMethod<&ModelWrap::StateDictBytes>("stateDictBytes"),
+      InstanceMethod<&ModelWrap::LoadStateDictBytes>("loadStateDictBytes"),
+    });
+    constructor = new Napi::FunctionReference(Napi::Persistent(cls));
+    exports.Set("NativeModel", cls);
+  }
+
+  static Napi::Object Wrap(Napi::Env env, SimCLRModel model) {
+    return constructor->New({Napi::External<SimCLRModel>::New(env, &model)});
+  }
+
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "Models are created with Encoder.create or SimCLRModel.create");
+    }
+    model_ = *info[0].As<Napi::External<SimCLRModel>>().Data();
+  }
+
+  SimCLRModel model_{nullptr};
+  std::shared_ptr<std::mutex> lock_ = std::make_shared<std::mutex>();
+
+ private:
+  // A copy of what an async job needs: the model (shared) and its lock.
+  struct Job {
+    std::shared_ptr<SimCLRModelImpl> model;  // not the holder: its operator-> is const inside a lambda
+    std::shared_ptr<std::mutex> lock;
+  };
+  Job job() const { return {model_.ptr(), lock_}; }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      Job j = job();
+      return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        // JS has no autograd: a forward from JS keeps no graph (BatchNorm still updates in train mode).
+        at::NoGradGuard no_grad;
+        return j.model->forward(x);
+      }, [](Napi::Env env, std::pair<at::Tensor, at::Tensor>& out) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("h", TensorWrap::Wrap(env, out.first));
+        if (out.second.defined()) result.Set("z", TensorWrap::Wrap(env, out.second));
+        return result;
+      });
+    });
+  }
+
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      Job j = job();
+      return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        at::NoGradGuard no_grad;
+        const bool was_training = j.model->is_training();
+        j.model->eval();
+        try {
+          at::Tensor h = j.model->encoder->forward(x);
+          j.model->train(was_training);
+          return h;
+        } catch (...) {
+          j.model->train(was_training);
+          throw;
+        }
+      }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); });
+    });
+  }
+
+  // Runs forward with autograd, back-propagates `gradOutput` from the output (z with a head, else h) into the
+  // parameters' .grad (accumulating, as PyTorch does), and returns the output.
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      at::Tensor grad_output = TensorWrap::FromJs(info[1], "gradOutput");
+      Job j = job();
+      return RunAsync<at::Tensor>(info.Env(), "simclr.forwardBackward", [j, x, grad_output] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        auto hz = j.model->forward(x);
+        at::Tensor out = hz.second.defined() ? hz.second : hz.first;
+        if (!grad_output.sizes().equals(out.sizes())) {
+          ThrowRange("gradOutput has shape " + c10::str(grad_output.sizes()) + " but the output has shape " +
+                     c10::str(out.sizes()));
+        }
+        out.backward(grad_output.to(out.options()));
+        return out.detach();
+      }, [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::Wrap(env, out); });
+    });
+  }
+
+  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      std::lock_guard<std::mutex> hold(*lock_);
+      Napi::Object out = Napi::Object::New(info.Env());
+      for (const auto& p : StateModule(*model_).named_parameters()) {
+        if (p.value().grad().defined()) out.Set(p.key(), TensorWrap::Wrap(info.Env(), p.value().grad().clone()));
+      }
+      return out;
+    });
+  }
+
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      std::lock_guard<std::mutex> hold(*lock_);
+      for (auto& p : model_->parameters()) p.mutable_grad() = at::Tensor();
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Train(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      const bool on = info[0].IsUndefined() ? true : ArgBool(info[0], "mode");
+      std::lock_guard<std::mutex> hold(*lock_);
+      model_->train(on);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value IsTraining(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), model_->is_training());
+  }
+
+  Napi::Value To(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      at::Device device = ArgDevice(info[0], "device");
+      CheckDeviceAvailable(device);
+      std::lock_guard<std::mutex> hold(*lock_);
+      model_->to(device);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      return Napi::String::New(info.Env(), DeviceName(model_->encoder->conv1->weight.device()));
+    });
+  }
+
+  Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, { return Napi::Number::New(info.Env(), double(simclr::ParameterCount(*model_))); });
+  }
+
+  Napi::Value Describe(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      Napi::Env env = info.Env();
+      const ResNetOptions& enc = model_->encoder->options;
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("backbone", enc.backbone);
+      out.Set("featureDim", double(model_->encoder->feature_dim));
+      out.Set("outDim", double(enc.out_dim));
+      out.Set("stem", enc.cifar_stem ? "cifar" : "imagenet");
+      if (model_->head) {
+        const ProjectionHeadOptions& head = model_->head->options;
+        Napi::Object h = Napi::Object::New(env);
+        h.Set("inDim", double(head.in_dim));
+        h.Set("hiddenDim", double(head.hidden_dim));
+        h.Set("outDim", double(head.out_dim));
+        h.Set("layers", double(head.layers));
+        h.Set("batchNorm", head.batch_norm);
+        out.Set("head", h);
+      } else {
+        out.Set("head", env.Null());
+      }
+      return out;
+    });
+  }
+
+  Napi::Value StateDict(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      Job j = job();
+      return RunAsync<NamedTensors>(info.Env(), "simclr.stateDict", [j] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        NamedTensors state = StateDictOf(StateModule(*j.model));
+        for (auto& entry : state) entry.second = entry.second.clone();  // a snapshot: training changes the live ones
+        return state;
+      }, NamedTensorsToJs);
+    });
+  }
+
+  Napi::Value LoadState(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      NamedTensors state = NamedTensorsFromJs(info[0], "state");
+      const bool strict = info[1].IsUndefined() ? true : ArgBool(info[1], "strict");
+      Job j = job();
+      return RunAsync<LoadReport>(info.Env(), "simclr.loadStateDict", [j, state, strict] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        return LoadStateDict(StateModule(*j.model), state, strict);
+      }, LoadReportToJs);
+    });
+  }
+
+  Napi::Value StateDictBytes(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      Job j = job();
+      return RunAsync<std::vector<char>>(info.Env(), "simclr.stateDictBytes", [j] {
+        std::lock_guard<std::mutex> hold(*j.lock);
+        return WriteStateDict(StateDictOf(StateModule(*j.model)));
+      }, BytesToJs);
+    });
+  }
+
+  Napi::Value LoadStateDictBytes(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, {
+      std::vector<uint8_t> bytes = BytesFromJs(info[0], "bytes");
+      const bool strict = info[1].IsUndefined() ? true : ArgBool(info[1], "strict");
+      Job j = job();
+      return RunAsync<LoadReport>(info.Env(), "simclr.loadStateDictBytes", [j, bytes, strict] {
+        NamedTensors state = ReadStateDict(bytes.data(), bytes.size());
+        std::lock_guard<std::mutex> hold(*j.lock);
+        return LoadStateDict(StateModule(*j.model), state, strict);
+      }, LoadReportToJs);
+    });
+  }
+
+ public:
+  static Napi::Value NamedTensorsToJs(Napi::Env env, NamedTensors& state) {
+    Napi::Object out = Napi::Object::New(env);
+    for (const auto& entry : state) out.Set(entry.first, TensorWrap::Wrap(env, entry.second));
+    return out;
+  }
+
+  static NamedTensors NamedTensorsFromJs(const Napi::Value& value, const std::string& name) {
+    if (!value.IsObject() || value.IsArray() || TensorWrap::IsTensor(value)) {
+      ThrowType("Expected an object of Tensors for " + name + " but received " + TypeName(value));
+    }
+    Napi::Object object = value.As<Napi::Object>();
+    Napi::Array keys = object.GetPropertyNames();
+    NamedTensors state;
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string key = keys.Get(i).ToString().Utf8Value();
+      state.emplace_back(key, TensorWrap::FromJs(object.Get(key), name + "['" + key + "']"));
+    }
+    return state;
+  }
+
+  static std::vector<uint8_t> BytesFromJs(const Napi::Value& value, const std::string& name) {
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      ThrowType("Expected a Buffer or Uint8Array for " + name + " but received " + TypeName(value));
+    }
+    auto array = value.As<Napi::Uint8Array>();
+    return std::vector<uint8_t>(array.Data(), array.Data() + array.ElementLength());
+  }
+
+  static Napi::Value BytesToJs(Napi::Env env, std::vector<char>& bytes) {
+    return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
+  }
+
+  static Napi::Value LoadReportToJs(Napi::Env env, LoadReport& report) {
+    Napi::Object out = Napi::Object::New(env);
+    auto list = [&](const std::vector<std::string>& keys) {
+      Napi::Array array = Napi::Array::New(env, keys.size());
+      for (uint32_t i = 0; i < keys.size(); ++i) array.Set(i, keys[i]);
+      return array;
+    };
+    out.Set("missingKeys", list(report.missing_keys));
+    out.Set("unexpectedKeys", list(report.unexpected_keys));
+    return out;
+  }
+};
+
+Napi::FunctionReference* ModelWrap::constructor = nullptr;
+
+int64_t IntOption(const Napi::Value& options, const char* key, int64_t fallback, int64_t min, int64_t max) {
+  Napi::Value value = Option(options, key);
+  return value.IsUndefined() ? fallback : ArgInt(value, key, min, max);
+}
+
+bool BoolOption(const Napi::Value& options, const char* key, bool fallback) {
+  Napi::Value value = Option(options, key);
+  return value.IsUndefined() ? fallback : ArgBool(value, key);
+}
+
+// createModel({ backbone, outDim, stem, zeroInitResidual, device, head?: { layers, hiddenDim, outDim, batchNorm } })
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const Napi::Value options = info[0];
+    if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for options but received " + TypeName(options));
+    ResNetOptions encoder;
+    encoder.backbone = ArgString(Option(options, "backbone"), "backbone");
+    const auto& names = BackboneNames();
+    if (std::find(names.begin(), names.end(), encoder.backbone) == names.end()) {
+      std::string list;
+      for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
+      ThrowRange("Unknown backbone '" + encoder.backbone + "': expected one of " + list);
+    }
+    encoder.out_dim = IntOption(options, "outDim", 0, 0, kMaxWidth);
+    Napi::Value stem = Option(options, "stem");
+    if (!stem.IsUndefined()) {
+      std::string text = ArgString(stem, "stem");
+      if (text != "imagenet" && text != "cifar") ThrowRange("Expected 'imagenet' or 'cifar' for stem but received '" + text + "'");
+      encoder.cifar_stem = text == "cifar";
+    }
+    encoder.zero_init_residual = BoolOption(options, "zeroInitResidual", false);
+    at::Device device = ArgDevice(Option(options, "device"), "device");
+    CheckDeviceAvailable(device);
+    std::optional<ProjectionHeadOptions> head;
+    Napi::Value head_value = Option(options, "head");
+    if (!head_value.IsUndefined() && !head_value.IsNull()) {
+      if (!head_value.IsObject() || head_value.IsArray()) ThrowType("Expected an options object for head but received " + TypeName(head_value));
+      ProjectionHeadOptions h;
+      h.layers = IntOption(head_value, "layers", 2, 1, 16);
+      h.hidden_dim = IntOption(head_value, "hiddenDim", 0, 1, kMaxWidth);  // 0: the encoder's output width
+      h.out_dim = IntOption(head_value, "outDim", 128, 1, kMaxWidth);
+      h.batch_norm = BoolOption(head_value, "batchNorm", false);
+      head = h;
+    }
+    return RunAsync<SimCLRModel>(info.Env(), "simclr.createModel", [encoder, head, device]() mutable {
+      if (head) {
+        const int64_t feature_dim = encoder.backbone == "resnet18" || encoder.backbone == "resnet34" ? 512 : 2048;
+        head->in_dim = encoder.out_dim > 0 ? encoder.out_dim : feature_dim;
+        if (head->hidden_dim == 0) head->hidden_dim = head->in_dim;
+      }
+      SimCLRModel model(encoder, head);
+      if (!device.is_cpu()) model->to(device);
+      return model;
+    }, [](Napi::Env env, SimCLRModel& model) -> Napi::Value { return ModelWrap::Wrap(env, model); });
+  });
+}
+
+Napi::Value ReadStateDictJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    std::vector<uint8_t> bytes = ModelWrap::BytesFromJs(info[0], "bytes");
+    return RunAsync<NamedTensors>(info.Env(), "simclr.readStateDict",
+                                  [bytes] { return ReadStateDict(bytes.data(), bytes.size()); }, ModelWrap::NamedTensorsToJs);
+  });
+}
+
+Napi::Value WriteStateDictJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    NamedTensors state = ModelWrap::NamedTensorsFromJs(info[0], "state");
+    return RunAsync<std::vector<char>>(info.Env(), "simclr.writeStateDict", [state] { return WriteStateDict(state); },
+                                       ModelWrap::BytesToJs);
+  });
+}
+
+void InitModelModule(Napi::Env env, Napi::Object exports) {
+  ModelWrap::Init(env, exports);
+  exports.Set("createModel", Napi::Function::New<CreateModel>(env, "createModel"));
+  exports.Set("readStateDict", Napi::Function::New<ReadStateDictJs>(env, "readStateDict"));
+  exports.Set("writeStateDict", Napi::Function::New<WriteStateDictJs>(env, "writeStateDict"));
+}
+
+}  // namespace
+
+SIMCLR_MODULE(models, InitModelModule);
+
+SimCLRModel ModelFromJs(const Napi::Value& value, const std::string& name) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ModelWrap::constructor->Value())) {
+    ThrowType("Expected a model (Encoder or SimCLRModel) for " + name + " but received " + TypeName(value));
+  }
+  return Napi::ObjectWrap<ModelWrap>::Unwrap(value.As<Napi::Object>())->model_;
+}
+
+}  // namespace simclr

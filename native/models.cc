@@ -1,0 +1,219 @@
+// ResNet, projection head and SimCLR model (see resnet.h, projection_head.h, simclr_model.h). The one translation unit
+// that needs torch::nn; keep N-API out of it.
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "simclr_model.h"
+
+namespace simclr {
+
+namespace nn = torch::nn;
+
+const std::vector<std::string>& BackboneNames() {
+  static const std::vector<std::string> names = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
+  return names;
+}
+
+static nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
+}
+
+BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, nn::Sequential downsample_layers) {
+  conv1 = register_module("conv1", Conv(inplanes, planes, 3, stride, 1));
+  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", Conv(planes, planes, 3, 1, 1));
+  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  if (downsample_layers) downsample = register_module("downsample", downsample_layers);
+}
+
+at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
+  at::Tensor out = at::relu(bn1(conv1(x)));
+  out = bn2(conv2(out));
+  out += downsample ? downsample->forward(x) : x;
+  return at::relu_(out);
+}
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, nn::Sequential downsample_layers) {
+  conv1 = register_module("conv1", Conv(inplanes, planes, 1, 1, 0));
+  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", Conv(planes, planes, 3, stride, 1));
+  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  conv3 = register_module("conv3", Conv(planes, planes * kExpansion, 1, 1, 0));
+  bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+  if (downsample_layers) downsample = register_module("downsample", downsample_layers);
+}
+
+at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
+  at::Tensor out = at::relu(bn1(conv1(x)));
+  out = at::relu(bn2(conv2(out)));
+  out = bn3(conv3(out));
+  out += downsample ? downsample->forward(x) : x;
+  return at::relu_(out);
+}
+
+// torchvision's _make_layer: the first block changes stride and width, the others keep them.
+template <typename Block>
+static nn::Sequential MakeLayer(int64_t* inplanes, int64_t planes, int64_t blocks, int64_t stride) {
+  const int64_t expansion = Block::ContainedType::kExpansion;
+  nn::Sequential downsample{nullptr};
+  if (stride != 1 || *inplanes != planes * expansion) {
+    downsample = nn::Sequential(Conv(*inplanes, planes * expansion, 1, stride, 0), nn::BatchNorm2d(planes * expansion));
+  }
+  nn::Sequential layer;
+  layer->push_back(Block(*inplanes, planes, stride, downsample));
+  *inplanes = planes * expansion;
+  for (int64_t i = 1; i < blocks; ++i) layer->push_back(Block(*inplanes, planes, 1, nn::Sequential{nullptr}));
+  return layer;
+}
+
+ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
+  static const std::map<std::string, std::pair<bool, std::vector<int64_t>>> kLayouts = {
+      {"resnet18", {false, {2, 2, 2, 2}}},  {"resnet34", {false, {3, 4, 6, 3}}},  {"resnet50", {true, {3, 4, 6, 3}}},
+      {"resnet101", {true, {3, 4, 23, 3}}}, {"resnet152", {true, {3, 8, 36, 3}}},
+  };
+  auto layout = kLayouts.find(options.backbone);
+  if (layout == kLayouts.end()) {
+    std::ostringstream names;
+    for (const auto& name : BackboneNames()) names << (names.tellp() > 0 ? ", " : "") << name;
+    TORCH_CHECK(false, "Unknown backbone '", options.backbone, "': expected one of ", names.str());
+  }
+  TORCH_CHECK(options.out_dim >= 0, "out_dim must be >= 0, got ", options.out_dim);
+  const bool bottleneck = layout->second.first;
+  const std::vector<int64_t>& blocks = layout->second.second;
+
+  conv1 = register_module("conv1", options.cifar_stem ? Conv(3, 64, 3, 1, 1) : Conv(3, 64, 7, 2, 3));
+  bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  int64_t inplanes = 64;
+  auto make = [&](int64_t planes, int64_t count, int64_t stride) {
+    return bottleneck ? MakeLayer<Bottleneck>(&inplanes, planes, count, stride)
+                      : MakeLayer<BasicBlock>(&inplanes, planes, count, stride);
+  };
+  layer1 = register_module("layer1", make(64, blocks[0], 1));
+  layer2 = register_module("layer2", make(128, blocks[1], 2));
+  layer3 = register_module("layer3", make(256, blocks[2], 2));
+  layer4 = register_module("layer4", make(512, blocks[3], 2));
+  feature_dim = inplanes;
+  if (options.out_dim > 0) fc = register_module("fc", nn::Linear(feature_dim, options.out_dim));
+
+  // torchvision's initialisation; Linear keeps its default (the same in LibTorch and PyTorch).
+  torch::NoGradGuard no_grad;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* bn = module->as<nn::BatchNorm2d>()) {
+      bn->weight.fill_(1);
+      bn->bias.zero_();
+    }
+  }
+  if (options.zero_init_residual) {
+    for (const auto& module : modules(false)) {
+      if (auto* block = module->as<Bottleneck>()) block->bn3->weight.zero_();
+      if (auto* block = module->as<BasicBlock>()) block->bn2->weight.zero_();
+    }
+  }
+}
+
+at::Tensor ResNetImpl::forward(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected images of shape N x 3 x H x W, got ", x.sizes());
+  at::Tensor out = at::relu(bn1(conv1(x)));
+  if (!options.cifar_stem) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
+  out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
+  out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+  return fc ? fc(out) : out;
+}
+
+ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& opts) : options(opts) {
+  TORCH_CHECK(options.layers >= 1, "A projection head needs at least 1 layer, got ", options.layers);
+  TORCH_CHECK(options.in_dim > 0 && options.hidden_dim > 0 && options.out_dim > 0,
+              "Projection head sizes must be positive, got in ", options.in_dim, ", hidden ", options.hidden_dim,
+              ", out ", options.out_dim);
+  layers = nn::Sequential();
+  for (int64_t i = 0; i < options.layers; ++i) {
+    const bool last = i == options.layers - 1;
+    const int64_t in = i == 0 ? options.in_dim : options.hidden_dim;
+    const int64_t out = last ? options.out_dim : options.hidden_dim;
+    layers->push_back(nn::Linear(nn::LinearOptions(in, out).bias(last || !options.batch_norm)));
+    if (last) break;
+    if (options.batch_norm) layers->push_back(nn::BatchNorm1d(out));
+    layers->push_back(nn::ReLU());
+  }
+  for (const auto& child : layers->named_children()) register_module(child.key(), child.value());
+}
+
+at::Tensor ProjectionHeadImpl::forward(const at::Tensor& h) { return layers->forward(h); }
+
+SimCLRModelImpl::SimCLRModelImpl(const ResNetOptions& encoder_options,
+                                 const std::optional<ProjectionHeadOptions>& head_options) {
+  encoder = register_module("encoder", ResNet(encoder_options));
+  if (head_options) head = register_module("head", ProjectionHead(*head_options));
+}
+
+std::pair<at::Tensor, at::Tensor> SimCLRModelImpl::forward(const at::Tensor& x) {
+  at::Tensor h = encoder(x);
+  return {h, head ? head(h) : at::Tensor()};
+}
+
+torch::nn::Module& StateModule(SimCLRModelImpl& model) {
+  if (model.head) return model;
+  return *model.encoder;
+}
+
+static void CollectState(const torch::nn::Module& module, const std::string& prefix, NamedTensors* out) {
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) out->emplace_back(prefix + p.key(), p.value().detach());
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) out->emplace_back(prefix + b.key(), b.value().detach());
+  for (const auto& child : module.named_children()) CollectState(*child.value(), prefix + child.key() + ".", out);
+}
+
+NamedTensors StateDictOf(const torch::nn::Module& module) {
+  NamedTensors out;
+  CollectState(module, "", &out);
+  return out;
+}
+
+static std::string JoinKeys(const std::vector<std::string>& keys) {
+  std::string text;
+  for (const auto& key : keys) text += (text.empty() ? "" : ", ") + key;
+  return text;
+}
+
+LoadReport LoadStateDict(torch::nn::Module& module, const NamedTensors& state, bool strict) {
+  NamedTensors targets = StateDictOf(module);
+  std::map<std::string, at::Tensor> given;
+  LoadReport report;
+  for (const auto& entry : state) given[entry.first] = entry.second;
+  std::map<std::string, bool> known;
+  for (const auto& target : targets) {
+    known[target.first] = true;
+    auto source = given.find(target.first);
+    if (source == given.end()) {
+      report.missing_keys.push_back(target.first);
+    } else {
+      TORCH_CHECK(source->second.defined(), "The tensor for ", target.first, " is undefined");
+      TORCH_CHECK(source->second.sizes() == target.second.sizes(), "Shape mismatch for ", target.first,
+                  ": the model has ", target.second.sizes(), ", the state dict has ", source->second.sizes());
+    }
+  }
+  for (const auto& entry : state) {
+    if (!known.count(entry.first)) report.unexpected_keys.push_back(entry.first);
+  }
+  if (strict && (!report.missing_keys.empty() || !report.unexpected_keys.empty())) {
+    TORCH_CHECK(false, "Error loading the state dict (strict):",
+                report.missing_keys.empty() ? "" : " missing keys: " + JoinKeys(report.missing_keys) + ".",
+                report.unexpected_keys.empty() ? "" : " unexpected keys: " + JoinKeys(report.unexpected_keys) + ".");
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& target : targets) {
+    auto source = given.find(target.first);
+    if (source != given.end()) target.second.copy_(source->second);
+  }
+  return report;
+}
+
+int64_t ParameterCount(const torch::nn::Module& module) {
+  int64_t count = 0;
+  for (const auto& p : module.parameters()) count += p.numel();
+  return count;
+}
+
+}  // namespace simclr

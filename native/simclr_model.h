@@ -1,0 +1,46 @@
+// The model the training step runs: encoder f (a ResNet) and, for SimCLR, projection head g. A plain Encoder is the
+// same class with no head. Also the module-level state-dict operations (named tensors in, named tensors out).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "projection_head.h"
+#include "resnet.h"
+#include "state_dict_io.h"
+
+namespace simclr {
+
+struct SimCLRModelImpl : torch::nn::Module {
+  SimCLRModelImpl(const ResNetOptions& encoder_options, const std::optional<ProjectionHeadOptions>& head_options);
+  // h = encoder(x); z = head(h) (an undefined tensor when there is no head).
+  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& x);
+
+  ResNet encoder{nullptr};       // registered as "encoder"
+  ProjectionHead head{nullptr};  // registered as "head"; null for a plain Encoder
+};
+TORCH_MODULE(SimCLRModel);
+
+// The module whose state is the model's public state dict: the whole model ("encoder.*", "head.*") when it has a
+// head, else the bare ResNet (torchvision's keys), which is what torchvision's resnetXX(num_classes=outDim) loads.
+torch::nn::Module& StateModule(SimCLRModelImpl& model);
+
+// Parameters and buffers in PyTorch's state_dict order (each module's own parameters, then its buffers, depth first).
+// The tensors are the live ones (not copies), detached from autograd.
+NamedTensors StateDictOf(const torch::nn::Module& module);
+
+struct LoadReport {
+  std::vector<std::string> missing_keys;     // in the module, not in the input
+  std::vector<std::string> unexpected_keys;  // in the input, not in the module
+};
+
+// Copies `state` into the module's parameters and buffers (converting dtype and device). A shape mismatch is an error
+// naming the key and both shapes; with `strict`, missing or unexpected keys are an error listing them, and nothing is
+// copied in either case.
+LoadReport LoadStateDict(torch::nn::Module& module, const NamedTensors& state, bool strict);
+
+int64_t ParameterCount(const torch::nn::Module& module);
+
+}  // namespace simclr

@@ -1,0 +1,226 @@
+/** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
+import { promises as fs } from 'fs';
+import { native } from '../native';
+import { Tensor, Device } from '../tensor';
+import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
+import { fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
+import type { NativeModel, NativeModelDescription, NativeModelOptions } from './native-models';
+import './native-models';
+
+const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
+export type BackboneName = (typeof BACKBONES)[number];
+
+/** The ResNet backbones, by torchvision's names. */
+export const Backbones = {
+  names: BACKBONES as readonly BackboneName[],
+  /** Width of the pooled features (fc's in_features): 512 for resnet18/34, 2048 for the bottleneck ResNets. */
+  featureDim(name: BackboneName): number {
+    return checkBackbone(name) === 'resnet18' || name === 'resnet34' ? 512 : 2048;
+  },
+};
+
+function checkBackbone(name: unknown): BackboneName {
+  if (typeof name !== 'string') throw invalid(`one of ${BACKBONES.join(', ')}`, 'backbone', name);
+  if (!BACKBONES.includes(name as BackboneName)) {
+    throw new RangeError(`Backbone '${name}' not recognized. Available backbones: ${BACKBONES.join(', ')}`);
+  }
+  return name as BackboneName;
+}
+
+export type Stem = 'imagenet' | 'cifar';
+
+export interface EncoderOptions {
+  backbone: BackboneName;
+  /** Width of the Linear that replaces torchvision's `fc`; 0 keeps the pooled features (no `fc`). */
+  outDim: number;
+  /**
+   * Path of a PyTorch state dict for the backbone (e.g. torchvision's `resnet50-*.pth`). It is loaded before `fc` is
+   * replaced, so its `fc.*` tensors are ignored; every other key must match.
+   */
+  weights?: string;
+  device?: Device;
+  /** 'cifar': 3x3 stride-1 first convolution and no max-pool, for small (32 px) images. Default 'imagenet'. */
+  stem?: Stem;
+  /** Zero-initialise the last BatchNorm of each residual branch (torchvision's zero_init_residual). */
+  zeroInitResidual?: boolean;
+}
+
+/** @internal Checks the encoder options and turns them into native options. */
+export function encoderNativeOptions(options: Omit<EncoderOptions, 'outDim'> & { outDim?: number }): NativeModelOptions {
+  if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  const out: NativeModelOptions = { backbone: checkBackbone(options.backbone) };
+  if (options.outDim !== undefined) out.outDim = checkInteger(options.outDim, 'outDim', 0, 2 ** 20);
+  if (options.stem !== undefined) out.stem = checkOneOf(options.stem, 'stem', ['imagenet', 'cifar'] as const);
+  if (options.zeroInitResidual !== undefined) {
+    if (typeof options.zeroInitResidual !== 'boolean') throw invalid('a boolean', 'zeroInitResidual', options.zeroInitResidual);
+    out.zeroInitResidual = options.zeroInitResidual;
+  }
+  if (options.device !== undefined) out.device = options.device;
+  if (options.weights !== undefined && (typeof options.weights !== 'string' || options.weights === '')) {
+    throw invalid('a file path', 'weights', options.weights);
+  }
+  return out;
+}
+
+function checkTensor(x: unknown, name: string): Tensor {
+  if (!(x instanceof Tensor)) throw invalid('a Tensor', name, x);
+  return x;
+}
+
+function checkStrict(options: LoadStateDictOptions | undefined): boolean {
+  if (options === undefined) return true;
+  if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  if (options.strict === undefined) return true;
+  if (typeof options.strict !== 'boolean') throw invalid('a boolean', 'strict', options.strict);
+  return options.strict;
+}
+
+/**
+ * What Encoder and SimCLRModel share: one native model (a ResNet, plus a projection head for SimCLR) and its state.
+ * Calls that run the model return promises and run off the JS thread; calls on one model run one at a time.
+ */
+export abstract class ModelBase {
+  /** @internal The native model; native training code takes this object. */
+  readonly handle: NativeModel;
+
+  /** @internal */
+  protected constructor(handle: NativeModel) {
+    this.handle = handle;
+  }
+
+  /** BatchNorm uses batch statistics and updates its running ones. Returns this. */
+  train(): this {
+    this.handle.train(true);
+    return this;
+  }
+
+  /** BatchNorm uses its running statistics. Returns this. */
+  eval(): this {
+    this.handle.train(false);
+    return this;
+  }
+
+  get training(): boolean {
+    return this.handle.isTraining();
+  }
+
+  /** Moves the parameters and buffers to `device`. Returns this. */
+  to(device: Device): this {
+    this.handle.to(device);
+    return this;
+  }
+
+  get device(): Device {
+    return this.handle.device();
+  }
+
+  /** Number of parameters (BatchNorm running statistics are buffers, not counted), as PyTorch's sum of numel(). */
+  parameterCount(): number {
+    return this.handle.parameterCount();
+  }
+
+  /** Backbone, widths, stem and head of this model. */
+  describe(): NativeModelDescription {
+    return this.handle.describe();
+  }
+
+  /** h = encoder(x) in eval mode with no gradient (the mode is restored afterwards): features for downstream use. */
+  async embed(x: Tensor): Promise<Tensor> {
+    return new Tensor(await withCallerStack(this.handle.embed(checkTensor(x, 'x').handle)));
+  }
+
+  /**
+   * Runs forward with autograd and back-propagates `gradOutput` (the gradient of some loss with respect to the
+   * output: z for SimCLRModel, the encoder output for Encoder) into the parameters' gradients, which accumulate
+   * until {@link zeroGrad}. Returns the output.
+   */
+  async forwardBackward(x: Tensor, gradOutput: Tensor): Promise<Tensor> {
+    const out = this.handle.forwardBackward(checkTensor(x, 'x').handle, checkTensor(gradOutput, 'gradOutput').handle);
+    return new Tensor(await withCallerStack(out));
+  }
+
+  /** Copies of the accumulated parameter gradients, by state-dict key (parameters without a gradient are absent). */
+  gradients(): StateDict {
+    return fromNative(this.handle.gradients());
+  }
+
+  /** Clears the parameter gradients. */
+  zeroGrad(): void {
+    this.handle.zeroGrad();
+  }
+
+  /** A snapshot (copies) of the parameters and buffers, keyed as PyTorch's state_dict(). */
+  async stateDict(): Promise<StateDict> {
+    return fromNative(await withCallerStack(this.handle.stateDict()));
+  }
+
+  /**
+   * Loads a state dict from a `torch.save` file path or from tensors. A shape mismatch is an error naming the key and
+   * both shapes; with `strict` (the default) so are missing and unexpected keys, otherwise they are returned.
+   */
+  async loadStateDict(source: string | StateDict, options?: LoadStateDictOptions): Promise<LoadResult> {
+    const strict = checkStrict(options);
+    if (typeof source === 'string') {
+      if (source === '') throw invalid('a file path or an object of Tensors', 'source', source);
+      const bytes = await fs.readFile(source);
+      return withCallerStack(this.handle.loadStateDictBytes(bytes, strict));
+    }
+    return withCallerStack(this.handle.loadStateDict(toNative(source, 'source'), strict));
+  }
+
+  /** Writes the state dict to `path` in the format Python's torch.load reads. */
+  async saveStateDict(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
+    await fs.writeFile(path, await this.stateDictBytes());
+  }
+
+  /** The whole state as torch.save bytes (for checkpoints); {@link loadStateDictBytes} restores it. */
+  stateDictBytes(): Promise<Buffer> {
+    return withCallerStack(this.handle.stateDictBytes());
+  }
+
+  async loadStateDictBytes(bytes: Uint8Array, options?: LoadStateDictOptions): Promise<LoadResult> {
+    if (!(bytes instanceof Uint8Array)) throw invalid('a Buffer or Uint8Array', 'bytes', bytes);
+    return withCallerStack(this.handle.loadStateDictBytes(bytes, checkStrict(options)));
+  }
+
+  /**
+   * @internal Loads backbone weights from a torch.save file into the encoder, ignoring its `fc.*` (replaced by this
+   * model's own). Every other backbone key must be present and match.
+   */
+  protected async loadBackboneWeights(path: string, keyPrefix: string): Promise<void> {
+    const bytes = await fs.readFile(path);
+    const file = await withCallerStack(native.readStateDict(bytes));
+    const backbone: Record<string, (typeof file)[string]> = {};
+    for (const [key, tensor] of Object.entries(file)) if (!key.startsWith('fc.')) backbone[keyPrefix + key] = tensor;
+    const report = await withCallerStack(this.handle.loadStateDict(backbone, false));
+    const missing = report.missingKeys.filter((key) => key.startsWith(keyPrefix) && !key.startsWith(`${keyPrefix}fc.`));
+    if (missing.length > 0 || report.unexpectedKeys.length > 0) {
+      throw new Error(
+        `The weights in ${path} do not fit a ${this.describe().backbone}:` +
+          (missing.length ? ` missing keys: ${missing.join(', ')}.` : '') +
+          (report.unexpectedKeys.length ? ` unexpected keys: ${report.unexpectedKeys.join(', ')}.` : ''),
+      );
+    }
+  }
+}
+
+/**
+ * A torchvision ResNet whose `fc` is replaced by `Linear(in_features, outDim)` (or removed with outDim 0). Its state
+ * dict has torchvision's bare keys: torchvision's `resnetXX(num_classes=outDim)` loads what `saveStateDict` writes.
+ */
+export class Encoder extends ModelBase {
+  static async create(options: EncoderOptions): Promise<Encoder> {
+    const nativeOptions = encoderNativeOptions(options);
+    if (options.outDim === undefined) throw invalid('an integer', 'outDim', options.outDim);
+    const encoder = new Encoder(await withCallerStack(native.createModel(nativeOptions)));
+    if (options.weights !== undefined) await encoder.loadBackboneWeights(options.weights, '');
+    return encoder;
+  }
+
+  /** The encoder's output for images `x` (N x 3 x H x W), in the current train/eval mode, without autograd. */
+  async forward(x: Tensor): Promise<Tensor> {
+    const out = await withCallerStack(this.handle.forward(checkTensor(x, 'x').handle));
+    return new Tensor(out.h);
+  }
+}
