@@ -84,6 +84,7 @@ describe('training report', () => {
     const page = fs.readFileSync(html, 'utf8');
     expect(page).toContain(fs.readFileSync(path.join(dir, 'report.svg'), 'utf8'));
     expect(page).toContain('<title>Run &lt;A&gt;</title>');
+    expect(page).toContain('>Run &lt;A&gt;</text>');
     const rows = Object.fromEntries([...page.matchAll(/<tr><th>([^<]+)<\/th><td>([^<]+)<\/td><\/tr>/g)].map((m) => [m[1], m[2]]));
     expect(rows).toEqual({
       steps: '40',
