@@ -11,7 +11,7 @@ namespace simclr {
 
 struct LinearProbeOptions {
   int64_t num_classes = 0;      // labels lie in [0, num_classes)
-  int64_t epochs = 100;
+  int64_t epochs = 30;
   int64_t batch_size = 256;
   double learning_rate = 1e-3;  // Adam's peak rate, decayed to 0 by a cosine over all steps
   double weight_decay = 0.0;    // L2 penalty coefficient on the weights

@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
+import { types } from 'util';
 import { Tensor } from '../tensor';
 import { writeFileAtomic } from '../atomic-file';
 import { invalid } from '../errors';
@@ -46,11 +47,12 @@ function checkLittleEndian(): void {
 /** Writes `data` (C order, the given shape) as a `.npy` file, atomically. */
 export async function writeNpy(filePath: string, data: NpyData, shape: readonly number[]): Promise<void> {
   checkLittleEndian();
-  if (!(data instanceof Float32Array || data instanceof BigInt64Array)) throw invalid('a Float32Array or BigInt64Array', 'data', data);
+  // util.types checks hold across realms (arrays made by the addon or in a jest sandbox), where instanceof does not.
+  if (!types.isFloat32Array(data) && !types.isBigInt64Array(data)) throw invalid('a Float32Array or BigInt64Array', 'data', data);
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) throw invalid('an array of non-negative integers', 'shape', shape);
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw invalid(`${count} elements for shape [${shape.join(', ')}]`, 'data', data.length, 'range');
-  const descr = data instanceof Float32Array ? '<f4' : '<i8';
+  const descr = types.isFloat32Array(data) ? '<f4' : '<i8';
   await writeFileAtomic(filePath, [npyHeader(descr, shape), data]);
 }
 
@@ -83,15 +85,13 @@ export async function readNpy(filePath: string): Promise<NpyArray> {
 
 function labelsArray(labels: Tensor | BigInt64Array | Int32Array | readonly number[]): BigInt64Array {
   if (labels instanceof Tensor) {
-    const data = labels.toTypedArray();
-    if (data instanceof BigInt64Array) return data;
-    if (data instanceof Float32Array || data instanceof Float64Array) {
+    if (labels.dtype !== 'int64' && labels.dtype !== 'uint8') {
       throw new TypeError(`Expected an integer Tensor for labels but received dtype ${labels.dtype}`);
     }
-    return BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(v));
+    return BigInt64Array.from(labels.toTypedArray() as ArrayLike<number | bigint>, (v) => BigInt(v));
   }
-  if (labels instanceof BigInt64Array) return labels;
-  if (labels instanceof Int32Array || Array.isArray(labels)) {
+  if (types.isBigInt64Array(labels)) return labels;
+  if (types.isInt32Array(labels) || Array.isArray(labels)) {
     return BigInt64Array.from(labels as ArrayLike<number>, (v, i) => {
       if (!Number.isInteger(v)) throw invalid('integer labels', `labels[${i}]`, v, 'range');
       return BigInt(v);

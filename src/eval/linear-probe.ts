@@ -25,7 +25,7 @@ declare module '../native' {
 }
 
 export interface LinearProbeOptions {
-  /** Passes over the training split (default 100). */
+  /** Passes over the training split (default 30: on raw Fashion-MNIST pixels, 60k/10k, 30 and 100 epochs both give 0.84). */
   epochs?: number;
   /** Rows per Adam step (default 256). */
   batchSize?: number;

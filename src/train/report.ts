@@ -70,7 +70,7 @@ function isStepRecord(record: MetricsRecord): record is StepRecord {
   return (record as StepRecord).step !== undefined;
 }
 
-function checkRecords(records: unknown): MetricsRecord[] {
+function checkRecords(records: unknown): asserts records is MetricsRecord[] {
   if (!Array.isArray(records)) throw invalid('an array of metrics records', 'records', records);
   if (records.length === 0) throw new RangeError('Expected at least one metrics record for records but received none');
   records.forEach((record: unknown, i) => {
@@ -83,7 +83,6 @@ function checkRecords(records: unknown): MetricsRecord[] {
     const knn = (record as EpochRecord).knnAccuracy;
     if (knn !== undefined && typeof knn !== 'number') throw invalid('a number', `records[${i}].knnAccuracy`, knn);
   });
-  return records as MetricsRecord[];
 }
 
 /** Mean of each window of consecutive steps when there are more than MAX_PLOTTED_STEPS. */
@@ -102,6 +101,7 @@ function lossCurve(steps: StepRecord[]): { step: number; loss: number }[] {
 
 /** The vega-lite spec: loss against step (or epoch when no step was logged) and, when monitored, kNN accuracy. */
 export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report'): object {
+  checkRecords(records);
   const steps = records.filter(isStepRecord);
   const epochs = records.filter((r): r is EpochRecord => !isStepRecord(r));
   const xField = steps.length > 0 ? 'step' : 'epoch';
@@ -138,9 +138,9 @@ export function reportSpec(records: MetricsRecord[], title = 'SimCLR training re
 
 /** Renders the report charts to an SVG string (headless: no canvas, no browser). */
 export async function renderReportSvg(records: MetricsRecord[], title?: string): Promise<string> {
-  const checked = checkRecords(records);
+  const spec = reportSpec(records, title);
   const [vegaLite, vega] = await Promise.all([importEsm<VegaLite>('vega-lite'), importEsm<Vega>('vega')]);
-  const view = new vega.View(vega.parse(vegaLite.compile(reportSpec(checked, title)).spec), { renderer: 'none' });
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
