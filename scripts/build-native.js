@@ -15,15 +15,18 @@ function buildNative({ quiet = false } = {}) {
   // A different LibTorch than the last build's needs a fresh configure; otherwise an incremental build is enough.
   const stamp = path.join(ROOT, 'build', 'libtorch.json');
   const sameLibTorch = fs.existsSync(stamp) && JSON.parse(fs.readFileSync(stamp, 'utf8')).libDir === libtorch.libDir;
-  const args = [cmakeJs, sameLibTorch ? 'compile' : 'rebuild', '--directory', ROOT, '--out', path.join(ROOT, 'build'), '--config', 'Release',
+  if (!sameLibTorch) fs.rmSync(path.join(ROOT, 'build'), { recursive: true, force: true });
+  const args = [cmakeJs, 'compile', '--directory', ROOT, '--out', path.join(ROOT, 'build'), '--config', 'Release',
     '--parallel', jobs];
+  // Recorded before building, so that a failed compile is retried incrementally rather than from scratch.
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
+  fs.writeFileSync(stamp, JSON.stringify(libtorch, null, 2));
   if (!quiet) process.stderr.write(`simclr: building the native addon against ${libtorch.source} LibTorch ${libtorch.version} (${libtorch.libDir})\n`);
   const run = spawnSync(process.execPath, args, { cwd: ROOT, stdio: quiet ? 'pipe' : 'inherit', env: process.env });
   if (run.status !== 0) {
     const output = quiet ? `\n${run.stdout}\n${run.stderr}` : '';
     throw new Error(`simclr: the native build failed (cmake-js exit ${run.status}).${output}`);
   }
-  fs.writeFileSync(stamp, JSON.stringify(libtorch, null, 2));
   return libtorch;
 }
 

@@ -5,7 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, manualSeed } from '../tensor';
-import { SimCLRModel, Encoder } from '../models';
+import { SimCLRModel } from '../models/simclr-model';
+import { Encoder } from '../models/encoder';
 import { resolveAugmentConfig } from '../augment';
 import { knnEvaluate } from '../eval/knn';
 import { linearProbe } from '../eval/linear-probe';

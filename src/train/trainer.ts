@@ -192,11 +192,12 @@ export class Trainer {
           const stepPromise = this.native.step(views.handle, lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
           const { loss } = await stepPromise;
+          const images = views.shape[0] / 2;
           views.dispose();
           pending = await upcoming;
           if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
           const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
-          const imagesPerSecond = views.shape[0] / 2 / seconds;
+          const imagesPerSecond = images / seconds;
           step++;
           batchInEpoch++;
           lastLoss = loss;

@@ -1,0 +1,138 @@
+/**
+ * The training step and loop: one native step equals PyTorch (same weights, views, loss and optimiser), a resumed run
+ * equals an uninterrupted one, and a short last batch trains end to end.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { native } from '../src/native';
+import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy } from '../src';
+import { describeWithOracle, runPython } from './helpers/oracle';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-'));
+
+const ORACLE = String.raw`
+import json, sys
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, torchvision
+a = json.loads(sys.argv[1])
+torch.set_num_threads(1)
+m = torchvision.models.resnet18()
+m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity(); m.fc = nn.Identity()
+model = nn.Module(); model.encoder = m; model.head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+model.load_state_dict(torch.load(a["init"]), strict=True)
+model.train()
+views = torch.from_numpy(np.load(a["views"]))
+params = [p for p in model.parameters()]
+decay = [p for p in params if p.dim() > 1]; no_decay = [p for p in params if p.dim() <= 1]
+o = a["options"]; wd = o.get("weightDecay", 0.0)
+groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+if o["optimizer"] == "sgd":
+    opt = torch.optim.SGD(groups, lr=1.0, momentum=o["momentum"], nesterov=o.get("nesterov", False))
+elif o["optimizer"] == "adamw":
+    opt = torch.optim.AdamW(groups, lr=1.0, betas=(0.9, 0.999), eps=o.get("eps", 1e-8))
+else:
+    opt = None
+    bufs = {id(p): torch.zeros_like(p) for p in params}
+def loss_of(z, t):
+    z = F.normalize(z, dim=1); n = z.shape[0] // 2
+    s = z @ z.T / t; s.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(s, target)
+losses = []
+for lr in a["lrs"]:
+    model.zero_grad()
+    loss = loss_of(model.head(model.encoder(views)), o["temperature"])
+    loss.backward(); losses.append(loss.item())
+    if opt is not None:
+        for g in opt.param_groups: g["lr"] = lr
+        opt.step()
+    else:
+        with torch.no_grad():
+            for p in params:
+                d = p.grad.clone(); scaled = lr
+                if p.dim() > 1:
+                    d += wd * p
+                    pn, gn = p.norm(), d.norm()
+                    if pn > 0 and gn > 0: scaled = lr * 0.001 * (pn / gn).item()
+                bufs[id(p)].mul_(o["momentum"]).add_(d * scaled)
+                p.sub_(bufs[id(p)])
+ours = torch.load(a["ours"])
+ref = model.state_dict()
+diff = max((ours[k].double() - ref[k].double()).abs().max().item() for k in ref if ref[k].is_floating_point())
+scale = max(ref[k].abs().max().item() for k in ref if ref[k].is_floating_point())
+print(json.dumps({"losses": losses, "maxDiff": diff, "scale": scale}))
+`;
+
+describeWithOracle('native training step against PyTorch', (python) => {
+  it.each([
+    ['SGD with Nesterov momentum and weight decay', { optimizer: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 5e-4, temperature: 0.5 }],
+    // A larger eps: with the default 1e-8, Adam's first steps turn rounding noise in near-zero gradients into full
+    // ±lr updates, which no two implementations share.
+    ['AdamW', { optimizer: 'adamw', weightDecay: 0.05, eps: 1e-3, temperature: 0.2 }],
+    ['LARS', { optimizer: 'lars', momentum: 0.9, weightDecay: 1e-6, temperature: 0.1 }],
+  ] as [string, Record<string, unknown>][])('%s: losses and updated weights match after 3 steps', async (_name, options) => {
+    const dir = tmp();
+    manualSeed(11);
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    await model.saveStateDict(path.join(dir, 'init.pt'));
+    const views = Tensor.randn([8, 3, 8, 8]);
+    await writeNpy(path.join(dir, 'views.npy'), Float32Array.from(views.toFloat32Array()), views.shape);
+    const trainer = native.createTrainer(model.handle, options);
+    // Moderate rates: a small batch with BatchNorm amplifies float rounding differences step by step at large ones.
+    const lrs = options.optimizer === 'adamw' ? [1e-3, 2e-3, 5e-4] : [0.01, 0.02, 0.005];
+    const losses: number[] = [];
+    for (const lr of lrs) losses.push((await trainer.step(views.handle, lr)).loss);
+    await model.saveStateDict(path.join(dir, 'ours.pt'));
+    const ref = JSON.parse(runPython(python, ORACLE, {
+      init: path.join(dir, 'init.pt'), views: path.join(dir, 'views.npy'), ours: path.join(dir, 'ours.pt'), options, lrs,
+    }));
+    for (let i = 0; i < lrs.length; i++) expect(Math.abs(losses[i] - ref.losses[i])).toBeLessThan(1e-4);
+    expect(ref.maxDiff).toBeLessThan(1e-4 * Math.max(1, ref.scale));
+  });
+});
+
+describe('native training step arguments', () => {
+  it('rejects bad options and inputs with clear errors', async () => {
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    expect(() => native.createTrainer(model.handle, { optimizer: 'rmsprop' })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
+    expect(() => native.createTrainer(model.handle, { temperature: 0 })).toThrowKind('RangeError', 'temperature');
+    expect(() => native.createTrainer({}, {})).toThrowKind('TypeError');
+    const trainer = native.createTrainer(model.handle, {});
+    expect(() => trainer.step(Tensor.randn([3, 3, 8, 8]).handle, 0.1)).toThrowKind('RangeError', '2 views of at least 2 images');
+    expect(() => trainer.step(Tensor.randn([4, 1, 8, 8]).handle, 0.1)).toThrowKind('RangeError', 'x 3 x H x W');
+    expect(() => trainer.step(Tensor.randn([4, 3, 8, 8]).handle, -1)).toThrowKind('RangeError', 'lr');
+    expect(() => trainer.step({}, 0.1)).toThrowKind('TypeError', 'views');
+  });
+});
+
+describe('training loop', () => {
+  const base: Partial<RunConfig> = {
+    data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16, stem: 'cifar',
+    knnEvery: 0, workers: 1, seed: 3, lr: 0.3,
+  };
+  const stepLosses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l)).filter((r) => r.step !== undefined).map((r) => [r.step, r.loss]);
+
+  it('resumed after an interruption mid-epoch, gives the same losses as an uninterrupted run', async () => {
+    const whole = tmp();
+    const parts = tmp();
+    await runTraining({ ...base, out: whole }, { progress: 'none' });
+    const stop = new AbortController();
+    const first = await runTraining({ ...base, out: parts }, { progress: 'none', signal: stop.signal, onStep: (r) => r.step === 3 && stop.abort() });
+    expect(first.interrupted).toBe(true);
+    expect(first.steps).toBe(3);
+    const second = await runTraining({ ...base, out: parts }, { progress: 'none', resume: true });
+    expect(second.interrupted).toBe(false);
+    expect(second.steps).toBe(10);
+    expect(stepLosses(parts)).toEqual(stepLosses(whole));
+    expect(fs.existsSync(path.join(parts, 'best.ckpt'))).toBe(true);
+    expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
+  });
+
+  it('trains through a short last batch (10 images in batches of 4: 4, 4, 2)', async () => {
+    const out = tmp();
+    const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, out }, { progress: 'none' });
+    expect(run.steps).toBe(3);
+    expect(Number.isFinite(run.lastLoss)).toBe(true);
+  });
+});
