@@ -7,7 +7,7 @@ import * as path from 'path';
 import { native, NativeTensor } from '../native';
 import { Tensor, Device } from '../tensor';
 import { withCallerStack } from '../errors';
-import { Dataset, ImageFolder, ManifestDataset, Loader, fashionMnist, Subset } from '../data';
+import { BaseSize, Dataset, ImageFolder, ManifestDataset, Loader, fashionMnist, Subset } from '../data';
 import { Augmenter, AugmentConfig } from '../augment';
 import type { LabelledFeatures } from '../eval/labelled-features';
 import type { TrainingData } from './trainer';
@@ -23,7 +23,7 @@ declare module '../native' {
  * Opens `spec`: `fashion-mnist` (Debian's dataset-fashion-mnist, `split` picks train or test), a manifest
  * (`.csv`/`.jsonl`), or an image folder. Images are resized to `baseSize` when decoded.
  */
-export function openDataset(spec: string, split: 'train' | 'test', baseSize: number): Dataset {
+export function openDataset(spec: string, split: 'train' | 'test', baseSize: BaseSize): Dataset {
   if (spec === 'fashion-mnist') return fashionMnist(split, { size: baseSize });
   if (!fs.existsSync(spec)) throw new Error(`data '${spec}' does not exist (expected an image folder, a .csv/.jsonl manifest or fashion-mnist)`);
   if (fs.statSync(spec).isDirectory()) return new ImageFolder(spec, { size: baseSize });

@@ -1,0 +1,39 @@
+'use strict';
+// Quality: simclr pretraining vs the PyTorch script bench/peers/simclr_train.py with the same recipe (architecture,
+// stem, views, optimiser, schedule, epochs, batch, subset sizes), both evaluated by the same linear probe on frozen
+// features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points.
+// Usage: npm run bench -- quality [json overrides of the recipe, e.g. '{"epochs":2,"subset":5000}']
+const { runTraining, evaluate, createModel, validateRunConfig, getNumThreads } = require('../dist');
+const { QUICKSTART_CONFIG } = require('../dist/quickstart');
+const { runPeer, printTable, fmt } = require('./common');
+const os = require('os');
+const path = require('path');
+
+async function main() {
+  const overrides = process.argv[3] ? JSON.parse(process.argv[3]) : {};
+  const config = validateRunConfig({ ...QUICKSTART_CONFIG, knnEvery: 0, out: path.join(os.tmpdir(), 'simclr-quality'), ...overrides });
+  const started = Date.now();
+  const run = await runTraining(config, { progress: 'plain' });
+  const oursSeconds = (Date.now() - started) / 1000;
+  const ours = await evaluate(run.model, run.config);
+  const raw = await evaluate(undefined, run.config);
+  const random = await createModel({ ...run.config, seed: run.config.seed + 1000 });
+  random.eval();
+  const randomEval = await evaluate(random, run.config);
+  const peer = runPeer('simclr_train.py', { config: run.config, threads: getNumThreads(), workers: 0, probe: true, evalSubset: ours.bankSize });
+  console.log(`quality: ${config.backbone} ${config.stem} stem, ${config.subset ?? 60000} images x ${config.epochs} epochs, batch ${config.batchSize}, ` +
+    `${config.imageSize} px, ${config.optimizer} lr ${config.lr}, tau ${config.temperature}; probe ${ours.bankSize} train / ${ours.querySize} test; peer torch ${peer.version}`);
+  printTable([
+    { features: 'simclr pretraining', 'linear probe': fmt(100 * ours.linearProbe.testAccuracy), 'pretrain s': fmt(oursSeconds, 0), 'final loss': fmt(run.lastLoss, 3) },
+    { features: 'PyTorch pretraining', 'linear probe': fmt(100 * peer.linearProbe), 'pretrain s': fmt(peer.seconds, 0), 'final loss': fmt(peer.lastLoss, 3) },
+    { features: 'raw pixels', 'linear probe': fmt(100 * raw.linearProbe.testAccuracy), 'pretrain s': '-', 'final loss': '-' },
+    { features: 'random encoder', 'linear probe': fmt(100 * randomEval.linearProbe.testAccuracy), 'pretrain s': '-', 'final loss': '-' },
+  ]);
+  const gap = 100 * (ours.linearProbe.testAccuracy - peer.linearProbe);
+  console.log(`simclr - PyTorch = ${fmt(gap)} points (target >= -0.5): ${gap >= -0.5 ? 'met' : 'MISSED'}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
