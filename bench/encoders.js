@@ -45,10 +45,12 @@ async function main() {
     for (const mode of ['eval', 'train']) {
       const mine = mode === 'eval' ? ours.evalSeconds : ours.trainSeconds;
       const theirs = mode === 'eval' ? peer.evalSeconds : peer.trainSeconds;
-      rows.push({
+      const row = {
         backbone: config.backbone, px: config.size, batch: config.batch, mode,
         'simclr img/s': fmt(ips(mine), 1), 'pytorch img/s': fmt(ips(theirs), 1), ratio: fmt(theirs / mine),
-      });
+      };
+      rows.push(row);
+      console.log(`  ${Object.values(row).join('  ')}`); // progress: a loaded machine can make the run long
     }
   }
   console.log(`encoders: median of ${REPEATS} runs after 1 warm-up, threads ${threads}, peer torch ${version}; ` +
