@@ -330,17 +330,12 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
       if (!head_value.IsObject() || head_value.IsArray()) ThrowType("Expected an options object for head but received " + TypeName(head_value));
       ProjectionHeadOptions h;
       h.layers = IntOption(head_value, "layers", 2, 1, 16);
-      h.hidden_dim = IntOption(head_value, "hiddenDim", 0, 1, kMaxWidth);  // 0: the encoder's output width
+      h.hidden_dim = IntOption(head_value, "hiddenDim", 0, 1, kMaxWidth);  // 0 (absent): the encoder's output width
       h.out_dim = IntOption(head_value, "outDim", 128, 1, kMaxWidth);
       h.batch_norm = BoolOption(head_value, "batchNorm", false);
       head = h;
     }
-    return RunAsync<SimCLRModel>(info.Env(), "simclr.createModel", [encoder, head, device]() mutable {
-      if (head) {
-        const int64_t feature_dim = encoder.backbone == "resnet18" || encoder.backbone == "resnet34" ? 512 : 2048;
-        head->in_dim = encoder.out_dim > 0 ? encoder.out_dim : feature_dim;
-        if (head->hidden_dim == 0) head->hidden_dim = head->in_dim;
-      }
+    return RunAsync<SimCLRModel>(info.Env(), "simclr.createModel", [encoder, head, device] {
       SimCLRModel model(encoder, head);
       if (!device.is_cpu()) model->to(device);
       return model;

@@ -146,7 +146,12 @@ at::Tensor ProjectionHeadImpl::forward(const at::Tensor& h) { return layers->for
 SimCLRModelImpl::SimCLRModelImpl(const ResNetOptions& encoder_options,
                                  const std::optional<ProjectionHeadOptions>& head_options) {
   encoder = register_module("encoder", ResNet(encoder_options));
-  if (head_options) head = register_module("head", ProjectionHead(*head_options));
+  if (head_options) {
+    ProjectionHeadOptions options = *head_options;
+    if (options.in_dim == 0) options.in_dim = encoder_options.out_dim > 0 ? encoder_options.out_dim : encoder->feature_dim;
+    if (options.hidden_dim == 0) options.hidden_dim = options.in_dim;
+    head = register_module("head", ProjectionHead(options));
+  }
 }
 
 std::pair<at::Tensor, at::Tensor> SimCLRModelImpl::forward(const at::Tensor& x) {

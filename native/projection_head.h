@@ -7,8 +7,9 @@
 namespace simclr {
 
 struct ProjectionHeadOptions {
-  int64_t in_dim = 512;
-  int64_t hidden_dim = 512;
+  // 0: filled in by SimCLRModel (in_dim = the encoder's output width, hidden_dim = in_dim).
+  int64_t in_dim = 0;
+  int64_t hidden_dim = 0;
   int64_t out_dim = 128;
   // Number of Linear layers: 2 is SimCLR's Linear(d, d) -> ReLU -> Linear(d, 128), 3 is SimCLRv2's.
   int64_t layers = 2;

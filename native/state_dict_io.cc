@@ -8,6 +8,7 @@
 #include <caffe2/serialize/in_memory_adapter.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -21,14 +22,28 @@ using ValuePtr = std::shared_ptr<Value>;
 
 // The data a state-dict pickle can hold. Globals are kept as names; only allowed names are ever resolved.
 struct Value {
-  enum Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor, kMark } kind = kNone;
+  enum Kind { kNone, kBool, kInt, kBigInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor, kMark } kind = kNone;
   int64_t integer = 0;
   double real = 0;
-  std::string text;  // string value, or "module.name" of a global
+  std::string text;  // string value, "module.name" of a global, or a big integer's little-endian bytes
   std::vector<ValuePtr> items;                             // tuple, list
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;      // dict / OrderedDict
   at::Tensor tensor;  // storage (1-D, its dtype) or tensor
+  // Nesting depth, and whether this value is inside a container. A container cannot change once it is inside another,
+  // so values form no cycles and their depth is bounded: a hostile file cannot recurse the reader to a crash.
+  int depth = 0;
+  bool nested = false;
 };
+
+constexpr int kMaxDepth = 64;
+
+// Puts `child` inside `container`.
+void Nest(Value& container, const ValuePtr& child) {
+  child->nested = true;
+  TORCH_CHECK(!container.nested, "state dict file: a container is changed after it was used (not a plain state dict)");
+  TORCH_CHECK(child->depth < kMaxDepth, "state dict file: values nested too deeply");
+  container.depth = std::max(container.depth, child->depth + 1);
+}
 
 ValuePtr Make(Value::Kind kind) {
   auto v = std::make_shared<Value>();
@@ -96,11 +111,11 @@ class RestrictedUnpickler {
           if (op == 'd') {
             TORCH_CHECK(items.size() % 2 == 0, "state dict file: malformed pickle (odd DICT)");
             auto dict = Make(Value::kDict);
-            for (size_t i = 0; i < items.size(); i += 2) dict->entries.emplace_back(items[i], items[i + 1]);
+            for (size_t i = 0; i < items.size(); i += 2) AddEntry(dict, items[i], items[i + 1]);
             Push(dict);
           } else {
             auto seq = Make(op == 't' ? Value::kTuple : Value::kList);
-            seq->items = std::move(items);
+            for (const auto& item : items) AddItem(seq, item);
             Push(seq);
           }
           break;
@@ -109,21 +124,25 @@ class RestrictedUnpickler {
           const size_t n = op - 0x84;
           TORCH_CHECK(stack_.size() >= n, "state dict file: malformed pickle (stack underflow)");
           auto tuple = Make(Value::kTuple);
-          tuple->items.assign(stack_.end() - n, stack_.end());
+          std::vector<ValuePtr> items(stack_.end() - n, stack_.end());
           stack_.resize(stack_.size() - n);
-          for (const auto& item : tuple->items) CheckNotMark(item);
+          for (const auto& item : items) {
+            CheckNotMark(item);
+            AddItem(tuple, item);
+          }
           Push(tuple);
           break;
         }
-        case 'a': { ValuePtr item = Pop(); Sequence(Top(), Value::kList)->items.push_back(item); break; }  // APPEND
+        case 'a': { ValuePtr item = Pop(); AddItem(Sequence(Top(), Value::kList), item); break; }  // APPEND
         case 'e': { std::vector<ValuePtr> items = PopToMark(); auto list = Sequence(Top(), Value::kList);   // APPENDS
-          list->items.insert(list->items.end(), items.begin(), items.end()); break; }
-        case 's': { ValuePtr v = Pop(); ValuePtr k = Pop(); Sequence(Top(), Value::kDict)->entries.emplace_back(k, v); break; }
+          for (const auto& item : items) AddItem(list, item);
+          break; }
+        case 's': { ValuePtr v = Pop(); ValuePtr k = Pop(); AddEntry(Sequence(Top(), Value::kDict), k, v); break; }
         case 'u': {                                // SETITEMS
           std::vector<ValuePtr> items = PopToMark();
           TORCH_CHECK(items.size() % 2 == 0, "state dict file: malformed pickle (odd SETITEMS)");
           auto dict = Sequence(Top(), Value::kDict);
-          for (size_t i = 0; i < items.size(); i += 2) dict->entries.emplace_back(items[i], items[i + 1]);
+          for (size_t i = 0; i < items.size(); i += 2) AddEntry(dict, items[i], items[i + 1]);
           break;
         }
         case 'q': Memo(Little(1)) = Top(); break;  // BINPUT
@@ -202,6 +221,15 @@ class RestrictedUnpickler {
   static void CheckNotMark(const ValuePtr& v) {
     TORCH_CHECK(v->kind != Value::kMark, "state dict file: malformed pickle (unexpected MARK)");
   }
+  static void AddItem(const ValuePtr& container, const ValuePtr& item) {
+    Nest(*container, item);
+    container->items.push_back(item);
+  }
+  static void AddEntry(const ValuePtr& dict, const ValuePtr& key, const ValuePtr& value) {
+    Nest(*dict, key);
+    Nest(*dict, value);
+    dict->entries.emplace_back(key, value);
+  }
   static ValuePtr Sequence(const ValuePtr& v, Value::Kind kind) {
     TORCH_CHECK(v->kind == kind, "state dict file: malformed pickle (wrong container)");
     return v;
@@ -229,8 +257,13 @@ class RestrictedUnpickler {
     Push(v);
   }
   void PushLong(uint64_t n) {
-    TORCH_CHECK(n <= 8, "state dict file: integer too large");
     const uint8_t* p = Bytes(n);
+    if (n > 8) {  // only the legacy format's magic number is this big; it is compared as bytes
+      auto v = Make(Value::kBigInt);
+      v->text.assign(reinterpret_cast<const char*>(p), n);
+      Push(v);
+      return;
+    }
     uint64_t bits = 0;
     for (int i = int(n) - 1; i >= 0; --i) bits = (bits << 8) | p[i];
     if (n > 0 && n < 8 && (p[n - 1] & 0x80)) bits |= ~uint64_t(0) << (8 * n);  // sign-extend
@@ -387,7 +420,9 @@ NamedTensors ReadLegacy(const uint8_t* data, size_t size) {
     return value;
   };
   ValuePtr magic = skip_pickle();
-  TORCH_CHECK(magic->kind == Value::kInt, "state dict file: not a torch.save file");
+  // torch.serialization's MAGIC_NUMBER 0x1950a86a20f9469cfc6c, little-endian.
+  static const std::string kMagic("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
+  TORCH_CHECK(magic->kind == Value::kBigInt && magic->text == kMagic, "state dict file: not a torch.save file");
   skip_pickle();  // protocol version
   skip_pickle();  // sys_info
   std::map<std::string, at::Tensor> storages;

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Backbones, Encoder, SimCLRModel, Tensor, manualSeed, readStateDict, writeStateDict } from '../src';
+import { Backbones, Encoder, SimCLRModel, Tensor, cuda, manualSeed, readStateDict, writeStateDict } from '../src';
 import { native } from '../src/native';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-encoder-'));
@@ -115,6 +115,12 @@ describe('Encoder', () => {
     expect(h.shape).toEqual([4, 4]);
     expect(maxAbsDiff(h, evalOut)).toBeGreaterThan(0);
     expect(maxAbsDiff(h, await encoder.eval().forward(x))).toBe(0);
+  });
+
+  it('reports and changes its device; CUDA is refused clearly where there is none', async () => {
+    const encoder = await Encoder.create({ backbone: 'resnet18', outDim: 0, device: 'cpu' });
+    expect(encoder.to('cpu').device).toBe('cpu');
+    if (!cuda.isAvailable()) expect(() => encoder.to('cuda')).toThrow(/CUDA/);
   });
 
   it('rejects bad arguments with TypeError or RangeError', async () => {
