@@ -107,12 +107,14 @@ void SymmetricSoftmaxTerm(const at::Tensor& u, double temperature, const at::Ten
   const int64_t tile_rows = TileRows(rows);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
+  at::Tensor pair_factor_buffer = at::empty({tile_rows * rows}, u.options());  // reused: no page faults per tile
   at::Tensor f = lse.neg().exp_();
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {
     const int64_t count = std::min(tile_rows, rows - begin);
     const int64_t right = rows - begin - count;
     at::Tensor tile = UpperExpTile(u, u_over_t, begin, count, buffer);
-    tile.mul_(f.narrow(0, begin, count).unsqueeze(1) + f.narrow(0, begin, rows - begin).unsqueeze(0));
+    at::Tensor pair_factor = pair_factor_buffer.narrow(0, 0, tile.numel()).view(tile.sizes());
+    tile.mul_(at::add_out(pair_factor, f.narrow(0, begin, count).unsqueeze(1), f.narrow(0, begin, rows - begin).unsqueeze(0)));
     term.narrow(0, begin, count).addmm_(tile, u.narrow(0, begin, rows - begin));
     if (right > 0) term.narrow(0, begin + count, right).addmm_(tile.narrow(1, count, right).t(), u.narrow(0, begin, count));
   }
