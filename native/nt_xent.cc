@@ -17,10 +17,11 @@
 namespace simclr {
 namespace {
 
-// A row tile holds about this many similarities (16 MiB in float32), and at least kMinTileRows rows: on these machines
-// a 128-row GEMM against all rows ran at ~33 GFLOPS and a 512-row one at ~55, so bigger tiles pay; at V*N = 65536
-// rows a tile is 64 MiB.
-constexpr int64_t kTileElements = int64_t(1) << 22;
+// A row tile holds about this many similarities (8 MiB in float32), and at least kMinTileRows rows: on these machines
+// a 128-row GEMM against all 8192 rows ran at ~33 GFLOPS, a 256-row one at ~42 and a 512-row one at ~55, but the
+// 512-row tile's 16 MiB put the op's peak memory over a quarter of PyTorch's at N = 4096. At V*N = 65536 rows a tile
+// is 64 MiB.
+constexpr int64_t kTileElements = int64_t(1) << 21;
 constexpr int64_t kMinTileRows = 256;
 
 int64_t TileRows(int64_t rows) { return std::min(rows, std::max(kMinTileRows, kTileElements / rows)); }
@@ -107,14 +108,20 @@ void SymmetricSoftmaxTerm(const at::Tensor& u, double temperature, const at::Ten
   const int64_t tile_rows = TileRows(rows);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
-  at::Tensor pair_factor_buffer = at::empty({tile_rows * rows}, u.options());  // reused: no page faults per tile
+  // The broadcast sum f_i + f_k is formed a few rows at a time, so it needs a buffer of kPairFactorRows rows, not a tile.
+  constexpr int64_t kPairFactorRows = 16;
+  at::Tensor pair_factor_buffer = at::empty({kPairFactorRows * rows}, u.options());
   at::Tensor f = lse.neg().exp_();
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {
     const int64_t count = std::min(tile_rows, rows - begin);
     const int64_t right = rows - begin - count;
     at::Tensor tile = UpperExpTile(u, u_over_t, begin, count, buffer);
-    at::Tensor pair_factor = pair_factor_buffer.narrow(0, 0, tile.numel()).view(tile.sizes());
-    tile.mul_(at::add_out(pair_factor, f.narrow(0, begin, count).unsqueeze(1), f.narrow(0, begin, rows - begin).unsqueeze(0)));
+    at::Tensor f_columns = f.narrow(0, begin, rows - begin).unsqueeze(0);
+    for (int64_t row = 0; row < count; row += kPairFactorRows) {
+      const int64_t n = std::min(kPairFactorRows, count - row);
+      at::Tensor pair_factor = pair_factor_buffer.narrow(0, 0, n * f_columns.size(1)).view({n, f_columns.size(1)});
+      tile.narrow(0, row, n).mul_(at::add_out(pair_factor, f.narrow(0, begin + row, n).unsqueeze(1), f_columns));
+    }
     term.narrow(0, begin, count).addmm_(tile, u.narrow(0, begin, rows - begin));
     if (right > 0) term.narrow(0, begin + count, right).addmm_(tile.narrow(1, count, right).t(), u.narrow(0, begin, count));
   }

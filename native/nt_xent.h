@@ -7,7 +7,7 @@
 // For V = 2 that is the SimCLR paper's NT-Xent (one positive, 2N-2 negatives); for V > 2 it is SupCon's L_out form
 // (the mean of the log-probabilities over the positives).
 //
-// The V*N x V*N similarity matrix is never materialised: row tiles (~4M entries, at least 256 rows) are computed with
+// The V*N x V*N similarity matrix is never materialised: row tiles (~2M entries, at least 256 rows) are computed with
 // one GEMM each and reduced to a log-sum-exp per row; the gradient sweep recomputes them (the flash-attention idea).
 // When exp(s) cannot overflow (1/τ + log(V*N) < 80 in float32, so τ above ~0.015) the tiles cover only the upper part
 // of the symmetric matrix and each pair {i, k} serves both rows, which saves a third of the GEMM work; smaller
