@@ -17,17 +17,19 @@
 namespace simclr {
 namespace {
 
-// A row tile holds about this many similarities (16 MiB in float32), and at least kMinTileRows rows: on these machines
-// a 128-row GEMM against all rows ran at ~33 GFLOPS and a 512-row one at ~55, so bigger tiles pay; even at
-// V*N = 65536 rows the tile stays 64 MiB.
-constexpr int64_t kTileElements = int64_t(1) << 22;
+// A row tile holds about this many similarities (8 MiB in float32), and at least kMinTileRows rows: on these machines
+// a 128-row GEMM against all 8192 rows ran at ~33 GFLOPS, a 256-row one at ~42 and a 512-row one at ~55, but the
+// 512-row tile's 16 MiB put the op's peak memory over a quarter of PyTorch's at N = 4096. At V*N = 65536 rows a tile
+// is 64 MiB.
+constexpr int64_t kTileElements = int64_t(1) << 21;
 constexpr int64_t kMinTileRows = 256;
 
 int64_t TileRows(int64_t rows) { return std::min(rows, std::max(kMinTileRows, kTileElements / rows)); }
 
-// exp(s) needs no max-shift when it cannot overflow: |s| <= 1/τ for unit rows, so a row sum stays below
-// rows·exp(1/τ). The limits keep that sum well inside float32 (3.4e38 = e^88) and float64 (e^709). Skipping the shift
-// saves a max and a subtraction pass over every tile; tiny temperatures take the shifted path.
+// exp(s) needs no per-row shift when it can neither overflow nor underflow: |s| <= 1/τ for unit rows, so every term
+// lies in [exp(−1/τ), exp(1/τ)] and a row sum below rows·exp(1/τ); the limits keep both well inside float32 (e^±87)
+// and float64 (e^±708). Without a per-row shift the symmetric matrix can be swept once per pair {i, k}, which saves a
+// third of the GEMM work; tiny temperatures (τ below ~1/70 in float32) take the shifted path.
 bool ExpFitsWithoutShift(const at::Tensor& u, double temperature) {
   const double limit = u.scalar_type() == at::kDouble ? 700.0 : 80.0;
   return 1.0 / temperature + std::log(double(u.size(0))) < limit;
@@ -68,61 +70,123 @@ at::Tensor MeanLoss(const at::Tensor& lse, const at::Tensor& u, const at::Tensor
   return (lse.sum() - positive_logits) / double(u.size(0));
 }
 
+// --- Moderate temperatures: exp(s) without a shift, each pair {i, k} of the symmetric matrix computed once per sweep.
+
+// exp(s) of rows [begin, begin + count) against columns [begin, rows), self-similarities zeroed, written into `buffer`:
+// the upper part of the matrix.
+at::Tensor UpperExpTile(const at::Tensor& u, const at::Tensor& u_over_t, int64_t begin, int64_t count,
+                        const at::Tensor& buffer) {
+  const int64_t width = u.size(0) - begin;
+  at::Tensor tile = buffer.narrow(0, 0, count * width).view({count, width});
+  at::mm_out(tile, u_over_t.narrow(0, begin, count), u.narrow(0, begin, width).t());
+  tile.diagonal().fill_(-std::numeric_limits<double>::infinity());
+  return tile.exp_();
+}
+
+// Each tile's row sums go to its rows, and the column sums of its part right of the diagonal block to those columns'
+// rows (s is symmetric).
+at::Tensor SymmetricLogSumExp(const at::Tensor& u, double temperature) {
+  const int64_t rows = u.size(0);
+  const int64_t tile_rows = TileRows(rows);
+  at::Tensor u_over_t = u / temperature;
+  at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
+  at::Tensor sums = at::zeros({rows}, u.options());
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    const int64_t right = rows - begin - count;
+    at::Tensor tile = UpperExpTile(u, u_over_t, begin, count, buffer);
+    sums.narrow(0, begin, count).add_(tile.sum(1));
+    if (right > 0) sums.narrow(0, begin + count, right).add_(tile.narrow(1, count, right).sum(0));
+  }
+  return sums.log_();
+}
+
+// (P + Pᵀ)_ik = exp(s_ik)·(f_i + f_k) with f = exp(−lse): one GEMM for the tile's rows, one for its columns right of
+// the diagonal block (the diagonal block is symmetric and already complete from the rows' side).
+void SymmetricSoftmaxTerm(const at::Tensor& u, double temperature, const at::Tensor& lse, at::Tensor& term) {
+  const int64_t rows = u.size(0);
+  const int64_t tile_rows = TileRows(rows);
+  at::Tensor u_over_t = u / temperature;
+  at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
+  // The broadcast sum f_i + f_k is formed a few rows at a time, so it needs a buffer of kPairFactorRows rows, not a tile.
+  constexpr int64_t kPairFactorRows = 16;
+  at::Tensor pair_factor_buffer = at::empty({kPairFactorRows * rows}, u.options());
+  at::Tensor f = lse.neg().exp_();
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    const int64_t right = rows - begin - count;
+    at::Tensor tile = UpperExpTile(u, u_over_t, begin, count, buffer);
+    at::Tensor f_columns = f.narrow(0, begin, rows - begin).unsqueeze(0);
+    for (int64_t row = 0; row < count; row += kPairFactorRows) {
+      const int64_t n = std::min(kPairFactorRows, count - row);
+      at::Tensor pair_factor = pair_factor_buffer.narrow(0, 0, n * f_columns.size(1)).view({n, f_columns.size(1)});
+      tile.narrow(0, row, n).mul_(at::add_out(pair_factor, f.narrow(0, begin + row, n).unsqueeze(1), f_columns));
+    }
+    term.narrow(0, begin, count).addmm_(tile, u.narrow(0, begin, rows - begin));
+    if (right > 0) term.narrow(0, begin + count, right).addmm_(tile.narrow(1, count, right).t(), u.narrow(0, begin, count));
+  }
+}
+
+// --- Tiny temperatures: exp(s) could overflow, so each row is shifted by its max (or its known log-sum-exp), which
+// needs whole rows: one-sided tiles, every similarity computed from its row's side.
+
 // Rows [begin, begin + count) of s = (u/τ)·uᵀ with the self-similarities set to −inf, written into `buffer`.
 at::Tensor SimilarityTile(const at::Tensor& u, const at::Tensor& u_over_t, int64_t begin, int64_t count,
                           const at::Tensor& buffer) {
-  at::Tensor tile = buffer.narrow(0, 0, count);
+  at::Tensor tile = buffer.narrow(0, 0, count * u.size(0)).view({count, u.size(0)});
   at::mm_out(tile, u_over_t.narrow(0, begin, count), u.t());
   tile.diagonal(begin).fill_(-std::numeric_limits<double>::infinity());
   return tile;
 }
 
-// One sweep over the row tiles. Returns the per-row log Σ_{k≠i} exp(s_ik). When `grad_u` is given, adds (P + Pᵀ)·U to
-// it, P the row softmax; P is recomputed from `known_lse` when that is defined (the autograd backward), else
-// normalised within the tile. The softmax is never divided out over the tile: with E = exp(s − shift_i) and P =
-// diag(f)·E, f scales the small t x d operands instead.
-at::Tensor Sweep(const at::Tensor& u, double temperature, at::Tensor* grad_u, const at::Tensor& known_lse) {
+at::Tensor ShiftedLogSumExp(const at::Tensor& u, double temperature) {
   const int64_t rows = u.size(0);
   const int64_t tile_rows = TileRows(rows);
-  const bool unshifted = ExpFitsWithoutShift(u, temperature);
   at::Tensor u_over_t = u / temperature;
-  at::Tensor lse = known_lse.defined() ? known_lse : at::empty({rows}, u.options());
-  at::Tensor buffer = at::empty({tile_rows, rows}, u.options());
+  at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
+  at::Tensor lse = at::empty({rows}, u.options());
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {
     const int64_t count = std::min(tile_rows, rows - begin);
     at::Tensor tile = SimilarityTile(u, u_over_t, begin, count, buffer);
-    at::Tensor tile_lse = lse.narrow(0, begin, count).unsqueeze(1);
-    at::Tensor softmax_factor;  // f in P = diag(f)·tile
-    if (known_lse.defined()) {
-      if (unshifted) {
-        tile.exp_();
-        softmax_factor = tile_lse.neg().exp_();
-      } else {
-        tile.sub_(tile_lse).exp_();
-        softmax_factor = at::ones_like(tile_lse);
-      }
-    } else {
-      at::Tensor row_max;
-      if (!unshifted) {
-        row_max = std::get<0>(tile.max(1, /*keepdim=*/true));
-        tile.sub_(row_max);
-      }
-      at::Tensor row_sum = tile.exp_().sum(1, /*keepdim=*/true);
-      tile_lse.copy_(unshifted ? row_sum.log() : row_sum.log().add_(row_max));
-      softmax_factor = row_sum.reciprocal();
-    }
-    if (grad_u) {
-      at::Tensor tile_u = u.narrow(0, begin, count);
-      grad_u->narrow(0, begin, count).add_(at::mm(tile, u).mul_(softmax_factor));  // P·U, this tile's rows
-      grad_u->addmm_(tile.t(), tile_u * softmax_factor);                          // Pᵀ·U, this tile's columns
-    }
+    at::Tensor row_max = std::get<0>(tile.max(1, /*keepdim=*/true));
+    at::Tensor row_sum = tile.sub_(row_max).exp_().sum(1, /*keepdim=*/true);
+    lse.narrow(0, begin, count).copy_(row_sum.log_().add_(row_max).squeeze(1));
   }
   return lse;
 }
 
-// dL/dz from the (P + Pᵀ)·U sum of a sweep, scaled by `grad_scale` (the upstream gradient, 1 without autograd).
-at::Tensor GradientFromSweep(const Normalized& n, at::Tensor softmax_term, const at::Tensor& positive_sums,
-                             double temperature, int64_t views, const at::Tensor& grad_scale) {
+void ShiftedSoftmaxTerm(const at::Tensor& u, double temperature, const at::Tensor& lse, at::Tensor& term) {
+  const int64_t rows = u.size(0);
+  const int64_t tile_rows = TileRows(rows);
+  at::Tensor u_over_t = u / temperature;
+  at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    at::Tensor p = SimilarityTile(u, u_over_t, begin, count, buffer).sub_(lse.narrow(0, begin, count).unsqueeze(1)).exp_();
+    term.narrow(0, begin, count).addmm_(p, u);      // P·U, this tile's rows
+    term.addmm_(p.t(), u.narrow(0, begin, count));  // Pᵀ·U, this tile's columns of Pᵀ
+  }
+}
+
+// The per-row log Σ_{k≠i} exp(s_ik).
+at::Tensor RowLogSumExp(const at::Tensor& u, double temperature) {
+  return ExpFitsWithoutShift(u, temperature) ? SymmetricLogSumExp(u, temperature) : ShiftedLogSumExp(u, temperature);
+}
+
+// (P + Pᵀ)·U, P the row softmax over k ≠ i, recomputed tile by tile from the per-row log-sum-exp.
+at::Tensor SoftmaxTerm(const at::Tensor& u, double temperature, const at::Tensor& lse) {
+  at::Tensor term = at::zeros_like(u);
+  if (ExpFitsWithoutShift(u, temperature)) {
+    SymmetricSoftmaxTerm(u, temperature, lse, term);
+  } else {
+    ShiftedSoftmaxTerm(u, temperature, lse, term);
+  }
+  return term;
+}
+
+// dL/dz from the (P + Pᵀ)·U term, scaled by `grad_scale` (the upstream gradient; undefined means 1).
+at::Tensor GradientFromSoftmaxTerm(const Normalized& n, at::Tensor softmax_term, const at::Tensor& positive_sums,
+                                   double temperature, int64_t views, const at::Tensor& grad_scale) {
   at::Tensor grad_u = softmax_term.sub_(positive_sums, 2.0 / double(views - 1))
                           .mul_(1.0 / (double(n.u.size(0)) * temperature));
   if (grad_scale.defined()) grad_u.mul_(grad_scale);
@@ -134,7 +198,7 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z, double temperature,
                             int64_t views) {
     Normalized n = Normalize(ComputeCopy(z));
-    at::Tensor lse = Sweep(n.u, temperature, nullptr, at::Tensor());
+    at::Tensor lse = RowLogSumExp(n.u, temperature);
     // Only z and one number per row are kept; the tiles are recomputed in backward.
     ctx->save_for_backward({z, lse});
     ctx->saved_data["temperature"] = temperature;
@@ -149,10 +213,8 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
     torch::autograd::variable_list saved = ctx->get_saved_variables();
     const at::Tensor& z = saved[0];
     Normalized n = Normalize(ComputeCopy(z));
-    at::Tensor softmax_term = at::zeros_like(n.u);
-    Sweep(n.u, temperature, &softmax_term, saved[1]);
-    at::Tensor grad_z = GradientFromSweep(n, softmax_term, PositiveSums(n.u, views), temperature, views,
-                                          grad_outputs[0].to(n.u.scalar_type()));
+    at::Tensor grad_z = GradientFromSoftmaxTerm(n, SoftmaxTerm(n.u, temperature, saved[1]), PositiveSums(n.u, views),
+                                                temperature, views, grad_outputs[0].to(n.u.scalar_type()));
     return {grad_z.to(z.scalar_type()), at::Tensor(), at::Tensor()};
   }
 };
@@ -184,11 +246,11 @@ std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, 
   check_nt_xent_args(z, temperature, views);
   c10::AutoGradMode no_autograd(false);
   Normalized n = Normalize(ComputeCopy(z));
-  at::Tensor softmax_term = at::zeros_like(n.u);
-  at::Tensor lse = Sweep(n.u, temperature, &softmax_term, at::Tensor());
+  at::Tensor lse = RowLogSumExp(n.u, temperature);
   at::Tensor positive_sums = PositiveSums(n.u, views);
   at::Tensor loss = MeanLoss(lse, n.u, positive_sums, temperature, views);
-  at::Tensor grad_z = GradientFromSweep(n, softmax_term, positive_sums, temperature, views, at::Tensor());
+  at::Tensor grad_z =
+      GradientFromSoftmaxTerm(n, SoftmaxTerm(n.u, temperature, lse), positive_sums, temperature, views, at::Tensor());
   return {loss, grad_z.to(z.scalar_type())};
 }
 

@@ -7,10 +7,12 @@
 // For V = 2 that is the SimCLR paper's NT-Xent (one positive, 2N-2 negatives); for V > 2 it is SupCon's L_out form
 // (the mean of the log-probabilities over the positives).
 //
-// The V*N x V*N similarity matrix is never materialised: row tiles of about kNtXentTileElements are computed with one
-// GEMM each, reduced to a log-sum-exp per row, and recomputed for the gradient (the flash-attention idea). Memory is
-// O(V*N·d + tile·V*N). Plain ATen, so CPU and CUDA alike. Float32 accumulation (float16/bfloat16 inputs are computed in
-// float32), float64 stays float64.
+// The V*N x V*N similarity matrix is never materialised: row tiles (~2M entries, at least 256 rows) are computed with
+// one GEMM each and reduced to a log-sum-exp per row; the gradient sweep recomputes them (the flash-attention idea).
+// When exp(s) cannot overflow (1/τ + log(V*N) < 80 in float32, so τ above ~0.015) the tiles cover only the upper part
+// of the symmetric matrix and each pair {i, k} serves both rows, which saves a third of the GEMM work; smaller
+// temperatures take whole-row tiles shifted by the row max. Memory is O(V*N·d + tile·V*N). Plain ATen, so CPU and CUDA
+// alike. Float32 accumulation (float16/bfloat16 inputs are computed in float32), float64 stays float64.
 //
 // NaN or ±Inf anywhere in z gives a NaN loss and an all-NaN gradient (a row's similarities reach every row's
 // denominator); there is no check, since it would cost an extra pass and, on a GPU, a synchronisation.
@@ -35,7 +37,8 @@ void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views);
 // backward (a torch::autograd::Function, so loss.backward() inside a training step works). Validates arguments.
 at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views);
 
-// Forward value and dLoss/dz without autograd (what the TS ntXent() returns), in one sweep over the tiles.
+// Forward value and dLoss/dz without autograd (what the TS ntXent() returns): the same two sweeps as forward plus
+// backward of nt_xent_loss, with no autograd graph or saved state.
 std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views);
 
 // The same loss and gradient the plain, unfused way (normalize, full similarity matrix, log_softmax, ATen autograd):
