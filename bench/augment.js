@@ -38,26 +38,37 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-bench-augment-'));
   try {
     await makeFolder(dir);
-    const loader = new Loader(new ImageFolder(dir, { labels: 'none', size: 224 }), { batchSize: BATCH, seed: 0 });
     const augmenter = new Augmenter(SEED_AUGMENTATION, { seed: 0 });
-    let epoch = 0;
-    const pipeline = await timeIt(async () => {
-      for await (const batch of loader.epoch(epoch++)) {
-        const views = await augmenter.views(batch.images);
-        views.dispose();
-        batch.images.dispose();
-      }
-    }, { repeats: 3, warmup: 1 });
-    const first = (await loader.epoch(0).next()).value;
-    const augmentOnly = await timeIt(async () => (await augmenter.views(first.images)).dispose(), { repeats: 5 });
+    // Base size 224 repeats the seed's Resize((224, 224)); null crops straight from the 256 px decode (no resize).
+    const throughput = async (size, augment = true) => {
+      const loader = new Loader(new ImageFolder(dir, { labels: 'none', size }), { batchSize: BATCH, seed: 0 });
+      let epoch = 0;
+      const seconds = await timeIt(async () => {
+        for await (const batch of loader.epoch(epoch++)) {
+          if (augment) (await augmenter.views(batch.images)).dispose();
+          batch.images.dispose();
+        }
+      }, { repeats: 3, warmup: 1 });
+      return { loader, imagesPerSecond: IMAGES / seconds };
+    };
+    const resized = await throughput(224);
+    const unresized = await throughput(null);
+    const decodeOnly = await throughput(224, false);
+    const first = (await resized.loader.epoch(0).next()).value;
+    const augmentOnly = BATCH / await timeIt(async () => (await augmenter.views(first.images)).dispose(), { repeats: 5 });
     const peer = runPeer('augment.py', { dir, images: PEER_IMAGES, batch: BATCH, workers: [0, 2], threads: getNumThreads() });
-    const ours = IMAGES / pipeline;
-    const best = Math.max(peer.workers0, peer.workers2);
-    console.log(`augment: ${IMAGES} JPEGs 256x256 -> resize 224 -> 2 views 128x128 (seed's AUGMENTATION), batch ${BATCH}, ` +
-      `threads ${getNumThreads()}, peer torch ${peer.version} on ${PEER_IMAGES} images`);
+    console.log(`augment: ${IMAGES} JPEGs 256x256 -> 2 views 128x128 (seed's AUGMENTATION), batch ${BATCH}, ` +
+      `threads ${getNumThreads()}, peer torch ${peer.version} on ${PEER_IMAGES} images (resize 224, as the seed)`);
+    const cell = (x, digits = 0) => (x === undefined ? '-' : fmt(x, digits));
+    const row = (pipeline, ours, zero, two) => ({
+      pipeline, simclr: cell(ours), 'pytorch 0 workers': cell(zero), 'pytorch 2 workers': cell(two),
+      'ratio vs better': zero === undefined ? '-' : fmt(ours / Math.max(zero, two ?? 0)),
+    });
     printTable([
-      { pipeline: 'files -> views (img/s)', simclr: fmt(ours, 0), 'pytorch 0 workers': fmt(peer.workers0, 0), 'pytorch 2 workers': fmt(peer.workers2, 0), 'ratio vs better': fmt(ours / best) },
-      { pipeline: 'augmentation alone (img/s)', simclr: fmt(BATCH / augmentOnly, 0), 'pytorch 0 workers': fmt(peer.augmentOnly, 0), 'pytorch 2 workers': '-', 'ratio vs better': fmt(BATCH / augmentOnly / peer.augmentOnly) },
+      row('files -> views, base 224 (img/s)', resized.imagesPerSecond, peer.workers0, peer.workers2),
+      row('files -> views, base 256 (img/s)', unresized.imagesPerSecond, peer.workers0, peer.workers2),
+      row('decoding + resize 224 alone (img/s)', decodeOnly.imagesPerSecond),
+      row('augmentation alone (img/s)', augmentOnly, peer.augmentOnly),
     ]);
     console.log('ratio = simclr images/s / PyTorch images/s (> 1: simclr is faster)');
   } finally {
