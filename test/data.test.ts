@@ -80,6 +80,14 @@ describe('ImageFolder', () => {
     }
   });
 
+  it('follows symlinked folders but walks a symlink cycle once', async () => {
+    const cyclic = path.join(root, 'cyclic');
+    await writeImage(path.join(cyclic, 'only', 'x.png'), [1, 2, 3]);
+    fs.symlinkSync(cyclic, path.join(cyclic, 'only', 'loop'));
+    const ds = new ImageFolder(cyclic, { size: 4 });
+    expect(ds.files).toEqual([path.join(cyclic, 'only', 'x.png')]);
+  });
+
   it('reads a flat folder unlabelled (label -1)', async () => {
     const ds = new ImageFolder(path.join(root, 'flat'), { labels: 'none', size: 8 });
     expect(ds.files.map((f) => path.basename(f))).toEqual(['corrupt.jpg', 'truncated.jpg', 'x.png', 'y.jpeg']);
