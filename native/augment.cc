@@ -236,6 +236,7 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
                    images.sizes());
   const int64_t batch = images.size(0), size = p.out_size;
   CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop
+  if (device.is_cpu() && !p.generic_ops) return AugmentViewsCpu(images.to(at::kCPU), p);
   at::Tensor views = at::empty({2 * batch, 3, size, size}, at::TensorOptions().dtype(at::kFloat).device(device));
   // Converting a few images at a time keeps the float copy of the input small and in cache.
   const int64_t chunk = 32;

@@ -49,12 +49,19 @@ struct ViewParams {
   int64_t out_size = 0;      // views are out_size x out_size
   std::array<double, 3> mean{0, 0, 0};
   std::array<double, 3> stddev{1, 1, 1};
+  // false: on the CPU, AugmentViews uses the fused per-view kernels of augment_cpu.cc; true: the ATen ops it uses on
+  // other devices (so tests can check that path on a CPU-only machine).
+  bool generic_ops = false;
 };
 
 // The SimCLR two-view augmentation of a uint8 batch `B x H x W x 3` (RGB, any device): crop + resize + flip, colour
 // jitter in per-view order, grayscale, blur, all in [0, 1], then normalisation. Runs on `device`; returns
 // `2B x 3 x S x S` float32 where rows i and i + B are the two views of image i.
 at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& params, const at::Device& device);
+
+// The CPU path of AugmentViews (params already checked): each view is built whole while in cache, views in parallel.
+// Needs whole-pixel boxes.
+at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& params);
 
 // Throws c10::ValueError unless `params` describe the 2B views of a batch of B images.
 void CheckViewParams(const ViewParams& params, int64_t batch);

@@ -49,7 +49,7 @@ int64_t BatchOf(const at::Tensor& images, const char* name) {
   return images.size(0);
 }
 
-// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device })
+// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device?, generic? })
 Napi::Value AugmentViewsJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor images = TensorWrap::FromJs(info[0], "images");
@@ -72,6 +72,8 @@ Napi::Value AugmentViewsJs(const Napi::CallbackInfo& info) {
     p.blur_kernel = ArgInt(Option(options, "blurKernel"), "options.blurKernel", 1, 8191);
     p.mean = ArgTriple(Option(options, "mean"), "options.mean");
     p.stddev = ArgTriple(Option(options, "std"), "options.std");
+    Napi::Value generic = Option(options, "generic");
+    p.generic_ops = !generic.IsUndefined() && ArgBool(generic, "options.generic");
     at::Device device = ArgDevice(Option(options, "device"), "options.device");
     CheckDeviceAvailable(device);
     CheckViewParams(p, batch);

@@ -4,7 +4,7 @@
  */
 import { native } from '../native';
 import { Tensor, Device } from '../tensor';
-import { invalid, withCallerStack } from '../errors';
+import { checkInteger, invalid, withCallerStack } from '../errors';
 import { SeededRandom } from '../data/random';
 import { AugmentConfig, AugmentOptions, resolveAugmentConfig } from './config';
 import type { NativeViewParams } from './functional';
@@ -37,6 +37,9 @@ export class Augmenter {
    * RandomResizedCrop, RandomHorizontalFlip, RandomApply(ColorJitter), RandomGrayscale and GaussianBlur would.
    */
   sample(batch: number, height: number, width: number): ViewParameters {
+    checkInteger(batch, 'batch', 0);
+    checkInteger(height, 'height', 1);
+    checkInteger(width, 'width', 1);
     const n = 2 * batch;
     const p: ViewParameters = {
       boxes: new Float64Array(4 * n),

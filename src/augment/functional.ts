@@ -22,6 +22,8 @@ declare module '../native' {
   interface NativeAddon {
     augmentViews(images: NativeTensor, params: NativeViewParams, options: {
       size: number; blurKernel: number; mean: number[]; std: number[]; device?: string;
+      /** Use the device (ATen) path on the CPU too, instead of the fused CPU kernels: for tests. */
+      generic?: boolean;
     }): Promise<NativeTensor>;
     resizedCrop(images: NativeTensor, boxes: Float64Array, size: number[], flip?: Uint8Array): Promise<NativeTensor>;
     hflip(images: NativeTensor): Promise<NativeTensor>;

@@ -20,7 +20,11 @@ const isImage = (name: string) => IMAGE_EXTENSIONS.includes(path.extname(name).t
 // Image files below `dir`, ordered as torchvision's sorted(os.walk(dir)) with sorted file names.
 function imagesBelow(dir: string): string[] {
   const byFolder: [string, string[]][] = [];
+  const visited = new Set<string>(); // real paths, so a symlink cycle is walked once
   const walk = (folder: string) => {
+    const real = fs.realpathSync(folder);
+    if (visited.has(real)) return;
+    visited.add(real);
     const entries = fs.readdirSync(folder, { withFileTypes: true });
     const files: string[] = [];
     for (const entry of entries) {

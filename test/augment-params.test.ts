@@ -1,0 +1,123 @@
+/** The Augmenter's sampled parameters follow the configured distributions, and the seed fixes them. */
+import { Augmenter, resolveAugmentConfig, SEED_AUGMENTATION, defaultBlurKernel, Tensor } from '../src';
+import { describeWithOracle, runPython } from './helpers/oracle';
+
+const IMAGES = 3000; // 6000 views: a probability's standard error is at most 0.0065
+const [H, W] = [224, 256];
+
+describe('Augmenter parameter sampling', () => {
+  const params = new Augmenter({}, { seed: 11 }).sample(IMAGES, H, W);
+  const n = 2 * IMAGES;
+  const rate = (flags: Uint8Array) => flags.reduce((a, b) => a + b, 0) / flags.length;
+
+  it('has SimCLR defaults and the seed variant is expressible', () => {
+    const config = resolveAugmentConfig();
+    expect(config).toMatchObject({
+      size: 224, flipProbability: 0.5, grayscaleProbability: 0.2,
+      crop: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
+      colorJitter: { probability: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 },
+      blur: { probability: 0.5, kernelSize: 23, sigma: [0.1, 2] },
+    });
+    expect(defaultBlurKernel(128)).toBe(13);
+    expect(resolveAugmentConfig({ jitterStrength: 0.5 }).colorJitter).toMatchObject({ brightness: 0.4, hue: 0.1 });
+    expect(resolveAugmentConfig(SEED_AUGMENTATION)).toMatchObject({ size: 128, blur: { probability: 1, kernelSize: 23 } });
+  });
+
+  it('flips, jitters, grays and blurs with the configured probabilities (within 4 standard errors)', () => {
+    const close = (observed: number, p: number) => expect(Math.abs(observed - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / n));
+    close(rate(params.flip), 0.5);
+    close(rate(params.jitterApply), 0.8);
+    close(rate(params.grayscale), 0.2);
+    close(params.blurSigma.filter((s) => s > 0).length / n, 0.5);
+  });
+
+  it('draws blur sigma uniformly from [0.1, 2]', () => {
+    const sigmas = Array.from(params.blurSigma).filter((s) => s > 0);
+    expect(Math.min(...sigmas)).toBeGreaterThanOrEqual(0.1);
+    expect(Math.max(...sigmas)).toBeLessThanOrEqual(2);
+    const mean = sigmas.reduce((a, b) => a + b, 0) / sigmas.length;
+    expect(Math.abs(mean - 1.05)).toBeLessThan(4 * (1.9 / Math.sqrt(12)) / Math.sqrt(sigmas.length));
+  });
+
+  it('draws jitter factors from their ranges, identity when jitter is off, in all 24 orders', () => {
+    const orders = new Map<string, number>();
+    const bounds = [[0.2, 1.8], [0.2, 1.8], [0.2, 1.8], [-0.2, 0.2]];
+    const wrong: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const f = Array.from(params.jitterFactors.subarray(4 * k, 4 * k + 4));
+      const order = Array.from(params.jitterOrder.subarray(4 * k, 4 * k + 4));
+      if ([...order].sort().join('') !== '0123') wrong.push(`order ${order} of view ${k}`);
+      if (!params.jitterApply[k]) {
+        if (f.join() !== '1,1,1,0') wrong.push(`factors ${f} of unjittered view ${k}`);
+        continue;
+      }
+      f.forEach((v, j) => {
+        if (v < bounds[j][0] - 1e-6 || v > bounds[j][1] + 1e-6) wrong.push(`factor ${j} = ${v} of view ${k}`);
+      });
+      orders.set(order.join(''), (orders.get(order.join('')) ?? 0) + 1);
+    }
+    expect(wrong).toEqual([]);
+    expect(orders.size).toBe(24);
+    const expected = rate(params.jitterApply) * n / 24;
+    for (const count of orders.values()) expect(Math.abs(count - expected)).toBeLessThan(5 * Math.sqrt(expected));
+  });
+
+  it('crops boxes inside the image with area in [0.08, 1] and aspect ratio in [3/4, 4/3]', () => {
+    const wrong: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const [top, left, h, w] = params.boxes.subarray(4 * k, 4 * k + 4);
+      const integral = [top, left, h, w].every(Number.isInteger);
+      const inside = top >= 0 && left >= 0 && top + h <= H && left + w <= W;
+      // Rounding w and h to pixels moves area and ratio slightly past the bounds.
+      const shaped = h * w / (H * W) > 0.08 * 0.97 && w / h > 0.75 * 0.97 && w / h < 4 / 3 / 0.97;
+      if (!integral || !inside || !shaped) wrong.push(`box ${[top, left, h, w]} of view ${k}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('repeats exactly for the same seed and after getState/setState', () => {
+    const a = new Augmenter({}, { seed: 5 });
+    const b = new Augmenter({}, { seed: 5 });
+    expect(a.sample(8, 32, 32)).toEqual(b.sample(8, 32, 32));
+    const state = a.getState();
+    const next = a.sample(8, 32, 32);
+    expect(next).not.toEqual(new Augmenter({}, { seed: 6 }).sample(8, 32, 32));
+    b.setState(state);
+    expect(b.sample(8, 32, 32)).toEqual(next);
+  });
+
+  it('rejects bad configs and inputs with uniform messages', async () => {
+    expect(() => new Augmenter({ size: 0 })).toThrowKind('RangeError', 'Expected an integer between 1 and 8192 for size');
+    expect(() => new Augmenter({ blur: { kernelSize: 4 } })).toThrowKind('RangeError', /blur.kernelSize/);
+    expect(() => new Augmenter({ colorJitter: { hue: 0.7 } })).toThrowKind('RangeError', /colorJitter.hue/);
+    expect(() => new Augmenter({ crop: { scale: [0.9, 0.1] } })).toThrowKind('RangeError', /crop.scale/);
+    expect(() => new Augmenter({}, { seed: -1 })).toThrowKind('RangeError', /seed/);
+    const augmenter = new Augmenter({ size: 8 });
+    await expect(augmenter.views(Tensor.zeros([2, 3, 8, 8]))).rejects.toThrow(/uint8 Tensor B x H x W x 3/);
+  });
+});
+
+describeWithOracle('crop boxes follow torchvision RandomResizedCrop.get_params', (python) => {
+  it('has the same mean and spread of area fraction and log aspect ratio (within 5 standard errors)', () => {
+    const stats = (rows: number[][]) => {
+      const area = rows.map(([, , h, w]) => (h * w) / (H * W));
+      const logRatio = rows.map(([, , h, w]) => Math.log(w / h));
+      const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const sd = (xs: number[]) => Math.sqrt(m(xs.map((x) => (x - m(xs)) ** 2)));
+      return { area: m(area), areaSd: sd(area), logRatio: m(logRatio), logRatioSd: sd(logRatio) };
+    };
+    const params = new Augmenter({}, { seed: 2 }).sample(IMAGES, H, W);
+    const ours = stats(Array.from({ length: 2 * IMAGES }, (_, k) => Array.from(params.boxes.subarray(4 * k, 4 * k + 4))));
+    const theirs = stats(JSON.parse(runPython(python, String.raw`
+import json, sys, torch
+import torchvision.transforms as T
+a = json.loads(sys.argv[1]); torch.manual_seed(0)
+img = torch.zeros(3, a['H'], a['W'])
+print(json.dumps([list(T.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3])) for _ in range(a['n'])]))
+`, { H, W, n: 2 * IMAGES })));
+    const se = (sd: number) => sd / Math.sqrt(2 * IMAGES);
+    expect(Math.abs(ours.area - theirs.area)).toBeLessThan(5 * Math.SQRT2 * se(theirs.areaSd));
+    expect(Math.abs(ours.logRatio - theirs.logRatio)).toBeLessThan(5 * Math.SQRT2 * se(theirs.logRatioSd));
+    expect(Math.abs(ours.areaSd - theirs.areaSd)).toBeLessThan(0.1 * theirs.areaSd);
+  });
+});
