@@ -1,0 +1,97 @@
+/** The `simclr` command line, run as a user would (node dist/cli.js, built by the test setup). */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { describeWithOracle, runPython } from './helpers/oracle';
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const simclr = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 600_000 });
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-cli-'));
+
+describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => {
+  it.each([
+    [['train', '--epochs', 'abc'], /--epochs expects an integer, got 'abc'/],
+    [['train', '--lr', 'fast'], /--lr expects a number/],
+    [['train', '--optimizer', 'rmsprop', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /one of sgd, adamw, lars/],
+    [['train', '--data', '/nonexistent/images', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /does not exist/],
+    [['train', '--config', '/nonexistent/run.json'], /Cannot read config file/],
+    [['train', '--batch-size', '1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /batchSize/],
+    [['train', '--resume', '--out', '/nonexistent/run'], /no checkpoint at/],
+    [['eval', '--checkpoint', '/nonexistent/last.ckpt'], /does not exist/],
+    [['export', '--out', 'x.pt'], /required option '--checkpoint/],
+    [['bogus'], /unknown command 'bogus'/],
+    [['train', '--epochs'], /argument missing/],
+  ])('simclr %j', (args, message) => {
+    const run = simclr(...(args as string[]));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(message);
+    expect(run.signal).toBeNull();
+  });
+
+  it('lists the commands in --help', () => {
+    const run = simclr('--help');
+    expect(run.status).toBe(0);
+    for (const command of ['train', 'eval', 'embed', 'export', 'doctor']) expect(run.stdout).toContain(command);
+  });
+
+  it('doctor reports the LibTorch and the BLAS as JSON', () => {
+    const run = simclr('doctor', '--json');
+    expect(run.status).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.libtorch.version).toMatch(/^\d+\.\d+/);
+    expect(report.threads).toBeGreaterThan(0);
+    expect(['openblas', 'mkl', 'reference', 'unknown']).toContain(report.blas.kind);
+  });
+});
+
+describeWithOracle('simclr CLI: train, eval, embed and export on Fashion-MNIST', (python) => {
+  const out = tmp();
+  const tiny = ['--data', 'fashion-mnist', '--subset', '32', '--eval-subset', '64', '--batch-size', '16', '--epochs', '2',
+    '--base-size', '16', '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--progress', 'plain', '--out', out];
+
+  it('train writes last.ckpt, best.ckpt, metrics.jsonl and the report', () => {
+    const run = simclr('train', ...tiny);
+    expect(run.stderr).not.toMatch(/Error/);
+    expect(run.status).toBe(0);
+    const summary = JSON.parse(run.stdout);
+    expect(summary.steps).toBe(4);
+    for (const file of ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg']) expect(fs.existsSync(path.join(out, file))).toBe(true);
+    const records = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.filter((r) => r.step !== undefined)).toHaveLength(4);
+    expect(records.filter((r) => r.step === undefined && r.knnAccuracy !== undefined).length).toBeGreaterThan(0);
+  });
+
+  it('eval prints kNN and linear-probe accuracy as JSON', () => {
+    const run = simclr('eval', '--checkpoint', path.join(out, 'last.ckpt'));
+    expect(run.status).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.knnAccuracy).toBeGreaterThan(0.1);
+    expect(result.linearProbe.testAccuracy).toBeGreaterThan(0.1);
+  });
+
+  it('embed writes features and labels that numpy reads', () => {
+    const file = path.join(out, 'emb.npy');
+    const run = simclr('embed', '--checkpoint', path.join(out, 'last.ckpt'), '--data', 'fashion-mnist', '--out', file);
+    expect(run.status).toBe(0);
+    const shapes = JSON.parse(runPython(python, `
+import json, sys, numpy as np
+a = json.loads(sys.argv[1])
+x = np.load(a["f"]); y = np.load(a["l"])
+print(json.dumps([list(x.shape), str(x.dtype), list(y.shape), str(y.dtype), bool(np.isfinite(x).all())]))`, { f: file, l: path.join(out, 'emb.labels.npy') }));
+    expect(shapes).toEqual([[10000, 512], 'float32', [10000], 'int64', true]);
+  });
+
+  it('export writes an encoder that torchvision loads with strict=True', () => {
+    const file = path.join(out, 'encoder.pt');
+    const run = simclr('export', '--checkpoint', path.join(out, 'last.ckpt'), '--out', file);
+    expect(run.status).toBe(0);
+    const result = runPython(python, `
+import json, sys, torch, torchvision
+m = torchvision.models.resnet18()
+m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity(); m.fc = torch.nn.Identity()
+m.load_state_dict(torch.load(json.loads(sys.argv[1])["f"]), strict=True)
+print(m(torch.zeros(2, 3, 16, 16)).shape[1])`, { f: file });
+    expect(result.trim()).toBe('512');
+  });
+});
