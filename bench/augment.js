@@ -48,7 +48,7 @@ async function main() {
           if (augment) (await augmenter.views(batch.images)).dispose();
           batch.images.dispose();
         }
-      }, { repeats: 3, warmup: 1 });
+      }, { repeats: 2, warmup: 1 });
       return { loader, imagesPerSecond: IMAGES / seconds };
     };
     const resized = await throughput(224);

@@ -48,7 +48,7 @@ export interface EpochReport {
   samples: number;
   /** Samples left out under badFiles 'skip'. */
   skipped: number;
-  /** The first few skipped files, with the reason. */
+  /** The first few skipped files (in epoch order), with the reason. */
   skippedExamples: string[];
 }
 
@@ -146,11 +146,12 @@ export class Loader implements AsyncIterable<Batch> {
     const report: EpochReport = { epoch, batches: 0, samples: 0, skipped: 0, skippedExamples: [] };
     const pending: Promise<Batch | null>[] = [];
     const state = { stopped: false };
+    const skippedFirst: [number, string][] = []; // (position in the epoch, message)
     let started = startBatch;
     try {
       while (started < this.length || pending.length > 0) {
         while (started < this.length && pending.length <= this.prefetch) {
-          const batch = this.assemble(order, epoch, started++, limiter, report, state);
+          const batch = this.assemble(order, epoch, started++, limiter, report, state, skippedFirst);
           batch.catch(() => undefined); // awaited below in order; this only silences early rejections
           pending.push(batch);
         }
@@ -170,16 +171,19 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   private async assemble(order: Int32Array, epoch: number, step: number, limiter: Limiter, report: EpochReport,
-    state: { stopped: boolean }): Promise<Batch | null> {
+    state: { stopped: boolean }, skippedFirst: [number, string][]): Promise<Batch | null> {
     const indices = order.subarray(step * this.batchSize, Math.min(order.length, (step + 1) * this.batchSize));
-    const samples = await Promise.all(Array.from(indices, (index) => limiter.run(async () => {
+    const samples = await Promise.all(Array.from(indices, (index, i) => limiter.run(async () => {
       if (state.stopped) return null;
       try {
         return { index, sample: await this.dataset.get(index) };
       } catch (err) {
         if (this.badFiles === 'skip' && err instanceof SampleError) {
           report.skipped++;
-          if (report.skippedExamples.length < EXAMPLES_KEPT) report.skippedExamples.push(err.message);
+          skippedFirst.push([step * this.batchSize + i, err.message]);
+          // Reads finish out of order: keep the first few in epoch order, so reports repeat from run to run.
+          skippedFirst.sort((a, b) => a[0] - b[0]).splice(EXAMPLES_KEPT);
+          report.skippedExamples = skippedFirst.map(([, message]) => message);
           return null;
         }
         throw err;
