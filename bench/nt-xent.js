@@ -34,14 +34,19 @@ async function childCase({ n, d, temperature, threads, warmup, repeats }) {
   };
   for (let i = 0; i < warmup; i++) await step();
   const times = [];
+  const cpuTimes = [];
   let loss;
   for (let i = 0; i < repeats; i++) {
     const start = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
     loss = await step();
+    const cpu = process.cpuUsage(cpuStart);
     times.push(Number(process.hrtime.bigint() - start) / 1e9);
+    cpuTimes.push((cpu.user + cpu.system) / 1e6);
   }
-  times.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({ seconds: times[Math.floor(times.length / 2)], loss, peakKiB: rssKiB('VmHWM'), baselineKiB: baseline }) + '\n');
+  const median = (list) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  process.stdout.write(JSON.stringify({ seconds: median(times), cpuSeconds: median(cpuTimes), loss, peakKiB: rssKiB('VmHWM'),
+    baselineKiB: baseline }) + '\n');
 }
 
 function runOurs(args) {
@@ -86,6 +91,8 @@ async function main() {
     times.push({
       N: n, rows: 2 * n, 'simclr s': fmt(ours.seconds, 3), 'lean s': seconds(peers.lean), 'sthalles s': seconds(peers.sthalles),
       'lean/simclr': ratio(peers.lean), 'sthalles/simclr': ratio(peers.sthalles),
+      'cpu s simclr / lean': `${fmt(ours.cpuSeconds, 3)} / ${peers.lean.reason ? '-' : fmt(peers.lean.cpuSeconds, 3)}`,
+      'cpu lean/simclr': peers.lean.reason ? '-' : fmt(peers.lean.cpuSeconds / ours.cpuSeconds, 1),
       'loss simclr / lean': `${fmt(ours.loss, 5)} / ${peers.lean.reason ? '-' : fmt(peers.lean.loss, 5)}`,
     });
     memory.push({
@@ -98,7 +105,8 @@ async function main() {
   printTable(times);
   console.log('');
   printTable(memory);
-  console.log('ratio = PyTorch time / simclr time (> 1: simclr is faster). peak = VmHWM of the case\'s process;');
+  console.log('ratio = PyTorch time / simclr time (> 1: simclr is faster); cpu = process CPU seconds (all threads) per');
+  console.log('forward+backward, steadier than wall time on a shared machine. peak = VmHWM of the case\'s process;');
   console.log('op = peak minus the RSS after loading the library and creating z (what the loss itself added).');
 }
 

@@ -36,7 +36,7 @@ bool ExpFitsWithoutShift(const at::Tensor& u, double temperature) {
 }
 
 // float16/bfloat16 are computed in float32 (the accumulation precision); float32 and float64 as they are.
-at::Tensor ComputeCopy(const at::Tensor& z) {
+at::Tensor InComputeType(const at::Tensor& z) {
   return z.to(z.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).contiguous();
 }
 
@@ -197,7 +197,7 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z, double temperature,
                             int64_t views) {
-    Normalized n = Normalize(ComputeCopy(z));
+    Normalized n = Normalize(InComputeType(z));
     at::Tensor lse = RowLogSumExp(n.u, temperature);
     // Only z and one number per row are kept; the tiles are recomputed in backward.
     ctx->save_for_backward({z, lse});
@@ -212,7 +212,7 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
     const int64_t views = ctx->saved_data["views"].toInt();
     torch::autograd::variable_list saved = ctx->get_saved_variables();
     const at::Tensor& z = saved[0];
-    Normalized n = Normalize(ComputeCopy(z));
+    Normalized n = Normalize(InComputeType(z));
     at::Tensor grad_z = GradientFromSoftmaxTerm(n, SoftmaxTerm(n.u, temperature, saved[1]), PositiveSums(n.u, views),
                                                 temperature, views, grad_outputs[0].to(n.u.scalar_type()));
     return {grad_z.to(z.scalar_type()), at::Tensor(), at::Tensor()};
@@ -245,7 +245,7 @@ at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views) 
 std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views) {
   check_nt_xent_args(z, temperature, views);
   c10::AutoGradMode no_autograd(false);
-  Normalized n = Normalize(ComputeCopy(z));
+  Normalized n = Normalize(InComputeType(z));
   at::Tensor lse = RowLogSumExp(n.u, temperature);
   at::Tensor positive_sums = PositiveSums(n.u, views);
   at::Tensor loss = MeanLoss(lse, n.u, positive_sums, temperature, views);
@@ -257,7 +257,7 @@ std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, 
 std::pair<at::Tensor, at::Tensor> nt_xent_reference(const at::Tensor& z, double temperature, int64_t views) {
   check_nt_xent_args(z, temperature, views);
   c10::AutoGradMode with_autograd(true);
-  at::Tensor leaf = ComputeCopy(z).detach().requires_grad_(true);
+  at::Tensor leaf = InComputeType(z).detach().requires_grad_(true);
   const int64_t rows = leaf.size(0);
   at::Tensor u = leaf / leaf.norm(2, {1}, /*keepdim=*/true).clamp_min(kNtXentNormEps);
   at::Tensor index = at::arange(rows, leaf.options().dtype(at::kLong).requires_grad(false));

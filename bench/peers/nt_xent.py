@@ -63,13 +63,18 @@ def main():
 
     for _ in range(args["warmup"]):
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(args["repeats"]):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = step()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"version": torch.__version__, "seconds": sorted(times)[len(times) // 2], "loss": loss,
-                      "peakKiB": rss_kib("VmHWM"), "baselineKiB": baseline}))
+        cpu_times.append(time.process_time() - cpu_start)
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    print(json.dumps({"version": torch.__version__, "seconds": median(times), "cpuSeconds": median(cpu_times),
+                      "loss": loss, "peakKiB": rss_kib("VmHWM"), "baselineKiB": baseline}))
 
 
 if __name__ == "__main__":
