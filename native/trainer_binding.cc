@@ -3,6 +3,9 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "model_binding.h"
 #include "nt_xent.h"
@@ -115,7 +118,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
           at::Tensor loss = nt_xent_loss(z, temperature, view_count);
           loss.backward();
           optimizer->Step(lr);
-          return StepResult{loss.item<double>()};
+          StepResult result{loss.item<double>()};
+#ifdef __GLIBC__
+          // Each libuv thread's malloc arena otherwise keeps the step's freed activations, and RSS creeps up.
+          malloc_trim(0);
+#endif
+          return result;
         },
         [](Napi::Env env, StepResult& r) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);

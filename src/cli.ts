@@ -94,12 +94,13 @@ function runConfigFrom(options: Record<string, unknown>, base: Partial<RunConfig
 function progressMode(value: unknown): 'auto' | 'plain' | 'none' {
   if (value === undefined) return 'auto';
   if (value === 'auto' || value === 'plain' || value === 'none') return value;
-  throw new InvalidArgumentError(`--progress expects auto, plain or none, got '${value}'`);
+  throw new Error(`--progress expects auto, plain or none, got '${value}'`);
 }
 
 function requireFile(file: unknown, flag: string): string {
-  if (typeof file !== 'string') throw new InvalidArgumentError(`${flag} is required`);
-  if (!fs.existsSync(file)) throw new InvalidArgumentError(`${flag}: ${file} does not exist`);
+  // Plain errors: these run inside actions, where main() prints them (commander prints its own parse errors).
+  if (typeof file !== 'string') throw new Error(`${flag} is required`);
+  if (!fs.existsSync(file)) throw new Error(`${flag}: ${file} does not exist`);
   return file;
 }
 
