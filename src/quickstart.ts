@@ -6,18 +6,21 @@ import { doctor, formatDoctor } from './doctor';
 import { RunConfig, validateRunConfig } from './train/run-config';
 import { runTraining, evaluate, evaluationSplits, createModel, Evaluation } from './train/run';
 
-/** The quick recipe: ResNet-18 with the ImageNet stem on 32 px views of a Fashion-MNIST subset. */
+/**
+ * The quick recipe, sized for about ten minutes on 2 cores (about 65 training images/s there): ResNet-18 with the
+ * ImageNet stem on 32 px views of a 10k-image Fashion-MNIST subset, probes on 5k/5k images.
+ */
 export const QUICKSTART_CONFIG: Partial<RunConfig> = {
   data: 'fashion-mnist',
-  subset: 20000,
-  evalSubset: 10000,
+  subset: 10000,
+  evalSubset: 5000,
   backbone: 'resnet18',
   stem: 'imagenet',
   baseSize: 32,
   imageSize: 32,
-  epochs: 4,
+  epochs: 2,
   batchSize: 256,
-  knnEvery: 2,
+  knnEvery: 1,
   out: 'runs/quickstart',
 };
 

@@ -1,9 +1,10 @@
 /** Images in class subfolders (torchvision's ImageFolder), or a flat unlabelled folder. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { FileListDataset } from './file-list';
 import { checkOneOf, invalid } from '../errors';
-import { BaseSize, checkIndex, Dataset, Sample } from './dataset';
-import { decodeFile, IMAGE_EXTENSIONS, resolveBaseSize } from './decode';
+import { BaseSize } from './dataset';
+import { IMAGE_EXTENSIONS, resolveBaseSize } from './decode';
 
 export interface ImageFolderOptions {
   /** Decoded images are resized to this (default 224, the seed's Resize((224, 224))); null keeps each file's size. */
@@ -40,15 +41,16 @@ function imagesBelow(dir: string): string[] {
   return byFolder.flatMap(([folder, files]) => files.map((f) => path.join(folder, f)));
 }
 
-export class ImageFolder implements Dataset {
+export class ImageFolder extends FileListDataset {
   readonly root: string;
   /** Class names, sorted; label i is classes[i]. Empty when unlabelled. */
   readonly classes: string[];
   readonly files: string[];
   readonly labels: Int32Array;
-  private readonly size: readonly [number, number] | null;
+  protected readonly size: readonly [number, number] | null;
 
   constructor(root: string, options: ImageFolderOptions = {}) {
+    super();
     if (typeof root !== 'string') throw invalid('a folder path', 'root', root);
     this.root = path.resolve(root);
     const stat = fs.statSync(this.root, { throwIfNoEntry: false });
@@ -83,18 +85,5 @@ export class ImageFolder implements Dataset {
     if (files.length === 0) throw new Error(`ImageFolder: no images (${IMAGE_EXTENSIONS.join(', ')}) in '${root}'`);
     this.files = files;
     this.labels = Int32Array.from(labels);
-  }
-
-  get length(): number {
-    return this.files.length;
-  }
-
-  async get(index: number): Promise<Sample> {
-    checkIndex(index, this.length);
-    return { ...(await decodeFile(this.files[index], this.size)), label: this.labels[index] };
-  }
-
-  source(index: number): string {
-    return this.files[index];
   }
 }

@@ -1,9 +1,10 @@
 /** A list of `path,label` rows in a CSV or JSONL file; paths are relative to the manifest's folder. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { FileListDataset } from './file-list';
 import { invalid } from '../errors';
-import { BaseSize, checkIndex, Dataset, Sample } from './dataset';
-import { decodeFile, resolveBaseSize } from './decode';
+import { BaseSize } from './dataset';
+import { resolveBaseSize } from './decode';
 
 export interface ManifestOptions {
   /** Decoded images are resized to this (default 224); null keeps each file's size. */
@@ -30,13 +31,14 @@ function parseCsvRow(line: string, where: string): [string, number] {
   return comma < 0 ? [line.trim(), -1] : [line.slice(0, comma).trim(), parseLabel(line.slice(comma + 1), where)];
 }
 
-export class ManifestDataset implements Dataset {
+export class ManifestDataset extends FileListDataset {
   readonly file: string;
   readonly files: string[] = [];
   readonly labels: Int32Array;
-  private readonly size: readonly [number, number] | null;
+  protected readonly size: readonly [number, number] | null;
 
   constructor(file: string, options: ManifestOptions = {}) {
+    super();
     if (typeof file !== 'string') throw invalid('a manifest file path', 'file', file);
     this.file = path.resolve(file);
     this.size = resolveBaseSize(options.size === undefined ? 224 : options.size);
@@ -68,18 +70,5 @@ export class ManifestDataset implements Dataset {
     });
     if (this.files.length === 0) throw new Error(`ManifestDataset: '${file}' lists no images`);
     this.labels = Int32Array.from(labels);
-  }
-
-  get length(): number {
-    return this.files.length;
-  }
-
-  async get(index: number): Promise<Sample> {
-    checkIndex(index, this.length);
-    return { ...(await decodeFile(this.files[index], this.size)), label: this.labels[index] };
-  }
-
-  source(index: number): string {
-    return this.files[index];
   }
 }
