@@ -1,4 +1,4 @@
-// A restricted reader of torch.save files and a writer through torch::pickle_save. torch::pickle_load cannot read
+// A restricted reader of torch.save files and a writer of torch.save's zip layout. torch::pickle_load cannot read
 // torchvision's checkpoints (an OrderedDict with a _metadata attribute trips an internal assert in LibTorch 1.13), and
 // Python's pickle would run any code a file names; this small unpickler implements only the opcodes that pickle
 // protocol 2 uses for plain data and resolves only the globals a state dict needs.
@@ -6,7 +6,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/in_memory_adapter.h>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <algorithm>
 #include <cstring>
@@ -470,7 +470,30 @@ std::vector<char> WriteStateDict(const NamedTensors& state) {
     TORCH_CHECK(entry.second.defined(), "The tensor for ", entry.first, " is undefined");
     dict.insert(entry.first, entry.second.detach().to(at::kCPU).contiguous());
   }
-  return torch::jit::pickle_save(dict);
+  // What torch::jit::pickle_save does, minus the type tags (tag_aggregates = false): pickle_save wraps the dict in
+  // torch.jit._pickle.restore_type_tag, a global that torch.load(weights_only=True), the default since PyTorch 2.6,
+  // refuses. Tensors are written as torch.save does: persistent ids in data.pkl, bytes in data/<index>.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* bytes, size_t n) { pickle.insert(pickle.end(), bytes, bytes + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::vector<char> zip;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    const char* bytes = static_cast<const char*>(data);
+    zip.insert(zip.end(), bytes, bytes + n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  const std::vector<at::Tensor>& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    torch::jit::WriteableTensorData data = torch::jit::getWriteableTensorData(tensors[i]);
+    writer.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+  return zip;
 }
 
 }  // namespace simclr
