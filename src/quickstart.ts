@@ -49,6 +49,7 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   for (const [name, e] of rows) {
     console.log(`${name.padEnd(20)} ${(100 * e.linearProbe.testAccuracy).toFixed(2).padStart(11)}%  ${(100 * e.knnAccuracy).toFixed(2).padStart(8)}%`);
   }
-  console.log(`\npretraining took ${trainSeconds.toFixed(0)} s, ${run.steps} steps; final loss ${run.lastLoss.toFixed(4)}`);
+  const lastEpoch = run.records.filter((r) => !('step' in r)).pop();
+  console.log(`\npretraining took ${trainSeconds.toFixed(0)} s, ${run.steps} steps; last epoch's mean loss ${lastEpoch?.loss.toFixed(4)}`);
   console.log(`report: ${run.reportPath}`);
 }
