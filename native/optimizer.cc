@@ -1,5 +1,6 @@
 #include "optimizer.h"
 
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -31,7 +32,7 @@ void Optimizer::ZeroGrad() {
 
 void Optimizer::Step(double lr) {
   TORCH_CHECK_VALUE(std::isfinite(lr) && lr >= 0, "learning rate must be finite and >= 0, got ", lr);
-  at::NoGradGuard no_grad;
+  c10::AutoGradMode no_grad(false);
   ++steps_;
   const auto& o = options_;
   for (size_t i = 0; i < parameters_.size(); ++i) {
