@@ -4,10 +4,10 @@
  */
 import * as fs from 'fs';
 import { checkInteger, checkNumber, checkOneOf } from '../errors';
-import type { OptimizerName } from './trainer';
-import type { LrScaling } from './schedule';
+import type { OptimizerConfig } from './trainer';
 
-export interface RunConfig {
+/** The optimiser settings (optimizer, lr, lrScaling, momentum, nesterov, weightDecay, warmupEpochs) are OptimizerConfig's. */
+export interface RunConfig extends OptimizerConfig {
   /** An image folder, a manifest (.csv/.jsonl), or `fashion-mnist`. */
   data: string;
   /** Labelled split for the kNN monitor and evaluation (`fashion-mnist` uses its test split). */
@@ -33,13 +33,6 @@ export interface RunConfig {
   epochs: number;
   batchSize: number;
   maxSteps?: number;
-  optimizer: OptimizerName;
-  lr: number;
-  lrScaling: LrScaling;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  warmupEpochs: number;
   temperature: number;
   seed: number;
   device: string;
