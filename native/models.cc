@@ -19,6 +19,33 @@ static nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
+// torchvision pads every ResNet convolution by kernel / 2 (7 -> 3, 3 -> 1, 1 -> 0).
+//
+// When a convolution's output is 1x1 (layer4 and its entry on 32 px images with the ImageNet stem: 2x2 and 1x1
+// inputs), only the kernel taps that land on the input contribute, and the convolution is one matrix product over
+// them. oneDNN instead runs the whole padded 3x3 kernel and its backward is slow there (512 channels, 1x1 input:
+// ~12x the forward), so this exact rewrite makes the training step about twice as fast at 32 px. Gradients of the
+// unused taps are zero either way.
+static at::Tensor Convolve(nn::Conv2dImpl& conv, const at::Tensor& x) {
+  const at::Tensor& weight = conv.weight;
+  const int64_t kernel = weight.size(2);
+  const int64_t stride = (*conv.options.stride())[0];
+  const int64_t pad = kernel / 2;
+  const int64_t height = x.size(2), width = x.size(3);
+  const bool one_by_one = (height + 2 * pad - kernel) / stride == 0 && (width + 2 * pad - kernel) / stride == 0;
+  if (!one_by_one) return conv.forward(x);
+  // The window of the single output covers input rows and columns [0, kernel - pad); taps start at `pad`.
+  const int64_t rows = std::min(height, kernel - pad), cols = std::min(width, kernel - pad);
+  at::Tensor used = x.slice(2, 0, rows).slice(3, 0, cols).reshape({x.size(0), -1});
+  at::Tensor taps = weight.slice(2, pad, pad + rows).slice(3, pad, pad + cols).reshape({weight.size(0), -1});
+  return at::linear(used, taps).view({x.size(0), weight.size(0), 1, 1});
+}
+
+// downsample = Sequential(conv 1x1, BatchNorm2d), as torchvision's _make_layer builds it.
+static at::Tensor Downsample(const nn::Sequential& downsample, const at::Tensor& x) {
+  return downsample->ptr(1)->as<nn::BatchNorm2d>()->forward(Convolve(*downsample->ptr(0)->as<nn::Conv2d>(), x));
+}
+
 BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, nn::Sequential downsample_layers) {
   conv1 = register_module("conv1", Conv(inplanes, planes, 3, stride, 1));
   bn1 = register_module("bn1", nn::BatchNorm2d(planes));
@@ -28,9 +55,9 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = at::relu(bn1(conv1(x)));
-  out = bn2(conv2(out));
-  out += downsample ? downsample->forward(x) : x;
+  at::Tensor out = at::relu(bn1(Convolve(*conv1, x)));
+  out = bn2(Convolve(*conv2, out));
+  out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
 }
 
@@ -45,10 +72,10 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = at::relu(bn1(conv1(x)));
-  out = at::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
+  at::Tensor out = at::relu(bn1(Convolve(*conv1, x)));
+  out = at::relu(bn2(Convolve(*conv2, out)));
+  out = bn3(Convolve(*conv3, out));
+  out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
 }
 

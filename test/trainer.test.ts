@@ -16,51 +16,58 @@ import json, sys
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, torchvision
 a = json.loads(sys.argv[1])
 torch.set_num_threads(1)
-m = torchvision.models.resnet18()
-m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity(); m.fc = nn.Identity()
-model = nn.Module(); model.encoder = m; model.head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
-model.load_state_dict(torch.load(a["init"]), strict=True)
-model.train()
-views = torch.from_numpy(np.load(a["views"]))
-params = [p for p in model.parameters()]
-decay = [p for p in params if p.dim() > 1]; no_decay = [p for p in params if p.dim() <= 1]
 o = a["options"]; wd = o.get("weightDecay", 0.0)
-groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-if o["optimizer"] == "sgd":
-    opt = torch.optim.SGD(groups, lr=1.0, momentum=o["momentum"], nesterov=o.get("nesterov", False))
-elif o["optimizer"] == "adamw":
-    opt = torch.optim.AdamW(groups, lr=1.0, betas=(0.9, 0.999), eps=o.get("eps", 1e-8))
-else:
-    opt = None
-    bufs = {id(p): torch.zeros_like(p) for p in params}
 def loss_of(z, t):
     z = F.normalize(z, dim=1); n = z.shape[0] // 2
     s = z @ z.T / t; s.fill_diagonal_(float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
     return F.cross_entropy(s, target)
-losses = []
-for lr in a["lrs"]:
-    model.zero_grad()
-    loss = loss_of(model.head(model.encoder(views)), o["temperature"])
-    loss.backward(); losses.append(loss.item())
-    if opt is not None:
-        for g in opt.param_groups: g["lr"] = lr
-        opt.step()
+
+def run(dtype):
+    """The 3 steps in PyTorch; float64 gives the exact answer that float32 results are measured against."""
+    m = torchvision.models.resnet18()
+    m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity(); m.fc = nn.Identity()
+    model = nn.Module(); model.encoder = m; model.head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+    model.load_state_dict(torch.load(a["init"]), strict=True)
+    model.to(dtype).train()
+    views = torch.from_numpy(np.load(a["views"])).to(dtype)
+    params = [p for p in model.parameters()]
+    decay = [p for p in params if p.dim() > 1]; no_decay = [p for p in params if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if o["optimizer"] == "sgd":
+        opt = torch.optim.SGD(groups, lr=1.0, momentum=o["momentum"], nesterov=o.get("nesterov", False))
+    elif o["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(groups, lr=1.0, betas=(0.9, 0.999), eps=o.get("eps", 1e-8))
     else:
-        with torch.no_grad():
-            for p in params:
-                d = p.grad.clone(); scaled = lr
-                if p.dim() > 1:
-                    d += wd * p
-                    pn, gn = p.norm(), d.norm()
-                    if pn > 0 and gn > 0: scaled = lr * 0.001 * (pn / gn).item()
-                bufs[id(p)].mul_(o["momentum"]).add_(d * scaled)
-                p.sub_(bufs[id(p)])
+        opt = None
+        bufs = {id(p): torch.zeros_like(p) for p in params}
+    losses = []
+    for lr in a["lrs"]:
+        model.zero_grad()
+        loss = loss_of(model.head(model.encoder(views)), o["temperature"])
+        loss.backward(); losses.append(loss.item())
+        if opt is not None:
+            for g in opt.param_groups: g["lr"] = lr
+            opt.step()
+        else:
+            with torch.no_grad():
+                for p in params:
+                    d = p.grad.clone(); scaled = lr
+                    if p.dim() > 1:
+                        d += wd * p
+                        pn, gn = p.norm(), d.norm()
+                        if pn > 0 and gn > 0: scaled = lr * 0.001 * (pn / gn).item()
+                    bufs[id(p)].mul_(o["momentum"]).add_(d * scaled)
+                    p.sub_(bufs[id(p)])
+    return losses, model.state_dict()
+
+losses32, ref32 = run(torch.float32)
+losses64, ref = run(torch.float64)
 ours = torch.load(a["ours"])
-ref = model.state_dict()
-diff = max((ours[k].double() - ref[k].double()).abs().max().item() for k in ref if ref[k].is_floating_point())
+def max_diff(state):
+    return max((state[k].double() - ref[k]).abs().max().item() for k in ref if ref[k].is_floating_point())
 scale = max(ref[k].abs().max().item() for k in ref if ref[k].is_floating_point())
-print(json.dumps({"losses": losses, "maxDiff": diff, "scale": scale}))
+print(json.dumps({"losses32": losses32, "losses64": losses64, "maxDiff": max_diff(ours), "torchMaxDiff": max_diff(ref32), "scale": scale}))
 `;
 
 describeWithOracle('native training step against PyTorch', (python) => {
@@ -86,8 +93,12 @@ describeWithOracle('native training step against PyTorch', (python) => {
     const ref = JSON.parse(runPython(python, ORACLE, {
       init: path.join(dir, 'init.pt'), views: path.join(dir, 'views.npy'), ours: path.join(dir, 'ours.pt'), options, lrs,
     }));
-    for (let i = 0; i < lrs.length; i++) expect(Math.abs(losses[i] - ref.losses[i])).toBeLessThan(1e-4);
-    expect(ref.maxDiff).toBeLessThan(1e-4 * Math.max(1, ref.scale));
+    // Our float32 error against float64 is at most PyTorch's own float32 error (x4) plus 1e-4 (of the weights' scale):
+    // BatchNorm over a batch of 8 at 1x1 in layer4 amplifies rounding, in any implementation.
+    for (let i = 0; i < lrs.length; i++) {
+      expect(Math.abs(losses[i] - ref.losses64[i])).toBeLessThan(1e-4 + 4 * Math.abs(ref.losses32[i] - ref.losses64[i]));
+    }
+    expect(ref.maxDiff).toBeLessThan(1e-4 * Math.max(1, ref.scale) + 4 * ref.torchMaxDiff);
   });
 });
 
