@@ -13,6 +13,7 @@ void TensorWrap::Init(Napi::Env env, Napi::Object exports) {
     InstanceMethod<&TensorWrap::Device>("device"),
     InstanceMethod<&TensorWrap::Disposed>("disposed"),
     InstanceMethod<&TensorWrap::ToTypedArray>("toTypedArray"),
+    InstanceMethod<&TensorWrap::CopyTo>("copyTo"),
     InstanceMethod<&TensorWrap::To>("to"),
     InstanceMethod<&TensorWrap::Dispose>("dispose"),
   });
@@ -94,6 +95,25 @@ static Napi::Value CopyOut(Napi::Env env, const at::Tensor& tensor, napi_typedar
       delete held;
     }, owner);
   return ArrayT::New(env, size_t(owner->numel()), buffer, 0, type);
+}
+
+// copyTo(target: TypedArray): the tensor's bytes (its own dtype, row-major) into memory the caller owns and reuses,
+// so that writing a large state (a checkpoint) leaves no copies waiting for garbage collection.
+Napi::Value TensorWrap::CopyTo(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const at::Tensor& t = Live("copyTo");
+    if (!info[0].IsTypedArray()) ThrowType("Expected a typed array for target");
+    Napi::TypedArray target = info[0].As<Napi::TypedArray>();
+    const size_t bytes = size_t(t.numel()) * t.element_size();
+    if (target.ByteLength() != bytes) {
+      ThrowRange("Expected a target of " + std::to_string(bytes) + " bytes but received " +
+                 std::to_string(target.ByteLength()));
+    }
+    if (bytes == 0) return info.Env().Undefined();
+    at::Tensor source = t.to(at::kCPU).contiguous();
+    std::memcpy(static_cast<uint8_t*>(target.ArrayBuffer().Data()) + target.ByteOffset(), source.data_ptr(), bytes);
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value TensorWrap::ToTypedArray(const Napi::CallbackInfo& info) {

@@ -5,14 +5,15 @@ import { randomBytes } from 'crypto';
 
 /**
  * Writes `chunks` to a temporary file beside `target`, flushes it to disk, then renames it over `target` (rename is
- * atomic within one filesystem). On failure the temporary file is removed and `target` is untouched.
+ * atomic within one filesystem). On failure the temporary file is removed and `target` is untouched. Each chunk is
+ * written before the next is taken, so a generator may reuse one buffer for all of them.
  */
-export async function writeFileAtomic(target: string, chunks: ReadonlyArray<string | NodeJS.ArrayBufferView>): Promise<void> {
+export async function writeFileAtomic(target: string, chunks: Iterable<string | NodeJS.ArrayBufferView> | AsyncIterable<string | NodeJS.ArrayBufferView>): Promise<void> {
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const handle = await fs.promises.open(temporary, 'wx');
     try {
-      for (const chunk of chunks) await handle.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+      for await (const chunk of chunks) await handle.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
       await handle.sync();
     } finally {
       await handle.close();

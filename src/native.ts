@@ -12,6 +12,7 @@ export interface NativeTensor {
   device(): string;
   disposed(): boolean;
   toTypedArray(): Float32Array | Float64Array | Uint8Array | BigInt64Array | Int32Array;
+  copyTo(target: ArrayBufferView): void;
   to(device: string): NativeTensor;
   dispose(): void;
 }

@@ -9,6 +9,8 @@ export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array 
   : D extends 'uint8' ? Uint8Array : D extends 'int64' ? BigInt64Array : Float32Array | Float64Array | Uint8Array | BigInt64Array;
 export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | BigInt64Array;
 
+const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int64: 8 };
+
 export interface TensorOptions {
   dtype?: Dtype;
   device?: Device;
@@ -70,6 +72,20 @@ export class Tensor {
   /** Number of elements. */
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Size of the data in bytes. */
+  get byteLength(): number {
+    return this.numel * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  /**
+   * Copies the data (from any device, in the tensor's dtype, row-major) into `target`, whose byte length must be
+   * `byteLength`: for writing large tensors through one reused buffer.
+   */
+  copyTo(target: ArrayBufferView): void {
+    if (!ArrayBuffer.isView(target) || target instanceof DataView) throw invalid('a typed array or Buffer', 'target', target);
+    this.handle.copyTo(target);
   }
 
   /** Copies the data out (from any device) as a typed array of the tensor's dtype. */

@@ -28,6 +28,21 @@ describe('Tensor', () => {
     expect(Array.from(Tensor.fromTypedArray(view, [2, 2]).toTypedArray() as Float32Array)).toEqual([1, 2, 3, 4]);
   });
 
+  it('copyTo writes the raw data into a caller-owned buffer of exactly byteLength bytes', () => {
+    const t = Tensor.fromTypedArray(Float64Array.from([1.5, -2, 3]), [3]);
+    expect(t.byteLength).toBe(24);
+    const target = Buffer.alloc(32, 0xff);
+    t.copyTo(target.subarray(8, 32));
+    expect(Array.from(new Float64Array(target.buffer, target.byteOffset + 8, 3))).toEqual([1.5, -2, 3]);
+    expect(target.readBigUInt64LE(0)).toBe(0xffffffffffffffffn); // bytes before the view are untouched
+    const bytes = Tensor.fromTypedArray(Uint8Array.from([7, 8]), [2]);
+    const out = new Uint8Array(2);
+    bytes.copyTo(out);
+    expect(Array.from(out)).toEqual([7, 8]);
+    expect(() => t.copyTo(Buffer.alloc(16))).toThrowKind('RangeError', 'Expected a target of 24 bytes but received 16');
+    expect(() => t.copyTo([1, 2, 3] as never)).toThrowKind('TypeError', 'target');
+  });
+
   it('creates zeros, ones and seeded randn', () => {
     expect(Array.from(Tensor.zeros([2, 2]).toTypedArray() as Float32Array)).toEqual([0, 0, 0, 0]);
     expect(Tensor.ones([3], { dtype: 'float64' }).toTypedArray()).toEqual(new Float64Array([1, 1, 1]));

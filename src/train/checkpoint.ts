@@ -31,14 +31,13 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
 /** Writes `meta` and `tensors` to `file` atomically. */
 export async function writeCheckpoint<Meta>(file: string, contents: CheckpointContents<Meta>): Promise<void> {
   const entries: TensorEntry[] = [];
-  const blobs: Buffer[] = [];
   let offset = 0;
+  let largest = 0;
   for (const [name, tensor] of Object.entries(contents.tensors)) {
-    const data = tensor.toTypedArray();
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    entries.push({ name, dtype: tensor.dtype, shape: tensor.shape, offset, bytes: bytes.length });
-    blobs.push(bytes, Buffer.alloc(align8(bytes.length) - bytes.length));
-    offset += align8(bytes.length);
+    const bytes = tensor.byteLength;
+    entries.push({ name, dtype: tensor.dtype, shape: tensor.shape, offset, bytes });
+    offset += align8(bytes);
+    largest = Math.max(largest, align8(bytes));
   }
   const header = Buffer.from(JSON.stringify({ meta: contents.meta, tensors: entries }), 'utf8');
   const paddedHeader = Buffer.concat([header, Buffer.alloc(align8(header.length) - header.length, 0x20)]);
@@ -47,8 +46,21 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   prefix.writeUInt32LE(VERSION, 8);
   prefix.writeBigUInt64LE(BigInt(paddedHeader.length), 16);
 
+  // One scratch buffer for every tensor: a checkpoint's worth of copies would otherwise wait for garbage collection.
+  const scratch = Buffer.alloc(largest);
+  const tensors = Object.values(contents.tensors);
+  function* chunks() {
+    yield prefix;
+    yield paddedHeader;
+    for (let i = 0; i < tensors.length; i++) {
+      const padded = scratch.subarray(0, align8(entries[i].bytes));
+      tensors[i].copyTo(padded.subarray(0, entries[i].bytes));
+      padded.fill(0, entries[i].bytes);
+      yield padded;
+    }
+  }
   await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await writeFileAtomic(file, [prefix, paddedHeader, ...blobs]);
+  await writeFileAtomic(file, chunks());
 }
 
 const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;
