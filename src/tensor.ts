@@ -76,7 +76,9 @@ export class Tensor {
 
   /** Size of the data in bytes. */
   get byteLength(): number {
-    return this.numel * BYTES_PER_ELEMENT[this.dtype];
+    const size = BYTES_PER_ELEMENT[this.dtype];
+    if (size === undefined) throw new TypeError(`byteLength is not defined for dtype ${this.dtype}`);
+    return this.numel * size;
   }
 
   /**
