@@ -5,6 +5,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
 const { findLibTorch } = require('./libtorch');
+const { readStamp, writeStamp } = require('./binary');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -13,14 +14,12 @@ function buildNative({ quiet = false } = {}) {
   const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
   const jobs = String(Math.max(1, require('os').availableParallelism()));
   // A different LibTorch than the last build's needs a fresh configure; otherwise an incremental build is enough.
-  const stamp = path.join(ROOT, 'build', 'libtorch.json');
-  const sameLibTorch = fs.existsSync(stamp) && JSON.parse(fs.readFileSync(stamp, 'utf8')).libDir === libtorch.libDir;
+  const sameLibTorch = readStamp()?.libDir === libtorch.libDir;
   if (!sameLibTorch) fs.rmSync(path.join(ROOT, 'build'), { recursive: true, force: true });
   const args = [cmakeJs, 'compile', '--directory', ROOT, '--out', path.join(ROOT, 'build'), '--config', 'Release',
     '--parallel', jobs];
   // Recorded before building, so that a failed compile is retried incrementally rather than from scratch.
-  fs.mkdirSync(path.dirname(stamp), { recursive: true });
-  fs.writeFileSync(stamp, JSON.stringify(libtorch, null, 2));
+  writeStamp(libtorch);
   if (!quiet) process.stderr.write(`simclr: building the native addon against ${libtorch.source} LibTorch ${libtorch.version} (${libtorch.libDir})\n`);
   const run = spawnSync(process.execPath, args, { cwd: ROOT, stdio: quiet ? 'pipe' : 'inherit', env: process.env });
   if (run.status !== 0) {

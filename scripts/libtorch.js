@@ -4,11 +4,14 @@
 //   2. LIBTORCH_USE_PYTORCH=1       the LibTorch inside Python's `torch` package (pip, conda), found with
 //                                   $PYTHON or python3
 //   3. the system's LibTorch        Debian's libtorch-dev (headers in /usr/include, libraries on the default path)
-// Used by the build (CMakeLists.txt, binding.gyp) and by `simclr doctor`.
+// Also the one place that says how the addon is compiled (sources, include folders, defines, C++ standard, linker
+// flags): CMakeLists.txt and binding.gyp both ask this file, so the two builds cannot drift apart.
 const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
 
+const ROOT = path.join(__dirname, '..');
+const NATIVE = path.join(ROOT, 'native');
 const SYSTEM_INCLUDE = '/usr/include';
 const SYSTEM_LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'];
 
@@ -96,10 +99,26 @@ function explicitLibTorchRequested(env = process.env) {
   return Boolean(env.LIBTORCH) || env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true';
 }
 
+/** The addon's C++ sources: native/core (compute) and native/bind (N-API glue), relative to the package root. */
+function nativeSources() {
+  return ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(NATIVE, dir)).filter((f) => f.endsWith('.cc')).sort()
+    .map((f) => `native/${dir}/${f}`));
+}
+
 /** Compiler and linker flags, shared by CMakeLists.txt and binding.gyp so both builds agree. */
 function buildFlags(lt) {
-  const includes = [lt.includeDir, path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include')];
-  const defines = [`_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi ? 1 : 0}`, ...(lt.cuda ? ['SIMCLR_WITH_CUDA=1'] : [])];
+  // Sources include "core/x.h" and "bind/x.h" from native/.
+  const includes = [NATIVE, path.dirname(require.resolve('node-addon-api/package.json')), lt.includeDir,
+    path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include')];
+  const defines = [
+    `_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi ? 1 : 0}`,
+    ...(lt.cuda ? ['SIMCLR_WITH_CUDA=1'] : []),
+    'NAPI_VERSION=8',
+    // Any C++ exception thrown in a callback becomes a JS error instead of aborting the process.
+    'NODE_ADDON_API_CPP_EXCEPTIONS',
+    'NODE_ADDON_API_CPP_EXCEPTIONS_ALL',
+    'NODE_ADDON_API_DISABLE_DEPRECATED',
+  ];
   const ldflags = [
     `-L${lt.libDir}`,
     '-Wl,-z,now', // an ABI mismatch then fails at require(), not at the first error path
@@ -108,13 +127,21 @@ function buildFlags(lt) {
     '-Wl,--as-needed',
     ...(lt.rpath ? [`-Wl,-rpath,${lt.libDir}`] : []),
   ];
-  return { includes, defines, ldflags, std: [`-std=c++${lt.cxxStandard}`], cxxStandard: [String(lt.cxxStandard)] };
+  return {
+    sources: nativeSources(),
+    includes,
+    defines,
+    ldflags,
+    std: [`-std=c++${lt.cxxStandard}`],
+    cxxStandard: [String(lt.cxxStandard)],
+    cflags: ['-O2', '-Wall', '-Wno-unused-parameter', '-fvisibility=hidden'],
+  };
 }
 
-module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, LibTorchNotFound };
+module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, nativeSources, LibTorchNotFound };
 
 if (require.main === module) {
-  // CLI for the build files: `node scripts/libtorch.js json | includes|defines|ldflags|std|cxxStandard [--cmake]`
+  // CLI for the build files: `node scripts/libtorch.js json | sources|includes|defines|ldflags|std|cxxStandard|cflags [--cmake]`
   // (space-separated for gyp, ';'-separated CMake lists with --cmake).
   try {
     const lt = findLibTorch();

@@ -57,27 +57,19 @@ function ensureNodeModules() {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
-function loadableBinary() {
-  const probe = spawnSync(process.execPath, ['-e',
-    `const b = require('node-gyp-build'); const p = b.resolve(${JSON.stringify(ROOT)}); const a = require(p);` +
-    `process.stdout.write(JSON.stringify({ path: p, hash: a.buildInfo().sourceHash }))`], { encoding: 'utf8' });
-  return probe.status === 0 ? JSON.parse(probe.stdout) : undefined;
-}
-
 function ensureNativeBinary() {
   const { findLibTorch, explicitLibTorchRequested } = require('./libtorch');
   const { sourceHash } = require('./source-hash');
   const { buildNative } = require('./build-native');
-  const stamp = path.join(ROOT, 'build', 'libtorch.json');
-  const loaded = loadableBinary();
+  const { probeBinary, isSourceBuild, libtorchOf } = require('./binary');
+  const loaded = probeBinary(ROOT);
   let reason;
   if (!loaded) reason = 'no binary loads';
   else if (explicitLibTorchRequested()) {
-    const built = fs.existsSync(stamp) ? JSON.parse(fs.readFileSync(stamp, 'utf8')).libDir : undefined;
-    if (!loaded.path.includes(`${path.sep}build${path.sep}`) || built !== findLibTorch().libDir) reason = 'another LibTorch was chosen';
+    if (!isSourceBuild(loaded.path) || libtorchOf(loaded.path).libDir !== findLibTorch().libDir) reason = 'another LibTorch was chosen';
   }
   // A stale source build is rebuilt; a stale prebuild is not (the prebuild test reports it: run `npm run prebuild`).
-  if (!reason && loaded.path.includes(`${path.sep}build${path.sep}`) && loaded.hash !== sourceHash()) reason = 'native sources changed';
+  if (!reason && isSourceBuild(loaded.path) && loaded.sourceHash !== sourceHash()) reason = 'native sources changed';
   if (reason) {
     log(`building the native addon (${reason})`);
     buildNative();

@@ -8,8 +8,10 @@ const path = require('path');
 const ROOT = path.join(__dirname, '..');
 
 function nativeInputs() {
-  const native = fs.readdirSync(path.join(ROOT, 'native')).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => `native/${f}`);
-  return [...native, 'CMakeLists.txt', 'binding.gyp'];
+  const native = ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(ROOT, 'native', dir))
+    .filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => `native/${dir}/${f}`));
+  // libtorch.js holds the compile flags (defines, standard) of both build files.
+  return [...native, 'CMakeLists.txt', 'binding.gyp', 'scripts/libtorch.js'];
 }
 
 function sourceHash() {

@@ -1,7 +1,12 @@
 /** `simclr doctor`: what LibTorch the addon uses, how it was built, and what would make it slow. */
 import * as fs from 'fs';
-import * as path from 'path';
-import { native, nativeBinaryPath, PACKAGE_ROOT } from './native';
+import { native, nativeBinaryPath } from './native';
+
+/** Build facts shared with the install and setup scripts (scripts/binary.js). */
+const binary = require('../scripts/binary') as {
+  isSourceBuild(binaryPath: string): boolean;
+  libtorchOf(binaryPath: string): { source: string; libDir: string };
+};
 
 export interface DoctorReport {
   binary: { path: string; kind: 'prebuilt' | 'source build'; sourceHash: string };
@@ -32,16 +37,15 @@ function blasKind(libraries: string[], config: string): DoctorReport['blas']['ki
 
 export function doctor(): DoctorReport {
   const info = native.buildInfo();
-  const stampFile = path.join(PACKAGE_ROOT, 'build', 'libtorch.json');
-  const isSourceBuild = nativeBinaryPath.includes(`${path.sep}build${path.sep}`);
-  const stamp = isSourceBuild && fs.existsSync(stampFile) ? JSON.parse(fs.readFileSync(stampFile, 'utf8')) : undefined;
+  const isSourceBuild = binary.isSourceBuild(nativeBinaryPath);
+  const libtorch = binary.libtorchOf(nativeBinaryPath);
   const libraries = loadedBlasLibraries();
   const report: DoctorReport = {
     binary: { path: nativeBinaryPath, kind: isSourceBuild ? 'source build' : 'prebuilt', sourceHash: info.sourceHash },
     libtorch: {
       version: info.libtorchVersion,
-      source: stamp ? stamp.source : 'system (prebuilt binary)',
-      libDir: stamp ? stamp.libDir : '/usr/lib/x86_64-linux-gnu',
+      source: isSourceBuild ? libtorch.source : `${libtorch.source} (prebuilt binary)`,
+      libDir: libtorch.libDir,
       compiledWithCuda: info.compiledWithCuda,
     },
     cuda: { available: native.cudaIsAvailable(), devices: native.cudaDeviceCount() },

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "augment.h"
+#include "core/augment.h"
 
 namespace simclr {
 

@@ -1,4 +1,4 @@
-#include "knn.h"
+#include "core/knn.h"
 
 #include <algorithm>
 

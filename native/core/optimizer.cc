@@ -1,4 +1,4 @@
-#include "optimizer.h"
+#include "core/optimizer.h"
 
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>

@@ -1,9 +1,11 @@
 // N-API glue for evaluation: the kNN monitor and the linear probe. Arguments are checked here, on the JS thread, so the
 // compute code (knn.cc, linear_probe.cc) runs on the libuv pool with inputs it can trust.
-#include "common.h"
-#include "knn.h"
-#include "linear_probe.h"
-#include "tensor.h"
+#include "bind/args.h"
+#include "bind/module.h"
+#include "bind/tensor.h"
+#include "bind/worker.h"
+#include "core/knn.h"
+#include "core/linear_probe.h"
 
 namespace simclr {
 
@@ -49,7 +51,7 @@ void SameDims(const at::Tensor& a, const std::string& a_name, const at::Tensor& 
 
 // numClasses from the options, or one more than the largest label; every label must lie in [0, numClasses).
 int64_t NumClassesArg(const Napi::Value& options, std::initializer_list<std::pair<const at::Tensor*, const char*>> labels) {
-  Napi::Value given = Option(options, "numClasses");
+  Napi::Value given = Option(options, "numClasses");  // absent: one more than the largest label
   int64_t largest = -1;
   for (const auto& [tensor, name] : labels) {
     if (tensor->numel() == 0) continue;
@@ -60,28 +62,11 @@ int64_t NumClassesArg(const Napi::Value& options, std::initializer_list<std::pai
     if (largest + 1 > kMaxClasses) ThrowRange("Expected labels below " + std::to_string(kMaxClasses));
     return std::max<int64_t>(largest + 1, 1);
   }
-  int64_t classes = ArgInt(given, "numClasses", 1, kMaxClasses);
+  int64_t classes = ArgInt(given, "options.numClasses", 1, kMaxClasses);
   if (largest >= classes) {
     ThrowRange("Expected labels below numClasses (" + std::to_string(classes) + ") but found " + std::to_string(largest));
   }
   return classes;
-}
-
-template <typename T>
-T OptionalInt(const Napi::Value& options, const char* key, T fallback, int64_t min, int64_t max) {
-  Napi::Value value = Option(options, key);
-  return value.IsUndefined() ? fallback : static_cast<T>(ArgInt(value, key, min, max));
-}
-
-double OptionalNumber(const Napi::Value& options, const char* key, double fallback, double min, bool exclusive_min) {
-  Napi::Value value = Option(options, key);
-  if (value.IsUndefined()) return fallback;
-  double number = ArgFiniteNumber(value, key);
-  if (number < min || (exclusive_min && number == min)) {
-    ThrowRange(std::string("Expected a finite number ") + (exclusive_min ? "> " : ">= ") + std::to_string(min) + " for " +
-               key + " but received " + std::to_string(number));
-  }
-  return number;
 }
 
 // knnPredict(bankFeatures, bankLabels, queryFeatures, {k, temperature, numClasses, chunkSize}) -> Promise<Tensor>
@@ -94,9 +79,9 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
     SameDims(bank, "bankFeatures", query, "queryFeatures");
     if (bank.size(0) == 0) ThrowRange("Expected at least one row in bankFeatures");
     KnnOptions options;
-    options.k = OptionalInt<int64_t>(info[3], "k", options.k, 1, int64_t(1) << 31);
-    options.temperature = OptionalNumber(info[3], "temperature", options.temperature, 0, /*exclusive_min=*/true);
-    options.chunk_size = OptionalInt<int64_t>(info[3], "chunkSize", options.chunk_size, 1, int64_t(1) << 24);
+    options.k = IntOption(info[3], "k", 1, int64_t(1) << 31, options.k);
+    options.temperature = NumberOption(info[3], "temperature", Above(0), options.temperature);
+    options.chunk_size = IntOption(info[3], "chunkSize", 1, int64_t(1) << 24, options.chunk_size);
     options.num_classes = NumClassesArg(info[3], {{&bank_labels, "bankLabels"}});
     return RunAsync<at::Tensor>(
         info.Env(), "simclr.knnPredict", [=] { return KnnPredict(bank, bank_labels, query, options); },
@@ -116,11 +101,11 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
     if (train_x.size(0) == 0) ThrowRange("Expected at least one row in trainFeatures");
     const Napi::Value& raw = info[4];
     LinearProbeOptions options;
-    options.epochs = OptionalInt<int64_t>(raw, "epochs", options.epochs, 0, 1000000);
-    options.batch_size = OptionalInt<int64_t>(raw, "batchSize", options.batch_size, 1, int64_t(1) << 24);
-    options.learning_rate = OptionalNumber(raw, "learningRate", options.learning_rate, 0, /*exclusive_min=*/true);
-    options.weight_decay = OptionalNumber(raw, "weightDecay", options.weight_decay, 0, /*exclusive_min=*/false);
-    options.seed = OptionalInt<uint64_t>(raw, "seed", options.seed, 0, (int64_t(1) << 53) - 1);
+    options.epochs = IntOption(raw, "epochs", 0, 1000000, options.epochs);
+    options.batch_size = IntOption(raw, "batchSize", 1, int64_t(1) << 24, options.batch_size);
+    options.learning_rate = NumberOption(raw, "learningRate", Above(0), options.learning_rate);
+    options.weight_decay = NumberOption(raw, "weightDecay", {0}, options.weight_decay);
+    options.seed = uint64_t(IntOption(raw, "seed", 0, (int64_t(1) << 53) - 1, int64_t(options.seed)));
     options.num_classes = NumClassesArg(raw, {{&train_y, "trainLabels"}, {&test_y, "testLabels"}});
     return RunAsync<LinearProbeResult>(
         info.Env(), "simclr.trainLinearProbe", [=] { return TrainLinearProbe(train_x, train_y, test_x, test_y, options); },

@@ -2,7 +2,7 @@
 // torchvision's checkpoints (an OrderedDict with a _metadata attribute trips an internal assert in LibTorch 1.13), and
 // Python's pickle would run any code a file names; this small unpickler implements only the opcodes that pickle
 // protocol 2 uses for plain data and resolves only the globals a state dict needs.
-#include "state_dict_io.h"
+#include "core/state_dict_io.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/in_memory_adapter.h>

@@ -4,7 +4,7 @@
 //   loss  = 1/M · ( Σ_i lse_i − Σ_i Σ_p u_i·u_p / ((V-1)τ) )
 //   dL/du = 1/(Mτ) · ( (P + Pᵀ)·U − 2·Y·U )          (s_ik depends on both u_i and u_k)
 // and Y·U needs no tile: row i of it is (Σ_v u_{v,image(i)} − u_i) / (V-1), the other views of its image.
-#include "nt_xent.h"
+#include "core/nt_xent.h"
 
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
@@ -221,14 +221,14 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
 
 }  // namespace
 
-void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views) {
+void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views) {
   TORCH_CHECK_TYPE(z.defined(), "Expected a tensor for z but received an undefined tensor");
   TORCH_CHECK_TYPE(at::isFloatingType(z.scalar_type()),
                    "Expected a floating-point tensor (float32, float64, float16 or bfloat16) for z but received dtype ",
                    z.scalar_type());
   TORCH_CHECK_VALUE(z.dim() == 2, "Expected a 2-D tensor [views * N, d] for z but received shape ", z.sizes());
   TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature,
-                    "Expected a finite number > 1e-8 for temperature but received ", temperature);
+                    "Expected a finite number > ", kNtXentMinTemperature, " for temperature but received ", temperature);
   TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
   TORCH_CHECK_VALUE(z.size(0) % views == 0, "z has ", z.size(0), " rows, which is not a multiple of views = ", views,
                     " (z holds views * N rows, view-major)");
@@ -237,13 +237,13 @@ void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views) 
   TORCH_CHECK_VALUE(z.size(1) >= 1, "Expected at least one feature column in z but received shape ", z.sizes());
 }
 
-at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views) {
-  check_nt_xent_args(z, temperature, views);
+at::Tensor NtXentLoss(const at::Tensor& z, double temperature, int64_t views) {
+  CheckNtXentArgs(z, temperature, views);
   return NtXentFunction::apply(z, temperature, views);
 }
 
-std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views) {
-  check_nt_xent_args(z, temperature, views);
+std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, double temperature, int64_t views) {
+  CheckNtXentArgs(z, temperature, views);
   c10::AutoGradMode no_autograd(false);
   Normalized n = Normalize(InComputeType(z));
   at::Tensor lse = RowLogSumExp(n.u, temperature);
@@ -254,8 +254,8 @@ std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, 
   return {loss, grad_z.to(z.scalar_type())};
 }
 
-std::pair<at::Tensor, at::Tensor> nt_xent_reference(const at::Tensor& z, double temperature, int64_t views) {
-  check_nt_xent_args(z, temperature, views);
+std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views) {
+  CheckNtXentArgs(z, temperature, views);
   c10::AutoGradMode with_autograd(true);
   at::Tensor leaf = InComputeType(z).detach().requires_grad_(true);
   const int64_t rows = leaf.size(0);

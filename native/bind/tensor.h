@@ -2,7 +2,7 @@
 // fromTypedArray/toTypedArray. Native memory is reported to V8 so garbage collection keeps pace with LibTorch.
 #pragma once
 
-#include "common.h"
+#include "bind/args.h"
 
 namespace simclr {
 

@@ -1,10 +1,16 @@
 // N-API glue for models and state-dict bytes: createModel, readStateDict, writeStateDict and the NativeModel class.
-// Heavy work (construction, forward, state copies, (de)serialisation) runs on the libuv pool.
-#include "model_binding.h"
+// Heavy work (construction, forward, state copies, (de)serialisation) runs on the libuv pool; every use of a model
+// holds its lock (core/simclr_model.h: LockedModel).
+#include "bind/models.h"
 
+#include <algorithm>
 #include <mutex>
 
-#include "tensor.h"
+#include "bind/args.h"
+#include "bind/module.h"
+#include "bind/tensor.h"
+#include "bind/worker.h"
+#include "core/state_dict_io.h"
 
 namespace simclr {
 namespace {
@@ -45,29 +51,23 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (info.Length() != 1 || !info[0].IsExternal()) {
       throw Napi::TypeError::New(info.Env(), "Models are created with Encoder.create or SimCLRModel.create");
     }
-    model_ = *info[0].As<Napi::External<SimCLRModel>>().Data();
+    locked_ = std::make_shared<LockedModel>(*info[0].As<Napi::External<SimCLRModel>>().Data());
   }
 
-  SimCLRModel model_{nullptr};
-  std::shared_ptr<std::mutex> lock_ = std::make_shared<std::mutex>();
+  LockedModelPtr locked_;
 
  private:
-  // A copy of what an async job needs: the model (shared) and its lock.
-  struct Job {
-    std::shared_ptr<SimCLRModelImpl> model;  // not the holder: its operator-> is const inside a lambda
-    std::shared_ptr<std::mutex> lock;
-  };
-  Job job() const { return {model_.ptr(), lock_}; }
+  SimCLRModelImpl& model() const { return *locked_->model; }
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x] {
-        std::lock_guard<std::mutex> hold(*j.lock);
+        std::lock_guard<std::mutex> hold(j->mutex);
         // JS has no autograd: a forward from JS keeps no graph (BatchNorm still updates in train mode).
         at::NoGradGuard no_grad;
-        return j.model->forward(x);
+        return j->model->forward(x);
       }, [](Napi::Env env, std::pair<at::Tensor, at::Tensor>& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("h", TensorWrap::Wrap(env, out.first));
@@ -80,18 +80,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x] {
-        std::lock_guard<std::mutex> hold(*j.lock);
+        std::lock_guard<std::mutex> hold(j->mutex);
         at::NoGradGuard no_grad;
-        const bool was_training = j.model->is_training();
-        j.model->eval();
+        const bool was_training = j->model->is_training();
+        j->model->eval();
         try {
-          at::Tensor h = j.model->encoder->forward(x);
-          j.model->train(was_training);
+          at::Tensor h = j->model->encoder->forward(x);
+          j->model->train(was_training);
           return h;
         } catch (...) {
-          j.model->train(was_training);
+          j->model->train(was_training);
           throw;
         }
       }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); });
@@ -104,10 +104,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
       at::Tensor grad_output = TensorWrap::FromJs(info[1], "gradOutput");
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<at::Tensor>(info.Env(), "simclr.forwardBackward", [j, x, grad_output] {
-        std::lock_guard<std::mutex> hold(*j.lock);
-        auto hz = j.model->forward(x);
+        std::lock_guard<std::mutex> hold(j->mutex);
+        auto hz = j->model->forward(x);
         at::Tensor out = hz.second.defined() ? hz.second : hz.first;
         if (!grad_output.sizes().equals(out.sizes())) {
           ThrowRange("gradOutput has shape " + c10::str(grad_output.sizes()) + " but the output has shape " +
@@ -121,9 +121,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value Gradients(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      std::lock_guard<std::mutex> hold(*lock_);
+      std::lock_guard<std::mutex> hold(locked_->mutex);
       Napi::Object out = Napi::Object::New(info.Env());
-      for (const auto& p : StateModule(*model_).named_parameters()) {
+      for (const auto& p : StateModule(model()).named_parameters()) {
         if (p.value().grad().defined()) out.Set(p.key(), TensorWrap::Wrap(info.Env(), p.value().grad().clone()));
       }
       return out;
@@ -132,8 +132,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      std::lock_guard<std::mutex> hold(*lock_);
-      for (auto& p : model_->parameters()) p.mutable_grad() = at::Tensor();
+      std::lock_guard<std::mutex> hold(locked_->mutex);
+      for (auto& p : model().parameters()) p.mutable_grad() = at::Tensor();
       return info.Env().Undefined();
     });
   }
@@ -141,47 +141,46 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Train(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       const bool on = info[0].IsUndefined() ? true : ArgBool(info[0], "mode");
-      std::lock_guard<std::mutex> hold(*lock_);
-      model_->train(on);
+      std::lock_guard<std::mutex> hold(locked_->mutex);
+      model().train(on);
       return info.Env().Undefined();
     });
   }
 
   Napi::Value IsTraining(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), model_->is_training());
+    return Napi::Boolean::New(info.Env(), model().is_training());
   }
 
   Napi::Value To(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Device device = ArgDevice(info[0], "device");
-      CheckDeviceAvailable(device);
-      std::lock_guard<std::mutex> hold(*lock_);
-      model_->to(device);
+      std::lock_guard<std::mutex> hold(locked_->mutex);
+      model().to(device);
       return info.Env().Undefined();
     });
   }
 
   Napi::Value Device(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      return Napi::String::New(info.Env(), DeviceName(model_->encoder->conv1->weight.device()));
+      return Napi::String::New(info.Env(), DeviceName(model().encoder->conv1->weight.device()));
     });
   }
 
   Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
-    return SIMCLR_GUARD(info, { return Napi::Number::New(info.Env(), double(simclr::ParameterCount(*model_))); });
+    return SIMCLR_GUARD(info, { return Napi::Number::New(info.Env(), double(simclr::ParameterCount(model()))); });
   }
 
   Napi::Value Describe(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       Napi::Env env = info.Env();
-      const ResNetOptions& enc = model_->encoder->options;
+      const ResNetOptions& enc = model().encoder->options;
       Napi::Object out = Napi::Object::New(env);
       out.Set("backbone", enc.backbone);
-      out.Set("featureDim", double(model_->encoder->feature_dim));
+      out.Set("featureDim", double(model().encoder->feature_dim));
       out.Set("outDim", double(enc.out_dim));
       out.Set("stem", enc.cifar_stem ? "cifar" : "imagenet");
-      if (model_->head) {
-        const ProjectionHeadOptions& head = model_->head->options;
+      if (model().head) {
+        const ProjectionHeadOptions& head = model().head->options;
         Napi::Object h = Napi::Object::New(env);
         h.Set("inDim", double(head.in_dim));
         h.Set("hiddenDim", double(head.hidden_dim));
@@ -198,10 +197,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value StateDict(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<NamedTensors>(info.Env(), "simclr.stateDict", [j] {
-        std::lock_guard<std::mutex> hold(*j.lock);
-        NamedTensors state = StateDictOf(StateModule(*j.model));
+        std::lock_guard<std::mutex> hold(j->mutex);
+        NamedTensors state = StateDictOf(StateModule(*j->model));
         for (auto& entry : state) entry.second = entry.second.clone();  // a snapshot: training changes the live ones
         return state;
       }, NamedTensorsToJs);
@@ -212,33 +211,33 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return SIMCLR_GUARD(info, {
       NamedTensors state = NamedTensorsFromJs(info[0], "state");
       const bool strict = info[1].IsUndefined() ? true : ArgBool(info[1], "strict");
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<LoadReport>(info.Env(), "simclr.loadStateDict", [j, state, strict] {
-        std::lock_guard<std::mutex> hold(*j.lock);
-        return LoadStateDict(StateModule(*j.model), state, strict);
+        std::lock_guard<std::mutex> hold(j->mutex);
+        return LoadStateDict(StateModule(*j->model), state, strict);
       }, LoadReportToJs);
     });
   }
 
   Napi::Value StateDictBytes(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<std::vector<char>>(info.Env(), "simclr.stateDictBytes", [j] {
-        std::lock_guard<std::mutex> hold(*j.lock);
-        return WriteStateDict(StateDictOf(StateModule(*j.model)));
+        std::lock_guard<std::mutex> hold(j->mutex);
+        return WriteStateDict(StateDictOf(StateModule(*j->model)));
       }, BytesToJs);
     });
   }
 
   Napi::Value LoadStateDictBytes(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      std::vector<uint8_t> bytes = BytesFromJs(info[0], "bytes");
+      std::vector<uint8_t> bytes = ArgBytes(info[0], "bytes");
       const bool strict = info[1].IsUndefined() ? true : ArgBool(info[1], "strict");
-      Job j = job();
+      LockedModelPtr j = locked_;
       return RunAsync<LoadReport>(info.Env(), "simclr.loadStateDictBytes", [j, bytes, strict] {
         NamedTensors state = ReadStateDict(bytes.data(), bytes.size());
-        std::lock_guard<std::mutex> hold(*j.lock);
-        return LoadStateDict(StateModule(*j.model), state, strict);
+        std::lock_guard<std::mutex> hold(j->mutex);
+        return LoadStateDict(StateModule(*j->model), state, strict);
       }, LoadReportToJs);
     });
   }
@@ -264,14 +263,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return state;
   }
 
-  static std::vector<uint8_t> BytesFromJs(const Napi::Value& value, const std::string& name) {
-    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      ThrowType("Expected a Buffer or Uint8Array for " + name + " but received " + TypeName(value));
-    }
-    auto array = value.As<Napi::Uint8Array>();
-    return std::vector<uint8_t>(array.Data(), array.Data() + array.ElementLength());
-  }
-
   static Napi::Value BytesToJs(Napi::Env env, std::vector<char>& bytes) {
     return Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size());
   }
@@ -291,47 +282,33 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
 Napi::FunctionReference* ModelWrap::constructor = nullptr;
 
-int64_t IntOption(const Napi::Value& options, const char* key, int64_t fallback, int64_t min, int64_t max) {
-  Napi::Value value = Option(options, key);
-  return value.IsUndefined() ? fallback : ArgInt(value, key, min, max);
-}
-
-bool BoolOption(const Napi::Value& options, const char* key, bool fallback) {
-  Napi::Value value = Option(options, key);
-  return value.IsUndefined() ? fallback : ArgBool(value, key);
-}
-
 // createModel({ backbone, outDim, stem, zeroInitResidual, device, head?: { layers, hiddenDim, outDim, batchNorm } })
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     const Napi::Value options = info[0];
     if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for options but received " + TypeName(options));
     ResNetOptions encoder;
-    encoder.backbone = ArgString(Option(options, "backbone"), "backbone");
+    encoder.backbone = StringOption(options, "backbone");
     const auto& names = BackboneNames();
     if (std::find(names.begin(), names.end(), encoder.backbone) == names.end()) {
       std::string list;
       for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
       ThrowRange("Unknown backbone '" + encoder.backbone + "': expected one of " + list);
     }
-    encoder.out_dim = IntOption(options, "outDim", 0, 0, kMaxWidth);
-    Napi::Value stem = Option(options, "stem");
-    if (!stem.IsUndefined()) {
-      std::string text = ArgString(stem, "stem");
-      if (text != "imagenet" && text != "cifar") ThrowRange("Expected 'imagenet' or 'cifar' for stem but received '" + text + "'");
-      encoder.cifar_stem = text == "cifar";
-    }
+    encoder.out_dim = IntOption(options, "outDim", 0, kMaxWidth, 0);
+    const std::string stem = StringOption(options, "stem", "imagenet");
+    if (stem != "imagenet" && stem != "cifar") ThrowRange("Expected 'imagenet' or 'cifar' for options.stem but received '" + stem + "'");
+    encoder.cifar_stem = stem == "cifar";
     encoder.zero_init_residual = BoolOption(options, "zeroInitResidual", false);
     at::Device device = ArgDevice(Option(options, "device"), "device");
-    CheckDeviceAvailable(device);
     std::optional<ProjectionHeadOptions> head;
     Napi::Value head_value = Option(options, "head");
     if (!head_value.IsUndefined() && !head_value.IsNull()) {
       if (!head_value.IsObject() || head_value.IsArray()) ThrowType("Expected an options object for head but received " + TypeName(head_value));
       ProjectionHeadOptions h;
-      h.layers = IntOption(head_value, "layers", 2, 1, 16);
-      h.hidden_dim = IntOption(head_value, "hiddenDim", 0, 1, kMaxWidth);  // 0 (absent): the encoder's output width
-      h.out_dim = IntOption(head_value, "outDim", 128, 1, kMaxWidth);
+      h.layers = IntOption(head_value, "layers", 1, 16, 2);
+      h.hidden_dim = IntOption(head_value, "hiddenDim", 1, kMaxWidth, 0);  // 0 (absent): the encoder's output width
+      h.out_dim = IntOption(head_value, "outDim", 1, kMaxWidth, 128);
       h.batch_norm = BoolOption(head_value, "batchNorm", false);
       head = h;
     }
@@ -345,7 +322,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 
 Napi::Value ReadStateDictJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
-    std::vector<uint8_t> bytes = ModelWrap::BytesFromJs(info[0], "bytes");
+    std::vector<uint8_t> bytes = ArgBytes(info[0], "bytes");
     return RunAsync<NamedTensors>(info.Env(), "simclr.readStateDict",
                                   [bytes] { return ReadStateDict(bytes.data(), bytes.size()); }, ModelWrap::NamedTensorsToJs);
   });
@@ -370,11 +347,11 @@ void InitModelModule(Napi::Env env, Napi::Object exports) {
 
 SIMCLR_MODULE(models, InitModelModule);
 
-SimCLRModel ModelFromJs(const Napi::Value& value, const std::string& name) {
+LockedModelPtr ModelFromJs(const Napi::Value& value, const std::string& name) {
   if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ModelWrap::constructor->Value())) {
     ThrowType("Expected a model (Encoder or SimCLRModel) for " + name + " but received " + TypeName(value));
   }
-  return Napi::ObjectWrap<ModelWrap>::Unwrap(value.As<Napi::Object>())->model_;
+  return Napi::ObjectWrap<ModelWrap>::Unwrap(value.As<Napi::Object>())->locked_;
 }
 
 }  // namespace simclr

@@ -63,6 +63,12 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& params, cons
 // Needs whole-pixel boxes.
 at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& params);
 
+// The deterministic view used for evaluation and embedding: each whole image of a uint8 batch `B x H x W x 3` resized
+// to size x size and normalised, the same resampling and normalisation as the training views without the random
+// parts. Runs on `device`; returns `B x 3 x size x size` float32.
+at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<double, 3>& mean,
+                    const std::array<double, 3>& stddev, const at::Device& device);
+
 // Throws c10::ValueError unless `params` describe the 2B views of a batch of B images.
 void CheckViewParams(const ViewParams& params, int64_t batch);
 

@@ -1,10 +1,10 @@
-// ResNet, projection head and SimCLR model (see resnet.h, projection_head.h, simclr_model.h). The one translation unit
-// that needs torch::nn; keep N-API out of it.
+// ResNet, projection head and SimCLR model (see resnet.h, projection_head.h, simclr_model.h), in one translation unit
+// because each one that includes torch::nn costs ~30 s to compile.
 #include <algorithm>
 #include <map>
 #include <sstream>
 
-#include "simclr_model.h"
+#include "core/simclr_model.h"
 
 namespace simclr {
 

@@ -1,6 +1,6 @@
 // Batched augmentation kernels: torchvision's functional ops with one parameter per sample, written with ATen ops so
 // the same code runs on CPU and CUDA.
-#include "augment.h"
+#include "core/augment.h"
 
 #include <algorithm>
 #include <cmath>
@@ -286,6 +286,20 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
   at::Tensor mean = at::tensor(std::vector<double>(p.mean.begin(), p.mean.end())).to(views.options()).view({1, 3, 1, 1});
   at::Tensor stddev = at::tensor(std::vector<double>(p.stddev.begin(), p.stddev.end())).to(views.options()).view({1, 3, 1, 1});
   return views.sub_(mean).div_(stddev);
+}
+
+at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<double, 3>& mean,
+                    const std::array<double, 3>& stddev, const at::Device& device) {
+  TORCH_CHECK_TYPE(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte && images.size(0) > 0,
+                   "Expected a non-empty uint8 Tensor B x H x W x 3 for images, got ", images.scalar_type(), " ",
+                   images.sizes());
+  TORCH_CHECK_VALUE(size >= 1 && size <= 8192, "Expected a size between 1 and 8192, got ", size);
+  at::Tensor x = images.to(device).permute({0, 3, 1, 2}).to(at::kFloat).div_(255);
+  if (x.size(2) != size || x.size(3) != size) {
+    at::Tensor boxes = at::tensor({0.0, 0.0, double(x.size(2)), double(x.size(3))}, at::kDouble).repeat({x.size(0), 1});
+    x = ResizedCrop(x, boxes, at::Tensor(), size, size);
+  }
+  return Normalize(x, mean, stddev);
 }
 
 }  // namespace simclr

@@ -31,18 +31,18 @@ constexpr double kNtXentNormEps = 1e-4;
 constexpr double kNtXentMinTemperature = 1e-8;
 
 // Throws c10::TypeError (not floating point) or c10::ValueError (shape, views, temperature) naming the problem.
-void check_nt_xent_args(const at::Tensor& z, double temperature, int64_t views);
+void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views);
 
 // Mean NT-Xent loss over all V*N anchors of z (V*N x d, view-major), differentiable w.r.t. z through the hand-written
 // backward (a torch::autograd::Function, so loss.backward() inside a training step works). Validates arguments.
-at::Tensor nt_xent_loss(const at::Tensor& z, double temperature, int64_t views);
+at::Tensor NtXentLoss(const at::Tensor& z, double temperature, int64_t views);
 
 // Forward value and dLoss/dz without autograd (what the TS ntXent() returns): the same two sweeps as forward plus
-// backward of nt_xent_loss, with no autograd graph or saved state.
-std::pair<at::Tensor, at::Tensor> nt_xent_forward_backward(const at::Tensor& z, double temperature, int64_t views);
+// backward of NtXentLoss, with no autograd graph or saved state.
+std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, double temperature, int64_t views);
 
 // The same loss and gradient the plain, unfused way (normalize, full similarity matrix, log_softmax, ATen autograd):
 // the in-process reference the tests compare against. Memory O((V*N)²).
-std::pair<at::Tensor, at::Tensor> nt_xent_reference(const at::Tensor& z, double temperature, int64_t views);
+std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views);
 
 }  // namespace simclr

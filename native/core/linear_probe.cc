@@ -1,4 +1,4 @@
-#include "linear_probe.h"
+#include "core/linear_probe.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 

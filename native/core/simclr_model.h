@@ -2,14 +2,16 @@
 // same class with no head. Also the module-level state-dict operations (named tensors in, named tensors out).
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "projection_head.h"
-#include "resnet.h"
-#include "state_dict_io.h"
+#include "core/projection_head.h"
+#include "core/resnet.h"
+#include "core/state_dict_io.h"
 
 namespace simclr {
 
@@ -22,6 +24,15 @@ struct SimCLRModelImpl : torch::nn::Module {
   ProjectionHead head{nullptr};  // registered as "head"; null for a plain Encoder
 };
 TORCH_MODULE(SimCLRModel);
+
+// A model as every native entry point shares it: the module and the one lock that each of them holds while it uses or
+// changes the model, so that a training step, a forward, a state-dict copy and a switch of mode never interleave.
+struct LockedModel {
+  explicit LockedModel(SimCLRModel model) : model(std::move(model)) {}
+  SimCLRModel model;
+  std::mutex mutex;
+};
+using LockedModelPtr = std::shared_ptr<LockedModel>;
 
 // The module whose state is the model's public state dict: the whole model ("encoder.*", "head.*") when it has a
 // head, else the bare ResNet (torchvision's keys), which is what torchvision's resnetXX(num_classes=outDim) loads.

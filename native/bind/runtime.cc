@@ -4,7 +4,8 @@
 
 #include <thread>
 
-#include "common.h"
+#include "bind/args.h"
+#include "bind/module.h"
 
 #ifndef SIMCLR_SOURCE_HASH
 #define SIMCLR_SOURCE_HASH "unknown"

@@ -1,0 +1,219 @@
+#include "bind/args.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace simclr {
+
+std::string TypeName(const Napi::Value& value) {
+  switch (value.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    default: return value.IsArray() ? "array" : value.IsTypedArray() ? "typed array" : "object";
+  }
+}
+
+static std::string Received(const Napi::Value& value) {
+  std::string text;
+  if (value.IsNumber()) text = std::to_string(value.As<Napi::Number>().DoubleValue()) + " of type ";
+  else if (value.IsString()) text = "'" + value.As<Napi::String>().Utf8Value().substr(0, 40) + "' of type ";
+  return " but received " + text + TypeName(value);
+}
+
+double ArgFiniteNumber(const Napi::Value& value, const std::string& name) {
+  if (!value.IsNumber()) ThrowType("Expected a finite number for " + name + Received(value));
+  double v = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v)) ThrowRange("Expected a finite number for " + name + Received(value));
+  return v;
+}
+
+int64_t ArgInt(const Napi::Value& value, const std::string& name, int64_t min, int64_t max) {
+  if (!value.IsNumber()) ThrowType("Expected an integer for " + name + Received(value));
+  double v = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || std::floor(v) != v) ThrowRange("Expected an integer for " + name + Received(value));
+  if (v < static_cast<double>(min) || v > static_cast<double>(max)) {
+    ThrowRange("Expected an integer between " + std::to_string(min) + " and " + std::to_string(max) + " for " + name +
+               Received(value));
+  }
+  return static_cast<int64_t>(v);
+}
+
+bool ArgBool(const Napi::Value& value, const std::string& name) {
+  if (!value.IsBoolean()) ThrowType("Expected a boolean for " + name + Received(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::string ArgString(const Napi::Value& value, const std::string& name) {
+  if (!value.IsString()) ThrowType("Expected a string for " + name + Received(value));
+  return value.As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> ArgShape(const Napi::Value& value, const std::string& name) {
+  if (!value.IsArray()) ThrowType("Expected an array of non-negative integers for " + name + Received(value));
+  auto array = value.As<Napi::Array>();
+  if (array.Length() > 16) ThrowRange("Expected at most 16 dimensions for " + name);
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    shape.push_back(ArgInt(array.Get(i), name + "[" + std::to_string(i) + "]", 0, int64_t(1) << 40));
+  }
+  return shape;
+}
+
+static void CheckDeviceAvailable(const at::Device& device) {
+  if (device.is_cpu()) return;
+  if (!at::hasCUDA()) {
+    ThrowRange("Device '" + DeviceName(device) +
+               "' was requested but CUDA is not available: this LibTorch has no CUDA support or this machine has no "
+               "NVIDIA driver/GPU. Use 'cpu', or install a CUDA-enabled LibTorch (see README: CUDA).");
+  }
+  int64_t count = at::detail::getCUDAHooks().getNumGPUs();
+  if (device.index() >= count) {
+    ThrowRange("Device '" + DeviceName(device) + "' was requested but only " + std::to_string(count) +
+               " CUDA device(s) exist");
+  }
+}
+
+at::Device ArgDevice(const Napi::Value& value, const std::string& name) {
+  if (value.IsUndefined()) return at::Device(at::kCPU);
+  std::string text = ArgString(value, name);
+  std::optional<at::Device> device;
+  if (text == "cpu") device = at::Device(at::kCPU);
+  else if (text == "cuda") device = at::Device(at::kCUDA, 0);
+  else if (text.rfind("cuda:", 0) == 0 && text.size() > 5 && text.size() < 9 &&
+           text.find_first_not_of("0123456789", 5) == std::string::npos) {
+    device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(text.substr(5))));
+  }
+  if (!device) ThrowRange("Expected 'cpu', 'cuda' or 'cuda:<index>' for " + name + Received(value));
+  CheckDeviceAvailable(*device);
+  return *device;
+}
+
+at::ScalarType ArgDtype(const Napi::Value& value, const std::string& name) {
+  std::string text = ArgString(value, name);
+  if (text == "float32") return at::kFloat;
+  if (text == "float64") return at::kDouble;
+  if (text == "uint8") return at::kByte;
+  if (text == "int64") return at::kLong;
+  ThrowRange("Expected one of 'float32', 'float64', 'uint8', 'int64' for " + name + Received(value));
+}
+
+std::array<double, 3> ArgTriple(const Napi::Value& value, const std::string& name) {
+  if (!value.IsArray() || value.As<Napi::Array>().Length() != 3) {
+    ThrowType("Expected an array of 3 numbers for " + name + Received(value));
+  }
+  auto array = value.As<Napi::Array>();
+  std::array<double, 3> out{};
+  for (uint32_t i = 0; i < 3; ++i) out[i] = ArgFiniteNumber(array.Get(i), name + "[" + std::to_string(i) + "]");
+  return out;
+}
+
+static const char* TypedArrayName(napi_typedarray_type kind) {
+  switch (kind) {
+    case napi_uint8_array: return "Uint8Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    default: return "typed array";
+  }
+}
+
+at::Tensor ArgTypedArray(const Napi::Value& value, const std::string& name, napi_typedarray_type kind, at::ScalarType dtype,
+                         int64_t length) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != kind) {
+    ThrowType("Expected a " + std::string(TypedArrayName(kind)) + " for " + name + Received(value));
+  }
+  auto array = value.As<Napi::TypedArray>();
+  if (static_cast<int64_t>(array.ElementLength()) != length) {
+    ThrowRange("Expected " + std::to_string(length) + " values in " + name + " but received " +
+               std::to_string(array.ElementLength()));
+  }
+  at::Tensor out = at::empty({length}, dtype);
+  TORCH_INTERNAL_ASSERT(size_t(out.nbytes()) == array.ByteLength(), "typed array and tensor element sizes differ");
+  if (length > 0) {
+    const auto* data = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    std::memcpy(out.data_ptr(), data, array.ByteLength());
+  }
+  return out;
+}
+
+std::vector<uint8_t> ArgBytes(const Napi::Value& value, const std::string& name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType("Expected a Buffer or Uint8Array for " + name + Received(value));
+  }
+  auto array = value.As<Napi::Uint8Array>();
+  return std::vector<uint8_t>(array.Data(), array.Data() + array.ElementLength());
+}
+
+Napi::Value Option(const Napi::Value& options, const char* key) {
+  if (options.IsUndefined() || options.IsNull()) return options.Env().Undefined();
+  if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object" + Received(options));
+  return options.As<Napi::Object>().Get(key);
+}
+
+// options[key], or nullopt when it is absent and has a fallback; absent with no fallback is a TypeError.
+template <typename T>
+static std::optional<Napi::Value> Present(const Napi::Value& options, const char* key, const std::optional<T>& fallback,
+                                          const char* expected) {
+  Napi::Value value = Option(options, key);
+  if (!value.IsUndefined()) return value;
+  if (fallback) return std::nullopt;
+  ThrowType(std::string("Expected ") + expected + " for options." + key + " but received undefined");
+}
+
+double NumberOption(const Napi::Value& options, const char* key, NumberRange range, std::optional<double> fallback) {
+  auto value = Present(options, key, fallback, "a finite number");
+  if (!value) return *fallback;
+  const std::string name = std::string("options.") + key;
+  const double number = ArgFiniteNumber(*value, name);
+  if (number < range.min || (range.exclusive_min && number == range.min) || number > range.max) {
+    std::ostringstream bounds;
+    if (std::isfinite(range.min)) bounds << (range.exclusive_min ? " > " : " >= ") << range.min;
+    if (std::isfinite(range.max)) bounds << (std::isfinite(range.min) ? " and <= " : " <= ") << range.max;
+    ThrowRange("Expected a finite number" + bounds.str() + " for " + name + Received(*value));
+  }
+  return number;
+}
+
+int64_t IntOption(const Napi::Value& options, const char* key, int64_t min, int64_t max, std::optional<int64_t> fallback) {
+  auto value = Present(options, key, fallback, "an integer");
+  return value ? ArgInt(*value, std::string("options.") + key, min, max) : *fallback;
+}
+
+bool BoolOption(const Napi::Value& options, const char* key, std::optional<bool> fallback) {
+  auto value = Present(options, key, fallback, "a boolean");
+  return value ? ArgBool(*value, std::string("options.") + key) : *fallback;
+}
+
+std::string StringOption(const Napi::Value& options, const char* key, std::optional<std::string> fallback) {
+  auto value = Present(options, key, fallback, "a string");
+  return value ? ArgString(*value, std::string("options.") + key) : *fallback;
+}
+
+std::string DtypeName(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kByte: return "uint8";
+    case at::kLong: return "int64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kBool: return "bool";
+    case at::kInt: return "int32";
+    default: return c10::toString(type);
+  }
+}
+
+std::string DeviceName(const at::Device& device) {
+  if (device.is_cpu()) return "cpu";
+  return device.str();
+}
+
+}  // namespace simclr

@@ -1,0 +1,88 @@
+/**
+ * binding.gyp and CMakeLists.txt must describe the same build: both take their sources, defines, include folders and
+ * C++ standard from scripts/libtorch.js. This expands binding.gyp's commands as gyp would and reads what CMake
+ * actually configures (compile_commands.json), then compares the two.
+ */
+import { execSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const ROOT = path.join(__dirname, '..');
+// Added by the toolchain itself (CMake's shared-library export macro, cmake-js's marker) or only by the build that
+// embeds the source hash: not part of what the two files describe.
+const TOOLCHAIN_DEFINES = /^(simclr_EXPORTS|BUILDING_NODE_EXTENSION|NDEBUG|SIMCLR_SOURCE_HASH=.*)$/;
+
+interface BuildDescription {
+  sources: string[];
+  defines: string[];
+  includes: string[];
+  std: string;
+}
+
+/** gyp's command expansions: `<!@(cmd)` becomes the words of its output, `<!(cmd)` its output. */
+function expandGyp(value: string): string[] {
+  const list = value.match(/^<!@\((.*)\)$/);
+  if (list) return execSync(list[1], { cwd: ROOT, encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
+  return [value.replace(/<!\(([^)]*)\)/g, (_m, cmd: string) => execSync(cmd, { cwd: ROOT, encoding: 'utf8' }).trim())];
+}
+
+function fromGyp(): BuildDescription {
+  const text = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+  const target = JSON.parse(text).targets[0] as Record<string, string[]>;
+  const all = (key: string) => target[key].flatMap(expandGyp);
+  return {
+    sources: all('sources').map((s) => path.resolve(ROOT, s)).sort(),
+    defines: all('defines').filter((d) => !TOOLCHAIN_DEFINES.test(d)).sort(),
+    includes: all('include_dirs').map((d) => path.resolve(ROOT, d)).sort(),
+    std: all('cflags_cc').find((f) => f.startsWith('-std='))!,
+  };
+}
+
+function fromCMake(): BuildDescription {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-cmake-'));
+  const configure = spawnSync(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), 'configure', '--directory', ROOT, '--out', out,
+    '--CDCMAKE_EXPORT_COMPILE_COMMANDS=ON'], { cwd: ROOT, encoding: 'utf8' });
+  expect(configure.status).toBe(0);
+  const commands = JSON.parse(fs.readFileSync(path.join(out, 'compile_commands.json'), 'utf8')) as { file: string; command: string }[];
+  fs.rmSync(out, { recursive: true, force: true });
+  const words = commands[0].command.split(/\s+/);
+  for (const c of commands) {
+    // Every file compiles with the same flags, but for the source hash on runtime.cc.
+    expect(c.command.replace(/ -DSIMCLR_SOURCE_HASH=\S+/, '').replace(c.file, '').replace(/-o \S+/, ''))
+      .toBe(commands[0].command.replace(commands[0].file, '').replace(/-o \S+/, ''));
+  }
+  return {
+    sources: commands.map((c) => c.file).sort(),
+    defines: words.filter((w) => w.startsWith('-D')).map((w) => w.slice(2)).filter((d) => !TOOLCHAIN_DEFINES.test(d)).sort(),
+    includes: words.filter((w) => w.startsWith('-I')).map((w) => w.slice(2)),
+    std: words.find((w) => w.startsWith('-std='))!,
+  };
+}
+
+describe('build files', () => {
+  it('binding.gyp and CMakeLists.txt compile the same sources with the same defines, includes and C++ standard', () => {
+    const gyp = fromGyp();
+    const cmake = fromCMake();
+    expect(gyp.sources.length).toBeGreaterThan(10);
+    expect(cmake.sources).toEqual(gyp.sources);
+    expect(cmake.defines).toEqual(gyp.defines);
+    expect(cmake.std).toBe(gyp.std);
+    // CMake leaves out the compiler's own system folders (/usr/include); everything else gyp names, CMake passes too.
+    const system = new Set(['/usr/include']);
+    expect(gyp.includes.filter((d) => !system.has(d) && !cmake.includes.includes(d))).toEqual([]);
+  });
+
+  it('every native source is compiled, and none lives outside native/core and native/bind', () => {
+    const onDisk = ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(ROOT, 'native', dir)).filter((f) => f.endsWith('.cc'))
+      .map((f) => path.join(ROOT, 'native', dir, f))).sort();
+    expect(fromGyp().sources).toEqual(onDisk);
+    expect(fs.readdirSync(path.join(ROOT, 'native')).sort()).toEqual(['bind', 'core']);
+  });
+
+  it('native/core is compute only: no N-API include', () => {
+    const core = path.join(ROOT, 'native', 'core');
+    const offenders = fs.readdirSync(core).filter((f) => /#include\s+[<"](napi\.h|bind\/)/.test(fs.readFileSync(path.join(core, f), 'utf8')));
+    expect(offenders).toEqual([]);
+  });
+});
