@@ -45,8 +45,8 @@ double TrainStep::Run(const at::Tensor& views, double lr) {
   SimCLRModelImpl& model = *model_->model;
   model.train();
   optimizer_.ZeroGrad();
-  const at::Tensor& first = model.parameters().front();
-  at::Tensor input = views.to(first.device(), views.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+  const at::Device device = model.encoder->conv1->weight.device();
+  at::Tensor input = views.to(device, views.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
   at::Tensor z = model.forward(input).second;
   at::Tensor loss = NtXentLoss(z, options_.temperature, options_.views);
   loss.backward();
