@@ -31,4 +31,4 @@ export { DEFAULT_RUN_CONFIG, validateRunConfig } from './train/run-config';
 export type { RunConfig } from './train/run-config';
 export { runTraining, evaluate, loadCheckpointModel, exportEncoder, createModel } from './train/run';
 export type { TrainingRun, RunOptions, Evaluation } from './train/run';
-export { openDataset, extractFeatures, prepareImages, trainingData } from './train/pipeline';
+export { openDataset, extractFeatures, trainingData } from './train/pipeline';

@@ -1,11 +1,9 @@
 /** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
 import { promises as fs } from 'fs';
-import { native } from '../native';
+import { native, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
-import type { NativeModel, NativeModelDescription, NativeModelOptions } from './native-models';
-import './native-models';
 
 const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
 export type BackboneName = (typeof BACKBONES)[number];

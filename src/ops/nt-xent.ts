@@ -1,19 +1,7 @@
 /** NT-Xent, the SimCLR loss, as one fused native forward + backward (native/nt_xent.h). */
-import { NativeTensor, native } from '../native';
+import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
-
-declare module '../native' {
-  interface NativeAddon {
-    /**
-     * Loss and dLoss/dz. `method` picks the implementation: 'fused' (the default, what {@link ntXent} uses),
-     * 'autograd' (the autograd Function a training step calls, then backward()) or 'reference' (unfused ATen autograd,
-     * O(rows²) memory). The last two exist for tests.
-     */
-    ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
-      Promise<{ loss: number; grad: NativeTensor }>;
-  }
-}
 
 /** Temperatures at or below this are rejected (a NaN or overflow later otherwise), as lightly does. */
 export const NT_XENT_MIN_TEMPERATURE = 1e-8;

@@ -4,20 +4,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { native, NativeTensor } from '../native';
 import { Tensor, Device } from '../tensor';
-import { withCallerStack } from '../errors';
 import { BaseSize, Dataset, ImageFolder, ManifestDataset, Loader, fashionMnist, Subset } from '../data';
-import { Augmenter, AugmentConfig } from '../augment';
+import { Augmenter, AugmentConfig, prepareImages } from '../augment';
 import type { LabelledFeatures } from '../eval/labelled-features';
 import type { TrainingData } from './trainer';
 import type { RunConfig } from './run-config';
-
-declare module '../native' {
-  interface NativeAddon {
-    prepareImages(images: NativeTensor, options: { size: number; mean: number[]; std: number[]; device?: string }): Promise<NativeTensor>;
-  }
-}
 
 /**
  * Opens `spec`: `fashion-mnist` (Debian's dataset-fashion-mnist, `split` picks train or test), a manifest
@@ -69,11 +61,6 @@ export function trainingData(dataset: Dataset, config: RunConfig): TrainingData 
     getAugmentState: () => augmenter.getState(),
     setAugmentState: (state: unknown) => augmenter.setState(state as number[]),
   };
-}
-
-/** The deterministic evaluation view: whole image resized to `size`, normalised like the training views. */
-export async function prepareImages(images: Tensor, normalize: AugmentConfig['normalize'], size: number, device: Device): Promise<Tensor> {
-  return new Tensor(await withCallerStack(native.prepareImages(images.handle, { size, mean: [...normalize.mean], std: [...normalize.std], device })));
 }
 
 /** What feature extraction needs of a model. */

@@ -5,15 +5,16 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { native } from '../native';
 import { Tensor } from '../tensor';
+import type { ModelBase } from '../models/encoder';
+import { createTrainStep, OptimizerName, TrainStep } from '../ops/train-step';
 import { checkInteger, checkNumber, checkOneOf } from '../errors';
 import { learningRate, peakLearningRate, LrScaling, ScheduleConfig, checkSchedule } from './schedule';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { Progress } from './progress';
 import type { MetricsRecord, StepRecord } from './report';
 
-export type OptimizerName = 'sgd' | 'adamw' | 'lars';
+export type { OptimizerName } from '../ops/train-step';
 
 export interface OptimizerConfig {
   optimizer: OptimizerName;
@@ -26,9 +27,8 @@ export interface OptimizerConfig {
   warmupEpochs: number;
 }
 
-/** What the loop needs of a model: the native handle the step runs on, and its state for checkpoints. */
-export interface TrainableModel {
-  readonly handle: object;
+/** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
+export interface TrainableModel extends Pick<ModelBase, 'handle'> {
   stateDict(): Promise<Record<string, Tensor>>;
   loadStateDict(state: Record<string, Tensor>, options?: { strict?: boolean }): Promise<unknown>;
   train(): void;
@@ -91,18 +91,6 @@ export interface TrainResult {
   records: MetricsRecord[];
 }
 
-interface NativeTrainerHandle {
-  step(views: object, lr: number): Promise<{ loss: number }>;
-  optimizerState(): { names: string[]; tensors: object[]; steps: number };
-  loadOptimizerState(names: string[], tensors: object[], steps: number): void;
-}
-
-declare module '../native' {
-  interface NativeAddon {
-    createTrainer(model: object, options: Record<string, unknown>): NativeTrainerHandle;
-  }
-}
-
 export function checkTrainerOptions(o: TrainerOptions): void {
   checkInteger(o.epochs, 'epochs', 1);
   checkInteger(o.batchSize, 'batchSize', 2);
@@ -116,7 +104,7 @@ export function checkTrainerOptions(o: TrainerOptions): void {
 }
 
 export class Trainer {
-  private readonly native: NativeTrainerHandle;
+  private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
   private stopRequested = false;
   /** The augmenter's state before the batch that is augmented but not yet trained on: what an interrupted run saves. */
@@ -132,7 +120,7 @@ export class Trainer {
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     });
-    this.native = native.createTrainer(model.handle, {
+    this.trainStep = createTrainStep(model, {
       optimizer: options.optimizer,
       momentum: options.momentum,
       nesterov: options.nesterov,
@@ -189,7 +177,7 @@ export class Trainer {
           const stepStart = process.hrtime.bigint();
           const lr = learningRate(step, this.schedule);
           const views = pending;
-          const stepPromise = this.native.step(views.handle, lr);
+          const stepPromise = this.trainStep.step(views, lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
           const { loss } = await stepPromise;
           const images = views.shape[0] / 2;
@@ -250,12 +238,10 @@ export class Trainer {
 
   private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
     const modelState = await this.model.stateDict();
-    const optimizer = this.native.optimizerState();
+    const optimizer = this.trainStep.optimizerState();
     const tensors: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(modelState)) tensors[`model/${name}`] = t;
-    optimizer.names.forEach((name, i) => {
-      tensors[`optimizer/${name}`] = new Tensor(optimizer.tensors[i] as never);
-    });
+    for (const [name, t] of Object.entries(optimizer.tensors)) tensors[`optimizer/${name}`] = t;
     const meta: CheckpointMeta = {
       format: 'simclr-checkpoint',
       ...at,
@@ -272,17 +258,13 @@ export class Trainer {
     const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
     if (meta.format !== 'simclr-checkpoint') throw new Error(`${file} is not a training checkpoint`);
     const modelState: Record<string, Tensor> = {};
-    const optimizerNames: string[] = [];
-    const optimizerTensors: object[] = [];
+    const optimizerState: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(tensors)) {
       if (name.startsWith('model/')) modelState[name.slice(6)] = t;
-      else if (name.startsWith('optimizer/')) {
-        optimizerNames.push(name.slice(10));
-        optimizerTensors.push(t.handle);
-      }
+      else if (name.startsWith('optimizer/')) optimizerState[name.slice(10)] = t;
     }
     await this.model.loadStateDict(modelState, { strict: true });
-    this.native.loadOptimizerState(optimizerNames, optimizerTensors, meta.optimizerSteps);
+    this.trainStep.loadOptimizerState({ tensors: optimizerState, steps: meta.optimizerSteps });
     this.data.setAugmentState(meta.augmentState);
     for (const t of Object.values(tensors)) t.dispose();
     return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };
