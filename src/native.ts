@@ -61,7 +61,7 @@ export interface NativeModelDescription {
   backbone: string;
   featureDim: number;
   outDim: number;
-  stem: 'imagenet' | 'cifar';
+  stem: string;
   head: { inDim: number; hiddenDim: number; outDim: number; layers: number; batchNorm: boolean } | null;
 }
 
@@ -87,7 +87,7 @@ export interface NativeModel {
 export interface NativeModelOptions {
   backbone: string;
   outDim?: number;
-  stem?: 'imagenet' | 'cifar';
+  stem?: string;
   zeroInitResidual?: boolean;
   device?: string;
   head?: { layers?: number; hiddenDim?: number; outDim?: number; batchNorm?: boolean };
@@ -156,7 +156,7 @@ interface AugmentModule {
 
 /** Every option of a native trainer: the native side has no defaults, the facade passes all ten. */
 export interface NativeTrainerOptions {
-  optimizer: 'sgd' | 'adamw' | 'lars';
+  optimizer: string;
   momentum: number;
   nesterov: boolean;
   weightDecay: number;

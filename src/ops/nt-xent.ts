@@ -7,7 +7,7 @@ import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 export const NT_XENT_MIN_TEMPERATURE = 1e-8;
 
 export interface NtXentOptions {
-  /** τ in s_ij = z_i·z_j / τ: a finite number > 1e-8. SimCLR uses 0.1 to 0.5. */
+  /** τ in s_ij = z_i·z_j / τ: a finite number > {@link NT_XENT_MIN_TEMPERATURE}. SimCLR uses 0.1 to 0.5. */
   temperature: number;
   /** Views per image, V >= 2 (default 2). z holds V*N rows, view-major. */
   views?: number;

@@ -9,7 +9,7 @@ import { BaseSize, Dataset, ImageFolder, ManifestDataset, Loader, fashionMnist, 
 import { Augmenter, AugmentConfig, prepareImages } from '../augment';
 import type { LabelledFeatures } from '../eval/labelled-features';
 import type { TrainingData } from './trainer';
-import type { RunConfig } from './run-config';
+import { RunConfig, SEED_STREAMS } from './config';
 
 /**
  * Opens `spec`: `fashion-mnist` (Debian's dataset-fashion-mnist, `split` picks train or test), a manifest
@@ -42,8 +42,8 @@ export function augmenterFor(config: RunConfig, seed: number): Augmenter {
 /** Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs
  * negatives) are skipped. */
 export function trainingData(dataset: Dataset, config: RunConfig): TrainingData & { loader: Loader; augmenter: Augmenter } {
-  const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed, concurrency: config.workers * 16 });
-  const augmenter = augmenterFor(config, config.seed + 1);
+  const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16 });
+  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
   return {
     loader,
     augmenter,

@@ -14,15 +14,15 @@ import type { LabelledFeatures } from '../eval/labelled-features';
 import { writeReport, StepRecord } from './report';
 import { readCheckpoint } from './checkpoint';
 import { Trainer, CheckpointMeta, TrainResult } from './trainer';
-import { RunConfig, validateRunConfig } from './run-config';
+import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 import { openDataset, maybeSubset, trainingData, extractFeatures, Embedder } from './pipeline';
 import type { Dataset } from '../data';
 
 /** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
 export async function createModel(config: RunConfig): Promise<SimCLRModel> {
-  manualSeed(config.seed);
+  manualSeed(config.seed + SEED_STREAMS.init);
   return SimCLRModel.create({
-    backbone: config.backbone as never,
+    backbone: config.backbone,
     stem: config.stem,
     device: config.device,
     head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
@@ -34,14 +34,14 @@ export function evaluationSplits(config: RunConfig): { bank: Dataset; query: Dat
   const bankSize = config.evalSubset ?? 10000;
   if (config.data === 'fashion-mnist' && !config.evalData) {
     return {
-      bank: maybeSubset(openDataset('fashion-mnist', 'train', config.baseSize), bankSize, config.seed + 7),
-      query: maybeSubset(openDataset('fashion-mnist', 'test', config.baseSize), config.evalSubset, config.seed + 8),
+      bank: maybeSubset(openDataset('fashion-mnist', 'train', config.baseSize), bankSize, config.seed + SEED_STREAMS.evalBank),
+      query: maybeSubset(openDataset('fashion-mnist', 'test', config.baseSize), config.evalSubset, config.seed + SEED_STREAMS.evalQuery),
     };
   }
   if (!config.evalData) return undefined;
   return {
-    bank: maybeSubset(openDataset(config.data, 'train', config.baseSize), bankSize, config.seed + 7),
-    query: maybeSubset(openDataset(config.evalData, 'test', config.baseSize), config.evalSubset, config.seed + 8),
+    bank: maybeSubset(openDataset(config.data, 'train', config.baseSize), bankSize, config.seed + SEED_STREAMS.evalBank),
+    query: maybeSubset(openDataset(config.evalData, 'test', config.baseSize), config.evalSubset, config.seed + SEED_STREAMS.evalQuery),
   };
 }
 
@@ -73,7 +73,7 @@ export async function evaluate(model: Embedder | undefined, config: RunConfig, s
   try {
     const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
     knn.predictions.dispose();
-    const probe = await linearProbe(features.bank, features.query, { seed: config.seed });
+    const probe = await linearProbe(features.bank, features.query, { seed: config.seed + SEED_STREAMS.probe });
     probe.weights.dispose();
     probe.bias.dispose();
     probe.testPredictions.dispose();
@@ -117,7 +117,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     // The run continues with its own recipe; only where it writes and how long it runs may change.
     config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), out: config.out, epochs: config.epochs, maxSteps: config.maxSteps });
   }
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed);
+  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
   const model = await createModel(config);
   const data = trainingData(dataset, config);
   const splits = config.knnEvery > 0 ? evaluationSplits(config) : undefined;
@@ -195,7 +195,7 @@ export async function exportEncoder(checkpoint: string, out: string): Promise<{ 
   for (const [name, t] of Object.entries(state)) {
     if (name.startsWith('encoder.')) encoderState[name.slice('encoder.'.length)] = t;
   }
-  const encoder = await Encoder.create({ backbone: config.backbone as never, stem: config.stem, outDim: 0 });
+  const encoder = await Encoder.create({ backbone: config.backbone, stem: config.stem, outDim: 0 });
   await encoder.loadStateDict(encoderState, { strict: true });
   await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
   await encoder.saveStateDict(out);

@@ -7,25 +7,22 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { createTrainStep, OptimizerName, TrainStep } from '../ops/train-step';
-import { checkInteger, checkNumber, checkOneOf } from '../errors';
-import { learningRate, peakLearningRate, LrScaling, ScheduleConfig, checkSchedule } from './schedule';
+import { createTrainStep, TrainStep } from '../ops/train-step';
+import { checkInteger, invalid } from '../errors';
+import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
+import { RunConfig, SettingName, checkSettings } from './config';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { Progress } from './progress';
 import type { MetricsRecord, StepRecord } from './report';
 
 export type { OptimizerName } from '../ops/train-step';
 
-export interface OptimizerConfig {
-  optimizer: OptimizerName;
-  /** Base learning rate, scaled with the batch size by `lrScaling`. */
-  lr: number;
-  lrScaling: LrScaling;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  warmupEpochs: number;
-}
+/** The optimiser's run settings; their ranges, defaults and meanings are in RUN_SETTINGS (train/config.ts). */
+const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nesterov', 'weightDecay', 'warmupEpochs'] as const satisfies readonly SettingName[];
+export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
+
+/** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'out'] as const satisfies readonly SettingName[];
 
 /** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
 export interface TrainableModel extends Pick<ModelBase, 'handle'> {
@@ -52,14 +49,12 @@ export interface TrainingData {
   setAugmentState(state: unknown): void;
 }
 
-export interface TrainerOptions extends OptimizerConfig {
-  epochs: number;
-  batchSize: number;
-  temperature: number;
-  /** Folder for last.ckpt, best.ckpt, metrics.jsonl and the report. */
-  out: string;
-  /** Stop after this many steps in total (for quick runs); defaults to epochs * batchesPerEpoch. */
-  maxSteps?: number;
+/**
+ * The optimiser settings, `epochs`, `batchSize`, `temperature`, `out` (the folder for last.ckpt, best.ckpt,
+ * metrics.jsonl and the report) and `maxSteps` (stop after this many steps in total; default epochs *
+ * batchesPerEpoch) are run settings (RUN_SETTINGS); the rest is the loop's own.
+ */
+export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]> {
   /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
@@ -91,18 +86,6 @@ export interface TrainResult {
   records: MetricsRecord[];
 }
 
-export function checkTrainerOptions(o: TrainerOptions): void {
-  checkInteger(o.epochs, 'epochs', 1);
-  checkInteger(o.batchSize, 'batchSize', 2);
-  checkNumber(o.temperature, 'temperature', 1e-8, Infinity, true);
-  checkOneOf(o.optimizer, 'optimizer', ['sgd', 'adamw', 'lars'] as const);
-  checkNumber(o.lr, 'lr', 0, Infinity, true);
-  checkNumber(o.momentum, 'momentum', 0, 0.999999);
-  checkNumber(o.weightDecay, 'weightDecay', 0);
-  checkNumber(o.warmupEpochs, 'warmupEpochs', 0);
-  if (o.maxSteps !== undefined) checkInteger(o.maxSteps, 'maxSteps', 1);
-}
-
 export class Trainer {
   private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
@@ -111,15 +94,16 @@ export class Trainer {
   private augmentStateBeforePending: unknown;
 
   constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
-    checkTrainerOptions(options);
-    const totalSteps = options.maxSteps ?? options.epochs * data.batchesPerEpoch;
-    this.schedule = checkSchedule({
+    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+    checkSettings(options, TRAINER_SETTINGS);
+    const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
+    this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
       batchSize: options.batchSize,
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
-    });
+    };
     this.trainStep = createTrainStep(model, {
       optimizer: options.optimizer,
       momentum: options.momentum,
