@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `simclr` command line: parses flags into a RunConfig and calls src/train/run.ts; no training logic here. */
+/** The `simclr` command line: parses flags into a RunConfig and calls train/ and eval/; no training logic here. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
 import { doctor, formatDoctor } from './doctor';
@@ -94,7 +94,8 @@ export function buildProgram(): Command {
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'evalData', 'evalSubset', 'device', 'workers'])
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel, evaluate } = await import('./train/run');
+      const { loadCheckpointModel } = await import('./train/run-model');
+      const { evaluate } = await import('./eval/evaluate');
       const { model, config } = await loadCheckpointModel(requireFile(options.checkpoint, '--checkpoint'), runConfigFrom(options));
       console.log(JSON.stringify(await evaluate(model, config), null, 2));
     });
@@ -103,8 +104,9 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
     .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), 'checkpoint', ['data', 'device', 'workers'])
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel } = await import('./train/run');
-      const { openDataset, extractFeatures } = await import('./train/pipeline');
+      const { loadCheckpointModel } = await import('./train/run-model');
+      const { openDataset } = await import('./data');
+      const { extractFeatures } = await import('./eval/features');
       const { writeEmbeddings } = await import('./eval/embeddings');
       const { resolveAugmentConfig } = await import('./augment');
       const { out, checkpoint, ...rest } = options;
@@ -121,7 +123,7 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
     .requiredOption('--out <file.pt>', 'output state dict (load with torchvision: model.fc = nn.Identity())')
     .action(async (options: { checkpoint: string; out: string }) => {
-      const { exportEncoder } = await import('./train/run');
+      const { exportEncoder } = await import('./train/run-model');
       const result = await exportEncoder(requireFile(options.checkpoint, '--checkpoint'), options.out);
       console.log(JSON.stringify({ out: options.out, ...result }, null, 2));
     });

@@ -4,7 +4,9 @@
  */
 import { doctor, formatDoctor } from './doctor';
 import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, validateRunConfig } from './train/config';
-import { runTraining, evaluate, evaluationSplits, createModel, Evaluation } from './train/run';
+import { runTraining } from './train/run';
+import { createModel } from './train/run-model';
+import { evaluate, evaluationSplits, Evaluation } from './eval/evaluate';
 
 /** The quick recipe; see train/config.ts. */
 export { QUICKSTART_CONFIG } from './train/config';

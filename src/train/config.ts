@@ -14,6 +14,9 @@ import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
 export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
 
+/** Size of the evaluation bank (a subset of the training split) when `evalSubset` is not set. */
+export const DEFAULT_EVAL_BANK_SIZE = 10000;
+
 /** One run setting. Without a `default` it is optional (undefined: not set). */
 export type Setting =
   | { kind: 'int'; min: number; max?: number; default?: number; help: string }
@@ -27,7 +30,7 @@ export const RUN_SETTINGS = {
   data: { kind: 'string', default: 'fashion-mnist', help: 'training images: an image folder, a .csv/.jsonl manifest, or fashion-mnist' },
   evalData: { kind: 'string', help: 'labelled images for the kNN monitor and evaluation (fashion-mnist uses its test split)' },
   subset: { kind: 'int', min: 2, help: 'train on a seeded random subset of this many images' },
-  evalSubset: { kind: 'int', min: 1, help: 'size of the evaluation splits (bank and queries; the bank defaults to 10000)' },
+  evalSubset: { kind: 'int', min: 1, help: `size of the evaluation splits (bank and queries; without it the bank has ${DEFAULT_EVAL_BANK_SIZE} images)` },
   backbone: { kind: 'enum', choices: Backbones.names, default: 'resnet18', help: 'ResNet encoder, by torchvision\'s name' },
   stem: { kind: 'enum', choices: STEMS, default: 'cifar', help: 'first layer: imagenet is 7x7/2 conv + max-pool, cifar 3x3/1 conv and no max-pool (small images)' },
   baseSize: { kind: 'int', min: 1, default: 32, help: 'side images are resized to when decoded, before augmentation' },

@@ -11,7 +11,7 @@ import { createTrainStep, TrainStep } from '../ops/train-step';
 import { checkInteger, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { RunConfig, SettingName, checkSettings } from './config';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { Progress } from './progress';
 import type { MetricsRecord, StepRecord } from './report';
 
@@ -63,19 +63,6 @@ export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS
   onStep?: (record: StepRecord) => void;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
-}
-
-/** What a checkpoint's JSON header holds. */
-export interface CheckpointMeta {
-  format: 'simclr-checkpoint';
-  epoch: number;
-  /** Batches of `epoch` already done (0 at an epoch boundary). */
-  batchInEpoch: number;
-  step: number;
-  optimizerSteps: number;
-  augmentState: unknown;
-  bestMetric: number | null;
-  config: Record<string, unknown>;
 }
 
 export interface TrainResult {
@@ -223,9 +210,7 @@ export class Trainer {
   private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
     const modelState = await this.model.stateDict();
     const optimizer = this.trainStep.optimizerState();
-    const tensors: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(modelState)) tensors[`model/${name}`] = t;
-    for (const [name, t] of Object.entries(optimizer.tensors)) tensors[`optimizer/${name}`] = t;
+    const tensors = trainingTensors(modelState, optimizer.tensors);
     const meta: CheckpointMeta = {
       format: 'simclr-checkpoint',
       ...at,
@@ -240,15 +225,10 @@ export class Trainer {
 
   private async restore(file: string): Promise<{ epoch: number; batchInEpoch: number; step: number; bestMetric: number | null }> {
     const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
-    if (meta.format !== 'simclr-checkpoint') throw new Error(`${file} is not a training checkpoint`);
-    const modelState: Record<string, Tensor> = {};
-    const optimizerState: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(tensors)) {
-      if (name.startsWith('model/')) modelState[name.slice(6)] = t;
-      else if (name.startsWith('optimizer/')) optimizerState[name.slice(10)] = t;
-    }
-    await this.model.loadStateDict(modelState, { strict: true });
-    this.trainStep.loadOptimizerState({ tensors: optimizerState, steps: meta.optimizerSteps });
+    checkTrainingMeta(meta, file);
+    const state = splitTrainingTensors(tensors);
+    await this.model.loadStateDict(state.model, { strict: true });
+    this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
     this.data.setAugmentState(meta.augmentState);
     for (const t of Object.values(tensors)) t.dispose();
     return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };
