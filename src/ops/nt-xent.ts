@@ -1,4 +1,4 @@
-/** NT-Xent, the SimCLR loss, as one fused native forward + backward (native/nt_xent.h). */
+/** NT-Xent, the SimCLR loss, as one fused native forward + backward (native/core/nt_xent). */
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
