@@ -1,92 +1,62 @@
 #!/usr/bin/env node
-/** The `simclr` command line: parses flags into a RunConfig and calls src/train/run.ts; no training logic here. */
+/** The `simclr` command line: parses flags into a RunConfig and calls train/ and eval/; no training logic here. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
 import { doctor, formatDoctor } from './doctor';
-import { DEFAULT_RUN_CONFIG, RunConfig, readConfigFile } from './train/run-config';
-
-type Kind = 'int' | 'number' | 'string' | 'bool';
-
-/** Every RunConfig field that has a flag: name, kind, help. The flag is the kebab-case name. */
-const RUN_FLAGS: [keyof RunConfig, Kind, string][] = [
-  ['data', 'string', 'training images: an image folder, a .csv/.jsonl manifest, or fashion-mnist'],
-  ['evalData', 'string', 'labelled images for the kNN monitor and evaluation (fashion-mnist uses its test split)'],
-  ['subset', 'int', 'train on a seeded random subset of this many images'],
-  ['evalSubset', 'int', 'size of the evaluation splits (bank and queries)'],
-  ['backbone', 'string', 'resnet18 | resnet34 | resnet50 | resnet101 | resnet152'],
-  ['stem', 'string', "imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, no max-pool: small images)"],
-  ['baseSize', 'int', 'side images are resized to when decoded'],
-  ['imageSize', 'int', 'side of each augmented view'],
-  ['jitterStrength', 'number', 'colour-jitter strength s'],
-  ['blurProbability', 'number', 'probability of Gaussian blur'],
-  ['minScale', 'number', 'smallest crop area fraction of RandomResizedCrop'],
-  ['projectionDim', 'int', 'width of z'],
-  ['projectionLayers', 'int', 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)'],
-  ['projectionBatchNorm', 'bool', 'BatchNorm in the projection head (SimCLRv2)'],
-  ['epochs', 'int', 'passes over the training data'],
-  ['batchSize', 'int', 'images per step (each gives two views)'],
-  ['maxSteps', 'int', 'stop after this many steps'],
-  ['optimizer', 'string', 'sgd | adamw | lars'],
-  ['lr', 'number', 'base learning rate, scaled by --lr-scaling'],
-  ['lrScaling', 'string', 'linear (lr * B / 256) | sqrt (lr * sqrt(B)) | none'],
-  ['momentum', 'number', 'SGD/LARS momentum'],
-  ['nesterov', 'bool', 'Nesterov momentum (SGD)'],
-  ['weightDecay', 'number', 'weight decay (biases and BatchNorm excluded for LARS)'],
-  ['warmupEpochs', 'number', 'epochs of linear warmup before the cosine decay'],
-  ['temperature', 'number', 'NT-Xent temperature'],
-  ['seed', 'int', 'seed of initialisation, shuffling and augmentation'],
-  ['device', 'string', 'cpu | cuda | cuda:N'],
-  ['knnEvery', 'int', 'run the kNN monitor every K epochs (0: never)'],
-  ['knnK', 'int', 'neighbours of the kNN monitor'],
-  ['knnTemperature', 'number', 'temperature of the kNN votes'],
-  ['workers', 'int', 'decoding concurrency (x16 images in flight)'],
-  ['out', 'string', 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html'],
-];
+import { DEFAULT_RUN_CONFIG, QUICKSTART_CONFIG, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './train/config';
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-function parser(kind: Kind, flag: string): ((value: string) => unknown) | undefined {
-  if (kind === 'int') {
+function parser(setting: Setting, flag: string): ((value: string) => unknown) | undefined {
+  if (setting.kind === 'int') {
     return (value) => {
       if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`--${flag} expects an integer, got '${value}'`);
       return Number(value);
     };
   }
-  if (kind === 'number') {
+  if (setting.kind === 'number') {
     return (value) => {
       const n = Number(value);
       if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`--${flag} expects a number, got '${value}'`);
       return n;
     };
   }
-  if (kind === 'bool') {
+  if (setting.kind === 'bool') {
     return (value) => {
       if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`--${flag} expects true or false, got '${value}'`);
       return value === 'true';
     };
   }
+  // Strings and choices pass through; validateRunConfig checks them with the other settings.
   return undefined;
 }
 
-function addRunFlags(command: Command, only?: (keyof RunConfig)[]): Command {
-  for (const [name, kind, help] of RUN_FLAGS) {
-    if (only && !only.includes(name)) continue;
+/**
+ * Adds a flag for each run setting (all of RUN_SETTINGS, or `only`). `defaults` are the values that apply when a flag
+ * is left out, shown in --help: the command's own (train: DEFAULT_RUN_CONFIG), or 'checkpoint' for the commands that
+ * take them from a checkpoint's stored config.
+ */
+function addRunFlags(command: Command, defaults: Partial<RunConfig> | 'checkpoint', only: readonly SettingName[] = SETTING_NAMES): Command {
+  for (const name of only) {
+    const setting: Setting = RUN_SETTINGS[name];
     const flag = kebab(name);
-    const fallback = (DEFAULT_RUN_CONFIG as unknown as Record<string, unknown>)[name];
-    const option = new Option(`--${flag} <${kind === 'bool' ? 'true|false' : 'value'}>`, `${help}${fallback !== undefined ? ` (default ${fallback})` : ''}`);
-    const parse = parser(kind, flag);
+    const placeholder = setting.kind === 'bool' ? 'true|false' : setting.kind === 'enum' ? 'name' : 'value';
+    const fallback = defaults === 'checkpoint' ? "the checkpoint's" : defaults[name];
+    const notes = [setting.kind === 'enum' ? setting.choices.join(' | ') : '', fallback !== undefined ? `default ${fallback}` : ''].filter(Boolean);
+    const option = new Option(`--${flag} <${placeholder}>`, `${setting.help}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+    const parse = parser(setting, flag);
     if (parse) option.argParser(parse);
     command.addOption(option);
   }
   return command;
 }
 
-/** Flags over the config file over the defaults. */
+/** Flags over the config file over `base` (validateRunConfig adds the defaults). */
 function runConfigFrom(options: Record<string, unknown>, base: Partial<RunConfig> = {}): Partial<RunConfig> {
   const fromFile = typeof options.config === 'string' ? readConfigFile(options.config) : {};
-  const fromFlags: Partial<RunConfig> = {};
-  for (const [name] of RUN_FLAGS) {
-    if (options[name] !== undefined) (fromFlags as Record<string, unknown>)[name] = options[name];
+  const fromFlags: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    if (options[name] !== undefined) fromFlags[name] = options[name];
   }
   return { ...base, ...fromFile, ...fromFlags };
 }
@@ -112,7 +82,7 @@ export function buildProgram(): Command {
   addRunFlags(program.command('train').description('pretrain a SimCLR model')
     .option('--config <file>', 'JSON file of run settings (flags override it)')
     .option('--resume', 'continue the run in --out from its last.ckpt')
-    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'))
+    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), DEFAULT_RUN_CONFIG)
     .action(async (options: Record<string, unknown>) => {
       const { runTraining } = await import('./train/run');
       const run = await runTraining(runConfigFrom(options), { resume: Boolean(options.resume), progress: progressMode(options.progress), handleSigint: true });
@@ -122,19 +92,21 @@ export function buildProgram(): Command {
     });
 
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')
-    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), ['data', 'evalData', 'evalSubset', 'device', 'workers'])
+    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'evalData', 'evalSubset', 'device', 'workers'])
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel, evaluate } = await import('./train/run');
+      const { loadCheckpointModel } = await import('./train/run-model');
+      const { evaluate } = await import('./eval/evaluate');
       const { model, config } = await loadCheckpointModel(requireFile(options.checkpoint, '--checkpoint'), runConfigFrom(options));
       console.log(JSON.stringify(await evaluate(model, config), null, 2));
     });
 
   addRunFlags(program.command('embed').description('write encoder features of a dataset as .npy (float32) plus labels')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
-    .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), ['data', 'device', 'workers'])
+    .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), 'checkpoint', ['data', 'device', 'workers'])
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel } = await import('./train/run');
-      const { openDataset, extractFeatures } = await import('./train/pipeline');
+      const { loadCheckpointModel } = await import('./train/run-model');
+      const { openDataset } = await import('./data');
+      const { extractFeatures } = await import('./eval/features');
       const { writeEmbeddings } = await import('./eval/embeddings');
       const { resolveAugmentConfig } = await import('./augment');
       const { out, checkpoint, ...rest } = options;
@@ -151,7 +123,7 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
     .requiredOption('--out <file.pt>', 'output state dict (load with torchvision: model.fc = nn.Identity())')
     .action(async (options: { checkpoint: string; out: string }) => {
-      const { exportEncoder } = await import('./train/run');
+      const { exportEncoder } = await import('./train/run-model');
       const result = await exportEncoder(requireFile(options.checkpoint, '--checkpoint'), options.out);
       console.log(JSON.stringify({ out: options.out, ...result }, null, 2));
     });
@@ -165,10 +137,10 @@ export function buildProgram(): Command {
 
   addRunFlags(program.command('quickstart')
     .description('the main job: pretrain SimCLR on Fashion-MNIST, then compare linear probes against raw pixels and a random encoder')
-    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'))
+    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), { ...DEFAULT_RUN_CONFIG, ...QUICKSTART_CONFIG })
     .action(async (options: Record<string, unknown>) => {
       const { quickstart } = await import('./quickstart');
-      await quickstart(runConfigFrom(options, { out: 'runs/quickstart' }), progressMode(options.progress));
+      await quickstart(runConfigFrom(options), progressMode(options.progress));
     });
   return program;
 }

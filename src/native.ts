@@ -1,11 +1,33 @@
 /**
- * The one file that loads the native addon and declares its surface. Everything else imports `native` from here.
- * Other modules extend {@link NativeAddon} through declaration merging in their own binding declarations.
+ * The one file that loads the native addon and declares its whole surface, grouped by native module. Only the
+ * facades import it: tensor.ts, doctor.ts, models/, ops/, augment/ and eval/ (test/architecture.test.ts checks).
+ * Types here describe what crosses the N-API boundary; the facades check user input and wrap handles in Tensors.
  */
 import * as os from 'os';
 import * as path from 'path';
 
-/** The native Tensor object (an ObjectWrap around at::Tensor). Wrapped by `Tensor` in tensor.ts. */
+// ── runtime: seeds, threads, versions, CUDA, build info ─────────────────────────────────────────────────────────
+
+export interface NativeBuildInfo {
+  sourceHash: string;
+  libtorchVersion: string;
+  compiledWithCuda: boolean;
+  config: string;
+  parallel: string;
+}
+
+interface RuntimeModule {
+  manualSeed(seed: number): void;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  libtorchVersion(): string;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  buildInfo(): NativeBuildInfo;
+}
+
+// ── tensor: the Tensor object (an ObjectWrap around at::Tensor) and its factories; wrapped by tensor.ts ──────────
+
 export interface NativeTensor {
   shape(): number[];
   dtype(): string;
@@ -17,28 +39,183 @@ export interface NativeTensor {
   dispose(): void;
 }
 
-export interface NativeBuildInfo {
-  sourceHash: string;
-  libtorchVersion: string;
-  compiledWithCuda: boolean;
-  config: string;
-  parallel: string;
-}
-
-export interface NativeAddon {
+interface TensorModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
   fromTypedArray(data: Float32Array | Float64Array | Uint8Array | BigInt64Array, shape: number[], device?: string): NativeTensor;
   zeros(shape: number[], dtype?: string, device?: string): NativeTensor;
   ones(shape: number[], dtype?: string, device?: string): NativeTensor;
   randn(shape: number[], dtype?: string, device?: string): NativeTensor;
-  manualSeed(seed: number): void;
-  setNumThreads(threads: number): void;
-  getNumThreads(): number;
-  libtorchVersion(): string;
-  cudaIsAvailable(): boolean;
-  cudaDeviceCount(): number;
-  buildInfo(): NativeBuildInfo;
 }
+
+// ── models & state dicts: ResNet encoders and SimCLR models (torchvision names), torch.save I/O; see models/ ──────
+
+/** Named tensors as they cross the boundary, in state-dict order. */
+export type NativeTensorMap = Record<string, NativeTensor>;
+
+export interface NativeLoadReport {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export interface NativeModelDescription {
+  backbone: string;
+  featureDim: number;
+  outDim: number;
+  stem: string;
+  head: { inDim: number; hiddenDim: number; outDim: number; layers: number; batchNorm: boolean } | null;
+}
+
+/** The ObjectWrap around a C++ SimCLRModel (a plain Encoder has no head). */
+export interface NativeModel {
+  forward(x: NativeTensor): Promise<{ h: NativeTensor; z?: NativeTensor }>;
+  embed(x: NativeTensor): Promise<NativeTensor>;
+  forwardBackward(x: NativeTensor, gradOutput: NativeTensor): Promise<NativeTensor>;
+  gradients(): NativeTensorMap;
+  zeroGrad(): void;
+  train(mode?: boolean): void;
+  isTraining(): boolean;
+  to(device: string): void;
+  device(): string;
+  parameterCount(): number;
+  describe(): NativeModelDescription;
+  stateDict(): Promise<NativeTensorMap>;
+  loadStateDict(state: NativeTensorMap, strict?: boolean): Promise<NativeLoadReport>;
+  stateDictBytes(): Promise<Buffer>;
+  loadStateDictBytes(bytes: Uint8Array, strict?: boolean): Promise<NativeLoadReport>;
+}
+
+export interface NativeModelOptions {
+  backbone: string;
+  outDim?: number;
+  stem?: string;
+  zeroInitResidual?: boolean;
+  device?: string;
+  head?: { layers?: number; hiddenDim?: number; outDim?: number; batchNorm?: boolean };
+}
+
+interface ModelModule {
+  NativeModel: abstract new (...args: never[]) => NativeModel;
+  createModel(options: NativeModelOptions): Promise<NativeModel>;
+  /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
+  readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
+  /** torch.save-compatible zip bytes of a dict of tensors. */
+  writeStateDict(state: NativeTensorMap): Promise<Buffer>;
+}
+
+// ── NT-Xent: the fused loss and its gradient; see ops/nt-xent.ts ────────────────────────────────────────────────
+
+interface NtXentModule {
+  /**
+   * Loss and dLoss/dz. `method` picks the implementation: 'fused' (the default, what ntXent uses), 'autograd' (the
+   * autograd Function a training step calls, then backward()) or 'reference' (unfused ATen autograd, O(rows²)
+   * memory). The last two exist for tests.
+   */
+  ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
+    Promise<{ loss: number; grad: NativeTensor }>;
+}
+
+// ── augmentation & eval view: two-view batches, the functional ops, the deterministic eval view; see augment/ ────
+
+/** The parameters of `augmentViews` for N = 2B views; row v * B + i is view v of image i. */
+export interface NativeViewParams {
+  boxes: Float64Array; // N x 4: top, left, height, width
+  flip: Uint8Array;
+  jitterApply: Uint8Array;
+  jitterFactors: Float32Array; // N x 4: brightness, contrast, saturation, hue
+  jitterOrder: Uint8Array; // N x 4: permutation of 0..3
+  grayscale: Uint8Array;
+  blurSigma: Float32Array; // 0 = no blur
+}
+
+export interface NativeAugmentOptions {
+  size: number;
+  blurKernel: number;
+  mean: number[];
+  std: number[];
+  device?: string;
+  /** Use the device (ATen) path on the CPU too, instead of the fused CPU kernels: for tests. */
+  generic?: boolean;
+}
+
+interface AugmentModule {
+  augmentViews(images: NativeTensor, params: NativeViewParams, options: NativeAugmentOptions): Promise<NativeTensor>;
+  resizedCrop(images: NativeTensor, boxes: Float64Array, size: number[], flip?: Uint8Array): Promise<NativeTensor>;
+  hflip(images: NativeTensor): Promise<NativeTensor>;
+  adjustBrightness(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
+  adjustContrast(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
+  adjustSaturation(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
+  adjustHue(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
+  rgbToGrayscale(images: NativeTensor, channels: number): Promise<NativeTensor>;
+  gaussianBlur(images: NativeTensor, kernelSize: number, sigmas: Float32Array): Promise<NativeTensor>;
+  normalize(images: NativeTensor, mean: number[], std: number[]): Promise<NativeTensor>;
+  /** The evaluation view: uint8 B x H x W x 3 → whole image resized to `size`, normalised, float32 B x 3 x S x S. */
+  prepareImages(images: NativeTensor, options: { size: number; mean: number[]; std: number[]; device?: string }): Promise<NativeTensor>;
+}
+
+// ── training step: forward of all views → NT-Xent → backward → optimiser step, one call; see ops/train-step.ts ───
+
+/** Every option of a native trainer: the native side has no defaults, the facade passes all ten. */
+export interface NativeTrainerOptions {
+  optimizer: string;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  trustCoefficient: number;
+  temperature: number;
+  views: number;
+}
+
+export interface NativeTrainer {
+  step(views: NativeTensor, lr: number): Promise<{ loss: number }>;
+  /** Optimiser buffers as `<parameter>/<kind>` names with their tensors (copies), and the optimiser's step count. */
+  optimizerState(): { names: string[]; tensors: NativeTensor[]; steps: number };
+  loadOptimizerState(names: string[], tensors: NativeTensor[], steps: number): void;
+}
+
+interface TrainerModule {
+  createTrainer(model: NativeModel, options: NativeTrainerOptions): NativeTrainer;
+}
+
+// ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────
+
+export interface NativeKnnOptions {
+  k?: number;
+  temperature?: number;
+  numClasses?: number;
+  chunkSize?: number;
+}
+
+export interface NativeLinearProbeOptions {
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  weightDecay?: number;
+  seed?: number;
+  numClasses?: number;
+}
+
+export interface NativeLinearProbeResult {
+  weight: NativeTensor;
+  bias: NativeTensor;
+  testPredictions: NativeTensor;
+  trainLoss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+}
+
+interface EvalModule {
+  knnPredict(bankFeatures: NativeTensor, bankLabels: NativeTensor, queryFeatures: NativeTensor, options?: NativeKnnOptions): Promise<NativeTensor>;
+  trainLinearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor,
+    options?: NativeLinearProbeOptions): Promise<NativeLinearProbeResult>;
+}
+
+/** Everything the addon exports. */
+export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainerModule, EvalModule {}
+
+// ── loading ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 /** The package root (where package.json, build/ and prebuilds/ live), from src/ or dist/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..');

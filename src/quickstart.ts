@@ -3,27 +3,13 @@
  * the linear probe on its frozen features beside the same probe on raw pixels and on a randomly initialised encoder.
  */
 import { doctor, formatDoctor } from './doctor';
-import { RunConfig, validateRunConfig } from './train/run-config';
-import { runTraining, evaluate, evaluationSplits, createModel, Evaluation } from './train/run';
+import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, validateRunConfig } from './train/config';
+import { runTraining } from './train/run';
+import { createModel } from './train/run-model';
+import { evaluate, evaluationSplits, Evaluation } from './eval/evaluate';
 
-/**
- * The quick recipe, sized for under ten minutes on 2 cores (about 115 training images/s there, 6 minutes of
- * pretraining): ResNet-18 with the ImageNet stem on 32 px views of a 20k-image Fashion-MNIST subset, 2 epochs, probes
- * on 5k/5k images.
- */
-export const QUICKSTART_CONFIG: Partial<RunConfig> = {
-  data: 'fashion-mnist',
-  subset: 20000,
-  evalSubset: 5000,
-  backbone: 'resnet18',
-  stem: 'imagenet',
-  baseSize: 32,
-  imageSize: 32,
-  epochs: 2,
-  batchSize: 256,
-  knnEvery: 1,
-  out: 'runs/quickstart',
-};
+/** The quick recipe; see train/config.ts. */
+export { QUICKSTART_CONFIG } from './train/config';
 
 export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto' | 'plain' | 'none'): Promise<void> {
   console.log(formatDoctor(doctor()));
@@ -43,7 +29,7 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   run.model.eval();
   rows.push(['SimCLR encoder (h)', await evaluate(run.model, run.config, splits)]);
   rows.push(['raw pixels', await evaluate(undefined, run.config, splits)]);
-  const random = await createModel({ ...run.config, seed: run.config.seed + 1000 });
+  const random = await createModel({ ...run.config, seed: run.config.seed + SEED_STREAMS.randomEncoder });
   random.eval();
   rows.push(['random encoder', await evaluate(random, run.config, splits)]);
   console.log('features             linear probe  kNN (k=' + run.config.knnK + ')');

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import { Tensor } from '../src';
-import { readCheckpoint, writeCheckpoint } from '../src/train/checkpoint';
+import { readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../src/train/checkpoint';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-ckpt-'));
 
@@ -36,6 +36,26 @@ describe('checkpoint files', () => {
     await expect(readCheckpoint(path.join(dir, 'cut.ckpt'))).rejects.toThrow(/truncated/);
     await expect(readCheckpoint(path.join(dir, 'other.ckpt'))).rejects.toThrow(/not a simclr checkpoint/);
     await expect(readCheckpoint(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/Cannot read checkpoint/);
+  });
+
+  it('reads the header alone (meta and tensor list) without the tensor data', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'a.ckpt');
+    await writeCheckpoint(file, { meta: { config: { seed: 3 } }, tensors: { w: Tensor.ones([1000]), b: Tensor.zeros([2, 3], { dtype: 'float64' }) } });
+    const bytes = fs.readFileSync(file);
+    // Without its tensor data the file is truncated for readCheckpoint, but its header is whole.
+    fs.writeFileSync(path.join(dir, 'cut.ckpt'), bytes.subarray(0, bytes.length - 4000));
+    for (const name of ['a.ckpt', 'cut.ckpt']) {
+      const header = await readCheckpointHeader<{ config: { seed: number } }>(path.join(dir, name));
+      expect(header.meta).toEqual({ config: { seed: 3 } });
+      expect(header.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual([['w', 'float32', [1000]], ['b', 'float64', [2, 3]]]);
+    }
+    await expect(readCheckpoint(path.join(dir, 'cut.ckpt'))).rejects.toThrow(/truncated/);
+    fs.writeFileSync(path.join(dir, 'other.ckpt'), 'hello');
+    fs.writeFileSync(path.join(dir, 'short.ckpt'), bytes.subarray(0, 30));
+    await expect(readCheckpointHeader(path.join(dir, 'other.ckpt'))).rejects.toThrow(/not a simclr checkpoint/);
+    await expect(readCheckpointHeader(path.join(dir, 'short.ckpt'))).rejects.toThrow(/truncated/);
+    await expect(readCheckpointHeader(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/Cannot read checkpoint/);
   });
 
   it('is never half-written: a writer killed at random moments leaves a whole old or new checkpoint', async () => {

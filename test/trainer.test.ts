@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native } from '../src/native';
+import { createTrainStep, nativeTrainerOptions, TrainStepOptions } from '../src/ops/train-step';
 import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
@@ -77,18 +78,18 @@ describeWithOracle('native training step against PyTorch', (python) => {
     // ±lr updates, which no two implementations share.
     ['AdamW', { optimizer: 'adamw', weightDecay: 0.05, eps: 1e-3, temperature: 0.2 }],
     ['LARS', { optimizer: 'lars', momentum: 0.9, weightDecay: 1e-6, temperature: 0.1 }],
-  ] as [string, Record<string, unknown>][])('%s: losses and updated weights match after 3 steps', async (_name, options) => {
+  ] as [string, TrainStepOptions][])('%s: losses and updated weights match after 3 steps', async (_name, options) => {
     const dir = tmp();
     manualSeed(11);
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     await model.saveStateDict(path.join(dir, 'init.pt'));
     const views = Tensor.randn([8, 3, 8, 8]);
     await writeNpy(path.join(dir, 'views.npy'), Float32Array.from(views.toFloat32Array()), views.shape);
-    const trainer = native.createTrainer(model.handle, options);
+    const trainer = createTrainStep(model, options);
     // Moderate rates: a small batch with BatchNorm amplifies float rounding differences step by step at large ones.
     const lrs = options.optimizer === 'adamw' ? [1e-3, 2e-3, 5e-4] : [0.01, 0.02, 0.005];
     const losses: number[] = [];
-    for (const lr of lrs) losses.push((await trainer.step(views.handle, lr)).loss);
+    for (const lr of lrs) losses.push((await trainer.step(views, lr)).loss);
     await model.saveStateDict(path.join(dir, 'ours.pt'));
     const ref = JSON.parse(runPython(python, ORACLE, {
       init: path.join(dir, 'init.pt'), views: path.join(dir, 'views.npy'), ours: path.join(dir, 'ours.pt'), options, lrs,
@@ -105,14 +106,16 @@ describeWithOracle('native training step against PyTorch', (python) => {
 describe('native training step arguments', () => {
   it('rejects bad options and inputs with clear errors', async () => {
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
-    expect(() => native.createTrainer(model.handle, { optimizer: 'rmsprop' })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
-    expect(() => native.createTrainer(model.handle, { temperature: 0 })).toThrowKind('RangeError', 'temperature');
-    expect(() => native.createTrainer({}, {})).toThrowKind('TypeError');
-    const trainer = native.createTrainer(model.handle, {});
+    // The native side takes complete options (no defaults of its own); the facade fills them the same way.
+    const complete = nativeTrainerOptions({ optimizer: 'sgd', temperature: 0.5 });
+    expect(() => native.createTrainer(model.handle, { ...complete, optimizer: 'rmsprop' as never })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
+    expect(() => native.createTrainer(model.handle, { ...complete, temperature: 0 })).toThrowKind('RangeError', 'temperature');
+    expect(() => native.createTrainer({} as never, complete)).toThrowKind('TypeError');
+    const trainer = native.createTrainer(model.handle, complete);
     expect(() => trainer.step(Tensor.randn([3, 3, 8, 8]).handle, 0.1)).toThrowKind('RangeError', '2 views of at least 2 images');
     expect(() => trainer.step(Tensor.randn([4, 1, 8, 8]).handle, 0.1)).toThrowKind('RangeError', 'x 3 x H x W');
     expect(() => trainer.step(Tensor.randn([4, 3, 8, 8]).handle, -1)).toThrowKind('RangeError', 'lr');
-    expect(() => trainer.step({}, 0.1)).toThrowKind('TypeError', 'views');
+    expect(() => trainer.step({} as never, 0.1)).toThrowKind('TypeError', 'views');
   });
 });
 

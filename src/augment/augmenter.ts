@@ -2,12 +2,11 @@
  * The SimCLR two-view augmenter: per-view parameters drawn in TS from a seeded generator, applied to a whole uint8
  * batch by one native call on the target device.
  */
-import { native } from '../native';
+import { native, NativeViewParams } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
 import { SeededRandom } from '../data/random';
 import { AugmentConfig, AugmentOptions, resolveAugmentConfig } from './config';
-import type { NativeViewParams } from './functional';
 
 /** The parameters of 2B views (row v * B + i is view v of image i), as typed arrays. */
 export type ViewParameters = NativeViewParams;

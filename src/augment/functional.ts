@@ -7,36 +7,6 @@ import { native, NativeTensor } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 
-/** The native parameters of `augmentViews` for N = 2B views; row v * B + i is view v of image i. */
-export interface NativeViewParams {
-  boxes: Float64Array; // N x 4: top, left, height, width
-  flip: Uint8Array;
-  jitterApply: Uint8Array;
-  jitterFactors: Float32Array; // N x 4: brightness, contrast, saturation, hue
-  jitterOrder: Uint8Array; // N x 4: permutation of 0..3
-  grayscale: Uint8Array;
-  blurSigma: Float32Array; // 0 = no blur
-}
-
-declare module '../native' {
-  interface NativeAddon {
-    augmentViews(images: NativeTensor, params: NativeViewParams, options: {
-      size: number; blurKernel: number; mean: number[]; std: number[]; device?: string;
-      /** Use the device (ATen) path on the CPU too, instead of the fused CPU kernels: for tests. */
-      generic?: boolean;
-    }): Promise<NativeTensor>;
-    resizedCrop(images: NativeTensor, boxes: Float64Array, size: number[], flip?: Uint8Array): Promise<NativeTensor>;
-    hflip(images: NativeTensor): Promise<NativeTensor>;
-    adjustBrightness(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
-    adjustContrast(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
-    adjustSaturation(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
-    adjustHue(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;
-    rgbToGrayscale(images: NativeTensor, channels: number): Promise<NativeTensor>;
-    gaussianBlur(images: NativeTensor, kernelSize: number, sigmas: Float32Array): Promise<NativeTensor>;
-    normalize(images: NativeTensor, mean: number[], std: number[]): Promise<NativeTensor>;
-  }
-}
-
 /** A crop box in pixels of the input image. */
 export interface CropBox {
   top: number;

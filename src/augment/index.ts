@@ -7,3 +7,4 @@ export {
   resizedCrop, hflip, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, gaussianBlur, normalize,
 } from './functional';
 export type { CropBox } from './functional';
+export { prepareImages } from './eval-view';

@@ -12,3 +12,4 @@ export type { LoaderOptions, Batch, EpochReport } from './loader';
 export { SeededRandom } from './random';
 export { IMAGE_EXTENSIONS } from './decode';
 export { Subset } from './subset';
+export { openDataset } from './open';

@@ -3,17 +3,10 @@
  * similarity, exactly as lightly's `knn_predict` (k = 200, temperature 0.1 by default). It tracks representation quality
  * during pretraining without training anything.
  */
-import { native, NativeTensor } from '../native';
+import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 import { LabelledFeatures, accuracyOf, checkLabelledFeatures } from './labelled-features';
-
-declare module '../native' {
-  interface NativeAddon {
-    knnPredict(bankFeatures: NativeTensor, bankLabels: NativeTensor, queryFeatures: NativeTensor,
-      options?: { k?: number; temperature?: number; numClasses?: number; chunkSize?: number }): Promise<NativeTensor>;
-  }
-}
 
 export interface KnnOptions {
   /** Neighbours that vote (default 200; fewer when the bank is smaller). */

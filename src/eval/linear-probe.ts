@@ -3,26 +3,10 @@
  * linearly separable a representation is. Features are standardised with the training split's statistics; the layer is
  * trained with mini-batch Adam (seeded shuffle, cosine-decayed rate) off the JS thread.
  */
-import { native, NativeTensor } from '../native';
+import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 import { LabelledFeatures, checkLabelledFeatures } from './labelled-features';
-
-interface NativeLinearProbeResult {
-  weight: NativeTensor;
-  bias: NativeTensor;
-  testPredictions: NativeTensor;
-  trainLoss: number;
-  trainAccuracy: number;
-  testAccuracy: number;
-}
-
-declare module '../native' {
-  interface NativeAddon {
-    trainLinearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor,
-      options?: LinearProbeOptions): Promise<NativeLinearProbeResult>;
-  }
-}
 
 export interface LinearProbeOptions {
   /** Passes over the training split (default 30: on raw Fashion-MNIST pixels, 60k/10k, 30 and 100 epochs both give 0.84). */

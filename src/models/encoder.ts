@@ -1,11 +1,9 @@
 /** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
 import { promises as fs } from 'fs';
-import { native } from '../native';
+import { native, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
-import type { NativeModel, NativeModelDescription, NativeModelOptions } from './native-models';
-import './native-models';
 
 const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -27,7 +25,14 @@ function checkBackbone(name: unknown): BackboneName {
   return name as BackboneName;
 }
 
-export type Stem = 'imagenet' | 'cifar';
+/** First-layer variants: `imagenet` (torchvision's 7x7/2 conv + max-pool) or `cifar` (3x3/1 conv, no max-pool). */
+export const STEMS = ['imagenet', 'cifar'] as const;
+export type Stem = (typeof STEMS)[number];
+
+/** Backbone, widths, stem and head of a model, as {@link ModelBase.describe} reports them. */
+export interface ModelDescription extends Omit<NativeModelDescription, 'stem'> {
+  stem: Stem;
+}
 
 export interface EncoderOptions {
   backbone: BackboneName;
@@ -50,7 +55,7 @@ export function encoderNativeOptions(options: Omit<EncoderOptions, 'outDim'> & {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
   const out: NativeModelOptions = { backbone: checkBackbone(options.backbone) };
   if (options.outDim !== undefined) out.outDim = checkInteger(options.outDim, 'outDim', 0, 2 ** 20);
-  if (options.stem !== undefined) out.stem = checkOneOf(options.stem, 'stem', ['imagenet', 'cifar'] as const);
+  if (options.stem !== undefined) out.stem = checkOneOf(options.stem, 'stem', STEMS);
   if (options.zeroInitResidual !== undefined) {
     if (typeof options.zeroInitResidual !== 'boolean') throw invalid('a boolean', 'zeroInitResidual', options.zeroInitResidual);
     out.zeroInitResidual = options.zeroInitResidual;
@@ -120,8 +125,9 @@ export abstract class ModelBase {
   }
 
   /** Backbone, widths, stem and head of this model. */
-  describe(): NativeModelDescription {
-    return this.handle.describe();
+  describe(): ModelDescription {
+    // The native side builds only the stems of STEMS.
+    return this.handle.describe() as ModelDescription;
   }
 
   /** h = encoder(x) in eval mode with no gradient (the mode is restored afterwards): features for downstream use. */

@@ -3,7 +3,6 @@ import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
 import { EncoderOptions, encoderNativeOptions, ModelBase } from './encoder';
-import './native-models';
 
 export interface ProjectionHeadOptions {
   /** Number of Linear layers: 2 (SimCLR, the default) or 3 (SimCLRv2); any count from 1 to 16. */

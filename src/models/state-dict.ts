@@ -1,10 +1,8 @@
 /** State dicts: named tensors, read from and written to files Python's torch.save / torch.load understand. */
 import { promises as fs } from 'fs';
-import { native } from '../native';
+import { native, NativeTensorMap } from '../native';
 import { Tensor } from '../tensor';
 import { invalid, withCallerStack } from '../errors';
-import './native-models';
-import type { NativeTensorMap } from './native-models';
 
 /** Parameter and buffer tensors by their PyTorch names (e.g. `layer1.0.conv1.weight`). */
 export type StateDict = Record<string, Tensor>;

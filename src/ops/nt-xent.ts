@@ -1,25 +1,13 @@
-/** NT-Xent, the SimCLR loss, as one fused native forward + backward (native/nt_xent.h). */
-import { NativeTensor, native } from '../native';
+/** NT-Xent, the SimCLR loss, as one fused native forward + backward (native/core/nt_xent). */
+import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
-
-declare module '../native' {
-  interface NativeAddon {
-    /**
-     * Loss and dLoss/dz. `method` picks the implementation: 'fused' (the default, what {@link ntXent} uses),
-     * 'autograd' (the autograd Function a training step calls, then backward()) or 'reference' (unfused ATen autograd,
-     * O(rows²) memory). The last two exist for tests.
-     */
-    ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
-      Promise<{ loss: number; grad: NativeTensor }>;
-  }
-}
 
 /** Temperatures at or below this are rejected (a NaN or overflow later otherwise), as lightly does. */
 export const NT_XENT_MIN_TEMPERATURE = 1e-8;
 
 export interface NtXentOptions {
-  /** τ in s_ij = z_i·z_j / τ: a finite number > 1e-8. SimCLR uses 0.1 to 0.5. */
+  /** τ in s_ij = z_i·z_j / τ: a finite number > {@link NT_XENT_MIN_TEMPERATURE}. SimCLR uses 0.1 to 0.5. */
   temperature: number;
   /** Views per image, V >= 2 (default 2). z holds V*N rows, view-major. */
   views?: number;

@@ -4,6 +4,8 @@
  * or the new checkpoint, never half of one.
  *
  * Layout: "SIMCLRCK" | u32 version | u32 reserved | u64 header bytes | header JSON | tensor data (8-byte aligned).
+ * The header JSON is `{ meta, tensors: [{ name, dtype, shape, offset, bytes }] }`; a training checkpoint's meta is a
+ * {@link CheckpointMeta} and its tensors are `model/<state-dict key>` and `optimizer/<parameter>/<kind>`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,8 +14,11 @@ import { writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
 const VERSION = 1;
+/** Bytes before the header JSON: magic, version, reserved, header length. */
+const PREFIX_BYTES = 24;
 
-interface TensorEntry {
+/** Where one tensor lies in the data section, as the header lists it. */
+export interface CheckpointTensorEntry {
   name: string;
   dtype: 'float32' | 'float64' | 'uint8' | 'int64';
   shape: number[];
@@ -26,11 +31,56 @@ export interface CheckpointContents<Meta> {
   tensors: Record<string, Tensor>;
 }
 
+/** The JSON header of a checkpoint: its meta and the list of its tensors (without their data). */
+export interface CheckpointHeader<Meta> {
+  meta: Meta;
+  tensors: CheckpointTensorEntry[];
+}
+
+/** What a training checkpoint's meta holds (the Trainer writes it; resume and evaluation read it). */
+export interface CheckpointMeta {
+  format: 'simclr-checkpoint';
+  epoch: number;
+  /** Batches of `epoch` already done (0 at an epoch boundary). */
+  batchInEpoch: number;
+  step: number;
+  optimizerSteps: number;
+  augmentState: unknown;
+  bestMetric: number | null;
+  /** The run config (the CLI and runTraining store the whole RunConfig). */
+  config: Record<string, unknown>;
+}
+
+/** Throws unless `meta` is a training checkpoint's. */
+export function checkTrainingMeta(meta: { format?: unknown } | null | undefined, file: string): asserts meta is CheckpointMeta {
+  if (meta?.format !== 'simclr-checkpoint') throw new Error(`${file} is not a simclr training checkpoint`);
+}
+
+/** The tensors of a training checkpoint: the model's state dict and the optimiser's state, under their prefixes. */
+export function trainingTensors(model: Record<string, Tensor>, optimizer: Record<string, Tensor>): Record<string, Tensor> {
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(model)) tensors[`model/${name}`] = t;
+  for (const [name, t] of Object.entries(optimizer)) tensors[`optimizer/${name}`] = t;
+  return tensors;
+}
+
+/** The inverse of {@link trainingTensors}; tensors under any other prefix are disposed. */
+export function splitTrainingTensors(tensors: Record<string, Tensor>): { model: Record<string, Tensor>; optimizer: Record<string, Tensor> } {
+  const model: Record<string, Tensor> = {};
+  const optimizer: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name.startsWith('model/')) model[name.slice('model/'.length)] = t;
+    else if (name.startsWith('optimizer/')) optimizer[name.slice('optimizer/'.length)] = t;
+    else t.dispose();
+  }
+  return { model, optimizer };
+}
+
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 /** Writes `meta` and `tensors` to `file` atomically. */
 export async function writeCheckpoint<Meta>(file: string, contents: CheckpointContents<Meta>): Promise<void> {
-  const entries: TensorEntry[] = [];
+  const entries: CheckpointTensorEntry[] = [];
   let offset = 0;
   let largest = 0;
   for (const [name, tensor] of Object.entries(contents.tensors)) {
@@ -41,7 +91,7 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   }
   const header = Buffer.from(JSON.stringify({ meta: contents.meta, tensors: entries }), 'utf8');
   const paddedHeader = Buffer.concat([header, Buffer.alloc(align8(header.length) - header.length, 0x20)]);
-  const prefix = Buffer.alloc(24);
+  const prefix = Buffer.alloc(PREFIX_BYTES);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(VERSION, 8);
   prefix.writeBigUInt64LE(BigInt(paddedHeader.length), 16);
@@ -65,6 +115,48 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
 
 const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;
 
+/** The header length from the fixed prefix; a foreign file or another version is a clear error. */
+function headerBytesOf(prefix: Buffer, fileBytes: number, file: string): number {
+  if (prefix.length < PREFIX_BYTES || prefix.toString('latin1', 0, 8) !== MAGIC) throw new Error(`${file} is not a simclr checkpoint`);
+  const version = prefix.readUInt32LE(8);
+  if (version !== VERSION) throw new Error(`${file} has checkpoint version ${version}; this simclr reads version ${VERSION}`);
+  const headerBytes = Number(prefix.readBigUInt64LE(16));
+  if (PREFIX_BYTES + headerBytes > fileBytes) throw new Error(`${file} is truncated`);
+  return headerBytes;
+}
+
+function parseHeader<Meta>(json: string, file: string): CheckpointHeader<Meta> {
+  try {
+    return JSON.parse(json);
+  } catch {
+    throw new Error(`${file} has a corrupt header`);
+  }
+}
+
+/**
+ * Reads only the fixed prefix and the JSON header of a checkpoint (not the tensors): its meta and tensor list, e.g.
+ * the run config to resume with.
+ */
+export async function readCheckpointHeader<Meta>(file: string): Promise<CheckpointHeader<Meta>> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (err) {
+    throw new Error(`Cannot read checkpoint ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const { size } = await handle.stat();
+    const prefix = Buffer.alloc(Math.min(PREFIX_BYTES, size));
+    await handle.read(prefix, 0, prefix.length, 0);
+    const headerBytes = headerBytesOf(prefix, size, file);
+    const header = Buffer.alloc(headerBytes);
+    await handle.read(header, 0, headerBytes, PREFIX_BYTES);
+    return parseHeader<Meta>(header.toString('utf8'), file);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads a checkpoint written by writeCheckpoint; a foreign, truncated or corrupt file is a clear error. */
 export async function readCheckpoint<Meta>(file: string, options: { device?: string } = {}): Promise<CheckpointContents<Meta>> {
   let data: Buffer;
@@ -73,18 +165,9 @@ export async function readCheckpoint<Meta>(file: string, options: { device?: str
   } catch (err) {
     throw new Error(`Cannot read checkpoint ${file}: ${(err as Error).message}`);
   }
-  if (data.length < 24 || data.toString('latin1', 0, 8) !== MAGIC) throw new Error(`${file} is not a simclr checkpoint`);
-  const version = data.readUInt32LE(8);
-  if (version !== VERSION) throw new Error(`${file} has checkpoint version ${version}; this simclr reads version ${VERSION}`);
-  const headerBytes = Number(data.readBigUInt64LE(16));
-  if (24 + headerBytes > data.length) throw new Error(`${file} is truncated`);
-  let header: { meta: Meta; tensors: TensorEntry[] };
-  try {
-    header = JSON.parse(data.toString('utf8', 24, 24 + headerBytes));
-  } catch {
-    throw new Error(`${file} has a corrupt header`);
-  }
-  const base = 24 + headerBytes;
+  const headerBytes = headerBytesOf(data.subarray(0, PREFIX_BYTES), data.length, file);
+  const header = parseHeader<Meta>(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerBytes), file);
+  const base = PREFIX_BYTES + headerBytes;
   const tensors: Record<string, Tensor> = {};
   for (const entry of header.tensors) {
     const Array = ARRAYS[entry.dtype];

@@ -1,92 +1,18 @@
 /**
- * A whole run as the CLI and the benchmarks use it: build the model and data from a RunConfig, train with the kNN
- * monitor and checkpoints, evaluate with the linear probe, export the encoder.
+ * A whole training run from a RunConfig, as the CLI and the benchmarks use it: data, model, the Trainer with the kNN
+ * monitor and checkpoints, the report; resuming from `<out>/last.ckpt`; stopping on SIGINT or an abort signal.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Tensor, manualSeed } from '../tensor';
-import { SimCLRModel } from '../models/simclr-model';
-import { Encoder } from '../models/encoder';
-import { resolveAugmentConfig } from '../augment';
-import { knnEvaluate } from '../eval/knn';
-import { linearProbe } from '../eval/linear-probe';
-import type { LabelledFeatures } from '../eval/labelled-features';
+import { openDataset, maybeSubset } from '../data/open';
+import { evaluationSplits, knnMonitorAccuracy } from '../eval/evaluate';
+import type { SimCLRModel } from '../models/simclr-model';
 import { writeReport, StepRecord } from './report';
-import { readCheckpoint } from './checkpoint';
-import { Trainer, CheckpointMeta, TrainResult } from './trainer';
-import { RunConfig, validateRunConfig } from './run-config';
-import { openDataset, maybeSubset, trainingData, extractFeatures, Embedder } from './pipeline';
-import type { Dataset } from '../data';
-
-/** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
-export async function createModel(config: RunConfig): Promise<SimCLRModel> {
-  manualSeed(config.seed);
-  return SimCLRModel.create({
-    backbone: config.backbone as never,
-    stem: config.stem,
-    device: config.device,
-    head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
-  });
-}
-
-/** The evaluation splits of a run: a labelled bank (train side) and labelled queries (test side), or undefined. */
-export function evaluationSplits(config: RunConfig): { bank: Dataset; query: Dataset } | undefined {
-  const bankSize = config.evalSubset ?? 10000;
-  if (config.data === 'fashion-mnist' && !config.evalData) {
-    return {
-      bank: maybeSubset(openDataset('fashion-mnist', 'train', config.baseSize), bankSize, config.seed + 7),
-      query: maybeSubset(openDataset('fashion-mnist', 'test', config.baseSize), config.evalSubset, config.seed + 8),
-    };
-  }
-  if (!config.evalData) return undefined;
-  return {
-    bank: maybeSubset(openDataset(config.data, 'train', config.baseSize), bankSize, config.seed + 7),
-    query: maybeSubset(openDataset(config.evalData, 'test', config.baseSize), config.evalSubset, config.seed + 8),
-  };
-}
-
-/** Features of both evaluation splits under `model` (undefined: raw pixels). */
-export async function featuresOf(model: Embedder | undefined, splits: { bank: Dataset; query: Dataset }, config: RunConfig):
-  Promise<{ bank: LabelledFeatures; query: LabelledFeatures }> {
-  const options = { size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers };
-  return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
-}
-
-function disposeFeatures(f: { bank: LabelledFeatures; query: LabelledFeatures }): void {
-  for (const part of [f.bank, f.query]) {
-    part.features.dispose();
-    part.labels.dispose();
-  }
-}
-
-export interface Evaluation {
-  knnAccuracy: number;
-  linearProbe: { trainAccuracy: number; testAccuracy: number };
-  bankSize: number;
-  querySize: number;
-}
-
-/** kNN and linear-probe accuracy of `model`'s features (undefined: raw pixels) on the run's evaluation splits. */
-export async function evaluate(model: Embedder | undefined, config: RunConfig, splits = evaluationSplits(config)): Promise<Evaluation> {
-  if (!splits) throw new Error('evaluation needs labelled data: use fashion-mnist or pass --eval-data <folder | manifest>');
-  const features = await featuresOf(model, splits, config);
-  try {
-    const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
-    knn.predictions.dispose();
-    const probe = await linearProbe(features.bank, features.query, { seed: config.seed });
-    probe.weights.dispose();
-    probe.bias.dispose();
-    probe.testPredictions.dispose();
-    return {
-      knnAccuracy: knn.accuracy,
-      linearProbe: { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy },
-      bankSize: splits.bank.length,
-      querySize: splits.query.length,
-    };
-  } finally {
-    disposeFeatures(features);
-  }
-}
+import { readCheckpointHeader, checkTrainingMeta } from './checkpoint';
+import { Trainer, TrainResult } from './trainer';
+import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+import { trainingData } from './training-data';
+import { createModel } from './run-model';
 
 export interface TrainingRun extends TrainResult {
   config: RunConfig;
@@ -107,17 +33,19 @@ export interface RunOptions {
   onStep?: (record: StepRecord) => void;
 }
 
+/** The config a resumed run continues with: its own recipe; only where it writes and how long it runs may change. */
+async function resumedConfig(config: RunConfig, last: string): Promise<RunConfig> {
+  if (!fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
+  const { meta } = await readCheckpointHeader<{ format?: unknown }>(last);
+  checkTrainingMeta(meta, last);
+  return validateRunConfig({ ...(meta.config as Partial<RunConfig>), out: config.out, epochs: config.epochs, maxSteps: config.maxSteps });
+}
+
 export async function runTraining(partial: Partial<RunConfig>, options: RunOptions = {}): Promise<TrainingRun> {
   let config = validateRunConfig(partial);
   const last = path.join(config.out, 'last.ckpt');
-  if (options.resume) {
-    if (!fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
-    const { meta, tensors } = await readCheckpoint<CheckpointMeta>(last);
-    for (const t of Object.values(tensors)) t.dispose();
-    // The run continues with its own recipe; only where it writes and how long it runs may change.
-    config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), out: config.out, epochs: config.epochs, maxSteps: config.maxSteps });
-  }
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed);
+  if (options.resume) config = await resumedConfig(config, last);
+  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
   const model = await createModel(config);
   const data = trainingData(dataset, config);
   const splits = config.knnEvery > 0 ? evaluationSplits(config) : undefined;
@@ -130,13 +58,9 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
       ? async (epoch) => {
         if ((epoch + 1) % config.knnEvery !== 0 && epoch + 1 !== config.epochs) return undefined;
         model.eval();
-        const features = await featuresOf(model, splits, config);
         try {
-          const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
-          knn.predictions.dispose();
-          return knn.accuracy;
+          return await knnMonitorAccuracy(model, splits, config);
         } finally {
-          disposeFeatures(features);
           model.train();
         }
       }
@@ -165,39 +89,4 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     summary: { backbone: config.backbone, epochs: result.epochsCompleted, steps: result.steps, 'final loss': Number(result.lastLoss.toFixed(4)) },
   });
   return { ...result, config, model, reportPath, checkpoint: last };
-}
-
-/** The model and config stored in a checkpoint. */
-export async function loadCheckpointModel(file: string, overrides: Partial<RunConfig> = {}): Promise<{ model: SimCLRModel; config: RunConfig; meta: CheckpointMeta }> {
-  const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
-  if (meta.format !== 'simclr-checkpoint') throw new Error(`${file} is not a simclr training checkpoint`);
-  const config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), ...overrides });
-  const model = await createModel(config);
-  const state: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(tensors)) {
-    if (name.startsWith('model/')) state[name.slice(6)] = t;
-    else t.dispose();
-  }
-  await model.loadStateDict(state, { strict: true });
-  for (const t of Object.values(state)) t.dispose();
-  model.eval();
-  return { model, config, meta };
-}
-
-/**
- * Writes the encoder of a checkpoint as a PyTorch state dict with torchvision's keys. The encoder's output is the
- * pooled features (no fc), so load it into torchvision with `model.fc = torch.nn.Identity()` first.
- */
-export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number }> {
-  const { model, config } = await loadCheckpointModel(checkpoint);
-  const state = await model.stateDict();
-  const encoderState: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(state)) {
-    if (name.startsWith('encoder.')) encoderState[name.slice('encoder.'.length)] = t;
-  }
-  const encoder = await Encoder.create({ backbone: config.backbone as never, stem: config.stem, outDim: 0 });
-  await encoder.loadStateDict(encoderState, { strict: true });
-  await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
-  await encoder.saveStateDict(out);
-  return { keys: Object.keys(encoderState).length };
 }

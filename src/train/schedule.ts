@@ -1,7 +1,8 @@
 /** Learning-rate schedule of SimCLR: base rate scaled with the batch size, linear warmup, then cosine decay. */
-import { checkInteger, checkNumber, checkOneOf } from '../errors';
+import { checkInteger } from '../errors';
+import { LR_SCALINGS, checkSetting } from './config';
 
-export type LrScaling = 'linear' | 'sqrt' | 'none';
+export type LrScaling = (typeof LR_SCALINGS)[number];
 
 export interface ScheduleConfig {
   /** Base learning rate before batch scaling (SimCLR: 0.3 with linear scaling, 0.075 with sqrt). */
@@ -15,10 +16,15 @@ export interface ScheduleConfig {
   totalSteps: number;
 }
 
+/**
+ * @internal Checks a schedule made by hand: lr, lrScaling and batchSize against their run-setting entries (one range
+ * for each, in train/config.ts), and the step counts. The Trainer builds its schedule from options it has already
+ * checked and does not call this.
+ */
 export function checkSchedule(config: ScheduleConfig): ScheduleConfig {
-  checkNumber(config.baseLr, 'lr', 0, Infinity, true);
-  checkOneOf(config.scaling, 'lrScaling', ['linear', 'sqrt', 'none'] as const);
-  checkInteger(config.batchSize, 'batchSize', 1);
+  checkSetting('lr', config.baseLr);
+  checkSetting('lrScaling', config.scaling);
+  checkSetting('batchSize', config.batchSize);
   checkInteger(config.warmupSteps, 'warmupSteps', 0);
   checkInteger(config.totalSteps, 'totalSteps', 1);
   return config;

@@ -5,30 +5,27 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { native } from '../native';
 import { Tensor } from '../tensor';
-import { checkInteger, checkNumber, checkOneOf } from '../errors';
-import { learningRate, peakLearningRate, LrScaling, ScheduleConfig, checkSchedule } from './schedule';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import type { ModelBase } from '../models/encoder';
+import { createTrainStep, TrainStep } from '../ops/train-step';
+import { checkInteger, invalid } from '../errors';
+import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
+import { RunConfig, SettingName, checkSettings } from './config';
+import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { Progress } from './progress';
 import type { MetricsRecord, StepRecord } from './report';
 
-export type OptimizerName = 'sgd' | 'adamw' | 'lars';
+export type { OptimizerName } from '../ops/train-step';
 
-export interface OptimizerConfig {
-  optimizer: OptimizerName;
-  /** Base learning rate, scaled with the batch size by `lrScaling`. */
-  lr: number;
-  lrScaling: LrScaling;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  warmupEpochs: number;
-}
+/** The optimiser's run settings; their ranges, defaults and meanings are in RUN_SETTINGS (train/config.ts). */
+const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nesterov', 'weightDecay', 'warmupEpochs'] as const satisfies readonly SettingName[];
+export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
-/** What the loop needs of a model: the native handle the step runs on, and its state for checkpoints. */
-export interface TrainableModel {
-  readonly handle: object;
+/** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'out'] as const satisfies readonly SettingName[];
+
+/** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
+export interface TrainableModel extends Pick<ModelBase, 'handle'> {
   stateDict(): Promise<Record<string, Tensor>>;
   loadStateDict(state: Record<string, Tensor>, options?: { strict?: boolean }): Promise<unknown>;
   train(): void;
@@ -52,14 +49,12 @@ export interface TrainingData {
   setAugmentState(state: unknown): void;
 }
 
-export interface TrainerOptions extends OptimizerConfig {
-  epochs: number;
-  batchSize: number;
-  temperature: number;
-  /** Folder for last.ckpt, best.ckpt, metrics.jsonl and the report. */
-  out: string;
-  /** Stop after this many steps in total (for quick runs); defaults to epochs * batchesPerEpoch. */
-  maxSteps?: number;
+/**
+ * The optimiser settings, `epochs`, `batchSize`, `temperature`, `out` (the folder for last.ckpt, best.ckpt,
+ * metrics.jsonl and the report) and `maxSteps` (stop after this many steps in total; default epochs *
+ * batchesPerEpoch) are run settings (RUN_SETTINGS); the rest is the loop's own.
+ */
+export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]> {
   /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
@@ -70,19 +65,6 @@ export interface TrainerOptions extends OptimizerConfig {
   progress?: 'auto' | 'plain' | 'none';
 }
 
-/** What a checkpoint's JSON header holds. */
-export interface CheckpointMeta {
-  format: 'simclr-checkpoint';
-  epoch: number;
-  /** Batches of `epoch` already done (0 at an epoch boundary). */
-  batchInEpoch: number;
-  step: number;
-  optimizerSteps: number;
-  augmentState: unknown;
-  bestMetric: number | null;
-  config: Record<string, unknown>;
-}
-
 export interface TrainResult {
   steps: number;
   epochsCompleted: number;
@@ -91,48 +73,25 @@ export interface TrainResult {
   records: MetricsRecord[];
 }
 
-interface NativeTrainerHandle {
-  step(views: object, lr: number): Promise<{ loss: number }>;
-  optimizerState(): { names: string[]; tensors: object[]; steps: number };
-  loadOptimizerState(names: string[], tensors: object[], steps: number): void;
-}
-
-declare module '../native' {
-  interface NativeAddon {
-    createTrainer(model: object, options: Record<string, unknown>): NativeTrainerHandle;
-  }
-}
-
-export function checkTrainerOptions(o: TrainerOptions): void {
-  checkInteger(o.epochs, 'epochs', 1);
-  checkInteger(o.batchSize, 'batchSize', 2);
-  checkNumber(o.temperature, 'temperature', 1e-8, Infinity, true);
-  checkOneOf(o.optimizer, 'optimizer', ['sgd', 'adamw', 'lars'] as const);
-  checkNumber(o.lr, 'lr', 0, Infinity, true);
-  checkNumber(o.momentum, 'momentum', 0, 0.999999);
-  checkNumber(o.weightDecay, 'weightDecay', 0);
-  checkNumber(o.warmupEpochs, 'warmupEpochs', 0);
-  if (o.maxSteps !== undefined) checkInteger(o.maxSteps, 'maxSteps', 1);
-}
-
 export class Trainer {
-  private readonly native: NativeTrainerHandle;
+  private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
   private stopRequested = false;
   /** The augmenter's state before the batch that is augmented but not yet trained on: what an interrupted run saves. */
   private augmentStateBeforePending: unknown;
 
   constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
-    checkTrainerOptions(options);
-    const totalSteps = options.maxSteps ?? options.epochs * data.batchesPerEpoch;
-    this.schedule = checkSchedule({
+    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+    checkSettings(options, TRAINER_SETTINGS);
+    const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
+    this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
       batchSize: options.batchSize,
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
-    });
-    this.native = native.createTrainer(model.handle, {
+    };
+    this.trainStep = createTrainStep(model, {
       optimizer: options.optimizer,
       momentum: options.momentum,
       nesterov: options.nesterov,
@@ -189,7 +148,7 @@ export class Trainer {
           const stepStart = process.hrtime.bigint();
           const lr = learningRate(step, this.schedule);
           const views = pending;
-          const stepPromise = this.native.step(views.handle, lr);
+          const stepPromise = this.trainStep.step(views, lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
           const { loss } = await stepPromise;
           const images = views.shape[0] / 2;
@@ -250,12 +209,8 @@ export class Trainer {
 
   private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
     const modelState = await this.model.stateDict();
-    const optimizer = this.native.optimizerState();
-    const tensors: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(modelState)) tensors[`model/${name}`] = t;
-    optimizer.names.forEach((name, i) => {
-      tensors[`optimizer/${name}`] = new Tensor(optimizer.tensors[i] as never);
-    });
+    const optimizer = this.trainStep.optimizerState();
+    const tensors = trainingTensors(modelState, optimizer.tensors);
     const meta: CheckpointMeta = {
       format: 'simclr-checkpoint',
       ...at,
@@ -270,19 +225,10 @@ export class Trainer {
 
   private async restore(file: string): Promise<{ epoch: number; batchInEpoch: number; step: number; bestMetric: number | null }> {
     const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
-    if (meta.format !== 'simclr-checkpoint') throw new Error(`${file} is not a training checkpoint`);
-    const modelState: Record<string, Tensor> = {};
-    const optimizerNames: string[] = [];
-    const optimizerTensors: object[] = [];
-    for (const [name, t] of Object.entries(tensors)) {
-      if (name.startsWith('model/')) modelState[name.slice(6)] = t;
-      else if (name.startsWith('optimizer/')) {
-        optimizerNames.push(name.slice(10));
-        optimizerTensors.push(t.handle);
-      }
-    }
-    await this.model.loadStateDict(modelState, { strict: true });
-    this.native.loadOptimizerState(optimizerNames, optimizerTensors, meta.optimizerSteps);
+    checkTrainingMeta(meta, file);
+    const state = splitTrainingTensors(tensors);
+    await this.model.loadStateDict(state.model, { strict: true });
+    this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
     this.data.setAugmentState(meta.augmentState);
     for (const t of Object.values(tensors)) t.dispose();
     return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };

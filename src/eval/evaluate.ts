@@ -1,0 +1,91 @@
+/**
+ * Evaluation of a run: its labelled splits (a bank from the training side, queries from the test side), their
+ * features under a model, the kNN monitor and the linear probe.
+ */
+import { resolveAugmentConfig } from '../augment';
+import type { Dataset } from '../data';
+import { openDataset, maybeSubset } from '../data/open';
+import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from '../train/config';
+import { knnEvaluate } from './knn';
+import { linearProbe } from './linear-probe';
+import { Embedder, extractFeatures } from './features';
+import type { LabelledFeatures } from './labelled-features';
+
+/** The labelled splits of a run's evaluation. */
+export interface EvaluationSplits {
+  bank: Dataset;
+  query: Dataset;
+}
+
+/** The evaluation splits of a run: a labelled bank (train side) and labelled queries (test side), or undefined. */
+export function evaluationSplits(config: RunConfig): EvaluationSplits | undefined {
+  const bankSize = config.evalSubset ?? DEFAULT_EVAL_BANK_SIZE;
+  const bankSeed = config.seed + SEED_STREAMS.evalBank;
+  const querySeed = config.seed + SEED_STREAMS.evalQuery;
+  if (config.data === 'fashion-mnist' && !config.evalData) {
+    return {
+      bank: maybeSubset(openDataset('fashion-mnist', 'train', config.baseSize), bankSize, bankSeed),
+      query: maybeSubset(openDataset('fashion-mnist', 'test', config.baseSize), config.evalSubset, querySeed),
+    };
+  }
+  if (!config.evalData) return undefined;
+  return {
+    bank: maybeSubset(openDataset(config.data, 'train', config.baseSize), bankSize, bankSeed),
+    query: maybeSubset(openDataset(config.evalData, 'test', config.baseSize), config.evalSubset, querySeed),
+  };
+}
+
+/** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
+export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
+  Promise<{ bank: LabelledFeatures; query: LabelledFeatures }> {
+  const options = { size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers };
+  return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
+}
+
+function disposeFeatures(f: { bank: LabelledFeatures; query: LabelledFeatures }): void {
+  for (const part of [f.bank, f.query]) {
+    part.features.dispose();
+    part.labels.dispose();
+  }
+}
+
+/** kNN-monitor accuracy of `model`'s features on the splits (what the Trainer's monitor reports each epoch). */
+export async function knnMonitorAccuracy(model: Embedder, splits: EvaluationSplits, config: RunConfig): Promise<number> {
+  const features = await featuresOf(model, splits, config);
+  try {
+    const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
+    knn.predictions.dispose();
+    return knn.accuracy;
+  } finally {
+    disposeFeatures(features);
+  }
+}
+
+export interface Evaluation {
+  knnAccuracy: number;
+  linearProbe: { trainAccuracy: number; testAccuracy: number };
+  bankSize: number;
+  querySize: number;
+}
+
+/** kNN and linear-probe accuracy of `model`'s features (undefined: raw pixels) on the run's evaluation splits. */
+export async function evaluate(model: Embedder | undefined, config: RunConfig, splits = evaluationSplits(config)): Promise<Evaluation> {
+  if (!splits) throw new Error('evaluation needs labelled data: use fashion-mnist or pass --eval-data <folder | manifest>');
+  const features = await featuresOf(model, splits, config);
+  try {
+    const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
+    knn.predictions.dispose();
+    const probe = await linearProbe(features.bank, features.query, { seed: config.seed + SEED_STREAMS.probe });
+    probe.weights.dispose();
+    probe.bias.dispose();
+    probe.testPredictions.dispose();
+    return {
+      knnAccuracy: knn.accuracy,
+      linearProbe: { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy },
+      bankSize: splits.bank.length,
+      querySize: splits.query.length,
+    };
+  } finally {
+    disposeFeatures(features);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The settings of a training run, written once. Each has a type, a default (or is optional), its range or choices
+ * and its help text; from this one table come the {@link RunConfig} type, {@link DEFAULT_RUN_CONFIG},
+ * {@link validateRunConfig} (and so the keys a JSON config file may hold), the Trainer's option checks and the CLI's
+ * flags with their --help. A run's config is: defaults, then a JSON config file (`--config`), then command-line flags,
+ * validated once, stored in every checkpoint.
+ */
+import * as fs from 'fs';
+import { Backbones, STEMS } from '../models/encoder';
+import { OPTIMIZERS } from '../ops/train-step';
+import { NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
+import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
+
+/** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
+export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
+
+/** Size of the evaluation bank (a subset of the training split) when `evalSubset` is not set. */
+export const DEFAULT_EVAL_BANK_SIZE = 10000;
+
+/** One run setting. Without a `default` it is optional (undefined: not set). */
+export type Setting =
+  | { kind: 'int'; min: number; max?: number; default?: number; help: string }
+  | { kind: 'number'; min: number; max?: number; exclusiveMin?: boolean; default?: number; help: string }
+  | { kind: 'string'; default?: string; help: string }
+  | { kind: 'bool'; default?: boolean; help: string }
+  | { kind: 'enum'; choices: readonly string[]; default?: string; help: string };
+
+/** Every run setting, in the order the CLI lists them. Defaults are the recipe's; the CLI flag is the kebab-case name. */
+export const RUN_SETTINGS = {
+  data: { kind: 'string', default: 'fashion-mnist', help: 'training images: an image folder, a .csv/.jsonl manifest, or fashion-mnist' },
+  evalData: { kind: 'string', help: 'labelled images for the kNN monitor and evaluation (fashion-mnist uses its test split)' },
+  subset: { kind: 'int', min: 2, help: 'train on a seeded random subset of this many images' },
+  evalSubset: { kind: 'int', min: 1, help: `size of the evaluation splits (bank and queries; without it the bank has ${DEFAULT_EVAL_BANK_SIZE} images)` },
+  backbone: { kind: 'enum', choices: Backbones.names, default: 'resnet18', help: 'ResNet encoder, by torchvision\'s name' },
+  stem: { kind: 'enum', choices: STEMS, default: 'cifar', help: 'first layer: imagenet is 7x7/2 conv + max-pool, cifar 3x3/1 conv and no max-pool (small images)' },
+  baseSize: { kind: 'int', min: 1, default: 32, help: 'side images are resized to when decoded, before augmentation' },
+  imageSize: { kind: 'int', min: 1, default: 32, help: 'side of each augmented view' },
+  jitterStrength: { kind: 'number', min: 0, default: 0.5, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on CIFAR)' },
+  blurProbability: { kind: 'number', min: 0, max: 1, default: 0, help: 'probability of Gaussian blur (SimCLR ImageNet: 0.5; small images: 0)' },
+  minScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.2, help: 'smallest crop area fraction of RandomResizedCrop' },
+  projectionDim: { kind: 'int', min: 1, default: 128, help: 'width of z' },
+  projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
+  projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
+  epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
+  batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views)' },
+  maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
+  optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
+  lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
+  lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },
+  momentum: { kind: 'number', min: 0, max: 0.999999, default: 0.9, help: 'SGD/LARS momentum' },
+  nesterov: { kind: 'bool', default: false, help: 'Nesterov momentum (SGD)' },
+  weightDecay: { kind: 'number', min: 0, default: 5e-4, help: 'weight decay (biases and BatchNorm excluded)' },
+  warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },
+  temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: 0.2, help: 'NT-Xent temperature' },
+  seed: { kind: 'int', min: 0, default: 0, help: 'seed of initialisation, shuffling and augmentation' },
+  device: { kind: 'string', default: 'cpu', help: 'cpu | cuda | cuda:N' },
+  knnEvery: { kind: 'int', min: 0, default: 1, help: 'run the kNN monitor every K epochs (0: never)' },
+  knnK: { kind: 'int', min: 1, default: 200, help: 'neighbours of the kNN monitor' },
+  knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },
+  workers: { kind: 'int', min: 1, default: 4, help: 'decoding concurrency (x16 images in flight)' },
+  out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
+} as const satisfies Record<string, Setting>;
+
+type Settings = typeof RUN_SETTINGS;
+export type SettingName = keyof Settings;
+
+/** The TypeScript type of a setting's values. */
+type ValueOf<S> = S extends { kind: 'int' | 'number' } ? number
+  : S extends { kind: 'bool' } ? boolean
+  : S extends { choices: readonly (infer C)[] } ? C
+  : string;
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** A complete run config: one field per entry of {@link RUN_SETTINGS}; those without a default are optional. */
+export type RunConfig = Simplify<
+  { -readonly [K in SettingName as Settings[K] extends { default: unknown } ? K : never]: ValueOf<Settings[K]> } &
+  { -readonly [K in SettingName as Settings[K] extends { default: unknown } ? never : K]?: ValueOf<Settings[K]> }
+>;
+
+/** The names of all settings, in table order. */
+export const SETTING_NAMES = Object.keys(RUN_SETTINGS) as SettingName[];
+
+/** The default of every setting that has one. */
+export const DEFAULT_RUN_CONFIG: RunConfig = Object.fromEntries(
+  SETTING_NAMES.flatMap((name) => {
+    const setting: Setting = RUN_SETTINGS[name];
+    return setting.default === undefined ? [] : [[name, setting.default]];
+  }),
+) as RunConfig;
+
+/**
+ * Offsets added to `seed` for each random stream of a run, so the streams differ and a run repeats exactly. Changing
+ * one changes results.
+ */
+export const SEED_STREAMS = Object.freeze({
+  /** LibTorch's generator when the model is created. */
+  init: 0,
+  /** The seeded subset of the training data (`subset`). */
+  subset: 0,
+  /** The loader's epoch shuffles. */
+  shuffle: 0,
+  /** The augmenter's parameter generator. */
+  augment: 1,
+  /** The evaluation bank (a subset of the training split). */
+  evalBank: 7,
+  /** The evaluation queries (a subset of the test split). */
+  evalQuery: 8,
+  /** The linear probe's shuffling. */
+  probe: 0,
+  /** The randomly initialised encoder the quickstart compares against. */
+  randomEncoder: 1000,
+});
+
+/** Checks one setting's value against its table entry, with the uniform argument messages; returns it. */
+export function checkSetting<K extends SettingName>(name: K, value: unknown): ValueOf<Settings[K]> {
+  const setting: Setting = RUN_SETTINGS[name];
+  switch (setting.kind) {
+    case 'int':
+      return checkInteger(value, name, setting.min, setting.max) as ValueOf<Settings[K]>;
+    case 'number':
+      return checkNumber(value, name, setting.min, setting.max, setting.exclusiveMin) as ValueOf<Settings[K]>;
+    case 'bool':
+      if (typeof value !== 'boolean') throw invalid('a boolean', name, value);
+      return value as ValueOf<Settings[K]>;
+    case 'enum':
+      return checkOneOf(value, name, setting.choices) as ValueOf<Settings[K]>;
+    case 'string':
+      if (typeof value !== 'string' || value === '') throw invalid('a non-empty string', name, value);
+      return value as ValueOf<Settings[K]>;
+  }
+}
+
+/** Checks the settings `names` of `options` (an optional one may be undefined). */
+export function checkSettings(options: Partial<RunConfig>, names: readonly SettingName[]): void {
+  for (const name of names) {
+    const setting: Setting = RUN_SETTINGS[name];
+    if (options[name] === undefined && setting.default === undefined) continue;
+    checkSetting(name, options[name]);
+  }
+}
+
+/** Validates every field, with the uniform argument messages; returns a complete config. */
+export function validateRunConfig(partial: Partial<RunConfig>): RunConfig {
+  if (typeof partial !== 'object' || partial === null || Array.isArray(partial)) throw invalid('an object of run settings', 'config', partial);
+  const unknown = Object.keys(partial).filter((key) => !Object.hasOwn(RUN_SETTINGS, key));
+  if (unknown.length) throw new RangeError(`Unknown config keys: ${unknown.join(', ')}`);
+  const config: RunConfig = { ...DEFAULT_RUN_CONFIG, ...stripUndefined(partial) };
+  checkSettings(config, SETTING_NAMES);
+  return config;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Reads a JSON config file; a missing file or bad JSON is a clear error. Its keys are checked by validateRunConfig. */
+export function readConfigFile(file: string): Partial<RunConfig> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('expected a JSON object');
+    return parsed;
+  } catch (err) {
+    throw new Error(`Config file ${file} is not valid: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The quick recipe (`simclr quickstart`), sized for under ten minutes on 2 cores (about 115 training images/s there,
+ * 6 minutes of pretraining): ResNet-18 with the ImageNet stem on 32 px views of a 20k-image Fashion-MNIST subset,
+ * 2 epochs, probes on 5k/5k images.
+ */
+export const QUICKSTART_CONFIG: Partial<RunConfig> = {
+  data: 'fashion-mnist',
+  subset: 20000,
+  evalSubset: 5000,
+  backbone: 'resnet18',
+  stem: 'imagenet',
+  baseSize: 32,
+  imageSize: 32,
+  epochs: 2,
+  batchSize: 256,
+  knnEvery: 1,
+  out: 'runs/quickstart',
+};

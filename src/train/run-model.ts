@@ -1,0 +1,54 @@
+/**
+ * The model of a run: built from its config, restored from a training checkpoint, or exported from one as a
+ * torchvision encoder.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Tensor, manualSeed } from '../tensor';
+import { SimCLRModel } from '../models/simclr-model';
+import { Encoder } from '../models/encoder';
+import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
+import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+
+/** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
+export async function createModel(config: RunConfig): Promise<SimCLRModel> {
+  manualSeed(config.seed + SEED_STREAMS.init);
+  return SimCLRModel.create({
+    backbone: config.backbone,
+    stem: config.stem,
+    device: config.device,
+    head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
+  });
+}
+
+/** The model and config stored in a checkpoint (in eval mode); `overrides` change the config (e.g. device, data). */
+export async function loadCheckpointModel(file: string, overrides: Partial<RunConfig> = {}): Promise<{ model: SimCLRModel; config: RunConfig; meta: CheckpointMeta }> {
+  const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
+  checkTrainingMeta(meta, file);
+  const config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), ...overrides });
+  const model = await createModel(config);
+  const state = splitTrainingTensors(tensors);
+  for (const t of Object.values(state.optimizer)) t.dispose();
+  await model.loadStateDict(state.model, { strict: true });
+  for (const t of Object.values(state.model)) t.dispose();
+  model.eval();
+  return { model, config, meta };
+}
+
+/**
+ * Writes the encoder of a checkpoint as a PyTorch state dict with torchvision's keys. The encoder's output is the
+ * pooled features (no fc), so load it into torchvision with `model.fc = torch.nn.Identity()` first.
+ */
+export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number }> {
+  const { model, config } = await loadCheckpointModel(checkpoint);
+  const state = await model.stateDict();
+  const encoderState: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(state)) {
+    if (name.startsWith('encoder.')) encoderState[name.slice('encoder.'.length)] = t;
+  }
+  const encoder = await Encoder.create({ backbone: config.backbone, stem: config.stem, outDim: 0 });
+  await encoder.loadStateDict(encoderState, { strict: true });
+  await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  await encoder.saveStateDict(out);
+  return { keys: Object.keys(encoderState).length };
+}

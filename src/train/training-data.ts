@@ -1,0 +1,40 @@
+/** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the two-view augmenter. */
+import { Tensor } from '../tensor';
+import { Dataset, Loader } from '../data';
+import { Augmenter } from '../augment';
+import type { TrainingData } from './trainer';
+import { RunConfig, SEED_STREAMS } from './config';
+
+/** The augmentation of a run config: SimCLR's defaults with the run's size, crop scale, jitter strength and blur. */
+export function augmenterFor(config: RunConfig, seed: number): Augmenter {
+  return new Augmenter({
+    size: config.imageSize,
+    crop: { scale: [config.minScale, 1] },
+    jitterStrength: config.jitterStrength,
+    blur: { probability: config.blurProbability },
+  }, { seed });
+}
+
+/** Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs
+ * negatives) are skipped. */
+export function trainingData(dataset: Dataset, config: RunConfig): TrainingData & { loader: Loader; augmenter: Augmenter } {
+  const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16 });
+  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
+  return {
+    loader,
+    augmenter,
+    batchesPerEpoch: loader.length,
+    async *batches(epoch: number, skipBatches: number) {
+      for await (const batch of loader.epoch(epoch, skipBatches)) {
+        if (batch.labels.length < 2) {
+          batch.images.dispose();
+          continue;
+        }
+        yield { images: batch.images, labels: batch.labels };
+      }
+    },
+    views: (images: Tensor) => augmenter.views(images, { device: config.device }),
+    getAugmentState: () => augmenter.getState(),
+    setAugmentState: (state: unknown) => augmenter.setState(state as number[]),
+  };
+}

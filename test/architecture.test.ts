@@ -1,0 +1,79 @@
+/**
+ * The layering of src/ as DESIGN.md draws it: src/native.ts is the one binding file and declares the whole native
+ * surface; only the facades (tensor.ts, doctor.ts, models/, ops/, augment/, eval/) import it. Training, data, the
+ * CLI and the quickstart reach native code through the facades only.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as ts from 'typescript';
+
+const SRC = path.join(__dirname, '..', 'src');
+const NATIVE = path.join(SRC, 'native.ts');
+
+/** Files and folders of src/ (relative, '/'-separated) that may import native.ts. */
+const FACADES = ['tensor.ts', 'doctor.ts', 'models/', 'ops/', 'augment/', 'eval/'];
+const isFacade = (rel: string) => FACADES.some((f) => (f.endsWith('/') ? rel.startsWith(f) : rel === f));
+
+function sourceFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(full);
+    return entry.name.endsWith('.ts') ? [full] : [];
+  });
+}
+
+/** The src/ file a relative specifier of `from` names (`./x` → x.ts or x/index.ts), or undefined for packages. */
+function resolve(from: string, specifier: string): string | undefined {
+  if (!specifier.startsWith('.')) return undefined;
+  const base = path.resolve(path.dirname(from), specifier);
+  return [`${base}.ts`, path.join(base, 'index.ts'), base].find((candidate) => fs.existsSync(candidate) && fs.statSync(candidate).isFile());
+}
+
+/** Every module a file imports: static and type-only imports, re-exports, require() and import(). */
+function importsOf(file: string): string[] {
+  const info = ts.preProcessFile(fs.readFileSync(file, 'utf8'), /*readImportFiles*/ true, /*detectJavaScriptImports*/ true);
+  return info.importedFiles.map((f) => resolve(file, f.fileName)).filter((f): f is string => f !== undefined);
+}
+
+/** `declare module '...'` / `declare global` / `namespace` blocks: the surface must not be extended from elsewhere. */
+function moduleDeclarations(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const found: string[] = [];
+  const visit = (node: ts.Node) => {
+    if (ts.isModuleDeclaration(node)) found.push(`${path.relative(SRC, file)}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}: ${node.getText().split('\n')[0]}`);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
+const files = sourceFiles(SRC);
+const graph = new Map(files.map((file) => [file, importsOf(file)]));
+const rel = (file: string) => path.relative(SRC, file).split(path.sep).join('/');
+
+describe('architecture of src/', () => {
+  it('finds the import graph (sanity: the facades do import native.ts)', () => {
+    expect(graph.get(path.join(SRC, 'tensor.ts'))).toContain(NATIVE);
+    expect(files.length).toBeGreaterThan(20);
+  });
+
+  it('only the facades (tensor.ts, doctor.ts, models/, ops/, augment/, eval/) import native.ts', () => {
+    const offenders = files.filter((file) => file !== NATIVE && !isFacade(rel(file)) && graph.get(file)!.includes(NATIVE)).map(rel);
+    expect(offenders).toEqual([]);
+  });
+
+  it('train/, data/, cli.ts and quickstart.ts never import native.ts', () => {
+    const layers = files.filter((file) => /^(train\/|data\/|cli\.ts$|quickstart\.ts$)/.test(rel(file)));
+    expect(layers.length).toBeGreaterThan(0);
+    expect(layers.filter((file) => graph.get(file)!.includes(NATIVE)).map(rel)).toEqual([]);
+  });
+
+  it('native.ts declares the whole surface: no declare module anywhere in src/', () => {
+    expect(files.flatMap(moduleDeclarations)).toEqual([]);
+  });
+
+  it('native.ts imports nothing of the project (it is the bottom layer)', () => {
+    expect(graph.get(NATIVE)!.map(rel)).toEqual([]);
+  });
+});

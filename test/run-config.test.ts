@@ -1,0 +1,46 @@
+/** The run settings table: one default, one range and one list of choices per setting, used at every edge. */
+import { Backbones, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, SimCLRModel, Tensor, validateRunConfig } from '../src';
+import { Trainer, TrainerOptions, TrainingData } from '../src/train/trainer';
+
+const messageOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected a throw');
+};
+
+describe('run settings', () => {
+  it('the defaults are the settings that have one, and pass their own checks', () => {
+    const withDefault = Object.entries(RUN_SETTINGS).filter(([, s]) => 'default' in s).map(([name]) => name);
+    expect(Object.keys(DEFAULT_RUN_CONFIG)).toEqual(withDefault);
+    expect(validateRunConfig({})).toEqual(DEFAULT_RUN_CONFIG);
+  });
+
+  it('checks the backbone against the encoder\'s own names', () => {
+    expect(RUN_SETTINGS.backbone.choices).toBe(Backbones.names);
+    expect(() => validateRunConfig({ backbone: 'vgg16' as never })).toThrowKind('RangeError', Backbones.names.join(', '));
+  });
+
+  it('takes the temperature bound from NT-Xent', () => {
+    expect(() => validateRunConfig({ temperature: NT_XENT_MIN_TEMPERATURE })).toThrowKind('RangeError', 'temperature');
+    expect(validateRunConfig({ temperature: NT_XENT_MIN_TEMPERATURE * 2 }).temperature).toBe(NT_XENT_MIN_TEMPERATURE * 2);
+  });
+
+  it('accepts only its own keys (what a JSON config may hold)', () => {
+    expect(() => validateRunConfig({ epochs: 1, learningRate: 0.1 } as never)).toThrowKind('RangeError', 'Unknown config keys: learningRate');
+  });
+
+  it('the Trainer checks its options with the same entries, so the same messages', async () => {
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    const data: TrainingData = {
+      batchesPerEpoch: 1, batches: async function* () {}, views: async (x: Tensor) => x, getAugmentState: () => null, setAugmentState: () => {},
+    };
+    const options: TrainerOptions = { ...DEFAULT_RUN_CONFIG, progress: 'none' };
+    for (const bad of [{ batchSize: 1 }, { temperature: 0 }, { optimizer: 'rmsprop' }, { momentum: 1 }, { lrScaling: 'cubic' }, { maxSteps: 0 }]) {
+      const message = messageOf(() => validateRunConfig(bad as never));
+      expect(() => new Trainer(model, data, { ...options, ...bad } as never)).toThrow(message);
+    }
+  });
+});
