@@ -96,6 +96,8 @@ export interface NativeModelOptions {
 interface ModelModule {
   NativeModel: abstract new (...args: never[]) => NativeModel;
   createModel(options: NativeModelOptions): Promise<NativeModel>;
+  /** The backbones the native factory builds (the TS list, `Backbones.names`, is checked against it by a test). */
+  readonly backboneNames: readonly string[];
   /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
   readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
   /** torch.save-compatible zip bytes of a dict of tensors. */
@@ -110,6 +112,8 @@ interface NtXentModule {
    * autograd Function a training step calls, then backward()) or 'reference' (unfused ATen autograd, O(rows²)
    * memory). The last two exist for tests.
    */
+  /** Temperatures at or below this are an error (defined once, in native/core/nt_xent.h). */
+  readonly ntXentMinTemperature: number;
   ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
     Promise<{ loss: number; grad: NativeTensor }>;
 }

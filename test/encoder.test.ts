@@ -31,6 +31,10 @@ describe('Backbones', () => {
     );
     expect(() => native.createModel({ backbone: 'vgg16' })).toThrowKind('RangeError', 'expected one of resnet18, resnet34');
   });
+
+  it('knows the same backbones as the native factory', () => {
+    expect([...Backbones.names]).toEqual([...native.backboneNames]);
+  });
 });
 
 describe('Encoder', () => {

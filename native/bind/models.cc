@@ -339,6 +339,9 @@ Napi::Value WriteStateDictJs(const Napi::CallbackInfo& info) {
 void InitModelModule(Napi::Env env, Napi::Object exports) {
   ModelWrap::Init(env, exports);
   exports.Set("createModel", Napi::Function::New<CreateModel>(env, "createModel"));
+  Napi::Array backbones = Napi::Array::New(env, BackboneNames().size());
+  for (uint32_t i = 0; i < BackboneNames().size(); ++i) backbones.Set(i, BackboneNames()[i]);
+  exports.Set("backboneNames", backbones);
   exports.Set("readStateDict", Napi::Function::New<ReadStateDictJs>(env, "readStateDict"));
   exports.Set("writeStateDict", Napi::Function::New<WriteStateDictJs>(env, "writeStateDict"));
 }

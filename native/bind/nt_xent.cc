@@ -55,6 +55,7 @@ Napi::Value NtXent(const Napi::CallbackInfo& info) {
 
 void InitNtXentModule(Napi::Env env, Napi::Object exports) {
   exports.Set("ntXent", Napi::Function::New<NtXent>(env, "ntXent"));
+  exports.Set("ntXentMinTemperature", Napi::Number::New(env, kNtXentMinTemperature));
 }
 
 }  // namespace

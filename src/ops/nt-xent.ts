@@ -4,7 +4,7 @@ import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 
 /** Temperatures at or below this are rejected (a NaN or overflow later otherwise), as lightly does. */
-export const NT_XENT_MIN_TEMPERATURE = 1e-8;
+export const NT_XENT_MIN_TEMPERATURE: number = native.ntXentMinTemperature;
 
 export interface NtXentOptions {
   /** τ in s_ij = z_i·z_j / τ: a finite number > {@link NT_XENT_MIN_TEMPERATURE}. SimCLR uses 0.1 to 0.5. */
