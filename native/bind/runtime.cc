@@ -6,6 +6,7 @@
 
 #include "bind/args.h"
 #include "bind/module.h"
+#include "bind/worker.h"
 
 #ifndef SIMCLR_SOURCE_HASH
 #define SIMCLR_SOURCE_HASH "unknown"
@@ -26,7 +27,7 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
-    at::set_num_threads(static_cast<int>(ArgInt(info[0], "threads", 1, 1024)));
+    SetIntraOpThreads(static_cast<int>(ArgInt(info[0], "threads", 1, 1024)));
     return info.Env().Undefined();
   });
 }

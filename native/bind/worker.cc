@@ -2,13 +2,30 @@
 
 #include <ATen/Parallel.h>
 
+#include <atomic>
+
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 namespace simclr {
 
-void PrepareWorkerThread() { at::init_num_threads(); }
+namespace {
+std::atomic<int> threads_generation{1};  // bumped by SetIntraOpThreads
+}  // namespace
+
+void PrepareWorkerThread() {
+  thread_local int applied = 0;
+  const int generation = threads_generation.load();
+  if (applied == generation) return;
+  at::init_num_threads();
+  applied = generation;
+}
+
+void SetIntraOpThreads(int threads) {
+  at::set_num_threads(threads);
+  ++threads_generation;
+}
 
 void FinishJob(AfterJob after) {
 #ifdef __GLIBC__

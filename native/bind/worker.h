@@ -22,8 +22,12 @@ enum class AfterJob {
 };
 
 // Called at the start of every job on its worker thread: OpenMP's thread count is per thread, so a libuv thread starts
-// with OpenMP's default instead of the intra-op threads set from JS until it is told.
+// with OpenMP's default instead of the intra-op threads set from JS until it is told. It is told once per thread and
+// again after each SetIntraOpThreads: at::init_num_threads() also recreates caffe2's global pthreadpool, whose fresh
+// worker thread then spins for milliseconds, so calling it on every job cost up to half a core.
 void PrepareWorkerThread();
+// at::set_num_threads(threads) for the calling thread, and the count PrepareWorkerThread gives later jobs.
+void SetIntraOpThreads(int threads);
 void FinishJob(AfterJob after);
 
 // Runs `work` on the libuv pool and resolves a promise with `toJs(result)` on the JS thread (rejects with the right JS
