@@ -118,9 +118,12 @@ interface NtXentModule {
     Promise<{ loss: number; grad: NativeTensor }>;
 }
 
-// ── augmentation & eval view: two-view batches, the functional ops, the deterministic eval view; see augment/ ────
+// ── augmentation // ── augmentation & eval view: two-view and multi-crop batches, the functional ops, the deterministic eval view; see augment/ ──── eval view: SimCLR and multi-crop views, the functional ops, the eval view; see augment/ ──────────
 
-/** The parameters of `augmentViews` for N = 2B views; row v * B + i is view v of image i. */
+/**
+ * The parameters of `augmentViews` (N = 2B views) or `augmentViewGroups` (N = B x the views of all groups): rows are
+ * ordered group by group, and inside a group row v * B + i is view v of image i.
+ */
 export interface NativeViewParams {
   boxes: Float64Array; // N x 4: top, left, height, width
   flip: Uint8Array;
@@ -131,18 +134,40 @@ export interface NativeViewParams {
   blurSigma: Float32Array; // 0 = no blur
 }
 
-export interface NativeAugmentOptions {
+/** Which implementation builds the views on the CPU; other devices always run the generic ATen ops. */
+interface NativeAugmentKernels {
+  /** The batched ATen ops every device runs, instead of the fused CPU kernels: for tests. */
+  generic?: boolean;
+  /** The fused CPU kernels in scalar C++, the reference the vectorised (AVX2) ones are bit-identical to: for tests. */
+  scalar?: boolean;
+}
+
+export interface NativeAugmentOptions extends NativeAugmentKernels {
   size: number;
   blurKernel: number;
   mean: number[];
   std: number[];
   device?: string;
-  /** Use the device (ATen) path on the CPU too, instead of the fused CPU kernels: for tests. */
-  generic?: boolean;
+}
+
+/** One resolution group of views: `views` views of each image, `size` px, blurred with `blurKernel` taps. */
+export interface NativeViewGroup {
+  views: number;
+  size: number;
+  blurKernel: number;
+}
+
+export interface NativeAugmentGroupsOptions extends NativeAugmentKernels {
+  groups: NativeViewGroup[];
+  mean: number[];
+  std: number[];
+  device?: string;
 }
 
 interface AugmentModule {
   augmentViews(images: NativeTensor, params: NativeViewParams, options: NativeAugmentOptions): Promise<NativeTensor>;
+  /** One float32 tensor per group, `V_g*B x 3 x S_g x S_g`, view-major. */
+  augmentViewGroups(images: NativeTensor, params: NativeViewParams, options: NativeAugmentGroupsOptions): Promise<NativeTensor[]>;
   resizedCrop(images: NativeTensor, boxes: Float64Array, size: number[], flip?: Uint8Array): Promise<NativeTensor>;
   hflip(images: NativeTensor): Promise<NativeTensor>;
   adjustBrightness(images: NativeTensor, factors: Float32Array): Promise<NativeTensor>;

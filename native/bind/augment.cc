@@ -20,32 +20,77 @@ int64_t BatchOf(const at::Tensor& images, const char* name) {
   return images.size(0);
 }
 
-// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device?, generic? })
+// The per-view parameter arrays of `views` views per image (info[1]) and the options both entry points share.
+ViewParams ReadViewParams(const Napi::CallbackInfo& info, int64_t batch, std::vector<ViewGroup> groups) {
+  if (!info[1].IsObject()) ThrowType("Expected a parameters object for params but received " + TypeName(info[1]));
+  ViewParams p;
+  p.groups = std::move(groups);
+  const int64_t n = batch * ViewsPerImage(p);
+  Napi::Value params = info[1];
+  p.boxes = ArgTypedArray(Option(params, "boxes"), "params.boxes", napi_float64_array, at::kDouble, 4 * n).view({n, 4});
+  p.flip = ArgTypedArray(Option(params, "flip"), "params.flip", napi_uint8_array, at::kByte, n);
+  p.jitter_apply = ArgTypedArray(Option(params, "jitterApply"), "params.jitterApply", napi_uint8_array, at::kByte, n);
+  p.jitter_factors = ArgTypedArray(Option(params, "jitterFactors"), "params.jitterFactors", napi_float32_array, at::kFloat, 4 * n).view({n, 4});
+  p.jitter_order = ArgTypedArray(Option(params, "jitterOrder"), "params.jitterOrder", napi_uint8_array, at::kByte,
+                                4 * n).view({n, 4});
+  p.grayscale = ArgTypedArray(Option(params, "grayscale"), "params.grayscale", napi_uint8_array, at::kByte, n);
+  p.blur_sigma = ArgTypedArray(Option(params, "blurSigma"), "params.blurSigma", napi_float32_array, at::kFloat, n);
+  Napi::Value options = info[2];
+  p.mean = ArgTriple(Option(options, "mean"), "options.mean");
+  p.stddev = ArgTriple(Option(options, "std"), "options.std");
+  const bool generic = BoolOption(options, "generic", false), scalar = BoolOption(options, "scalar", false);
+  if (generic && scalar) ThrowRange("Expected at most one of options.generic and options.scalar");
+  p.kernels = generic ? AugmentKernels::kGeneric : scalar ? AugmentKernels::kScalar : AugmentKernels::kFast;
+  CheckViewParams(p, batch);
+  return p;
+}
+
+at::Tensor ReadImages(const Napi::CallbackInfo& info) {
+  at::Tensor images = TensorWrap::FromJs(info[0], "images");
+  if (images.dim() != 4 || images.size(3) != 3 || images.scalar_type() != at::kByte) {
+    ThrowType("Expected a uint8 Tensor B x H x W x 3 for images");
+  }
+  return images;
+}
+
+// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device?, generic?, scalar? })
+// -> Promise<float32 2B x 3 x S x S>: SimCLR's two views of one size.
 Napi::Value AugmentViewsJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
-    at::Tensor images = TensorWrap::FromJs(info[0], "images");
-    const int64_t batch = BatchOf(images, "images");
-    const int64_t n = 2 * batch;
-    if (!info[1].IsObject()) ThrowType("Expected a parameters object for params but received " + TypeName(info[1]));
-    Napi::Value params = info[1];
-    ViewParams p;
-    p.boxes = ArgTypedArray(Option(params, "boxes"), "params.boxes", napi_float64_array, at::kDouble, 4 * n).view({n, 4});
-    p.flip = ArgTypedArray(Option(params, "flip"), "params.flip", napi_uint8_array, at::kByte, n);
-    p.jitter_apply = ArgTypedArray(Option(params, "jitterApply"), "params.jitterApply", napi_uint8_array, at::kByte, n);
-    p.jitter_factors = ArgTypedArray(Option(params, "jitterFactors"), "params.jitterFactors", napi_float32_array, at::kFloat, 4 * n).view({n, 4});
-    p.jitter_order = ArgTypedArray(Option(params, "jitterOrder"), "params.jitterOrder", napi_uint8_array, at::kByte,
-                                  4 * n).view({n, 4});
-    p.grayscale = ArgTypedArray(Option(params, "grayscale"), "params.grayscale", napi_uint8_array, at::kByte, n);
-    p.blur_sigma = ArgTypedArray(Option(params, "blurSigma"), "params.blurSigma", napi_float32_array, at::kFloat, n);
+    at::Tensor images = ReadImages(info);
     Napi::Value options = info[2];
-    p.out_size = IntOption(options, "size", 1, 8192);
-    p.blur_kernel = IntOption(options, "blurKernel", 1, 8191);
-    p.mean = ArgTriple(Option(options, "mean"), "options.mean");
-    p.stddev = ArgTriple(Option(options, "std"), "options.std");
-    p.generic_ops = BoolOption(options, "generic", false);
+    ViewGroup group{2, IntOption(options, "size", 1, 8192), IntOption(options, "blurKernel", 1, 8191)};
+    ViewParams p = ReadViewParams(info, images.size(0), {group});
     at::Device device = ArgDevice(Option(options, "device"), "options.device");
-    CheckViewParams(p, batch);
-    return Resolve(info.Env(), "augmentViews", [images, p, device] { return AugmentViews(images, p, device); });
+    return Resolve(info.Env(), "augmentViews", [images, p, device] { return AugmentViews(images, p, device)[0]; });
+  });
+}
+
+// augmentViewGroups(images, params, options: { groups: [{ views, size, blurKernel }], mean, std, device?, generic?,
+// scalar? }) -> Promise<float32 tensor per group, V_g * B x 3 x S_g x S_g>: multi-crop.
+Napi::Value AugmentViewGroupsJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    at::Tensor images = ReadImages(info);
+    Napi::Value options = info[2];
+    Napi::Value list = Option(options, "groups");
+    if (!list.IsArray()) ThrowType("Expected an array of { views, size, blurKernel } for options.groups but received " + TypeName(list));
+    auto array = list.As<Napi::Array>();
+    if (array.Length() < 1 || array.Length() > 16) ThrowRange("Expected 1 to 16 view groups in options.groups");
+    std::vector<ViewGroup> groups;
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value g = array.Get(i);
+      if (!g.IsObject()) ThrowType("Expected { views, size, blurKernel } for options.groups[" + std::to_string(i) + "]");
+      groups.push_back({IntOption(g, "views", 1, 64), IntOption(g, "size", 1, 8192), IntOption(g, "blurKernel", 1, 8191)});
+    }
+    ViewParams p = ReadViewParams(info, images.size(0), std::move(groups));
+    at::Device device = ArgDevice(Option(options, "device"), "options.device");
+    return RunAsync<std::vector<at::Tensor>>(
+        info.Env(), "augmentViewGroups", [images, p, device] { return AugmentViews(images, p, device); },
+        [](Napi::Env env, std::vector<at::Tensor>& views) -> Napi::Value {
+          Napi::Array out = Napi::Array::New(env, views.size());
+          for (uint32_t i = 0; i < views.size(); ++i) out.Set(i, TensorWrap::Wrap(env, views[i]));
+          return out;
+        });
   });
 }
 
@@ -130,6 +175,7 @@ Napi::Value EvalViewJs(const Napi::CallbackInfo& info) {
 
 void InitAugmentModule(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentViews", Napi::Function::New<AugmentViewsJs>(env, "augmentViews"));
+  exports.Set("augmentViewGroups", Napi::Function::New<AugmentViewGroupsJs>(env, "augmentViewGroups"));
   exports.Set("resizedCrop", Napi::Function::New<ResizedCropJs>(env, "resizedCrop"));
   exports.Set("hflip", Napi::Function::New<HorizontalFlipJs>(env, "hflip"));
   exports.Set("adjustBrightness", Napi::Function::New<PerSampleOpJs<AdjustBrightness>>(env, "adjustBrightness"));

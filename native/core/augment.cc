@@ -191,13 +191,27 @@ at::Tensor Normalize(const at::Tensor& images, const std::array<double, 3>& mean
   return (images - m) / s;
 }
 
+int64_t ViewsPerImage(const ViewParams& p) {
+  int64_t views = 0;
+  for (const ViewGroup& group : p.groups) views += group.views;
+  return views;
+}
+
 void CheckViewParams(const ViewParams& p, int64_t batch) {
-  const int64_t n = 2 * batch;
+  TORCH_CHECK_VALUE(!p.groups.empty() && p.groups.size() <= 16, "augmentViews: expected 1 to 16 view groups, got ",
+                    p.groups.size());
+  for (const ViewGroup& g : p.groups) {
+    TORCH_CHECK_VALUE(g.views >= 1 && g.views <= 64, "augmentViews: a group must have 1 to 64 views, got ", g.views);
+    TORCH_CHECK_VALUE(g.size >= 1 && g.size <= 8192, "augmentViews: size must be between 1 and 8192, got ", g.size);
+    TORCH_CHECK_VALUE(g.blur_kernel >= 1 && g.blur_kernel % 2 == 1 && g.blur_kernel / 2 < g.size,
+                      "augmentViews: blurKernel must be odd and smaller than twice the size, got ", g.blur_kernel);
+  }
+  const int64_t views = ViewsPerImage(p), n = views * batch;
   auto rows = [&](const at::Tensor& t, int64_t cols, at::ScalarType type, const char* name) {
     TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.scalar_type() == type &&
                           (cols == 0 ? t.dim() == 1 : t.dim() == 2 && t.size(1) == cols) && t.size(0) == n,
                       "augmentViews: ", name, " must hold ", n, cols ? " rows" : " values", " for ", batch,
-                      " images (two views each)");
+                      " images (", views, " views each)");
   };
   rows(p.boxes, 4, at::kDouble, "boxes");
   rows(p.flip, 0, at::kByte, "flip");
@@ -206,10 +220,6 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
   rows(p.jitter_order, 4, at::kByte, "jitterOrder");
   rows(p.grayscale, 0, at::kByte, "grayscale");
   rows(p.blur_sigma, 0, at::kFloat, "blurSigma");
-  TORCH_CHECK_VALUE(p.out_size >= 1 && p.out_size <= 8192, "augmentViews: size must be between 1 and 8192, got ",
-                    p.out_size);
-  TORCH_CHECK_VALUE(p.blur_kernel >= 1 && p.blur_kernel % 2 == 1 && p.blur_kernel / 2 < p.out_size,
-                    "augmentViews: blurKernel must be odd and smaller than twice the size, got ", p.blur_kernel);
   for (int c = 0; c < 3; ++c) {
     TORCH_CHECK_VALUE(std::isfinite(p.mean[c]) && std::isfinite(p.stddev[c]) && p.stddev[c] != 0,
                       "augmentViews: mean must be finite and std finite and non-zero");
@@ -230,38 +240,39 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
   }
 }
 
-at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at::Device& device) {
-  TORCH_CHECK_TYPE(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
-                   "augmentViews: expected uint8 images B x H x W x 3 (RGB), got ", images.scalar_type(), " ",
-                   images.sizes());
-  const int64_t batch = images.size(0), size = p.out_size;
-  CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop
-  if (device.is_cpu() && !p.generic_ops) return AugmentViewsCpu(images.to(at::kCPU), p);
-  at::Tensor views = at::empty({2 * batch, 3, size, size}, at::TensorOptions().dtype(at::kFloat).device(device));
+namespace {
+
+// One group of views with batched ATen ops on `device`: rows [first, first + views * batch) of the parameters.
+at::Tensor AugmentGroupGeneric(const at::Tensor& images, const ViewParams& all, const ViewGroup& group, int64_t first,
+                               const at::Device& device) {
+  const int64_t batch = images.size(0), size = group.size, n = group.views * batch;
+  auto rows = [&](const at::Tensor& t) { return t.slice(0, first, first + n); };
+  const at::Tensor boxes = rows(all.boxes), flip = rows(all.flip), jitter_apply = rows(all.jitter_apply);
+  const at::Tensor jitter_factors = rows(all.jitter_factors), jitter_order = rows(all.jitter_order);
+  const at::Tensor grayscale = rows(all.grayscale), blur_sigma = rows(all.blur_sigma);
+  at::Tensor views = at::empty({n, 3, size, size}, at::TensorOptions().dtype(at::kFloat).device(device));
   // Converting a few images at a time keeps the float copy of the input small and in cache.
   const int64_t chunk = 32;
   for (int64_t start = 0; start < batch; start += chunk) {
     const int64_t end = std::min(batch, start + chunk);
     at::Tensor floats = images.slice(0, start, end).to(device).permute({0, 3, 1, 2}).to(at::kFloat).contiguous().div_(255.0);
-    for (int64_t view = 0; view < 2; ++view) {
-      const int64_t first = view * batch + start, last = view * batch + end;
-      views.slice(0, first, last)
-          .copy_(ResizedCrop(floats, p.boxes.slice(0, first, last), p.flip.slice(0, first, last), size, size));
+    for (int64_t view = 0; view < group.views; ++view) {
+      const int64_t from = view * batch + start, to = view * batch + end;
+      views.slice(0, from, to).copy_(ResizedCrop(floats, boxes.slice(0, from, to), flip.slice(0, from, to), size, size));
     }
   }
-  const int64_t n = 2 * batch;
-  auto apply = p.jitter_apply.accessor<uint8_t, 1>();
-  auto order = p.jitter_order.accessor<uint8_t, 2>();
+  auto apply = jitter_apply.accessor<uint8_t, 1>();
+  auto order = jitter_order.accessor<uint8_t, 2>();
   // Colour jitter in each view's own order: at step s, every view whose s-th op is `op` gets it, so each op runs
   // once per step on just the views that need it.
   for (int step = 0; step < 4; ++step) {
     for (int op = 0; op < 4; ++op) {
-      std::vector<int64_t> rows;
+      std::vector<int64_t> selected;
       for (int64_t k = 0; k < n; ++k) {
-        if (apply[k] && order[k][step] == op) rows.push_back(k);
+        if (apply[k] && order[k][step] == op) selected.push_back(k);
       }
-      ApplyToRows(views, rows, [&](const at::Tensor& sub, const at::Tensor& index) {
-        at::Tensor factor = p.jitter_factors.index_select(0, index).select(1, op);
+      ApplyToRows(views, selected, [&](const at::Tensor& sub, const at::Tensor& index) {
+        at::Tensor factor = jitter_factors.index_select(0, index).select(1, op);
         switch (op) {
           case 0: return AdjustBrightness(sub, factor);
           case 1: return AdjustContrast(sub, factor);
@@ -271,8 +282,8 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
       });
     }
   }
-  auto gray = p.grayscale.accessor<uint8_t, 1>();
-  auto sigma = p.blur_sigma.accessor<float, 1>();
+  auto gray = grayscale.accessor<uint8_t, 1>();
+  auto sigma = blur_sigma.accessor<float, 1>();
   std::vector<int64_t> gray_rows, blur_rows;
   for (int64_t k = 0; k < n; ++k) {
     if (gray[k]) gray_rows.push_back(k);
@@ -280,12 +291,32 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
   }
   ApplyToRows(views, gray_rows, [](const at::Tensor& sub, const at::Tensor&) { return RgbToGrayscale(sub, 3); });
   ApplyToRows(views, blur_rows, [&](const at::Tensor& sub, const at::Tensor& index) {
-    return GaussianBlur(sub, p.blur_kernel, p.blur_sigma.index_select(0, index));
+    return GaussianBlur(sub, group.blur_kernel, blur_sigma.index_select(0, index));
   });
   // In place: the views are the biggest tensor here.
-  at::Tensor mean = at::tensor(std::vector<double>(p.mean.begin(), p.mean.end())).to(views.options()).view({1, 3, 1, 1});
-  at::Tensor stddev = at::tensor(std::vector<double>(p.stddev.begin(), p.stddev.end())).to(views.options()).view({1, 3, 1, 1});
+  at::Tensor mean = at::tensor(std::vector<double>(all.mean.begin(), all.mean.end())).to(views.options()).view({1, 3, 1, 1});
+  at::Tensor stddev = at::tensor(std::vector<double>(all.stddev.begin(), all.stddev.end())).to(views.options()).view({1, 3, 1, 1});
   return views.sub_(mean).div_(stddev);
+}
+
+}  // namespace
+
+std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams& p, const at::Device& device) {
+  TORCH_CHECK_TYPE(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
+                   "augmentViews: expected uint8 images B x H x W x 3 (RGB), got ", images.scalar_type(), " ",
+                   images.sizes());
+  const int64_t batch = images.size(0);
+  CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop and AugmentViewsCpu
+  if (device.is_cpu() && p.kernels != AugmentKernels::kGeneric) {
+    return AugmentViewsCpu(images.to(at::kCPU), p, p.kernels == AugmentKernels::kFast && AugmentCpuHasAvx2());
+  }
+  std::vector<at::Tensor> out;
+  int64_t first = 0;
+  for (const ViewGroup& group : p.groups) {
+    out.push_back(AugmentGroupGeneric(images, p, group, first, device));
+    first += group.views * batch;
+  }
+  return out;
 }
 
 at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<double, 3>& mean,

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace simclr {
 
@@ -36,7 +37,23 @@ at::Tensor GaussianBlur(const at::Tensor& images, int64_t kernel_size, const at:
 // (image - mean[c]) / std[c] per channel.
 at::Tensor Normalize(const at::Tensor& images, const std::array<double, 3>& mean, const std::array<double, 3>& stddev);
 
-// The parameters of N = 2B views, all CPU tensors with N rows. View v of image i is row v * B + i.
+// One resolution group of views: `views` views of each image, `size` x `size` pixels, blurred with an odd kernel of
+// `blur_kernel` taps. SimCLR has one group of 2 views; multi-crop (SwAV) adds a group of K small views.
+struct ViewGroup {
+  int64_t views = 2;
+  int64_t size = 0;
+  int64_t blur_kernel = 1;
+};
+
+// Which implementation builds the views on the CPU (other devices always run kGeneric).
+enum class AugmentKernels {
+  kFast,     // the fused per-view kernels of augment_cpu.cc, AVX2 where the CPU has it (else kScalar)
+  kScalar,   // the same fused kernels in plain scalar C++: the reference kFast is bit-identical to
+  kGeneric,  // the batched ATen ops the other devices use (so tests can check that path on a CPU-only machine)
+};
+
+// The parameters of N = B x (views of all groups) views, all CPU tensors with N rows. Rows are ordered group by group;
+// inside group g (starting at row B x the views of the groups before it), view v of image i is row v * B + i.
 struct ViewParams {
   at::Tensor boxes;          // N x 4 double: crop top, left, height, width in input pixels
   at::Tensor flip;           // N uint8: 1 = mirror left-right
@@ -45,23 +62,26 @@ struct ViewParams {
   at::Tensor jitter_order;   // N x 4 uint8: a permutation of 0..3 (indices into jitter_factors' columns)
   at::Tensor grayscale;      // N uint8: 1 = convert to grayscale (3 channels)
   at::Tensor blur_sigma;     // N float: > 0 = blur with this sigma, 0 = no blur
-  int64_t blur_kernel = 0;   // odd kernel size used for every blurred view
-  int64_t out_size = 0;      // views are out_size x out_size
+  std::vector<ViewGroup> groups{ViewGroup{}};
   std::array<double, 3> mean{0, 0, 0};
   std::array<double, 3> stddev{1, 1, 1};
-  // false: on the CPU, AugmentViews uses the fused per-view kernels of augment_cpu.cc; true: the ATen ops it uses on
-  // other devices (so tests can check that path on a CPU-only machine).
-  bool generic_ops = false;
+  AugmentKernels kernels = AugmentKernels::kFast;
 };
 
-// The SimCLR two-view augmentation of a uint8 batch `B x H x W x 3` (RGB, any device): crop + resize + flip, colour
-// jitter in per-view order, grayscale, blur, all in [0, 1], then normalisation. Runs on `device`; returns
-// `2B x 3 x S x S` float32 where rows i and i + B are the two views of image i.
-at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& params, const at::Device& device);
+// Views per image over all groups.
+int64_t ViewsPerImage(const ViewParams& params);
 
-// The CPU path of AugmentViews (params already checked): each view is built whole while in cache, views in parallel.
-// Needs whole-pixel boxes.
-at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& params);
+// The SimCLR augmentation of a uint8 batch `B x H x W x 3` (RGB, any device): for every view, crop + resize + flip,
+// colour jitter in per-view order, grayscale, blur, all in [0, 1], then normalisation. Runs on `device`; returns one
+// float32 tensor per group, `V_g * B x 3 x S_g x S_g`, view-major (rows i, i + B, ... are the views of image i).
+std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams& params, const at::Device& device);
+
+// The CPU paths of AugmentViews (params already checked): each view is built whole while in cache, views in parallel
+// over at::get_num_threads() threads. Needs whole-pixel boxes. `vectorized` false runs the scalar reference kernels.
+std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewParams& params, bool vectorized);
+
+// Whether this CPU runs the AVX2 kernels (kFast falls back to the scalar ones otherwise).
+bool AugmentCpuHasAvx2();
 
 // The deterministic view used for evaluation and embedding: each whole image of a uint8 batch `B x H x W x 3` resized
 // to size x size and normalised, the same resampling and normalisation as the training views without the random
@@ -69,7 +89,7 @@ at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& params);
 at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<double, 3>& mean,
                     const std::array<double, 3>& stddev, const at::Device& device);
 
-// Throws c10::ValueError unless `params` describe the 2B views of a batch of B images.
+// Throws c10::ValueError unless `params` describe the views of a batch of B images.
 void CheckViewParams(const ViewParams& params, int64_t batch);
 
 }  // namespace simclr

@@ -1,13 +1,35 @@
-// The CPU path of AugmentViews: each view is built start to finish while it sits in cache (crop from the uint8 input,
+// The CPU paths of AugmentViews: each view is built start to finish while it sits in cache (crop from the uint8 input,
 // colour jitter, grayscale, blur, normalisation), views in parallel. The arithmetic follows torchvision's float32
 // formulas step by step, so it agrees with the ATen path (and torchvision) to float rounding.
+//
+// Two implementations of the same per-view arithmetic:
+// - scalar: plain C++, one pixel at a time: the reference, and what runs on CPUs without AVX2.
+// - avx2: 8 pixels per instruction (AVX2 intrinsics in functions compiled for AVX2 with a target attribute, so the
+//   addon itself is still built for any x86-64 and picks this path at run time when the CPU has AVX2). Every pixel
+//   goes through the same float operations in the same order as in the scalar path (multiply and add kept apart, no
+//   FMA; sums in the same order), so the two are bit-identical: test/augment-fast.test.ts checks it.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <thread>
 #include <vector>
 
 #include "core/augment.h"
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SIMCLR_AVX2_KERNELS 1
+#include <immintrin.h>
+#define SIMCLR_AVX2 __attribute__((target("avx2")))
+#else
+#define SIMCLR_AVX2_KERNELS 0
+#endif
 
 namespace simclr {
 
@@ -15,15 +37,53 @@ namespace {
 
 constexpr float kLumaR = 0.2989f, kLumaG = 0.587f, kLumaB = 0.114f;
 
-struct View {
-  float* r;
-  float* g;
-  float* b;
-  int64_t pixels;
-};
-
 inline float Clamp01(float v) { return std::min(std::max(v, 0.0f), 1.0f); }
 inline float Luma(float r, float g, float b) { return kLumaR * r + kLumaG * g + kLumaB * b; }
+inline int64_t Reflect(int64_t i, int64_t n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
+
+// ---- Per-pixel formulas, shared by the scalar kernels and the tails of the vectorised ones ----
+
+inline void ContrastPixel(float& r, float& g, float& b, float f, float offset) {
+  r = Clamp01(f * r + offset);
+  g = Clamp01(f * g + offset);
+  b = Clamp01(f * b + offset);
+}
+
+inline void SaturationPixel(float& r, float& g, float& b, float f, float keep) {
+  const float gray = keep * Luma(r, g, b);
+  r = Clamp01(f * r + gray);
+  g = Clamp01(f * g + gray);
+  b = Clamp01(f * b + gray);
+}
+
+// torchvision's _rgb2hsv, hue shift (Python %), _hsv2rgb.
+inline void HuePixel(float& r_, float& g_, float& b_, float shift) {
+  const float r = r_, g = g_, b = b_;
+  const float maxc = std::max(std::max(r, g), b), minc = std::min(std::min(r, g), b);
+  const bool equal = maxc == minc;
+  const float chroma = maxc - minc;
+  const float s = chroma / (equal ? 1.0f : maxc);
+  const float divisor = equal ? 1.0f : chroma;
+  const float rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
+  float h;
+  if (maxc == r) h = bc - gc;
+  else if (maxc == g) h = 2.0f + rc - bc;
+  else h = 4.0f + gc - rc;
+  h = h / 6.0f + 1.0f;
+  h = h - std::floor(h);  // fmod(h, 1) for h in [1/3, 2): exact either way
+  h = h + shift;
+  h = h - std::floor(h);
+  const float sector = std::floor(h * 6.0f);
+  const float f = h * 6.0f - sector;
+  const int k = ((static_cast<int>(sector) % 6) + 6) % 6;
+  const float p = Clamp01(maxc * (1.0f - s)), q = Clamp01(maxc * (1.0f - s * f)), t = Clamp01(maxc * (1.0f - s * (1.0f - f)));
+  const float table[6][3] = {{maxc, t, p}, {q, maxc, p}, {p, maxc, t}, {p, q, maxc}, {t, p, maxc}, {maxc, p, q}};
+  r_ = table[k][0];
+  g_ = table[k][1];
+  b_ = table[k][2];
+}
+
+// ---- What one view needs ----
 
 // Bilinear source taps along one axis, as ATen's upsample_bilinear2d (align_corners=False) on the crop.
 struct Taps {
@@ -53,12 +113,53 @@ Taps AxisTaps(int64_t out_len, double start, double length, bool reverse) {
   return taps;
 }
 
+// torchvision's _get_gaussian_kernel1d in float32.
+std::vector<float> GaussianKernel(int64_t size, float sigma) {
+  std::vector<float> kernel(size);
+  const float half = static_cast<float>(size - 1) * 0.5f;
+  float sum = 0;
+  for (int64_t i = 0; i < size; ++i) {
+    const float x = (static_cast<float>(i) - half) / sigma;
+    kernel[i] = std::exp(-0.5f * (x * x));
+    sum += kernel[i];
+  }
+  for (float& w : kernel) w /= sum;
+  return kernel;
+}
+
 // uint8 -> [0, 1] exactly as ToTensor's division by 255.
 struct UnitTable {
   float value[256];
   UnitTable() {
     for (int i = 0; i < 256; ++i) value[i] = static_cast<float>(i) / 255.0f;
   }
+};
+
+struct ViewJob {
+  const uint8_t* image;  // H x W x 3
+  int64_t width;
+  const double* box;  // top, left, height, width: whole pixels inside the image
+  bool flip;
+  bool jitter;
+  const float* factors;  // brightness, contrast, saturation, hue
+  const uint8_t* order;  // jitter order: indices into factors
+  bool gray;
+  float sigma;  // 0: no blur
+  int64_t blur_kernel;
+  int64_t size;
+  float* out;  // 3 x size x size
+  const float* mean;
+  const float* stddev;
+};
+
+// ---- scalar kernels: the reference ----
+namespace scalar {
+
+struct View {
+  float* r;
+  float* g;
+  float* b;
+  int64_t pixels;
 };
 
 // Crop box (integer pixels) of a uint8 HWC image resized to size x size, into planar [0, 1] floats.
@@ -94,64 +195,26 @@ void Contrast(View v, float f) {
   double sum = 0;
   for (int64_t i = 0; i < v.pixels; ++i) sum += Luma(v.r[i], v.g[i], v.b[i]);
   const float keep = 1.0f - f, mean = static_cast<float>(sum / static_cast<double>(v.pixels));
-  for (float* plane : {v.r, v.g, v.b}) {
-    for (int64_t i = 0; i < v.pixels; ++i) plane[i] = Clamp01(f * plane[i] + keep * mean);
-  }
+  const float offset = keep * mean;
+  for (int64_t i = 0; i < v.pixels; ++i) ContrastPixel(v.r[i], v.g[i], v.b[i], f, offset);
 }
 
 void Saturation(View v, float f) {
-  const float keep = 1.0f - f;
-  for (int64_t i = 0; i < v.pixels; ++i) {
-    const float gray = keep * Luma(v.r[i], v.g[i], v.b[i]);
-    v.r[i] = Clamp01(f * v.r[i] + gray);
-    v.g[i] = Clamp01(f * v.g[i] + gray);
-    v.b[i] = Clamp01(f * v.b[i] + gray);
-  }
+  for (int64_t i = 0; i < v.pixels; ++i) SaturationPixel(v.r[i], v.g[i], v.b[i], f, 1.0f - f);
 }
 
-// torchvision's _rgb2hsv, hue shift (Python %), _hsv2rgb, one pixel at a time.
 void Hue(View v, float shift) {
-  for (int64_t i = 0; i < v.pixels; ++i) {
-    const float r = v.r[i], g = v.g[i], b = v.b[i];
-    const float maxc = std::max(std::max(r, g), b), minc = std::min(std::min(r, g), b);
-    const bool equal = maxc == minc;
-    const float chroma = maxc - minc;
-    const float s = chroma / (equal ? 1.0f : maxc);
-    const float divisor = equal ? 1.0f : chroma;
-    const float rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
-    float h;
-    if (maxc == r) h = bc - gc;
-    else if (maxc == g) h = 2.0f + rc - bc;
-    else h = 4.0f + gc - rc;
-    h = h / 6.0f + 1.0f;
-    h = h - std::floor(h);  // fmod(h, 1) for h in [1/3, 2): exact either way
-    h = h + shift;
-    h = h - std::floor(h);
-    const float sector = std::floor(h * 6.0f);
-    const float f = h * 6.0f - sector;
-    const int k = ((static_cast<int>(sector) % 6) + 6) % 6;
-    const float p = Clamp01(maxc * (1.0f - s)), q = Clamp01(maxc * (1.0f - s * f)), t = Clamp01(maxc * (1.0f - s * (1.0f - f)));
-    const float table[6][3] = {{maxc, t, p}, {q, maxc, p}, {p, maxc, t}, {p, q, maxc}, {t, p, maxc}, {maxc, p, q}};
-    v.r[i] = table[k][0];
-    v.g[i] = table[k][1];
-    v.b[i] = table[k][2];
-  }
+  for (int64_t i = 0; i < v.pixels; ++i) HuePixel(v.r[i], v.g[i], v.b[i], shift);
 }
 
 void Grayscale(View v) {
   for (int64_t i = 0; i < v.pixels; ++i) v.r[i] = v.g[i] = v.b[i] = Luma(v.r[i], v.g[i], v.b[i]);
 }
 
-// dst[x] += w * src[x] for x < n, in fixed blocks of 8 that the compiler vectorises at -O2.
+// dst[x] += w * src[x] for x < n.
 inline void AddScaled(float* __restrict dst, const float* __restrict src, float w, int64_t n) {
-  int64_t x = 0;
-  for (; x + 8 <= n; x += 8) {
-    for (int lane = 0; lane < 8; ++lane) dst[x + lane] += w * src[x + lane];
-  }
-  for (; x < n; ++x) dst[x] += w * src[x];
+  for (int64_t x = 0; x < n; ++x) dst[x] += w * src[x];
 }
-
-inline int64_t Reflect(int64_t i, int64_t n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
 
 // Separable blur of one size x size plane with reflect padding; `scratch` holds size * (size + 2 pad) floats.
 void BlurPlane(float* plane, int64_t size, const std::vector<float>& kernel, std::vector<float>& scratch) {
@@ -173,37 +236,492 @@ void BlurPlane(float* plane, int64_t size, const std::vector<float>& kernel, std
   }
 }
 
-// torchvision's _get_gaussian_kernel1d in float32.
-std::vector<float> GaussianKernel(int64_t size, float sigma) {
-  std::vector<float> kernel(size);
-  const float half = static_cast<float>(size - 1) * 0.5f;
-  float sum = 0;
-  for (int64_t i = 0; i < size; ++i) {
-    const float x = (static_cast<float>(i) - half) / sigma;
-    kernel[i] = std::exp(-0.5f * (x * x));
-    sum += kernel[i];
+void BuildView(const ViewJob& job, std::vector<float>& scratch) {
+  const int64_t size = job.size, plane = size * size;
+  View v{job.out, job.out + plane, job.out + 2 * plane, plane};
+  CropResize(job.image, job.width, job.box, job.flip, size, v);
+  if (job.jitter) {
+    for (int step = 0; step < 4; ++step) {
+      const int op = job.order[step];
+      const float f = job.factors[op];
+      if (op == 0) Brightness(v, f);
+      else if (op == 1) Contrast(v, f);
+      else if (op == 2) Saturation(v, f);
+      else Hue(v, f);
+    }
   }
-  for (float& w : kernel) w /= sum;
-  return kernel;
+  if (job.gray) Grayscale(v);
+  if (job.sigma > 0) {
+    scratch.resize(size * (size + 2 * (job.blur_kernel / 2)));
+    std::vector<float> kernel = GaussianKernel(job.blur_kernel, job.sigma);
+    for (float* channel : {v.r, v.g, v.b}) BlurPlane(channel, size, kernel, scratch);
+  }
+  for (int c = 0; c < 3; ++c) {
+    float* channel = job.out + c * plane;
+    for (int64_t i = 0; i < plane; ++i) channel[i] = (channel[i] - job.mean[c]) / job.stddev[c];
+  }
+}
+
+}  // namespace scalar
+
+#if SIMCLR_AVX2_KERNELS
+// ---- AVX2 kernels: the scalar arithmetic, 8 pixels at a time ----
+namespace avx2 {
+
+// std::max(v, lo) and std::min(v, hi) exactly (operand order matters for equal values and NaN).
+SIMCLR_AVX2 inline __m256 Max(__m256 v, __m256 lo) { return _mm256_max_ps(lo, v); }
+SIMCLR_AVX2 inline __m256 Min(__m256 v, __m256 hi) { return _mm256_min_ps(hi, v); }
+SIMCLR_AVX2 inline __m256 Clamp01(__m256 v) { return Min(Max(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f)); }
+SIMCLR_AVX2 inline __m256 Luma(__m256 r, __m256 g, __m256 b) {
+  return _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kLumaR), r), _mm256_mul_ps(_mm256_set1_ps(kLumaG), g)),
+                       _mm256_mul_ps(_mm256_set1_ps(kLumaB), b));
+}
+// cond ? a : b per lane.
+SIMCLR_AVX2 inline __m256 Select(__m256 cond, __m256 a, __m256 b) { return _mm256_blendv_ps(b, a, cond); }
+
+// Three planes of a view; pixel ranges [begin, end) index all three.
+struct Planes {
+  float* c[3];
+};
+
+SIMCLR_AVX2 void Brightness(Planes v, int64_t begin, int64_t end, float f) {
+  const __m256 vf = _mm256_set1_ps(f);
+  for (float* plane : v.c) {
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8) _mm256_storeu_ps(plane + i, Clamp01(_mm256_mul_ps(vf, _mm256_loadu_ps(plane + i))));
+    for (; i < end; ++i) plane[i] = simclr::Clamp01(f * plane[i]);
+  }
+}
+
+// Adds the luma of pixels [begin, end) to `sum` one pixel at a time, in pixel order (as the scalar kernel does).
+SIMCLR_AVX2 void AddLuma(Planes v, int64_t begin, int64_t end, double& sum) {
+  alignas(32) float luma[8];
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    _mm256_store_ps(luma, Luma(_mm256_loadu_ps(v.c[0] + i), _mm256_loadu_ps(v.c[1] + i), _mm256_loadu_ps(v.c[2] + i)));
+    for (float l : luma) sum += l;
+  }
+  for (; i < end; ++i) sum += simclr::Luma(v.c[0][i], v.c[1][i], v.c[2][i]);
+}
+
+SIMCLR_AVX2 void Contrast(Planes v, int64_t begin, int64_t end, float f, float offset) {
+  const __m256 vf = _mm256_set1_ps(f), voffset = _mm256_set1_ps(offset);
+  for (float* plane : v.c) {
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8) {
+      _mm256_storeu_ps(plane + i, Clamp01(_mm256_add_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(plane + i)), voffset)));
+    }
+    for (; i < end; ++i) plane[i] = simclr::Clamp01(f * plane[i] + offset);
+  }
+}
+
+SIMCLR_AVX2 void Saturation(Planes v, int64_t begin, int64_t end, float f) {
+  const float keep = 1.0f - f;
+  const __m256 vf = _mm256_set1_ps(f), vkeep = _mm256_set1_ps(keep);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 r = _mm256_loadu_ps(v.c[0] + i), g = _mm256_loadu_ps(v.c[1] + i), b = _mm256_loadu_ps(v.c[2] + i);
+    const __m256 gray = _mm256_mul_ps(vkeep, Luma(r, g, b));
+    _mm256_storeu_ps(v.c[0] + i, Clamp01(_mm256_add_ps(_mm256_mul_ps(vf, r), gray)));
+    _mm256_storeu_ps(v.c[1] + i, Clamp01(_mm256_add_ps(_mm256_mul_ps(vf, g), gray)));
+    _mm256_storeu_ps(v.c[2] + i, Clamp01(_mm256_add_ps(_mm256_mul_ps(vf, b), gray)));
+  }
+  for (; i < end; ++i) SaturationPixel(v.c[0][i], v.c[1][i], v.c[2][i], f, keep);
+}
+
+SIMCLR_AVX2 void Hue(Planes v, int64_t begin, int64_t end, float shift) {
+  const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f),
+               six = _mm256_set1_ps(6.0f), vshift = _mm256_set1_ps(shift);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 r = _mm256_loadu_ps(v.c[0] + i), g = _mm256_loadu_ps(v.c[1] + i), b = _mm256_loadu_ps(v.c[2] + i);
+    const __m256 maxc = Max(Max(r, g), b), minc = Min(Min(r, g), b);
+    const __m256 equal = _mm256_cmp_ps(maxc, minc, _CMP_EQ_OQ);
+    const __m256 chroma = _mm256_sub_ps(maxc, minc);
+    const __m256 s = _mm256_div_ps(chroma, Select(equal, one, maxc));
+    const __m256 divisor = Select(equal, one, chroma);
+    const __m256 rc = _mm256_div_ps(_mm256_sub_ps(maxc, r), divisor);
+    const __m256 gc = _mm256_div_ps(_mm256_sub_ps(maxc, g), divisor);
+    const __m256 bc = _mm256_div_ps(_mm256_sub_ps(maxc, b), divisor);
+    const __m256 hr = _mm256_sub_ps(bc, gc);
+    const __m256 hg = _mm256_sub_ps(_mm256_add_ps(two, rc), bc);
+    const __m256 hb = _mm256_sub_ps(_mm256_add_ps(four, gc), rc);
+    __m256 h = Select(_mm256_cmp_ps(maxc, r, _CMP_EQ_OQ), hr, Select(_mm256_cmp_ps(maxc, g, _CMP_EQ_OQ), hg, hb));
+    h = _mm256_add_ps(_mm256_div_ps(h, six), one);
+    h = _mm256_sub_ps(h, _mm256_floor_ps(h));
+    h = _mm256_add_ps(h, vshift);
+    h = _mm256_sub_ps(h, _mm256_floor_ps(h));
+    const __m256 sector = _mm256_floor_ps(_mm256_mul_ps(h, six));
+    const __m256 f = _mm256_sub_ps(_mm256_mul_ps(h, six), sector);
+    const __m256 p = Clamp01(_mm256_mul_ps(maxc, _mm256_sub_ps(one, s)));
+    const __m256 q = Clamp01(_mm256_mul_ps(maxc, _mm256_sub_ps(one, _mm256_mul_ps(s, f))));
+    const __m256 t = Clamp01(_mm256_mul_ps(maxc, _mm256_sub_ps(one, _mm256_mul_ps(s, _mm256_sub_ps(one, f)))));
+    // Sector k in 0..6 (6 only when h rounds up to 1, which is sector 0 again): table rows of HuePixel.
+    __m256 out_r = maxc, out_g = t, out_b = p;
+    const __m256 is1 = _mm256_cmp_ps(sector, one, _CMP_EQ_OQ), is2 = _mm256_cmp_ps(sector, two, _CMP_EQ_OQ),
+                 is3 = _mm256_cmp_ps(sector, _mm256_set1_ps(3.0f), _CMP_EQ_OQ),
+                 is4 = _mm256_cmp_ps(sector, four, _CMP_EQ_OQ), is5 = _mm256_cmp_ps(sector, _mm256_set1_ps(5.0f), _CMP_EQ_OQ);
+    out_r = Select(is1, q, out_r), out_g = Select(is1, maxc, out_g), out_b = Select(is1, p, out_b);
+    out_r = Select(is2, p, out_r), out_g = Select(is2, maxc, out_g), out_b = Select(is2, t, out_b);
+    out_r = Select(is3, p, out_r), out_g = Select(is3, q, out_g), out_b = Select(is3, maxc, out_b);
+    out_r = Select(is4, t, out_r), out_g = Select(is4, p, out_g), out_b = Select(is4, maxc, out_b);
+    out_r = Select(is5, maxc, out_r), out_g = Select(is5, p, out_g), out_b = Select(is5, q, out_b);
+    _mm256_storeu_ps(v.c[0] + i, out_r);
+    _mm256_storeu_ps(v.c[1] + i, out_g);
+    _mm256_storeu_ps(v.c[2] + i, out_b);
+  }
+  for (; i < end; ++i) HuePixel(v.c[0][i], v.c[1][i], v.c[2][i], shift);
+}
+
+SIMCLR_AVX2 void Grayscale(Planes v, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 l = Luma(_mm256_loadu_ps(v.c[0] + i), _mm256_loadu_ps(v.c[1] + i), _mm256_loadu_ps(v.c[2] + i));
+    _mm256_storeu_ps(v.c[0] + i, l);
+    _mm256_storeu_ps(v.c[1] + i, l);
+    _mm256_storeu_ps(v.c[2] + i, l);
+  }
+  for (; i < end; ++i) v.c[0][i] = v.c[1][i] = v.c[2][i] = simclr::Luma(v.c[0][i], v.c[1][i], v.c[2][i]);
+}
+
+// (x - mean) / std from `in` to `out` (which may be the same), one plane's range.
+SIMCLR_AVX2 void Normalize(const float* in, float* out, int64_t n, float mean, float stddev) {
+  const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(stddev);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), vmean), vstd));
+  for (; i < n; ++i) out[i] = (in[i] - mean) / stddev;
+}
+
+// Per-thread buffers, grown to the largest view and image seen.
+struct Scratch {
+  std::vector<float> rows;     // 2 cached input rows, each 3 planes of `size` horizontally resampled values
+  std::vector<float> span;     // one input row's crop span as 3 planes of [0, 1] floats
+  std::vector<float> blurred;  // 3 planes of size x size: rows blurred, columns not yet
+  std::vector<float> padded;   // one reflect-padded row
+  std::vector<int32_t> x_low, x_high;
+  std::vector<float> wx_low, wx_high;
+};
+
+// Pixels x of one input row, [left, left + count), to planar [0, 1] floats (exactly UnitTable's values).
+SIMCLR_AVX2 void RowToUnit(const uint8_t* row, int64_t left, int64_t count, float* r, float* g, float* b) {
+  static const UnitTable unit;
+  const uint8_t* p = row + 3 * left;
+  const __m128i take_r0 = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i take_r1 = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i take_g0 = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i take_g1 = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i take_b0 = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i take_b1 = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256 v255 = _mm256_set1_ps(255.0f);
+  auto to_unit = [&](__m128i bytes) SIMCLR_AVX2 {
+    return _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), v255);
+  };
+  int64_t x = 0;
+  for (; x + 8 <= count; x += 8, p += 24) {  // 8 pixels = 24 bytes, read as 16 + 8: nothing past the 8th pixel
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 16));
+    _mm256_storeu_ps(r + x, to_unit(_mm_or_si128(_mm_shuffle_epi8(a, take_r0), _mm_shuffle_epi8(c, take_r1))));
+    _mm256_storeu_ps(g + x, to_unit(_mm_or_si128(_mm_shuffle_epi8(a, take_g0), _mm_shuffle_epi8(c, take_g1))));
+    _mm256_storeu_ps(b + x, to_unit(_mm_or_si128(_mm_shuffle_epi8(a, take_b0), _mm_shuffle_epi8(c, take_b1))));
+  }
+  for (; x < count; ++x, p += 3) {
+    r[x] = unit.value[p[0]];
+    g[x] = unit.value[p[1]];
+    b[x] = unit.value[p[2]];
+  }
+}
+
+// The crop's horizontal resampling of input row `y` into 3 planes of `size` values: wx0 * left tap + wx1 * right tap,
+// as the scalar CropResize computes `top` and `bottom`.
+SIMCLR_AVX2 void ResampleRow(const ViewJob& job, int64_t y, Scratch& s, float* out) {
+  const int64_t size = job.size, left = static_cast<int64_t>(job.box[1]), count = static_cast<int64_t>(job.box[3]);
+  float* span[3] = {s.span.data(), s.span.data() + count, s.span.data() + 2 * count};
+  RowToUnit(job.image + y * job.width * 3, left, count, span[0], span[1], span[2]);
+  for (int c = 0; c < 3; ++c) {
+    const float* in = span[c];
+    float* o = out + c * size;
+    int64_t x = 0;
+    for (; x + 8 <= size; x += 8) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_low.data() + x));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.x_high.data() + x));
+      const __m256 a = _mm256_mul_ps(_mm256_loadu_ps(s.wx_low.data() + x), _mm256_i32gather_ps(in, lo, 4));
+      const __m256 b = _mm256_mul_ps(_mm256_loadu_ps(s.wx_high.data() + x), _mm256_i32gather_ps(in, hi, 4));
+      _mm256_storeu_ps(o + x, _mm256_add_ps(a, b));
+    }
+    for (; x < size; ++x) o[x] = s.wx_low[x] * in[s.x_low[x]] + s.wx_high[x] * in[s.x_high[x]];
+  }
+}
+
+// Rows [y0, y1) of the crop-resize into the view's planes. `cached` holds the input rows whose resampled values are
+// in the two slots of s.rows (-1: none), carried from one call to the next.
+SIMCLR_AVX2 void CropRows(const ViewJob& job, const Taps& ys, int64_t y0, int64_t y1, Scratch& s, int64_t cached[2], Planes v) {
+  const int64_t size = job.size;
+  auto slot = [&](int64_t row, int64_t keep) SIMCLR_AVX2 {
+    for (int i = 0; i < 2; ++i) {
+      if (cached[i] == row) return s.rows.data() + i * 3 * size;
+    }
+    const int i = cached[0] == keep ? 1 : 0;  // never evict the other row this output row needs
+    cached[i] = row;
+    float* out = s.rows.data() + i * 3 * size;
+    ResampleRow(job, row, s, out);
+    return out;
+  };
+  for (int64_t y = y0; y < y1; ++y) {
+    const float* top = slot(ys.low[y], ys.high[y]);
+    const float* bottom = slot(ys.high[y], ys.low[y]);
+    const float wy0 = ys.low_weight[y], wy1 = ys.high_weight[y];
+    const __m256 w0 = _mm256_set1_ps(wy0), w1 = _mm256_set1_ps(wy1);
+    for (int c = 0; c < 3; ++c) {
+      const float* t = top + c * size;
+      const float* b = bottom + c * size;
+      float* o = v.c[c] + y * size;
+      int64_t x = 0;
+      for (; x + 8 <= size; x += 8) {
+        _mm256_storeu_ps(o + x, _mm256_add_ps(_mm256_mul_ps(w0, _mm256_loadu_ps(t + x)), _mm256_mul_ps(w1, _mm256_loadu_ps(b + x))));
+      }
+      for (; x < size; ++x) o[x] = wy0 * t[x] + wy1 * b[x];
+    }
+  }
+}
+
+// out[x] = sum over taps j in [j0, j1) of w[j] * rows[j][x] for x < n, summed from 0 in tap order (as the scalar
+// BlurPlane's AddScaled passes do), then normalised when `normalize`. Four vectors of x at a time, so that four
+// independent sums hide the latency of each addition.
+template <bool normalize>
+SIMCLR_AVX2 inline void TapSums(const float* const* rows, const float* w, int64_t j0, int64_t j1, float* out, int64_t n,
+                                float mean, float stddev) {
+  const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(stddev);
+  auto finish = [&](__m256 acc) SIMCLR_AVX2 { return normalize ? _mm256_div_ps(_mm256_sub_ps(acc, vmean), vstd) : acc; };
+  int64_t x = 0;
+  for (; x + 32 <= n; x += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t j = j0; j < j1; ++j) {
+      const __m256 wj = _mm256_set1_ps(w[j]);
+      const float* r = rows[j] + x;
+      a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, _mm256_loadu_ps(r)));
+      a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, _mm256_loadu_ps(r + 8)));
+      a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, _mm256_loadu_ps(r + 16)));
+      a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, _mm256_loadu_ps(r + 24)));
+    }
+    _mm256_storeu_ps(out + x, finish(a0));
+    _mm256_storeu_ps(out + x + 8, finish(a1));
+    _mm256_storeu_ps(out + x + 16, finish(a2));
+    _mm256_storeu_ps(out + x + 24, finish(a3));
+  }
+  for (; x + 8 <= n; x += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = j0; j < j1; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(rows[j] + x)));
+    _mm256_storeu_ps(out + x, finish(acc));
+  }
+  for (; x < n; ++x) {
+    float acc = 0.0f;
+    for (int64_t j = j0; j < j1; ++j) acc += w[j] * rows[j][x];
+    out[x] = normalize ? (acc - mean) / stddev : acc;
+  }
+}
+
+// Blurs rows [y0, y1) of one plane along x into `out` (reflect padding): tap j of output x reads row[x + j - pad].
+// Taps [j0, j1) are the kernel's non-zero ones: a zero tap adds +0 to a sum of non-negative terms, which changes
+// nothing.
+SIMCLR_AVX2 void BlurRowsX(const float* plane, float* out, int64_t size, int64_t y0, int64_t y1, const std::vector<float>& w,
+                           int64_t j0, int64_t j1, std::vector<float>& padded) {
+  const int64_t pad = static_cast<int64_t>(w.size()) / 2;
+  float* row = padded.data();
+  std::vector<const float*> shifted(w.size());
+  for (size_t j = 0; j < w.size(); ++j) shifted[j] = row + j;
+  for (int64_t y = y0; y < y1; ++y) {
+    const float* line = plane + y * size;
+    for (int64_t x = 0; x < pad; ++x) row[x] = line[Reflect(x - pad, size)];
+    std::copy_n(line, size, row + pad);
+    for (int64_t x = size + pad; x < size + 2 * pad; ++x) row[x] = line[Reflect(x - pad, size)];
+    TapSums<false>(shifted.data(), w.data(), j0, j1, out + y * size, size, 0.0f, 1.0f);
+  }
+}
+
+// Blurs a row-blurred plane along y (reflect padding) and normalises it into `out`.
+SIMCLR_AVX2 void BlurColumnsNormalize(const float* in, float* out, int64_t size, const std::vector<float>& w, int64_t j0,
+                                      int64_t j1, float mean, float stddev) {
+  const int64_t pad = static_cast<int64_t>(w.size()) / 2;
+  std::vector<const float*> rows(w.size());
+  for (int64_t y = 0; y < size; ++y) {
+    for (int64_t j = j0; j < j1; ++j) rows[j] = in + Reflect(y + j - pad, size) * size;
+    TapSums<true>(rows.data(), w.data(), j0, j1, out + y * size, size, mean, stddev);
+  }
+}
+
+// The colour ops of a view in order: jitter (in the view's order), then grayscale.
+struct ColourOp {
+  int op;  // 0 brightness, 1 contrast, 2 saturation, 3 hue, 4 grayscale
+  float factor;
+};
+
+SIMCLR_AVX2 void ApplyOps(Planes v, int64_t begin, int64_t end, const ColourOp* ops, int count, float contrast_offset) {
+  for (int i = 0; i < count; ++i) {
+    const ColourOp& o = ops[i];
+    if (o.op == 0) Brightness(v, begin, end, o.factor);
+    else if (o.op == 1) Contrast(v, begin, end, o.factor, contrast_offset);
+    else if (o.op == 2) Saturation(v, begin, end, o.factor);
+    else if (o.op == 3) Hue(v, begin, end, o.factor);
+    else Grayscale(v, begin, end);
+  }
+}
+
+// One view: row tiles that stay in L1 go through crop-resize and the colour ops in one pass; contrast, which needs the
+// mean luma of the whole view as the ops before it left it, splits that pass in two. Then the blur along x (tile by
+// tile), and along y with the normalisation into the output.
+SIMCLR_AVX2 void BuildView(const ViewJob& job, Scratch& s) {
+  const int64_t size = job.size, plane = size * size, count = static_cast<int64_t>(job.box[3]);
+  Planes v{{job.out, job.out + plane, job.out + 2 * plane}};
+  Taps ys = AxisTaps(size, job.box[0], job.box[2], false);
+  Taps xs = AxisTaps(size, job.box[1], job.box[3], job.flip);
+  const int64_t left = static_cast<int64_t>(job.box[1]);
+  s.x_low.resize(size);
+  s.x_high.resize(size);
+  s.wx_low.assign(xs.low_weight.begin(), xs.low_weight.end());
+  s.wx_high.assign(xs.high_weight.begin(), xs.high_weight.end());
+  for (int64_t x = 0; x < size; ++x) {
+    s.x_low[x] = static_cast<int32_t>(xs.low[x] - left);
+    s.x_high[x] = static_cast<int32_t>(xs.high[x] - left);
+  }
+  s.rows.resize(2 * 3 * size);
+  s.span.resize(3 * count);
+  ColourOp ops[5];
+  int n_ops = 0, contrast_at = -1;
+  if (job.jitter) {
+    for (int step = 0; step < 4; ++step) {
+      if (job.order[step] == 1) contrast_at = n_ops;
+      ops[n_ops++] = {job.order[step], job.factors[job.order[step]]};
+    }
+  }
+  if (job.gray) ops[n_ops++] = {4, 0.0f};
+  const bool blur = job.sigma > 0;
+  std::vector<float> kernel;
+  int64_t j0 = 0, j1 = 0;
+  if (blur) {
+    kernel = GaussianKernel(job.blur_kernel, job.sigma);
+    j0 = 0, j1 = static_cast<int64_t>(kernel.size());
+    while (j0 < j1 && kernel[j0] == 0.0f) ++j0;
+    while (j1 > j0 && kernel[j1 - 1] == 0.0f) --j1;
+    s.blurred.resize(3 * plane);
+    s.padded.resize(size + 2 * (job.blur_kernel / 2));
+  }
+  // The last pass over the tiles also blurs them along x, or normalises them when there is no blur.
+  auto finish_tile = [&](int64_t y0, int64_t y1) SIMCLR_AVX2 {
+    for (int c = 0; c < 3; ++c) {
+      if (blur) BlurRowsX(v.c[c], s.blurred.data() + c * plane, size, y0, y1, kernel, j0, j1, s.padded);
+      else Normalize(v.c[c] + y0 * size, v.c[c] + y0 * size, (y1 - y0) * size, job.mean[c], job.stddev[c]);
+    }
+  };
+  const int64_t tile = std::max<int64_t>(1, 2048 / size);
+  int64_t cached[2] = {-1, -1};
+  const int first_ops = contrast_at >= 0 ? contrast_at : n_ops;
+  double luma_sum = 0;
+  for (int64_t y0 = 0; y0 < size; y0 += tile) {
+    const int64_t y1 = std::min(size, y0 + tile);
+    CropRows(job, ys, y0, y1, s, cached, v);
+    ApplyOps(v, y0 * size, y1 * size, ops, first_ops, 0.0f);
+    if (contrast_at >= 0) AddLuma(v, y0 * size, y1 * size, luma_sum);
+    else finish_tile(y0, y1);
+  }
+  if (contrast_at >= 0) {
+    const float f = ops[contrast_at].factor;
+    const float mean = static_cast<float>(luma_sum / static_cast<double>(plane));
+    const float offset = (1.0f - f) * mean;
+    for (int64_t y0 = 0; y0 < size; y0 += tile) {
+      const int64_t y1 = std::min(size, y0 + tile);
+      ApplyOps(v, y0 * size, y1 * size, ops + contrast_at, n_ops - contrast_at, offset);
+      finish_tile(y0, y1);
+    }
+  }
+  if (blur) {
+    for (int c = 0; c < 3; ++c) {
+      BlurColumnsNormalize(s.blurred.data() + c * plane, v.c[c], size, kernel, j0, j1, job.mean[c], job.stddev[c]);
+    }
+  }
+}
+
+}  // namespace avx2
+#endif  // SIMCLR_AVX2_KERNELS
+
+// An uninitialised float32 tensor for a batch of views. Big ones are mapped with transparent huge pages: a fresh 50 MB
+// output in 4 kB pages costs ~12k page faults per call, which took a third of the time of the vectorised kernels.
+at::Tensor EmptyViews(at::IntArrayRef shape) {
+#ifdef __linux__
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  const size_t huge = size_t{2} << 20, bytes = static_cast<size_t>(numel) * sizeof(float);
+  if (bytes >= 2 * huge) {
+    const size_t mapped = bytes + huge;  // room to start on a huge-page boundary
+    void* region = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region != MAP_FAILED) {
+      const uintptr_t start = (reinterpret_cast<uintptr_t>(region) + huge - 1) & ~(huge - 1);
+      madvise(reinterpret_cast<void*>(start), bytes, MADV_HUGEPAGE);  // advice only: fine if it is not taken
+      return at::from_blob(reinterpret_cast<void*>(start), shape, [region, mapped](void*) { munmap(region, mapped); },
+                           at::kFloat);
+    }
+  }
+#endif
+  return at::empty(shape, at::kFloat);
+}
+
+// Runs fn(worker, item) for item in [0, count) on `threads` threads (this one is worker 0), handing out items one at a
+// time so that views of unequal cost balance. (The addon is not built with OpenMP, so at::parallel_for would run
+// serially here.)
+template <typename Fn>
+void ParallelItems(int64_t count, int threads, Fn fn) {
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, count)));
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  auto work = [&](int worker) {
+    try {
+      for (int64_t item = next++; item < count && !failed; item = next++) fn(worker, item);
+    } catch (...) {
+      if (!failed.exchange(true)) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> helpers;
+  helpers.reserve(threads - 1);
+  for (int t = 1; t < threads; ++t) helpers.emplace_back(work, t);
+  work(0);
+  for (std::thread& helper : helpers) helper.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
 
-at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& p) {
-  const int64_t batch = images.size(0), height = images.size(1), width = images.size(2), size = p.out_size;
+bool AugmentCpuHasAvx2() {
+#if SIMCLR_AVX2_KERNELS
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+#else
+  return false;
+#endif
+}
+
+std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewParams& p, bool vectorized) {
+  TORCH_CHECK(!vectorized || AugmentCpuHasAvx2(), "augmentViews: the vectorised kernels need a CPU with AVX2");
+  const int64_t batch = images.size(0), height = images.size(1), width = images.size(2);
   at::Tensor input = images.contiguous();
-  at::Tensor views = at::empty({2 * batch, 3, size, size}, at::kFloat);
-  const uint8_t* pixels = input.data_ptr<uint8_t>();
-  float* out = views.data_ptr<float>();
-  const int64_t plane = size * size;
+  const int64_t total = ViewsPerImage(p) * batch;
   auto boxes = p.boxes.accessor<double, 2>();
-  for (int64_t k = 0; k < 2 * batch; ++k) {
+  for (int64_t k = 0; k < total; ++k) {
     TORCH_CHECK_VALUE(boxes[k][0] >= 0 && boxes[k][1] >= 0 && boxes[k][2] >= 1 && boxes[k][3] >= 1 &&
                           boxes[k][0] + boxes[k][2] <= height && boxes[k][1] + boxes[k][3] <= width &&
                           std::floor(boxes[k][0]) == boxes[k][0] && std::floor(boxes[k][1]) == boxes[k][1] &&
                           std::floor(boxes[k][2]) == boxes[k][2] && std::floor(boxes[k][3]) == boxes[k][3],
                       "augmentViews: box ", k, " is not a whole-pixel box inside the ", height, " x ", width, " image");
   }
+  // Row k of the parameters: its group, and its output rows.
+  std::vector<at::Tensor> outputs;
+  std::vector<int64_t> group_of(total), first_row;
+  for (size_t g = 0, row = 0; g < p.groups.size(); ++g) {
+    const ViewGroup& group = p.groups[g];
+    outputs.push_back(EmptyViews({group.views * batch, 3, group.size, group.size}));
+    first_row.push_back(static_cast<int64_t>(row));
+    for (int64_t k = 0; k < group.views * batch; ++k) group_of[row++] = static_cast<int64_t>(g);
+  }
+  const uint8_t* pixels = input.data_ptr<uint8_t>();
   const double* box = p.boxes.data_ptr<double>();
   const uint8_t* flip = p.flip.data_ptr<uint8_t>();
   const uint8_t* jitter = p.jitter_apply.data_ptr<uint8_t>();
@@ -211,35 +729,39 @@ at::Tensor AugmentViewsCpu(const at::Tensor& images, const ViewParams& p) {
   const uint8_t* order = p.jitter_order.data_ptr<uint8_t>();
   const uint8_t* gray = p.grayscale.data_ptr<uint8_t>();
   const float* sigma = p.blur_sigma.data_ptr<float>();
-  at::parallel_for(0, 2 * batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(size * (size + 2 * (p.blur_kernel / 2)));
-    for (int64_t k = begin; k < end; ++k) {
-      float* base = out + k * 3 * plane;
-      View v{base, base + plane, base + 2 * plane, plane};
-      CropResize(pixels + (k % batch) * height * width * 3, width, box + 4 * k, flip[k] != 0, size, v);
-      if (jitter[k]) {
-        for (int step = 0; step < 4; ++step) {
-          const int op = order[4 * k + step];
-          const float f = factors[4 * k + op];
-          if (op == 0) Brightness(v, f);
-          else if (op == 1) Contrast(v, f);
-          else if (op == 2) Saturation(v, f);
-          else Hue(v, f);
-        }
-      }
-      if (gray[k]) Grayscale(v);
-      if (sigma[k] > 0) {
-        std::vector<float> kernel = GaussianKernel(p.blur_kernel, sigma[k]);
-        for (float* channel : {v.r, v.g, v.b}) BlurPlane(channel, size, kernel, scratch);
-      }
-      for (int c = 0; c < 3; ++c) {
-        const float mean = static_cast<float>(p.mean[c]), stddev = static_cast<float>(p.stddev[c]);
-        float* channel = base + c * plane;
-        for (int64_t i = 0; i < plane; ++i) channel[i] = (channel[i] - mean) / stddev;
-      }
-    }
-  });
-  return views;
+  const float mean[3] = {static_cast<float>(p.mean[0]), static_cast<float>(p.mean[1]), static_cast<float>(p.mean[2])};
+  const float stddev[3] = {static_cast<float>(p.stddev[0]), static_cast<float>(p.stddev[1]), static_cast<float>(p.stddev[2])};
+  auto job_for = [&](int64_t k) {
+    const int64_t g = group_of[k], local = k - first_row[g];
+    const ViewGroup& group = p.groups[g];
+    ViewJob job;
+    job.image = pixels + (local % batch) * height * width * 3;
+    job.width = width;
+    job.box = box + 4 * k;
+    job.flip = flip[k] != 0;
+    job.jitter = jitter[k] != 0;
+    job.factors = factors + 4 * k;
+    job.order = order + 4 * k;
+    job.gray = gray[k] != 0;
+    job.sigma = sigma[k];
+    job.blur_kernel = group.blur_kernel;
+    job.size = group.size;
+    job.out = outputs[g].data_ptr<float>() + local * 3 * group.size * group.size;
+    job.mean = mean;
+    job.stddev = stddev;
+    return job;
+  };
+  const int threads = at::get_num_threads();
+  if (vectorized) {
+#if SIMCLR_AVX2_KERNELS
+    std::vector<avx2::Scratch> scratch(threads);
+    ParallelItems(total, threads, [&](int worker, int64_t k) { avx2::BuildView(job_for(k), scratch[worker]); });
+#endif
+  } else {
+    std::vector<std::vector<float>> scratch(threads);
+    ParallelItems(total, threads, [&](int worker, int64_t k) { scalar::BuildView(job_for(k), scratch[worker]); });
+  }
+  return outputs;
 }
 
 }  // namespace simclr
