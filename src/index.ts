@@ -23,7 +23,7 @@ export type { SimCLRModelOptions, ProjectionHeadOptions } from './models/simclr-
 export { readStateDict, writeStateDict } from './models/state-dict';
 export type { StateDict, LoadResult, LoadStateDictOptions } from './models/state-dict';
 export { Trainer } from './train/trainer';
-export type { TrainerOptions, TrainingData, TrainableModel, OptimizerConfig, OptimizerName, TrainResult } from './train/trainer';
+export type { TrainerOptions, TrainingData, BatchViews, TrainableModel, OptimizerConfig, OptimizerName, TrainResult } from './train/trainer';
 export { learningRate, peakLearningRate } from './train/schedule';
 export type { ScheduleConfig, LrScaling } from './train/schedule';
 export { readCheckpoint, readCheckpointHeader, writeCheckpoint } from './train/checkpoint';
@@ -34,6 +34,7 @@ export { runTraining } from './train/run';
 export type { TrainingRun, RunOptions } from './train/run';
 export { createModel, loadCheckpointModel, exportEncoder } from './train/run-model';
 export { trainingData } from './train/training-data';
+export type { TrainingDataOptions } from './train/training-data';
 export { extractFeatures } from './eval/features';
 export type { Embedder } from './eval/features';
 export { evaluate, evaluationSplits } from './eval/evaluate';

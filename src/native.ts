@@ -166,6 +166,8 @@ export interface NativeAugmentGroupsOptions extends NativeAugmentKernels {
 
 interface AugmentModule {
   augmentViews(images: NativeTensor, params: NativeViewParams, options: NativeAugmentOptions): Promise<NativeTensor>;
+  /** The uint8 batch `B x H x W x 3` of B decoded RGB images of `height` x `width`, each copied once. */
+  stackImages(images: Uint8Array[], height: number, width: number): NativeTensor;
   /** One float32 tensor per group, `V_g*B x 3 x S_g x S_g`, view-major. */
   augmentViewGroups(images: NativeTensor, params: NativeViewParams, options: NativeAugmentGroupsOptions): Promise<NativeTensor[]>;
   resizedCrop(images: NativeTensor, boxes: Float64Array, size: number[], flip?: Uint8Array): Promise<NativeTensor>;

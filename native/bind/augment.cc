@@ -1,10 +1,13 @@
-// N-API glue for core/augment.h: the two-view augmentation, the functional ops and the evaluation view. Tensors and
-// per-sample parameter arrays are read on the JS thread; the op runs on the libuv pool and resolves with a new Tensor.
+// N-API glue for core/augment.h: the views (two, or multi-crop's groups), the functional ops, the evaluation view, and
+// the uint8 batch they start from. Tensors and per-sample parameter arrays are read on the JS thread; the ops run on
+// the libuv pool and resolve with new Tensors.
 #include "bind/args.h"
 #include "bind/module.h"
 #include "bind/tensor.h"
 #include "bind/worker.h"
 #include "core/augment.h"
+
+#include <cstring>
 
 namespace simclr {
 
@@ -94,6 +97,35 @@ Napi::Value AugmentViewGroupsJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// stackImages(images: Uint8Array[], height, width) -> uint8 Tensor B x H x W x 3: the decoded RGB images of a batch,
+// each copied once, straight into the batch tensor (no batch-sized typed array in between).
+Napi::Value StackImagesJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    if (!info[0].IsArray()) ThrowType("Expected an array of Uint8Array images for images but received " + TypeName(info[0]));
+    auto list = info[0].As<Napi::Array>();
+    const int64_t height = ArgInt(info[1], "height", 1, 65536), width = ArgInt(info[2], "width", 1, 65536);
+    const int64_t count = list.Length(), bytes = height * width * 3;
+    std::vector<Napi::Uint8Array> images;
+    images.reserve(count);
+    for (int64_t i = 0; i < count; ++i) {
+      Napi::Value image = list.Get(static_cast<uint32_t>(i));
+      const std::string name = "images[" + std::to_string(i) + "]";
+      if (!image.IsTypedArray() || image.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        ThrowType("Expected a Uint8Array for " + name + " but received " + TypeName(image));
+      }
+      if (static_cast<int64_t>(image.As<Napi::Uint8Array>().ElementLength()) != bytes) {
+        ThrowRange("Expected " + std::to_string(bytes) + " bytes (" + std::to_string(height) + " x " + std::to_string(width) +
+                   " RGB) for " + name + " but received " + std::to_string(image.As<Napi::Uint8Array>().ElementLength()));
+      }
+      images.push_back(image.As<Napi::Uint8Array>());
+    }
+    at::Tensor batch = at::empty({count, height, width, 3}, at::kByte);
+    uint8_t* out = batch.data_ptr<uint8_t>();
+    for (int64_t i = 0; i < count; ++i) std::memcpy(out + i * bytes, images[i].Data(), bytes);
+    return TensorWrap::Wrap(info.Env(), batch);
+  });
+}
+
 // resizedCrop(images, boxes: Float64Array(4N), size: [h, w], flip?: Uint8Array(N))
 Napi::Value ResizedCropJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
@@ -176,6 +208,7 @@ Napi::Value EvalViewJs(const Napi::CallbackInfo& info) {
 void InitAugmentModule(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentViews", Napi::Function::New<AugmentViewsJs>(env, "augmentViews"));
   exports.Set("augmentViewGroups", Napi::Function::New<AugmentViewGroupsJs>(env, "augmentViewGroups"));
+  exports.Set("stackImages", Napi::Function::New<StackImagesJs>(env, "stackImages"));
   exports.Set("resizedCrop", Napi::Function::New<ResizedCropJs>(env, "resizedCrop"));
   exports.Set("hflip", Napi::Function::New<HorizontalFlipJs>(env, "hflip"));
   exports.Set("adjustBrightness", Napi::Function::New<PerSampleOpJs<AdjustBrightness>>(env, "adjustBrightness"));

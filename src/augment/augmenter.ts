@@ -1,24 +1,44 @@
 /**
- * The SimCLR two-view augmenter: per-view parameters drawn in TS from a seeded generator, applied to a whole uint8
- * batch by one native call on the target device.
+ * The SimCLR augmenter: per-view parameters drawn in TS from a seeded generator, applied to a whole uint8 batch by one
+ * native call on the target device. Two views per image, or multi-crop's two large plus K small views.
  */
 import { native, NativeViewParams } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
 import { SeededRandom } from '../data/random';
-import { AugmentConfig, AugmentOptions, resolveAugmentConfig } from './config';
+import { AugmentConfig, AugmentOptions, ViewGroup, resolveAugmentConfig, viewGroups } from './config';
 
-/** The parameters of 2B views (row v * B + i is view v of image i), as typed arrays. */
+/**
+ * The parameters of B x (views per image) views, as typed arrays: rows go group by group (the two large views, then
+ * the small crops), and inside a group row v * B + i is view v of image i.
+ */
 export type ViewParameters = NativeViewParams;
+
+function checkImages(images: Tensor): number[] {
+  if (!(images instanceof Tensor)) throw invalid('a Tensor', 'images', images);
+  const shape = images.shape;
+  if (shape.length !== 4 || shape[3] !== 3 || images.dtype !== 'uint8') {
+    throw invalid('a uint8 Tensor B x H x W x 3', 'images', `${images.dtype} [${shape.join(', ')}]`);
+  }
+  return shape;
+}
 
 export class Augmenter {
   readonly config: AugmentConfig;
+  /** The resolution groups of the views, in output order (one group unless the config has small crops). */
+  readonly groups: readonly ViewGroup[];
   private random: SeededRandom;
 
   /** `options`: partial config (SimCLR defaults for the rest); `seed`: the parameter generator's seed (default 0). */
   constructor(options: AugmentOptions = {}, { seed = 0 }: { seed?: number } = {}) {
     this.config = resolveAugmentConfig(options);
+    this.groups = Object.freeze(viewGroups(this.config));
     this.random = new SeededRandom(seed);
+  }
+
+  /** Views of each image over all groups: 2, or 2 + the small crops. */
+  get viewsPerImage(): number {
+    return this.groups.reduce((sum, g) => sum + g.views, 0);
   }
 
   /** The generator state, to store in a checkpoint. */
@@ -32,14 +52,16 @@ export class Augmenter {
   }
 
   /**
-   * Draws the parameters of two views for each of `batch` images of `height` x `width` pixels, as torchvision's
-   * RandomResizedCrop, RandomHorizontalFlip, RandomApply(ColorJitter), RandomGrayscale and GaussianBlur would.
+   * Draws the parameters of every view (two, or two + the small crops) of each of `batch` images of `height` x `width`
+   * pixels, as torchvision's RandomResizedCrop (with the view's group's scale), RandomHorizontalFlip,
+   * RandomApply(ColorJitter), RandomGrayscale and GaussianBlur would. The two large views are drawn first, so adding
+   * small crops leaves them as they were.
    */
   sample(batch: number, height: number, width: number): ViewParameters {
     checkInteger(batch, 'batch', 0);
     checkInteger(height, 'height', 1);
     checkInteger(width, 'width', 1);
-    const n = 2 * batch;
+    const n = this.viewsPerImage * batch;
     const p: ViewParameters = {
       boxes: new Float64Array(4 * n),
       flip: new Uint8Array(n),
@@ -51,30 +73,33 @@ export class Augmenter {
     };
     const { colorJitter: jitter, blur } = this.config;
     const r = this.random;
-    for (let k = 0; k < n; k++) {
-      p.boxes.set(this.cropBox(height, width), 4 * k);
-      p.flip[k] = r.chance(this.config.flipProbability) ? 1 : 0;
-      const factors = [1, 1, 1, 0];
-      const order = [0, 1, 2, 3];
-      if (r.chance(jitter.probability)) {
-        p.jitterApply[k] = 1;
-        factors[0] = r.uniform(Math.max(0, 1 - jitter.brightness), 1 + jitter.brightness);
-        factors[1] = r.uniform(Math.max(0, 1 - jitter.contrast), 1 + jitter.contrast);
-        factors[2] = r.uniform(Math.max(0, 1 - jitter.saturation), 1 + jitter.saturation);
-        factors[3] = r.uniform(-jitter.hue, jitter.hue);
-        order.splice(0, 4, ...r.permutation(4));
+    let k = 0;
+    for (const group of this.groups) {
+      for (const end = k + group.views * batch; k < end; k++) {
+        p.boxes.set(this.cropBox(height, width, group.scale), 4 * k);
+        p.flip[k] = r.chance(this.config.flipProbability) ? 1 : 0;
+        const factors = [1, 1, 1, 0];
+        const order = [0, 1, 2, 3];
+        if (r.chance(jitter.probability)) {
+          p.jitterApply[k] = 1;
+          factors[0] = r.uniform(Math.max(0, 1 - jitter.brightness), 1 + jitter.brightness);
+          factors[1] = r.uniform(Math.max(0, 1 - jitter.contrast), 1 + jitter.contrast);
+          factors[2] = r.uniform(Math.max(0, 1 - jitter.saturation), 1 + jitter.saturation);
+          factors[3] = r.uniform(-jitter.hue, jitter.hue);
+          order.splice(0, 4, ...r.permutation(4));
+        }
+        p.jitterFactors.set(factors, 4 * k);
+        p.jitterOrder.set(order, 4 * k);
+        p.grayscale[k] = r.chance(this.config.grayscaleProbability) ? 1 : 0;
+        p.blurSigma[k] = r.chance(blur.probability) ? r.uniform(blur.sigma[0], blur.sigma[1]) : 0;
       }
-      p.jitterFactors.set(factors, 4 * k);
-      p.jitterOrder.set(order, 4 * k);
-      p.grayscale[k] = r.chance(this.config.grayscaleProbability) ? 1 : 0;
-      p.blurSigma[k] = r.chance(blur.probability) ? r.uniform(blur.sigma[0], blur.sigma[1]) : 0;
     }
     return p;
   }
 
   /** torchvision's RandomResizedCrop.get_params: [top, left, height, width]. */
-  private cropBox(height: number, width: number): [number, number, number, number] {
-    const { scale, ratio } = this.config.crop;
+  private cropBox(height: number, width: number, scale: readonly [number, number]): [number, number, number, number] {
+    const { ratio } = this.config.crop;
     const area = height * width;
     const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
     for (let attempt = 0; attempt < 10; attempt++) {
@@ -98,13 +123,12 @@ export class Augmenter {
   /**
    * Two augmented views of each image of a uint8 batch `B x H x W x 3` (RGB, as the Loader yields), computed on
    * `device` (default: the images' device) in one native call. Returns a float32 Tensor `2B x 3 x S x S`, normalised;
-   * rows i and i + B are the two views of image i.
+   * rows i and i + B are the two views of image i. With small crops configured, use {@link viewGroups}.
    */
   async views(images: Tensor, { device }: { device?: Device } = {}): Promise<Tensor> {
-    if (!(images instanceof Tensor)) throw invalid('a Tensor', 'images', images);
-    const shape = images.shape;
-    if (shape.length !== 4 || shape[3] !== 3 || images.dtype !== 'uint8') {
-      throw invalid('a uint8 Tensor B x H x W x 3', 'images', `${images.dtype} [${shape.join(', ')}]`);
+    const shape = checkImages(images);
+    if (this.groups.length !== 1) {
+      throw new Error(`Augmenter.views: this augmenter has ${this.groups.length} view groups (small crops): use viewGroups()`);
     }
     const params = this.sample(shape[0], shape[1], shape[2]);
     const { size, blur, normalize } = this.config;
@@ -112,5 +136,22 @@ export class Augmenter {
       size, blurKernel: blur.kernelSize, mean: normalize.mean, std: normalize.std, device: device ?? images.device,
     });
     return new Tensor(await withCallerStack(result));
+  }
+
+  /**
+   * Every view of each image of a uint8 batch `B x H x W x 3`, one float32 Tensor per group (see {@link groups}):
+   * `V_g*B x 3 x S_g x S_g`, normalised, view-major (rows i, i + B, ... of a group are image i's views of that size).
+   * Multi-crop's input to a training step: the positives of a view are all the other views of its image, in every
+   * group. All groups are built in one native call on `device` (default: the images' device).
+   */
+  async viewGroups(images: Tensor, { device }: { device?: Device } = {}): Promise<Tensor[]> {
+    const shape = checkImages(images);
+    const params = this.sample(shape[0], shape[1], shape[2]);
+    const { normalize } = this.config;
+    const result = native.augmentViewGroups(images.handle, params, {
+      groups: this.groups.map(({ views, size, blurKernel }) => ({ views, size, blurKernel })),
+      mean: normalize.mean, std: normalize.std, device: device ?? images.device,
+    });
+    return (await withCallerStack(result)).map((handle) => new Tensor(handle));
   }
 }

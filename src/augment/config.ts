@@ -24,6 +24,22 @@ export interface AugmentConfig {
   blur: { probability: number; kernelSize: number; sigma: [number, number] };
   /** Per-channel normalisation after augmentation: (x - mean) / std. Default: ImageNet's, as the seed. */
   normalize: { mean: [number, number, number]; std: [number, number, number] };
+  /**
+   * Multi-crop (SwAV, Caron et al. 2020): `views` more views of each image besides the two of `size`, each `size` px,
+   * cropped with an area fraction drawn from `scale` and blurred with an odd kernel of `blurKernel` taps (default: 10%
+   * of its size, made odd); aspect ratios, flip, jitter, grayscale and blur probabilities are those of the large views.
+   * null (the default): the two views only. SwAV on ImageNet: 2 x 224 px with crop.scale [0.14, 1] + 6 x 96 px with
+   * [0.05, 0.14]; VISSL's 2 x 160 + 4 x 96 is cheaper.
+   */
+  smallCrops: { views: number; size: number; scale: [number, number]; blurKernel: number } | null;
+}
+
+/** One resolution group of views: `views` views of each image at `size` px, crops of `scale`, `blurKernel` taps. */
+export interface ViewGroup {
+  views: number;
+  size: number;
+  scale: [number, number];
+  blurKernel: number;
 }
 
 /** A partial config: anything left out takes SimCLR's default. `jitterStrength` s sets the jitter's four factors. */
@@ -36,6 +52,8 @@ export interface AugmentOptions {
   grayscaleProbability?: number;
   blur?: Partial<AugmentConfig['blur']>;
   normalize?: Partial<AugmentConfig['normalize']>;
+  /** Multi-crop's small views: `views` is required, the rest defaults to 96 px and scale [0.05, 0.14] (SwAV's). */
+  smallCrops?: { views: number; size?: number; scale?: [number, number]; blurKernel?: number } | null;
 }
 
 /** SimCLR's blur kernel: 10% of the view size, rounded down, made odd. */
@@ -61,6 +79,19 @@ function range(value: unknown, name: string, min: number, max: number): [number,
 
 const probability = (value: unknown, name: string) => checkNumber(value, name, 0, 1);
 
+function cropScale(value: unknown, name: string): [number, number] {
+  const scale = range(value, name, 0, 1);
+  if (scale[1] <= 0) throw invalid('a scale range reaching above 0', name, scale[1], 'range');
+  return scale;
+}
+
+// An odd kernel below twice the view size; SimCLR's 10% of the size when not given.
+function blurKernel(value: number | undefined, size: number, name: string): number {
+  const kernel = checkInteger(value ?? defaultBlurKernel(size), name, 1, 8191);
+  if (kernel % 2 === 0 || Math.floor(kernel / 2) >= size) throw invalid(`an odd integer below ${2 * size}`, name, kernel, 'range');
+  return kernel;
+}
+
 /** The full config for `options`, checked. */
 export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfig {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'augment options', options);
@@ -68,16 +99,24 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
   const s = checkNumber(options.jitterStrength ?? 1, 'jitterStrength', 0);
   const jitter = options.colorJitter ?? {};
   const blur = options.blur ?? {};
-  const kernelSize = checkInteger(blur.kernelSize ?? defaultBlurKernel(size), 'blur.kernelSize', 1, 8191);
-  if (kernelSize % 2 === 0 || Math.floor(kernelSize / 2) >= size) {
-    throw invalid(`an odd integer below ${2 * size}`, 'blur.kernelSize', kernelSize, 'range');
-  }
+  const kernelSize = blurKernel(blur.kernelSize, size, 'blur.kernelSize');
   const crop = options.crop ?? {};
   const [ratioLow, ratioHigh] = range(crop.ratio ?? [3 / 4, 4 / 3], 'crop.ratio', 0, Infinity);
   if (ratioLow <= 0) throw invalid('ratios > 0', 'crop.ratio', ratioLow, 'range');
-  const scale = range(crop.scale ?? [0.08, 1], 'crop.scale', 0, 1);
-  if (scale[1] <= 0) throw invalid('a scale range reaching above 0', 'crop.scale', scale[1], 'range');
+  const scale = cropScale(crop.scale ?? [0.08, 1], 'crop.scale');
   const normalize = options.normalize ?? {};
+  let smallCrops: AugmentConfig['smallCrops'] = null;
+  if (options.smallCrops !== undefined && options.smallCrops !== null) {
+    const small = options.smallCrops;
+    if (typeof small !== 'object') throw invalid('{ views, size?, scale?, blurKernel? } or null', 'smallCrops', small);
+    const smallSize = checkInteger(small.size ?? 96, 'smallCrops.size', 1, 8192);
+    smallCrops = {
+      views: checkInteger(small.views, 'smallCrops.views', 1, 64),
+      size: smallSize,
+      scale: cropScale(small.scale ?? [0.05, 0.14], 'smallCrops.scale'),
+      blurKernel: blurKernel(small.blurKernel, smallSize, 'smallCrops.blurKernel'),
+    };
+  }
   return {
     size,
     crop: { scale, ratio: [ratioLow, ratioHigh] },
@@ -99,5 +138,13 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
       mean: triple(normalize.mean ?? [0.485, 0.456, 0.406], 'normalize.mean') as [number, number, number],
       std: triple(normalize.std ?? [0.229, 0.224, 0.225], 'normalize.std', true) as [number, number, number],
     },
+    smallCrops,
   };
+}
+
+/** The resolution groups of a config, in output order: the two views of `size`, then the small crops if any. */
+export function viewGroups(config: AugmentConfig): ViewGroup[] {
+  const groups: ViewGroup[] = [{ views: 2, size: config.size, scale: config.crop.scale, blurKernel: config.blur.kernelSize }];
+  if (config.smallCrops) groups.push({ ...config.smallCrops });
+  return groups;
 }

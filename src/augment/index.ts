@@ -1,10 +1,11 @@
-/** Augmentation: the two-view Augmenter, its config, and the batched functional ops. */
+/** Augmentation: the Augmenter (two views, or multi-crop), its config, and the batched functional ops. */
 export { Augmenter } from './augmenter';
 export type { ViewParameters } from './augmenter';
-export { resolveAugmentConfig, defaultBlurKernel, SEED_AUGMENTATION } from './config';
-export type { AugmentConfig, AugmentOptions } from './config';
+export { resolveAugmentConfig, defaultBlurKernel, viewGroups, SEED_AUGMENTATION } from './config';
+export type { AugmentConfig, AugmentOptions, ViewGroup } from './config';
 export {
   resizedCrop, hflip, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, gaussianBlur, normalize,
 } from './functional';
 export type { CropBox } from './functional';
 export { prepareImages } from './eval-view';
+export { stackImages } from './image-batch';

@@ -3,6 +3,7 @@
  * step, a cap on decodes in flight, and a policy for bad files.
  */
 import { Tensor } from '../tensor';
+import { stackImages } from '../augment/image-batch';
 import { checkInteger, checkOneOf, invalid } from '../errors';
 import { Dataset, Sample, SampleError } from './dataset';
 import { SeededRandom } from './random';
@@ -193,17 +194,16 @@ export class Loader implements AsyncIterable<Batch> {
     if (good.length === 0) return null;
     const { width, height } = good[0].sample;
     const pixels = width * height * 3;
-    const data = new Uint8Array(good.length * pixels);
-    good.forEach(({ index, sample }, i) => {
+    for (const { index, sample } of good) {
       if (sample.width !== width || sample.height !== height || sample.image.length !== pixels) {
         const where = this.dataset.source?.(index) ?? `sample ${index}`;
         throw new Error(`Loader: ${where} is ${sample.width} x ${sample.height} (${sample.image.length} bytes) but the batch is ` +
           `${width} x ${height} RGB: give the dataset one base size`);
       }
-      data.set(sample.image, i * pixels);
-    });
+    }
     return {
-      images: Tensor.fromTypedArray(data, [good.length, height, width, 3]),
+      // Each decoded image is copied once, into the batch tensor.
+      images: stackImages(good.map(({ sample }) => sample.image), height, width),
       labels: Int32Array.from(good, (s) => s.sample.label),
       indices: Int32Array.from(good, (s) => s.index),
       epoch,

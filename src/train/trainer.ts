@@ -38,15 +38,34 @@ export interface ImageBatch {
   labels: ArrayLike<number>;
 }
 
+/**
+ * The views of a batch of B images on the training device: one Tensor `2B x 3 x S x S` (two views of one size), or
+ * with multi-crop one Tensor per resolution group, `V_g*B x 3 x S_g x S_g`, view-major inside each group.
+ */
+export type BatchViews = Tensor | Tensor[];
+
 /** What the loop needs of the data side: batches per epoch, and a seeded augmenter whose state can be saved. */
 export interface TrainingData {
   /** Batches of epoch `epoch`, starting after the first `skipBatches` (used when resuming mid-epoch). */
   batches(epoch: number, skipBatches: number): AsyncIterable<ImageBatch>;
   batchesPerEpoch: number;
-  /** Two views of each image, `2B x 3 x S x S` on `device`. */
-  views(images: Tensor): Promise<Tensor>;
+  /** The views of each image (see {@link BatchViews}) on `device`. */
+  views(images: Tensor): Promise<BatchViews>;
+  /** Views per image over all groups (default 2): what the loss counts as one image's positives plus itself. */
+  viewsPerImage?: number;
   getAugmentState(): unknown;
   setAugmentState(state: unknown): void;
+}
+
+function disposeViews(views: BatchViews): void {
+  for (const t of Array.isArray(views) ? views : [views]) t.dispose();
+}
+
+// Today's training step takes one tensor of views of one size.
+function singleTensor(views: BatchViews): Tensor {
+  if (!Array.isArray(views)) return views;
+  if (views.length === 1) return views[0];
+  throw new Error('Trainer: multi-crop views (one tensor per resolution group) need the multi-view training step');
 }
 
 /**
@@ -97,6 +116,7 @@ export class Trainer {
       nesterov: options.nesterov,
       weightDecay: options.weightDecay,
       temperature: options.temperature,
+      views: data.viewsPerImage ?? 2,
     });
   }
 
@@ -147,12 +167,11 @@ export class Trainer {
         while (pending && step < totalSteps) {
           const stepStart = process.hrtime.bigint();
           const lr = learningRate(step, this.schedule);
-          const views = pending;
-          const stepPromise = this.trainStep.step(views, lr);
+          const { views, images } = pending;
+          const stepPromise = this.trainStep.step(singleTensor(views), lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
           const { loss } = await stepPromise;
-          const images = views.shape[0] / 2;
-          views.dispose();
+          disposeViews(views);
           pending = await upcoming;
           if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
           const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
@@ -169,7 +188,7 @@ export class Trainer {
           if (this.stopRequested) break;
         }
         const unfinished = pending !== undefined;
-        pending?.dispose();
+        if (pending) disposeViews(pending.views);
         if (!unfinished) this.augmentStateBeforePending = undefined;
         if (this.stopRequested && (unfinished || batchInEpoch < this.data.batchesPerEpoch)) {
           interrupted = true;
@@ -198,13 +217,13 @@ export class Trainer {
     return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
   }
 
-  private async nextViews(iterator: AsyncIterator<ImageBatch>): Promise<Tensor | undefined> {
+  private async nextViews(iterator: AsyncIterator<ImageBatch>): Promise<{ views: BatchViews; images: number } | undefined> {
     const next = await iterator.next();
     if (next.done) return undefined;
     this.augmentStateBeforePending = this.data.getAugmentState();
     const views = await this.data.views(next.value.images);
     next.value.images.dispose();
-    return views;
+    return { views, images: next.value.labels.length };
   }
 
   private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {

@@ -1,29 +1,44 @@
-/** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the two-view augmenter. */
+/** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the augmenter. */
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { Augmenter } from '../augment';
+import { Augmenter, AugmentOptions } from '../augment';
 import type { TrainingData } from './trainer';
 import { RunConfig, SEED_STREAMS } from './config';
 
-/** The augmentation of a run config: SimCLR's defaults with the run's size, crop scale, jitter strength and blur. */
-export function augmenterFor(config: RunConfig, seed: number): Augmenter {
+/** What a run's data side takes beyond its run config. */
+export interface TrainingDataOptions {
+  /** Multi-crop's small views (see AugmentConfig.smallCrops); the default: two views only. */
+  smallCrops?: AugmentOptions['smallCrops'];
+}
+
+/**
+ * The augmentation of a run config: SimCLR's defaults with the run's size, crop scale, jitter strength and blur, plus
+ * multi-crop's small views when asked for.
+ */
+export function augmenterFor(config: RunConfig, seed: number, { smallCrops = null }: TrainingDataOptions = {}): Augmenter {
   return new Augmenter({
     size: config.imageSize,
     crop: { scale: [config.minScale, 1] },
     jitterStrength: config.jitterStrength,
     blur: { probability: config.blurProbability },
+    smallCrops,
   }, { seed });
 }
 
-/** Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs
- * negatives) are skipped. */
-export function trainingData(dataset: Dataset, config: RunConfig): TrainingData & { loader: Loader; augmenter: Augmenter } {
+/**
+ * Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs negatives)
+ * are skipped. With small crops the views of a batch are one tensor per resolution group (Augmenter.viewGroups).
+ */
+export function trainingData(dataset: Dataset, config: RunConfig, options: TrainingDataOptions = {}):
+  TrainingData & { loader: Loader; augmenter: Augmenter } {
   const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16 });
-  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
+  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment, options);
+  const multiCrop = augmenter.groups.length > 1;
   return {
     loader,
     augmenter,
     batchesPerEpoch: loader.length,
+    viewsPerImage: augmenter.viewsPerImage,
     async *batches(epoch: number, skipBatches: number) {
       for await (const batch of loader.epoch(epoch, skipBatches)) {
         if (batch.labels.length < 2) {
@@ -33,7 +48,7 @@ export function trainingData(dataset: Dataset, config: RunConfig): TrainingData 
         yield { images: batch.images, labels: batch.labels };
       }
     },
-    views: (images: Tensor) => augmenter.views(images, { device: config.device }),
+    views: (images: Tensor) => (multiCrop ? augmenter.viewGroups(images, { device: config.device }) : augmenter.views(images, { device: config.device })),
     getAugmentState: () => augmenter.getState(),
     setAugmentState: (state: unknown) => augmenter.setState(state as number[]),
   };
