@@ -1,8 +1,17 @@
 /** Image decoding with sharp (libvips, on the libuv pool): any file → RGB uint8 HWC at the base size. */
 import * as fs from 'fs';
+import * as os from 'os';
 import sharp from 'sharp';
 import { checkInteger, invalid } from '../errors';
 import { BaseSize, Sample, SampleError } from './dataset';
+
+/**
+ * The libuv pool size simclr asks for unless UV_THREADPOOL_SIZE is set: two threads per core, since a sharp decode
+ * holds a libuv thread while a libvips thread does the work. Node's default of 4 would leave a 16-core host decoding 4
+ * images at a time. It only takes effect if nothing used the pool before simclr was loaded (the pool starts then).
+ */
+export const DECODE_THREADS = Math.min(1024, Math.max(4, 2 * os.availableParallelism()));
+if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = String(DECODE_THREADS);
 
 type Pipeline = ReturnType<typeof sharp>;
 

@@ -2,6 +2,7 @@
  * Batches of decoded images: a seeded shuffle per epoch, a bounded prefetch queue so decoding overlaps the training
  * step, a cap on decodes in flight, and a policy for bad files.
  */
+import * as os from 'os';
 import { Tensor } from '../tensor';
 import { stackImages } from '../augment/image-batch';
 import { checkInteger, checkOneOf, invalid } from '../errors';
@@ -19,7 +20,7 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Batches decoded ahead of the one being consumed (default 2). */
   prefetch?: number;
-  /** Images decoded at the same time (default 16). */
+  /** Images decoded at the same time (default: 4 per core, at least 16: enough to keep the libuv pool busy). */
   concurrency?: number;
   /**
    * What a missing, corrupt, truncated or unsupported file does: 'skip' (default) leaves it out of its batch (which is
@@ -106,7 +107,7 @@ export class Loader implements AsyncIterable<Batch> {
     this.seed = checkInteger(options.seed ?? 0, 'seed', 0, 2 ** 32 - 1);
     this.dropLast = options.dropLast ?? false;
     this.prefetch = checkInteger(options.prefetch ?? 2, 'prefetch', 0, 1024);
-    this.concurrency = checkInteger(options.concurrency ?? 16, 'concurrency', 1, 4096);
+    this.concurrency = checkInteger(options.concurrency ?? Math.max(16, 4 * os.availableParallelism()), 'concurrency', 1, 4096);
     this.badFiles = checkOneOf(options.badFiles ?? 'skip', 'badFiles', ['skip', 'error'] as const);
     this.onEpochEnd = options.onEpochEnd ?? warnSkipped;
     if (this.length === 0) {
