@@ -105,8 +105,17 @@ function nativeSources() {
     .map((f) => `native/${dir}/${f}`));
 }
 
+/**
+ * Whether libjpeg(-turbo)'s header and library are on the system (Debian: libjpeg62-turbo-dev; Debian's LibTorch links
+ * libjpeg.so.62 already). With them the addon decodes JPEGs itself (native/core/image_decode.cc); without, sharp does.
+ */
+function hasLibJpeg() {
+  return fs.existsSync(path.join(SYSTEM_INCLUDE, 'jpeglib.h')) &&
+    SYSTEM_LIB_DIRS.some((dir) => fs.existsSync(path.join(dir, 'libjpeg.so')));
+}
+
 /** Compiler and linker flags, shared by CMakeLists.txt and binding.gyp so both builds agree. */
-function buildFlags(lt) {
+function buildFlags(lt, jpeg = hasLibJpeg()) {
   // Sources include "core/x.h" and "bind/x.h" from native/.
   const includes = [NATIVE, path.dirname(require.resolve('node-addon-api/package.json')), lt.includeDir,
     path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include')];
@@ -118,6 +127,7 @@ function buildFlags(lt) {
     'NODE_ADDON_API_CPP_EXCEPTIONS',
     'NODE_ADDON_API_CPP_EXCEPTIONS_ALL',
     'NODE_ADDON_API_DISABLE_DEPRECATED',
+    ...(jpeg ? ['SIMCLR_WITH_LIBJPEG=1'] : []),
   ];
   const ldflags = [
     `-L${lt.libDir}`,
@@ -125,6 +135,7 @@ function buildFlags(lt) {
     '-Wl,--no-as-needed',
     ...lt.libraries.map((l) => `-l${l}`),
     '-Wl,--as-needed',
+    ...(jpeg ? ['-ljpeg'] : []),
     ...(lt.rpath ? [`-Wl,-rpath,${lt.libDir}`] : []),
   ];
   return {
@@ -138,7 +149,7 @@ function buildFlags(lt) {
   };
 }
 
-module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, nativeSources, LibTorchNotFound };
+module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, hasLibJpeg, nativeSources, LibTorchNotFound };
 
 if (require.main === module) {
   // CLI for the build files: `node scripts/libtorch.js json | sources|includes|defines|ldflags|std|cxxStandard|cflags [--cmake]`

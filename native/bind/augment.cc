@@ -6,8 +6,11 @@
 #include "bind/tensor.h"
 #include "bind/worker.h"
 #include "core/augment.h"
+#include "core/image_decode.h"
+#include "core/image_resize.h"
 
 #include <cstring>
+#include <memory>
 
 namespace simclr {
 
@@ -126,6 +129,83 @@ Napi::Value StackImagesJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// A Node Buffer that owns `bytes` (no copy): the vector moves to the heap and is freed by the Buffer's finalizer.
+Napi::Value BufferOf(Napi::Env env, std::vector<uint8_t>& bytes) {
+  if (bytes.empty()) return Napi::Buffer<uint8_t>::New(env, 0);
+  auto* owned = new std::vector<uint8_t>(std::move(bytes));
+  return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
+                                    [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+}
+
+constexpr int64_t kMaxOutputPixels = int64_t(1) << 28;
+
+// resizeImage(pixels: Uint8Array (height x width x 3), width, height, outWidth, outHeight) -> Promise<Buffer>: the
+// image resized as PIL's BILINEAR does (core/image_resize.h), off the JS thread.
+Napi::Value ResizeImageJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const int64_t width = ArgInt(info[1], "width", 1, 65536), height = ArgInt(info[2], "height", 1, 65536);
+    const int64_t out_width = ArgInt(info[3], "outWidth", 1, 65536), out_height = ArgInt(info[4], "outHeight", 1, 65536);
+    std::vector<uint8_t> pixels = ArgBytes(info[0], "pixels");
+    if (static_cast<int64_t>(pixels.size()) != width * height * 3) {
+      ThrowRange("Expected " + std::to_string(width * height * 3) + " bytes (" + std::to_string(height) + " x " +
+                 std::to_string(width) + " RGB) for pixels but received " + std::to_string(pixels.size()));
+    }
+    if (out_width * out_height > kMaxOutputPixels) ThrowRange("Expected an output of at most 2^28 pixels");
+    auto input = std::make_shared<std::vector<uint8_t>>(std::move(pixels));
+    return RunAsync<std::vector<uint8_t>>(
+        info.Env(), "resizeImage",
+        [input, width, height, out_width, out_height] {
+          std::vector<uint8_t> out(out_width * out_height * 3);
+          ResizeBilinearAntialias(input->data(), height, width, out.data(), out_height, out_width);
+          return out;
+        },
+        BufferOf);
+  });
+}
+
+struct DecodedJpeg {
+  JpegResult result = JpegResult::kUnsupported;
+  std::vector<uint8_t> pixels;
+  int64_t width = 0, height = 0;
+};
+
+// decodeJpeg(bytes: Uint8Array, outWidth, outHeight) -> Promise<{ image: Buffer, width, height } | null>: the JPEG
+// decoded to RGB (core/image_decode.h) and, when outWidth x outHeight (both > 0) differs from its size, scaled on load
+// as PIL's draft and resized as PIL's BILINEAR, in one job off the JS thread. null: a colour space this decoder leaves
+// to sharp (CMYK) or an addon built without libjpeg. Damaged data rejects with libjpeg's message.
+Napi::Value DecodeJpegJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const int64_t out_width = ArgInt(info[1], "outWidth", 0, 65536), out_height = ArgInt(info[2], "outHeight", 0, 65536);
+    if ((out_width == 0) != (out_height == 0)) ThrowRange("Expected outWidth and outHeight both 0 or both positive");
+    auto bytes = std::make_shared<std::vector<uint8_t>>(ArgBytes(info[0], "bytes"));
+    return RunAsync<DecodedJpeg>(
+        info.Env(), "decodeJpeg",
+        [bytes, out_width, out_height] {
+          DecodedJpeg d;
+          std::string error;
+          d.result = DecodeJpeg(bytes->data(), bytes->size(), out_width, out_height, kMaxOutputPixels, &d.pixels,
+                                &d.width, &d.height, &error);
+          if (d.result == JpegResult::kFailed) throw std::runtime_error(error);
+          if (d.result == JpegResult::kDecoded && out_width > 0 && (d.width != out_width || d.height != out_height)) {
+            std::vector<uint8_t> out(out_width * out_height * 3);
+            ResizeBilinearAntialias(d.pixels.data(), d.height, d.width, out.data(), out_height, out_width);
+            d.pixels = std::move(out);
+            d.width = out_width;
+            d.height = out_height;
+          }
+          return d;
+        },
+        [](Napi::Env env, DecodedJpeg& d) -> Napi::Value {
+          if (d.result != JpegResult::kDecoded) return env.Null();
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("image", BufferOf(env, d.pixels));
+          out.Set("width", Napi::Number::New(env, static_cast<double>(d.width)));
+          out.Set("height", Napi::Number::New(env, static_cast<double>(d.height)));
+          return out;
+        });
+  });
+}
+
 // resizedCrop(images, boxes: Float64Array(4N), size: [h, w], flip?: Uint8Array(N))
 Napi::Value ResizedCropJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
@@ -209,6 +289,9 @@ void InitAugmentModule(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentViews", Napi::Function::New<AugmentViewsJs>(env, "augmentViews"));
   exports.Set("augmentViewGroups", Napi::Function::New<AugmentViewGroupsJs>(env, "augmentViewGroups"));
   exports.Set("stackImages", Napi::Function::New<StackImagesJs>(env, "stackImages"));
+  exports.Set("resizeImage", Napi::Function::New<ResizeImageJs>(env, "resizeImage"));
+  exports.Set("decodeJpeg", Napi::Function::New<DecodeJpegJs>(env, "decodeJpeg"));
+  exports.Set("jpegDecoder", Napi::Boolean::New(env, JpegDecoderAvailable()));
   exports.Set("resizedCrop", Napi::Function::New<ResizedCropJs>(env, "resizedCrop"));
   exports.Set("hflip", Napi::Function::New<HorizontalFlipJs>(env, "hflip"));
   exports.Set("adjustBrightness", Napi::Function::New<PerSampleOpJs<AdjustBrightness>>(env, "adjustBrightness"));

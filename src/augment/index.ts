@@ -8,4 +8,4 @@ export {
 } from './functional';
 export type { CropBox } from './functional';
 export { prepareImages } from './eval-view';
-export { stackImages } from './image-batch';
+export { stackImages, resizeImage } from './image-batch';
