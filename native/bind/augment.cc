@@ -9,6 +9,8 @@
 #include "core/image_decode.h"
 #include "core/image_resize.h"
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -169,19 +171,44 @@ struct DecodedJpeg {
   int64_t width = 0, height = 0;
 };
 
-// decodeJpeg(bytes: Uint8Array, outWidth, outHeight) -> Promise<{ image: Buffer, width, height } | null>: the JPEG
-// decoded to RGB (core/image_decode.h) and, when outWidth x outHeight (both > 0) differs from its size, scaled on load
-// as PIL's draft and resized as PIL's BILINEAR, in one job off the JS thread. null: a colour space this decoder leaves
-// to sharp (CMYK) or an addon built without libjpeg. Damaged data rejects with libjpeg's message.
+constexpr int64_t kMaxFileBytes = int64_t(1) << 30;
+
+// The whole file at `path`, read in the decoding job itself (one pool job per image; fs.promises.readFile takes four:
+// open, stat, read, close). A missing file says so in the words the bad-file policy uses.
+std::vector<uint8_t> ReadWholeFile(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) throw std::runtime_error(errno == ENOENT ? "the file is missing" : std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, file.get())) > 0) {
+    if (static_cast<int64_t>(bytes.size() + got) > kMaxFileBytes) throw std::runtime_error("the file is larger than 1 GiB");
+    bytes.insert(bytes.end(), chunk, chunk + got);
+  }
+  if (std::ferror(file.get())) throw std::runtime_error(std::strerror(errno));
+  return bytes;
+}
+
+// decodeJpeg(source: Uint8Array | path string, outWidth, outHeight) -> Promise<{ image: Buffer, width, height } | null>:
+// the JPEG (the bytes, or the file read in the same job) decoded to RGB (core/image_decode.h) and, when outWidth x
+// outHeight (both > 0) differs from its size, scaled on load as PIL's draft and resized as PIL's BILINEAR, in one job
+// off the JS thread. null: not a JPEG (no SOI marker), a colour space this decoder leaves to sharp (CMYK), or an addon
+// built without libjpeg. Damaged data and unreadable files reject with the reason.
 Napi::Value DecodeJpegJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     const int64_t out_width = ArgInt(info[1], "outWidth", 0, 65536), out_height = ArgInt(info[2], "outHeight", 0, 65536);
     if ((out_width == 0) != (out_height == 0)) ThrowRange("Expected outWidth and outHeight both 0 or both positive");
-    auto bytes = std::make_shared<std::vector<uint8_t>>(ArgBytes(info[0], "bytes"));
+    const bool from_file = info[0].IsString();
+    const std::string path = from_file ? ArgString(info[0], "source") : std::string();
+    auto bytes = std::make_shared<std::vector<uint8_t>>(from_file ? std::vector<uint8_t>() : ArgBytes(info[0], "source"));
     return RunAsync<DecodedJpeg>(
         info.Env(), "decodeJpeg",
-        [bytes, out_width, out_height] {
+        [bytes, from_file, path, out_width, out_height] {
+          if (from_file) *bytes = ReadWholeFile(path);
           DecodedJpeg d;
+          if (from_file && (bytes->size() < 3 || (*bytes)[0] != 0xff || (*bytes)[1] != 0xd8 || (*bytes)[2] != 0xff)) {
+            return d;  // not a JPEG whatever its name says: the caller decodes it another way
+          }
           std::string error;
           d.result = DecodeJpeg(bytes->data(), bytes->size(), out_width, out_height, kMaxOutputPixels, &d.pixels,
                                 &d.width, &d.height, &error);

@@ -34,17 +34,18 @@ export function hasJpegDecoder(): boolean {
 }
 
 /**
- * The JPEG in `bytes` decoded to RGB (grayscale replicated) as Pillow's `Image.open(f).convert('RGB')` and, given
- * `size` ([height, width]), resized to it as torchvision's `Resize` on PIL images (bilinear with antialiasing), after
- * scaling on load (JPEG DCT scaling by 1/2, 1/4 or 1/8) as PIL's `Image.draft('RGB', (width, height))` does when the
- * image is at least twice the size along both sides. One job off the JS thread; the pixels are not copied again.
- * Resolves null for JPEGs this decoder leaves to sharp (CMYK, YCCK) or when the addon has no libjpeg; rejects with
- * libjpeg's message for damaged or truncated data (its warnings included).
+ * The JPEG in `source` (its bytes, or a file path: then read in the same job) decoded to RGB (grayscale replicated) as
+ * Pillow's `Image.open(f).convert('RGB')` and, given `size` ([height, width]), resized to it as torchvision's `Resize`
+ * on PIL images (bilinear with antialiasing), after scaling on load (JPEG DCT scaling by 1/2, 1/4 or 1/8) as PIL's
+ * `Image.draft('RGB', (width, height))` does when the image is at least twice the size along both sides. One job off
+ * the JS thread; the pixels are not copied again. Resolves null for a file that is no JPEG, JPEGs this decoder leaves
+ * to sharp (CMYK, YCCK) or when the addon has no libjpeg; rejects with libjpeg's message for damaged or truncated data
+ * (its warnings included) and with "the file is missing" or the system's reason for a file it cannot read.
  */
-export async function decodeJpeg(bytes: Uint8Array, size?: readonly [number, number]): Promise<{ image: Uint8Array; width: number; height: number } | null> {
-  if (!(bytes instanceof Uint8Array)) throw invalid('a Uint8Array', 'bytes', bytes);
+export async function decodeJpeg(source: Uint8Array | string, size?: readonly [number, number]): Promise<{ image: Uint8Array; width: number; height: number } | null> {
+  if (!(source instanceof Uint8Array) && typeof source !== 'string') throw invalid('a Uint8Array or a path', 'source', source);
   const [height, width] = size ? [checkInteger(size[0], 'size[0]', 1, 65536), checkInteger(size[1], 'size[1]', 1, 65536)] : [0, 0];
-  const out = await withCallerStack(native.decodeJpeg(bytes, width, height));
+  const out = await withCallerStack(native.decodeJpeg(source, width, height));
   if (out === null) return null;
   return { image: new Uint8Array(out.image.buffer, out.image.byteOffset, out.image.byteLength), width: out.width, height: out.height };
 }
