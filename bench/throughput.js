@@ -33,6 +33,7 @@ async function main() {
   let images = 0;
   await runTraining(config, {
     progress: 'none',
+    overwrite: true,
     onStep: (r) => {
       if (r.step === timeFrom) t0 = process.hrtime.bigint();
       else if (r.step > timeFrom) images += config.batchSize;

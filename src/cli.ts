@@ -82,13 +82,16 @@ export function buildProgram(): Command {
   addRunFlags(program.command('train').description('pretrain a SimCLR model')
     .option('--config <file>', 'JSON file of run settings (flags override it)')
     .option('--resume', 'continue the run in --out from its last.ckpt')
+    .option('--overwrite', 'start over in an --out that holds a previous run (removes its checkpoints, metrics and report)')
     .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), DEFAULT_RUN_CONFIG)
     .action(async (options: Record<string, unknown>) => {
       const { runTraining } = await import('./train/run');
-      const run = await runTraining(runConfigFrom(options), { resume: Boolean(options.resume), progress: progressMode(options.progress), handleSigint: true });
+      const run = await runTraining(runConfigFrom(options), {
+        resume: Boolean(options.resume), overwrite: Boolean(options.overwrite), progress: progressMode(options.progress), handleSigint: true,
+      });
       console.log(JSON.stringify({ steps: run.steps, epochs: run.epochsCompleted, lastLoss: run.lastLoss, interrupted: run.interrupted,
         checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
-      if (run.interrupted) process.exitCode = 130;
+      if (run.interrupted) process.exitCode = run.stoppedBy === 'SIGTERM' ? 143 : 130;
     });
 
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')

@@ -17,7 +17,8 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   console.log(`\npretraining SimCLR: ${config.backbone} (${config.stem} stem), ${config.subset ?? 'all'} Fashion-MNIST images, ` +
     `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views -> ${config.out}`);
   const started = Date.now();
-  const run = await runTraining(config, { progress, handleSigint: true });
+  // The main job starts afresh each time (its folder is its own): a previous quickstart's run is replaced.
+  const run = await runTraining(config, { progress, handleSigint: true, overwrite: true });
   const trainSeconds = (Date.now() - started) / 1000;
   if (run.interrupted) {
     console.log(`interrupted: ${run.checkpoint} holds the run; continue with simclr train --resume --out ${config.out}`);

@@ -21,7 +21,7 @@ export const DEFAULT_EVAL_BANK_SIZE = 10000;
 export type Setting =
   | { kind: 'int'; min: number; max?: number; default?: number; help: string }
   | { kind: 'number'; min: number; max?: number; exclusiveMin?: boolean; default?: number; help: string }
-  | { kind: 'string'; default?: string; help: string }
+  | { kind: 'string'; default?: string; help: string; format?: { pattern: RegExp; expected: string } }
   | { kind: 'bool'; default?: boolean; help: string }
   | { kind: 'enum'; choices: readonly string[]; default?: string; help: string };
 
@@ -59,6 +59,10 @@ export const RUN_SETTINGS = {
   knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },
   workers: { kind: 'int', min: 1, default: 4, help: 'decoding concurrency (x16 images in flight)' },
   out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
+  checkpointEvery: {
+    kind: 'string', default: '10m', format: { pattern: /^(\d+|\d+(\.\d+)?m|epoch)$/, expected: "N steps ('500'), M minutes ('10m') or 'epoch'" },
+    help: "also save last.ckpt every N steps ('500') or M minutes ('10m') within an epoch; 'epoch': only at epoch ends",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof RUN_SETTINGS;
@@ -127,8 +131,17 @@ export function checkSetting<K extends SettingName>(name: K, value: unknown): Va
       return checkOneOf(value, name, setting.choices) as ValueOf<Settings[K]>;
     case 'string':
       if (typeof value !== 'string' || value === '') throw invalid('a non-empty string', name, value);
+      if (setting.format && !setting.format.pattern.test(value)) throw invalid(setting.format.expected, name, value, 'range');
       return value as ValueOf<Settings[K]>;
   }
+}
+
+/** When `checkpointEvery` asks for a checkpoint within an epoch: every `steps` steps or `minutes` minutes (or never). */
+export function checkpointInterval(value: string): { steps?: number; minutes?: number } {
+  checkSetting('checkpointEvery', value);
+  if (value === 'epoch') return {};
+  if (value.endsWith('m')) return Number(value.slice(0, -1)) > 0 ? { minutes: Number(value.slice(0, -1)) } : {};
+  return Number(value) > 0 ? { steps: Number(value) } : {};
 }
 
 /** Checks the settings `names` of `options` (an optional one may be undefined). */

@@ -30,7 +30,7 @@ export function trainingData(dataset: Dataset, config: RunConfig): TrainingData 
           batch.images.dispose();
           continue;
         }
-        yield { images: batch.images, labels: batch.labels };
+        yield { images: batch.images, labels: batch.labels, index: batch.step };
       }
     },
     views: (images: Tensor) => augmenter.views(images, { device: config.device }),
