@@ -9,10 +9,12 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 namespace simclr {
 namespace {
@@ -427,6 +429,7 @@ std::map<std::string, ZipEntry> ZipDirectory(const uint8_t* data, size_t size) {
   }
   TORCH_CHECK(offset <= size && count <= (size - offset) / 46, "state dict file: malformed zip (directory out of range)");
   std::map<std::string, ZipEntry> entries;
+  std::set<std::string> seen;
   std::string prefix;
   for (uint64_t i = 0; i < count; ++i) {
     TORCH_CHECK(u32(offset) == 0x02014b50, "state dict file: malformed zip central directory");
@@ -455,6 +458,11 @@ std::map<std::string, ZipEntry> ZipDirectory(const uint8_t* data, size_t size) {
     }
     // As PyTorchStreamReader: the first entry's folder is the archive's name, and records live under it.
     if (i == 0) prefix = name.substr(0, name.find('/') + 1);
+    // miniz looks names up ignoring case: two names that differ only in case could make it read another record than
+    // the one checked here.
+    std::string folded = name;
+    std::transform(folded.begin(), folded.end(), folded.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    TORCH_CHECK(seen.insert(folded).second, "state dict file: the zip holds two records named ", name);
     if (name.compare(0, prefix.size(), prefix) == 0) entries[name.substr(prefix.size())] = entry;
     offset = next;
   }
@@ -464,8 +472,18 @@ std::map<std::string, ZipEntry> ZipDirectory(const uint8_t* data, size_t size) {
 // A pickle of a state dict takes kilobytes per thousand tensors; anything near this limit is not a state dict.
 constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
 
+// Records besides data.pkl and the storages (version, byteorder, ...) hold a few bytes; PyTorchStreamReader reads some
+// of them whole when it opens the zip, so they are bounded before it does.
+constexpr uint64_t kMaxSmallRecordBytes = uint64_t(1) << 20;
+
 NamedTensors ReadZip(const uint8_t* data, size_t size) {
   const std::map<std::string, ZipEntry> entries = ZipDirectory(data, size);
+  for (const auto& entry : entries) {
+    const bool storage = entry.first.compare(0, 5, "data/") == 0, pickle = entry.first == "data.pkl";
+    TORCH_CHECK(storage || entry.second.uncompressed <= (pickle ? kMaxPickleBytes : kMaxSmallRecordBytes),
+                "state dict file: record ", entry.first, " holds ", entry.second.uncompressed,
+                " bytes, more than a state dict's ", pickle ? "pickle" : "small records", " ever need");
+  }
   caffe2::serialize::PyTorchStreamReader reader(
       std::make_shared<caffe2::serialize::MemoryReadAdapter>(data, static_cast<off_t>(size)));
   // A record's bytes, decompressed only once its size is known to be `expected` (at most `expected` when exact is
