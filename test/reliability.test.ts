@@ -27,7 +27,8 @@ interface Exit {
 
 /** Starts `simclr <args>`; `exit` resolves when it ends. */
 function start(args: string[], cwd?: string): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A hung command (as --out /proc/x once was) is killed rather than left spinning.
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));

@@ -4,6 +4,7 @@ import { native, NativeModel, NativeModelDescription, NativeModelOptions } from 
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
+import { writeFileAtomic } from '../atomic-file';
 
 const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -174,10 +175,10 @@ export abstract class ModelBase {
     return withCallerStack(this.handle.loadStateDict(toNative(source, 'source'), strict));
   }
 
-  /** Writes the state dict to `path` in the format Python's torch.load reads. */
+  /** Writes the state dict to `path` in the format Python's torch.load reads, atomically (never a partial file). */
   async saveStateDict(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    await fs.writeFile(path, await this.stateDictBytes());
+    await writeFileAtomic(path, [await this.stateDictBytes()]);
   }
 
   /** The whole state as torch.save bytes (for checkpoints); {@link loadStateDictBytes} restores it. */

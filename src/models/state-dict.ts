@@ -3,6 +3,7 @@ import { promises as fs } from 'fs';
 import { native, NativeTensorMap } from '../native';
 import { Tensor } from '../tensor';
 import { invalid, withCallerStack } from '../errors';
+import { writeFileAtomic } from '../atomic-file';
 
 /** Parameter and buffer tensors by their PyTorch names (e.g. `layer1.0.conv1.weight`). */
 export type StateDict = Record<string, Tensor>;
@@ -28,11 +29,11 @@ export async function readStateDict(path: string): Promise<StateDict> {
   return fromNative(await withCallerStack(native.readStateDict(bytes)));
 }
 
-/** Writes `state` as a file Python's `torch.load` reads (and `load_state_dict` accepts). */
+/** Writes `state` as a file Python's `torch.load` reads (and `load_state_dict` accepts), atomically. */
 export async function writeStateDict(path: string, state: StateDict): Promise<void> {
   if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
   const bytes = await withCallerStack(native.writeStateDict(toNative(state, 'state')));
-  await fs.writeFile(path, bytes);
+  await writeFileAtomic(path, [bytes]);
 }
 
 /** @internal */

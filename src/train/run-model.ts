@@ -2,13 +2,13 @@
  * The model of a run: built from its config, restored from a training checkpoint, or exported from one as a
  * torchvision encoder.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, manualSeed } from '../tensor';
 import { SimCLRModel } from '../models/simclr-model';
 import { Encoder } from '../models/encoder';
 import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+import { makeFolder } from '../atomic-file';
 
 /** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
 export async function createModel(config: RunConfig): Promise<SimCLRModel> {
@@ -48,7 +48,7 @@ export async function exportEncoder(checkpoint: string, out: string): Promise<{ 
   }
   const encoder = await Encoder.create({ backbone: config.backbone, stem: config.stem, outDim: 0 });
   await encoder.loadStateDict(encoderState, { strict: true });
-  await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  await makeFolder(path.dirname(path.resolve(out)));
   await encoder.saveStateDict(out);
   return { keys: Object.keys(encoderState).length };
 }

@@ -215,6 +215,8 @@ export class Trainer {
             const { views, index } = pending;
             const stepPromise = this.trainStep.step(views, lr);
             const upcoming = step + 1 < totalSteps && !this.stopRequested ? nextViews() : Promise.resolve(undefined);
+            // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
+            upcoming.then((next) => stepPromise.catch(() => next?.views.dispose()), () => undefined);
             const { loss } = await stepPromise;
             const images = views.shape[0] / 2;
             views.dispose();
