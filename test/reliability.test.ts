@@ -15,7 +15,14 @@ const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const TINY = ['--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--epochs', '2', '--base-size', '16',
   '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
 const STEPS = 12;
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-rel-'));
+const folders: string[] = [];
+const tmp = () => {
+  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-rel-')));
+  return folders[folders.length - 1];
+};
+afterAll(() => {
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+});
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Exit {

@@ -11,7 +11,14 @@ import sharp from 'sharp';
 import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-'));
+const folders: string[] = [];
+const tmp = () => {
+  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-')));
+  return folders[folders.length - 1];
+};
+afterAll(() => {
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+});
 
 const ORACLE = String.raw`
 import json, sys
