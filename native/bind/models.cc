@@ -59,15 +59,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  private:
   SimCLRModelImpl& model() const { return *locked_->model; }
 
+  // forward(x, { precision, memoryFormat }) -> Promise<{ h, z? }> (float32 whatever the precision)
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      const Precision precision = PrecisionOption(info[1]);
+      const MemoryFormat format = MemoryFormatOption(info[1]);
       LockedModelPtr j = locked_;
-      return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x] {
+      return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x, precision, format] {
         std::lock_guard<std::mutex> hold(j->mutex);
         // JS has no autograd: a forward from JS keeps no graph (BatchNorm still updates in train mode).
         at::NoGradGuard no_grad;
-        return j->model->forward(x);
+        auto [h, z] = ForwardWithPrecision(*j->model, x, precision, format, /*encoder_only=*/false);
+        return std::make_pair(h, z);
       }, [](Napi::Env env, std::pair<at::Tensor, at::Tensor>& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("h", TensorWrap::Wrap(env, out.first));
@@ -77,17 +81,20 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
+  // embed(x, { precision, memoryFormat }) -> Promise<h>: the encoder's features in eval mode, float32
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      const Precision precision = PrecisionOption(info[1]);
+      const MemoryFormat format = MemoryFormatOption(info[1]);
       LockedModelPtr j = locked_;
-      return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x] {
+      return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x, precision, format] {
         std::lock_guard<std::mutex> hold(j->mutex);
         at::NoGradGuard no_grad;
         const bool was_training = j->model->is_training();
         j->model->eval();
         try {
-          at::Tensor h = j->model->encoder->forward(x);
+          at::Tensor h = ForwardWithPrecision(*j->model, x, precision, format, /*encoder_only=*/true).first;
           j->model->train(was_training);
           return h;
         } catch (...) {

@@ -186,6 +186,22 @@ std::pair<at::Tensor, at::Tensor> SimCLRModelImpl::forward(const at::Tensor& x) 
   return {h, head ? head(h) : at::Tensor()};
 }
 
+std::pair<at::Tensor, at::Tensor> ForwardWithPrecision(SimCLRModelImpl& model, const at::Tensor& x, Precision precision,
+                                                   MemoryFormat format, bool encoder_only) {
+  const at::Device device = model.encoder->conv1->weight.device();
+  CheckPrecision(precision, device);
+  if (format == MemoryFormat::kChannelsLast) ToMemoryFormat(model.parameters(), format);
+  at::Tensor input = x.dim() == 4 ? x.contiguous(AtenFormat(format)) : x;
+  at::Tensor h, z;
+  {
+    AutocastScope autocast(device, precision);
+    if (encoder_only) h = model.encoder->forward(input);
+    else std::tie(h, z) = model.forward(input);
+  }
+  const at::ScalarType out = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return {h.to(out), z.defined() ? z.to(out) : z};
+}
+
 torch::nn::Module& StateModule(SimCLRModelImpl& model) {
   if (model.head) return model;
   return *model.encoder;
