@@ -77,7 +77,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         result.Set("h", TensorWrap::Wrap(env, out.first));
         if (out.second.defined()) result.Set("z", TensorWrap::Wrap(env, out.second));
         return result;
-      });
+      }, RunsOn::kComputeThread);
     });
   }
 
@@ -101,7 +101,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           j->model->train(was_training);
           throw;
         }
-      }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); });
+      }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); }, RunsOn::kComputeThread);
     });
   }
 
@@ -122,7 +122,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         }
         out.backward(grad_output.to(out.options()));
         return out.detach();
-      }, [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::Wrap(env, out); });
+      }, [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::Wrap(env, out); }, RunsOn::kComputeThread);
     });
   }
 
@@ -323,7 +323,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
       SimCLRModel model(encoder, head);
       if (!device.is_cpu()) model->to(device);
       return model;
-    }, [](Napi::Env env, SimCLRModel& model) -> Napi::Value { return ModelWrap::Wrap(env, model); });
+    }, [](Napi::Env env, SimCLRModel& model) -> Napi::Value { return ModelWrap::Wrap(env, model); }, RunsOn::kComputeThread);
   });
 }
 

@@ -161,7 +161,7 @@ Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
           out.Set("applied", result.applied);
           return out;
         },
-        AfterJob::kTrimMemory);
+        RunsOn::kComputeThread);
   });
 }
 
