@@ -53,6 +53,8 @@ const MAY_CHANGE_ON_RESUME: Partial<Record<SettingName, string>> = {
   epochs: 'the learning-rate schedule is stretched or shortened to the new length from here on',
   maxSteps: 'the run stops at the new step count',
   device: 'training continues on the new device',
+  precision: 'the steps from here on run at the new precision (losses differ from an uninterrupted run by rounding)',
+  memoryFormat: 'memory layout only (results agree to rounding)',
   workers: 'decoding concurrency only; results do not change',
   checkpointEvery: 'checkpoints follow the new interval',
   knnEvery: 'the kNN monitor follows the new interval; best.ckpt is chosen by what is monitored',

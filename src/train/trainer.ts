@@ -24,7 +24,7 @@ const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nestero
 export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
 /** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'out'] as const satisfies readonly SettingName[];
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
 
 /** Models in a Trainer.fit now (by native handle): a second fit on one of them is an error, not two interleaved runs. */
 const modelsInFit = new WeakSet<object>();
@@ -119,6 +119,8 @@ export class Trainer {
       nesterov: options.nesterov,
       weightDecay: options.weightDecay,
       temperature: options.temperature,
+      precision: options.precision,
+      memoryFormat: options.memoryFormat,
     });
   }
 
