@@ -28,6 +28,8 @@ function checkBackbone(name: unknown): BackboneName {
 /** First-layer variants: `imagenet` (torchvision's 7x7/2 conv + max-pool) or `cifar` (3x3/1 conv, no max-pool). */
 export const STEMS = ['imagenet', 'cifar'] as const;
 export type Stem = (typeof STEMS)[number];
+/** torchvision's stem, the default everywhere (RUN_SETTINGS.stem too), so torchvision weights load as they are. */
+export const DEFAULT_STEM: Stem = 'imagenet';
 
 /** Backbone, widths, stem and head of a model, as {@link ModelBase.describe} reports them. */
 export interface ModelDescription extends Omit<NativeModelDescription, 'stem'> {

@@ -16,6 +16,8 @@ export interface StepRecord {
   loss: number;
   lr: number;
   imagesPerSecond: number;
+  /** Images in the step's batch (absent in logs of older versions). */
+  images?: number;
 }
 
 /** One finished epoch: its mean loss and, on monitor epochs, the kNN accuracy. */

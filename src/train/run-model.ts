@@ -10,13 +10,20 @@ import { Encoder } from '../models/encoder';
 import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 
-/** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
+/**
+ * Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`; the encoder
+ * starts from `config.weights` when set.
+ */
 export async function createModel(config: RunConfig): Promise<SimCLRModel> {
   manualSeed(config.seed + SEED_STREAMS.init);
+  if (config.weights !== undefined && !fs.existsSync(config.weights)) {
+    throw new Error(`--weights: ${config.weights} does not exist (give a torchvision .pth such as resnet18-f37072fd.pth, or a file written by simclr export)`);
+  }
   return SimCLRModel.create({
     backbone: config.backbone,
     stem: config.stem,
     device: config.device,
+    weights: config.weights,
     head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
   });
 }
@@ -26,7 +33,8 @@ export async function loadCheckpointModel(file: string, overrides: Partial<RunCo
   const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
   checkTrainingMeta(meta, file);
   const config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), ...overrides });
-  const model = await createModel(config);
+  // The checkpoint holds the whole model: the starting weights of its run are not read again.
+  const model = await createModel({ ...config, weights: undefined });
   const state = splitTrainingTensors(tensors);
   for (const t of Object.values(state.optimizer)) t.dispose();
   await model.loadStateDict(state.model, { strict: true });

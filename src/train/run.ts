@@ -45,8 +45,9 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   let config = validateRunConfig(partial);
   const last = path.join(config.out, 'last.ckpt');
   if (options.resume) config = await resumedConfig(config, last);
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
-  const model = await createModel(config);
+  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
+  // A resumed run's checkpoint holds the model: its starting weights are not read again.
+  const model = await createModel(options.resume ? { ...config, weights: undefined } : config);
   const data = trainingData(dataset, config);
   const splits = config.knnEvery > 0 ? evaluationSplits(config) : undefined;
   const trainer = new Trainer(model, data, {
@@ -56,7 +57,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     onStep: options.onStep,
     monitor: splits
       ? async (epoch) => {
-        if ((epoch + 1) % config.knnEvery !== 0 && epoch + 1 !== config.epochs) return undefined;
+        if (epoch % config.knnEvery !== 0 && epoch !== config.epochs) return undefined;
         model.eval();
         try {
           return await knnMonitorAccuracy(model, splits, config);
@@ -68,8 +69,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   });
   const quitNow = () => process.exit(130);
   const onSigint = () => {
-    process.stderr.write('\nsimclr: stopping after this step and saving last.ckpt (Ctrl-C again to quit at once)\n');
-    trainer.requestStop();
+    trainer.requestStop('simclr: stopping after this step and saving last.ckpt (Ctrl-C again to quit at once)');
     process.once('SIGINT', quitNow);
   };
   const onAbort = () => trainer.requestStop();

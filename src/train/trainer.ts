@@ -8,12 +8,13 @@ import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
 import { createTrainStep, TrainStep } from '../ops/train-step';
-import { checkInteger, invalid } from '../errors';
+import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
-import { RunConfig, SettingName, checkSettings } from './config';
+import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings } from './config';
 import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { Progress } from './progress';
-import type { MetricsRecord, StepRecord } from './report';
+import type { EpochRecord, MetricsRecord, StepRecord } from './report';
+import type { AugmenterState } from '../augment';
 
 export type { OptimizerName } from '../ops/train-step';
 
@@ -40,30 +41,49 @@ export interface ImageBatch {
 
 /** What the loop needs of the data side: batches per epoch, and a seeded augmenter whose state can be saved. */
 export interface TrainingData {
-  /** Batches of epoch `epoch`, starting after the first `skipBatches` (used when resuming mid-epoch). */
+  /** Batches of epoch `epoch` (0-based: the loader's shuffle index), starting after the first `skipBatches` (used when resuming mid-epoch). */
   batches(epoch: number, skipBatches: number): AsyncIterable<ImageBatch>;
   batchesPerEpoch: number;
   /** Two views of each image, `2B x 3 x S x S` on `device`. */
   views(images: Tensor): Promise<Tensor>;
-  getAugmentState(): unknown;
-  setAugmentState(state: unknown): void;
+  getAugmentState(): AugmenterState;
+  setAugmentState(state: AugmenterState): void;
+}
+
+/** Where the loop is when it asks a custom learning-rate function. */
+export interface LrScheduleContext {
+  /** Steps per epoch and steps of the whole run. */
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** The learning rate the built-in schedule (scaled lr, warmup, cosine) would use at this step. */
+  scheduled: number;
 }
 
 /**
- * The optimiser settings, `epochs`, `batchSize`, `temperature`, `out` (the folder for last.ckpt, best.ckpt,
- * metrics.jsonl and the report) and `maxSteps` (stop after this many steps in total; default epochs *
- * batchesPerEpoch) are run settings (RUN_SETTINGS); the rest is the loop's own.
+ * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `maxSteps`, `temperature`, `out`: the
+ * folder for last.ckpt, best.ckpt, metrics.jsonl and the report). Each one left out takes its RUN_SETTINGS default,
+ * as runTraining and the CLI do.
  */
-export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]> {
-  /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
+export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]>> {
+  /** Called after each epoch with the epoch number (1 = the first); may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
   config?: Record<string, unknown>;
-  /** Called after every step with its record (e.g. to stop a run at a given step with requestStop). */
-  onStep?: (record: StepRecord) => void;
+  /** Called after every step with its record, before the next step is recorded (e.g. to log, or to stop with requestStop). */
+  onStep?: (record: StepRecord) => void | Promise<void>;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored), before the checkpoint is written. */
+  onEpoch?: (record: EpochRecord) => void | Promise<void>;
+  /**
+   * A learning-rate function replacing the built-in schedule: the lr of step `step` (0-based). It must return a finite
+   * number >= 0.
+   */
+  lrSchedule?: (step: number, context: LrScheduleContext) => number;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
 }
+
+/** The options with every run setting filled in. */
+type ResolvedOptions = TrainerOptions & Pick<RunConfig, Exclude<(typeof TRAINER_SETTINGS)[number], 'maxSteps'>>;
 
 export interface TrainResult {
   steps: number;
@@ -77,12 +97,23 @@ export class Trainer {
   private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
   private stopRequested = false;
+  /** The progress output while fit() runs. */
+  private progress: Progress | undefined;
   /** The augmenter's state before the batch that is augmented but not yet trained on: what an interrupted run saves. */
-  private augmentStateBeforePending: unknown;
+  private augmentStateBeforePending: AugmenterState | undefined;
 
-  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
-    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  private readonly options: ResolvedOptions;
+
+  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, trainerOptions: TrainerOptions = {}) {
+    if (typeof trainerOptions !== 'object' || trainerOptions === null) throw invalid('an options object', 'options', trainerOptions);
+    if (trainerOptions.lrSchedule !== undefined && typeof trainerOptions.lrSchedule !== 'function') {
+      throw invalid('a function (step, context) => lr', 'lrSchedule', trainerOptions.lrSchedule);
+    }
+    const defaults = Object.fromEntries(TRAINER_SETTINGS.flatMap((name) => (name in DEFAULT_RUN_CONFIG ? [[name, DEFAULT_RUN_CONFIG[name as keyof RunConfig]]] : [])));
+    const given = Object.fromEntries(Object.entries(trainerOptions).filter(([, value]) => value !== undefined));
+    const options = { ...defaults, ...given } as ResolvedOptions;
     checkSettings(options, TRAINER_SETTINGS);
+    this.options = options;
     const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
     this.schedule = {
       baseLr: options.lr,
@@ -104,9 +135,24 @@ export class Trainer {
     return peakLearningRate(this.schedule);
   }
 
-  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). */
-  requestStop(): void {
+  /** The learning rate of step `step` (0-based): the built-in schedule's, or the custom function's. */
+  private learningRateAt(step: number): number {
+    const scheduled = learningRate(step, this.schedule);
+    const custom = this.options.lrSchedule;
+    if (!custom) return scheduled;
+    const lr = custom(step, { stepsPerEpoch: this.data.batchesPerEpoch, totalSteps: this.schedule.totalSteps, scheduled });
+    return checkNumber(lr, `lrSchedule(${step})`, 0);
+  }
+
+  /**
+   * Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). `notice`
+   * is printed above the progress line (or on stderr when the loop is not running).
+   */
+  requestStop(notice?: string): void {
     this.stopRequested = true;
+    if (notice === undefined) return;
+    if (this.progress) this.progress.log(notice);
+    else process.stderr.write(`${notice}\n`);
   }
 
   /** Trains from scratch, or from `resumeFrom` (a checkpoint written by this trainer) to the same end. */
@@ -130,6 +176,7 @@ export class Trainer {
     };
     const totalSteps = this.schedule.totalSteps;
     const progress = new Progress(o.progress ?? 'auto', totalSteps, position.step);
+    this.progress = progress;
     let lastLoss = NaN;
     let interrupted = false;
     let epoch = position.epoch;
@@ -146,7 +193,7 @@ export class Trainer {
         let pending = await this.nextViews(iterator);
         while (pending && step < totalSteps) {
           const stepStart = process.hrtime.bigint();
-          const lr = learningRate(step, this.schedule);
+          const lr = this.learningRateAt(step);
           const views = pending;
           const stepPromise = this.trainStep.step(views, lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
@@ -162,10 +209,11 @@ export class Trainer {
           lastLoss = loss;
           lossSum += loss;
           lossCount++;
-          const record: StepRecord = { step, epoch, loss, lr, imagesPerSecond };
+          // Epochs are numbered from 1 wherever a person reads them (metrics.jsonl, the report, the console).
+          const record: StepRecord = { step, epoch: epoch + 1, loss, lr, imagesPerSecond, images };
           await log(record);
-          o.onStep?.(record);
-          progress.update(step, { loss, lr, imagesPerSecond, epoch });
+          await o.onStep?.(record);
+          progress.update(step, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
           if (this.stopRequested) break;
         }
         const unfinished = pending !== undefined;
@@ -175,9 +223,11 @@ export class Trainer {
           interrupted = true;
           break;
         }
-        const knnAccuracy = o.monitor ? await o.monitor(epoch) : undefined;
+        const knnAccuracy = o.monitor ? await o.monitor(epoch + 1) : undefined;
         const epochLoss = lossSum / Math.max(1, lossCount);
-        await log({ epoch, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) });
+        const epochRecord: EpochRecord = { epoch: epoch + 1, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) };
+        await log(epochRecord);
+        await o.onEpoch?.(epochRecord);
         progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${epochLoss.toFixed(4)} in ${((Date.now() - epochStart) / 1000).toFixed(0)} s` +
           (knnAccuracy !== undefined ? `, kNN accuracy ${(knnAccuracy * 100).toFixed(2)}%` : ''));
         const metric = knnAccuracy ?? -epochLoss;
@@ -194,6 +244,7 @@ export class Trainer {
       }
     } finally {
       progress.stop();
+      this.progress = undefined;
     }
     return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
   }
@@ -229,7 +280,7 @@ export class Trainer {
     const state = splitTrainingTensors(tensors);
     await this.model.loadStateDict(state.model, { strict: true });
     this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
-    this.data.setAugmentState(meta.augmentState);
+    this.data.setAugmentState(meta.augmentState as AugmenterState);
     for (const t of Object.values(tensors)) t.dispose();
     return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };
   }
