@@ -9,7 +9,7 @@ export * from './data';
 export * from './augment';
 export { knnPredict, knnEvaluate } from './eval/knn';
 export type { KnnOptions, KnnResult } from './eval/knn';
-export type { LabelledFeatures } from './eval/labelled-features';
+export type { LabelledFeatures, FeatureTensors } from './eval/labelled-features';
 export { linearProbe } from './eval/linear-probe';
 export type { LinearProbeOptions, LinearProbeResult } from './eval/linear-probe';
 export { writeEmbeddings, writeNpy, readNpy, labelsPathFor } from './eval/embeddings';

@@ -7,4 +7,5 @@ export {
   resizedCrop, hflip, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToGrayscale, gaussianBlur, normalize,
 } from './functional';
 export type { CropBox } from './functional';
-export { prepareImages } from './eval-view';
+export { toModelInput } from './eval-view';
+export type { ModelInputOptions } from './eval-view';

@@ -9,7 +9,7 @@ import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from '../train/config
 import { knnEvaluate } from './knn';
 import { linearProbe } from './linear-probe';
 import { Embedder, extractFeatures } from './features';
-import type { LabelledFeatures } from './labelled-features';
+import type { FeatureTensors } from './labelled-features';
 
 /** The labelled splits of a run's evaluation. */
 export interface EvaluationSplits {
@@ -46,12 +46,12 @@ export function evaluationSplits(config: RunConfig): EvaluationSplits | undefine
 
 /** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
 export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
-  Promise<{ bank: LabelledFeatures; query: LabelledFeatures }> {
+  Promise<{ bank: FeatureTensors; query: FeatureTensors }> {
   const options = { size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers };
   return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
 }
 
-function disposeFeatures(f: { bank: LabelledFeatures; query: LabelledFeatures }): void {
+function disposeFeatures(f: { bank: FeatureTensors; query: FeatureTensors }): void {
   for (const part of [f.bank, f.query]) {
     part.features.dispose();
     part.labels.dispose();

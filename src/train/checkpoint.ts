@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Tensor, SupportedTypedArray } from '../tensor';
+import { Tensor, SupportedTypedArray, Dtype } from '../tensor';
 import { writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
@@ -20,7 +20,7 @@ const PREFIX_BYTES = 24;
 /** Where one tensor lies in the data section, as the header lists it. */
 export interface CheckpointTensorEntry {
   name: string;
-  dtype: 'float32' | 'float64' | 'uint8' | 'int64';
+  dtype: Dtype;
   shape: number[];
   offset: number;
   bytes: number;
@@ -113,7 +113,7 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   await writeFileAtomic(file, chunks());
 }
 
-const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;
+const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array } as const;
 
 /** The header length from the fixed prefix; a foreign file or another version is a clear error. */
 function headerBytesOf(prefix: Buffer, fileBytes: number, file: string): number {

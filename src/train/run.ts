@@ -21,6 +21,13 @@ export interface TrainingRun extends TrainResult {
   checkpoint: string;
 }
 
+/** What a run needs of an AbortSignal (Node's and the DOM's are ones), declared here so the types need neither. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl and the report. */
 export interface RunOptions {
   /** Continue the run in `config.out` from its last.ckpt. */
@@ -29,7 +36,7 @@ export interface RunOptions {
   /** The first SIGINT stops after the step in flight and saves last.ckpt; a second exits at once. */
   handleSigint?: boolean;
   /** Aborting stops the run the same way. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   onStep?: (record: StepRecord) => void;
 }
 
