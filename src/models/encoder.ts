@@ -206,7 +206,9 @@ export abstract class ModelBase {
     try {
       return await withCallerStack(load);
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('Error loading the state dict (strict)')) throw err;
+      // Native errors may come from another realm (jest's vm contexts): recognise them by their message.
+      const error = err as Error;
+      if (typeof error?.message !== 'string' || !error.message.startsWith('Error loading the state dict (strict)')) throw err;
       const state = await this.stateDict();
       const modelKeys = Object.keys(state);
       for (const tensor of Object.values(state)) tensor.dispose();
@@ -214,8 +216,8 @@ export abstract class ModelBase {
       const missing = modelKeys.filter((key) => !fileKeys.has(key));
       const known = new Set(modelKeys);
       const unexpected = [...fileKeys].filter((key) => !known.has(key));
-      err.message = `The state dict${file ? ` in ${file}` : ''} does not fit this ${this.describe().backbone} model: ${describeKeyMismatch(missing, unexpected)}`;
-      throw err;
+      error.message = `The state dict${file ? ` in ${file}` : ''} does not fit this ${this.describe().backbone} model: ${describeKeyMismatch(missing, unexpected)}`;
+      throw error;
     }
   }
 

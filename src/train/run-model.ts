@@ -47,7 +47,7 @@ export async function loadCheckpointModel(file: string, overrides: Partial<RunCo
  * Writes the encoder of a checkpoint as a PyTorch state dict with torchvision's keys. The encoder's output is the
  * pooled features (no fc), so load it into torchvision with `model.fc = torch.nn.Identity()` first.
  */
-export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number }> {
+export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number; backbone: RunConfig['backbone']; stem: RunConfig['stem'] }> {
   const { model, config } = await loadCheckpointModel(checkpoint);
   const state = await model.stateDict();
   const encoderState: Record<string, Tensor> = {};
@@ -58,5 +58,5 @@ export async function exportEncoder(checkpoint: string, out: string): Promise<{ 
   await encoder.loadStateDict(encoderState, { strict: true });
   await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
   await encoder.saveStateDict(out);
-  return { keys: Object.keys(encoderState).length };
+  return { keys: Object.keys(encoderState).length, backbone: config.backbone, stem: config.stem };
 }
