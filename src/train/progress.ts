@@ -148,7 +148,9 @@ export class Progress {
 
   private draw(now: number, final = false): void {
     const v = this.values!;
-    const width = Math.max(20, (this.stream.columns || DEFAULT_COLUMNS) - 1); // the last cell would wrap on some terminals
+    // Three cells stay free: the terminal echoes Ctrl-C as "^C" after the line, and the last cell wraps on some
+    // terminals; so the echo lands on this row and the next redraw or log line erases it.
+    const width = Math.max(20, (this.stream.columns || DEFAULT_COLUMNS) - 3);
     const time = final ? `${formatDuration((now - this.started) / 1000)}` : `ETA ${formatDuration(this.eta())}`;
     const fields: StatusField[] = [
       { text: `epoch ${v.epoch}/${v.epochs}`, keep: 1 },

@@ -76,7 +76,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   });
   const quitNow = () => process.exit(130);
   const onSigint = () => {
-    trainer.requestStop('simclr: stopping after this step and saving last.ckpt (Ctrl-C again to quit at once)');
+    trainer.requestStop('simclr: stopping after this step to save last.ckpt (Ctrl-C again: quit now)');
     process.once('SIGINT', quitNow);
   };
   const onAbort = () => trainer.requestStop();
