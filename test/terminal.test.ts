@@ -9,9 +9,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { statusLine, formatDuration, formatLr } from '../src/train/progress';
+import { describeWithTool, findTool } from './helpers/tools';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+const tmux = findTool(['tmux'], ['-V']);
 const WIDTH = 80;
 
 /**
@@ -107,7 +108,7 @@ describe('the status line', () => {
   });
 });
 
-(hasTmux ? describe : describe.skip)('simclr train in an 80-column terminal (tmux)', () => {
+describeWithTool('simclr train in an 80-column terminal (tmux)', 'tmux', tmux, () => {
   let dir: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-tty-'));

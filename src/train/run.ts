@@ -7,7 +7,8 @@ import * as path from 'path';
 import { openDataset, maybeSubset } from '../data/open';
 import { evaluationSplits, knnMonitorAccuracy } from '../eval/evaluate';
 import type { SimCLRModel } from '../models/simclr-model';
-import { writeReport, StepRecord } from './report';
+import { readMetrics, writeReport, EpochRecord, StepRecord } from './report';
+import { formatDuration } from './progress';
 import { readCheckpointHeader, checkTrainingMeta } from './checkpoint';
 import { Trainer, TrainResult } from './trainer';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
@@ -37,7 +38,10 @@ export interface RunOptions {
   handleSigint?: boolean;
   /** Aborting stops the run the same way. */
   signal?: AbortSignalLike;
-  onStep?: (record: StepRecord) => void;
+  /** Called after every step with its record. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
+  onEpoch?: (record: EpochRecord) => unknown;
 }
 
 /** The config a resumed run continues with: its own recipe; only where it writes and how long it runs may change. */
@@ -62,6 +66,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     config: { ...config },
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
+    onEpoch: options.onEpoch,
     monitor: splits
       ? async (epoch) => {
         if (epoch % config.knnEvery !== 0 && epoch !== config.epochs) return undefined;
@@ -84,6 +89,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   options.signal?.addEventListener('abort', onAbort);
   if (options.signal?.aborted) trainer.requestStop();
   let result: TrainResult;
+  const started = Date.now();
   try {
     result = await trainer.fit(options.resume ? last : undefined);
   } finally {
@@ -91,9 +97,9 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     process.removeListener('SIGINT', quitNow);
     options.signal?.removeEventListener('abort', onAbort);
   }
-  const records = fs.readFileSync(path.join(config.out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const reportPath = await writeReport(config.out, records, {
-    summary: { backbone: config.backbone, epochs: result.epochsCompleted, steps: result.steps, 'final loss': Number(result.lastLoss.toFixed(4)) },
+  const reportPath = await writeReport(config.out, readMetrics(config.out), {
+    settings: { ...config },
+    timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
   return { ...result, config, model, reportPath, checkpoint: last };
 }

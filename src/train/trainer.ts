@@ -69,10 +69,10 @@ export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
   config?: Record<string, unknown>;
-  /** Called after every step with its record, before the next step is recorded (e.g. to log, or to stop with requestStop). */
-  onStep?: (record: StepRecord) => void | Promise<void>;
-  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored), before the checkpoint is written. */
-  onEpoch?: (record: EpochRecord) => void | Promise<void>;
+  /** Called after every step with its record (a promise it returns is awaited before the next step), e.g. to log or to stop with requestStop. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored); a promise it returns is awaited before the checkpoint is written. */
+  onEpoch?: (record: EpochRecord) => unknown;
   /**
    * A learning-rate function replacing the built-in schedule: the lr of step `step` (0-based). It must return a finite
    * number >= 0.
