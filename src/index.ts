@@ -23,7 +23,7 @@ export type { SimCLRModelOptions, ProjectionHeadOptions } from './models/simclr-
 export { readStateDict, writeStateDict } from './models/state-dict';
 export type { StateDict, LoadResult, LoadStateDictOptions } from './models/state-dict';
 export { Trainer } from './train/trainer';
-export type { TrainerOptions, TrainingData, TrainableModel, OptimizerConfig, OptimizerName, TrainResult } from './train/trainer';
+export type { TrainerOptions, TrainingData, TrainableModel, OptimizerConfig, OptimizerName, TrainResult, LrScheduleContext, ImageBatch } from './train/trainer';
 export { learningRate, peakLearningRate } from './train/schedule';
 export type { ScheduleConfig, LrScaling } from './train/schedule';
 export { readCheckpoint, readCheckpointHeader, writeCheckpoint } from './train/checkpoint';
