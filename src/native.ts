@@ -65,10 +65,16 @@ export interface NativeModelDescription {
   head: { inDim: number; hiddenDim: number; outDim: number; layers: number; batchNorm: boolean } | null;
 }
 
+/** How a forward pass runs (resolved from 'auto' by the facade); outputs are float32 either way. */
+export interface NativeForwardOptions {
+  precision: 'fp32' | 'bf16' | 'fp16';
+  memoryFormat: 'contiguous' | 'channelsLast';
+}
+
 /** The ObjectWrap around a C++ SimCLRModel (a plain Encoder has no head). */
 export interface NativeModel {
-  forward(x: NativeTensor): Promise<{ h: NativeTensor; z?: NativeTensor }>;
-  embed(x: NativeTensor): Promise<NativeTensor>;
+  forward(x: NativeTensor, options: NativeForwardOptions): Promise<{ h: NativeTensor; z?: NativeTensor }>;
+  embed(x: NativeTensor, options: NativeForwardOptions): Promise<NativeTensor>;
   forwardBackward(x: NativeTensor, gradOutput: NativeTensor): Promise<NativeTensor>;
   gradients(): NativeTensorMap;
   zeroGrad(): void;
@@ -158,8 +164,8 @@ interface AugmentModule {
 
 // ── training step: forward of all views → NT-Xent → backward → optimiser step, one call; see ops/train-step.ts ───
 
-/** Every option of a native trainer: the native side has no defaults, the facade passes all ten. */
-export interface NativeTrainerOptions {
+/** Every option of a native optimiser: the native side has no defaults, the facade passes all. */
+export interface NativeOptimizerOptions {
   optimizer: string;
   momentum: number;
   nesterov: boolean;
@@ -168,19 +174,29 @@ export interface NativeTrainerOptions {
   beta2: number;
   eps: number;
   trustCoefficient: number;
+}
+
+/** The optimiser (with fp16's loss scaler) of a model; the training step updates it. */
+export interface NativeOptimizer {
+  /** Buffers as `<parameter>/<kind>` (and `amp/*`) names with their tensors (copies), and the optimiser's step count. */
+  state(): { names: string[]; tensors: NativeTensor[]; steps: number };
+  loadState(names: string[], tensors: NativeTensor[], steps: number): void;
+}
+
+/** Every option of a step, complete (precision and memory format already resolved from 'auto'). */
+export interface NativeTrainStepOptions {
+  lr: number;
   temperature: number;
   views: number;
+  precision: 'fp32' | 'bf16' | 'fp16';
+  memoryFormat: 'contiguous' | 'channelsLast';
+  accumulationSteps: number;
 }
 
-export interface NativeTrainer {
-  step(views: NativeTensor, lr: number): Promise<{ loss: number }>;
-  /** Optimiser buffers as `<parameter>/<kind>` names with their tensors (copies), and the optimiser's step count. */
-  optimizerState(): { names: string[]; tensors: NativeTensor[]; steps: number };
-  loadOptimizerState(names: string[], tensors: NativeTensor[], steps: number): void;
-}
-
-interface TrainerModule {
-  createTrainer(model: NativeModel, options: NativeTrainerOptions): NativeTrainer;
+interface TrainStepModule {
+  createOptimizer(model: NativeModel, options: NativeOptimizerOptions): NativeOptimizer;
+  trainStep(model: NativeModel, optimizer: NativeOptimizer, views: NativeTensor[], options: NativeTrainStepOptions):
+    Promise<{ loss: number; applied: boolean }>;
 }
 
 // ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────
@@ -217,7 +233,7 @@ interface EvalModule {
 }
 
 /** Everything the addon exports. */
-export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainerModule, EvalModule {}
+export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainStepModule, EvalModule {}
 
 // ── loading ──────────────────────────────────────────────────────────────────────────────────────────────────────
 

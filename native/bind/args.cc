@@ -198,6 +198,21 @@ std::string StringOption(const Napi::Value& options, const char* key, std::optio
   return value ? ArgString(*value, std::string("options.") + key) : *fallback;
 }
 
+Precision PrecisionOption(const Napi::Value& options) {
+  const std::string name = StringOption(options, "precision");
+  if (name == "fp32") return Precision::kFloat32;
+  if (name == "bf16") return Precision::kBFloat16;
+  if (name == "fp16") return Precision::kFloat16;
+  ThrowRange("Expected one of 'fp32', 'bf16', 'fp16' for options.precision but received '" + name + "'");
+}
+
+MemoryFormat MemoryFormatOption(const Napi::Value& options) {
+  const std::string name = StringOption(options, "memoryFormat");
+  if (name == "contiguous") return MemoryFormat::kContiguous;
+  if (name == "channelsLast") return MemoryFormat::kChannelsLast;
+  ThrowRange("Expected 'contiguous' or 'channelsLast' for options.memoryFormat but received '" + name + "'");
+}
+
 std::string DtypeName(at::ScalarType type) {
   switch (type) {
     case at::kFloat: return "float32";

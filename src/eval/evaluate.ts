@@ -47,7 +47,10 @@ export function evaluationSplits(config: RunConfig): EvaluationSplits | undefine
 /** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
 export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
   Promise<{ bank: FeatureTensors; query: FeatureTensors }> {
-  const options = { size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers };
+  const options = {
+    size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
+    forward: { precision: config.precision, memoryFormat: config.memoryFormat },
+  };
   return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
 }
 

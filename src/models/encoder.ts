@@ -1,6 +1,7 @@
 /** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
 import { promises as fs } from 'fs';
-import { native, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
+import { native, NativeForwardOptions, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
+import { MemoryFormatSetting, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from '../ops/precision';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { describeKeyMismatch, fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
@@ -27,6 +28,13 @@ function checkBackbone(name: unknown): BackboneName {
 
 /** First-layer variants: `imagenet` (torchvision's 7x7/2 conv + max-pool) or `cifar` (3x3/1 conv, no max-pool). */
 export const STEMS = ['imagenet', 'cifar'] as const;
+/** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model) and `memoryFormat` (NCHW or NHWC);
+ * `'auto'` (the default for both) as {@link resolvePrecision} and {@link resolveMemoryFormat} say. */
+export interface ForwardOptions {
+  precision?: PrecisionSetting;
+  memoryFormat?: MemoryFormatSetting;
+}
+
 export type Stem = (typeof STEMS)[number];
 /** torchvision's stem, the default everywhere (RUN_SETTINGS.stem too), so torchvision weights load as they are. */
 export const DEFAULT_STEM: Stem = 'imagenet';
@@ -153,9 +161,20 @@ export abstract class ModelBase {
     return this.handle.describe() as ModelDescription;
   }
 
-  /** h = encoder(x) in eval mode with no gradient (the mode is restored afterwards): features for downstream use. */
-  async embed(x: Tensor): Promise<Tensor> {
-    return new Tensor(await withCallerStack(this.handle.embed(checkImages(x, 'x').handle)));
+  /**
+   * h = encoder(x) in eval mode with no gradient (the mode is restored afterwards): features for downstream use, as
+   * float32 whatever the precision.
+   */
+  async embed(x: Tensor, options?: ForwardOptions): Promise<Tensor> {
+    return new Tensor(await withCallerStack(this.handle.embed(checkImages(x, 'x').handle, this.forwardOptions(options))));
+  }
+
+  /** @internal The native form of `options`: 'auto' resolved for this model's device. */
+  protected forwardOptions(options: ForwardOptions = {}): NativeForwardOptions {
+    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+    const device = this.handle.device();
+    const precision = resolvePrecision(options.precision ?? 'auto', device);
+    return { precision, memoryFormat: resolveMemoryFormat(options.memoryFormat ?? 'auto', device, precision) };
   }
 
   /**
@@ -270,8 +289,8 @@ export class Encoder extends ModelBase {
   }
 
   /** The encoder's output for images `x` (N x 3 x H x W), in the current train/eval mode, without autograd. */
-  async forward(x: Tensor): Promise<Tensor> {
-    const out = await withCallerStack(this.handle.forward(checkImages(x, 'x').handle));
+  async forward(x: Tensor, options?: ForwardOptions): Promise<Tensor> {
+    const out = await withCallerStack(this.handle.forward(checkImages(x, 'x').handle, this.forwardOptions(options)));
     return new Tensor(out.h);
   }
 }

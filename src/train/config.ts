@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
 import { OPTIMIZERS } from '../ops/train-step';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
+import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
 import { AUGMENT_DEFAULTS } from '../augment/config';
 import { DEFAULT_BASE_SIZE } from '../data/dataset';
 import { FOLDER_LABELS } from '../data/image-folder';
@@ -66,6 +67,8 @@ export const RUN_SETTINGS = {
   temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: NT_XENT_DEFAULT_TEMPERATURE, help: 'NT-Xent temperature' },
   seed: { kind: 'int', min: 0, default: 0, help: 'seed of initialisation, shuffling and augmentation' },
   device: { kind: 'string', default: 'cpu', help: 'cpu | cuda | cuda:N' },
+  precision: { kind: 'enum', choices: PRECISIONS, default: 'auto', help: 'fp32, or autocast to bf16/fp16 (fp16: CUDA only); auto: bf16 where the GPU or CPU (AVX-512 BF16/AMX) has it natively, else fp32' },
+  memoryFormat: { kind: 'enum', choices: MEMORY_FORMATS, default: 'auto', help: 'contiguous (NCHW) or channelsLast (NHWC); auto: channelsLast on GPUs and with bf16, else contiguous' },
   knnEvery: { kind: 'int', min: 0, default: 1, help: 'run the kNN monitor every K epochs (0: never)' },
   knnK: { kind: 'int', min: 1, default: 200, help: 'neighbours of the kNN monitor' },
   knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },

@@ -23,7 +23,7 @@ const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nestero
 export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
 /** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'out'] as const satisfies readonly SettingName[];
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
 
 /** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
 export interface TrainableModel extends Pick<ModelBase, 'handle'> {
@@ -128,6 +128,8 @@ export class Trainer {
       nesterov: options.nesterov,
       weightDecay: options.weightDecay,
       temperature: options.temperature,
+      precision: options.precision,
+      memoryFormat: options.memoryFormat,
     });
   }
 
