@@ -6,7 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  DEFAULT_RUN_CONFIG, EpochRecord, StepRecord, Subset, Trainer, createModel, fashionMnist, learningRate, trainingData, validateRunConfig,
+  DEFAULT_RUN_CONFIG, EpochRecord, StepRecord, Subset, Trainer, createModel, fashionMnist, learningRate, readCheckpointHeader, trainingData,
+  validateRunConfig,
 } from '../src';
 import { FASHION_MNIST_ROOT } from '../src/data';
 
@@ -66,6 +67,16 @@ const haveData = fs.existsSync(FASHION_MNIST_ROOT);
     expect(result.records.filter((r): r is StepRecord => 'step' in r).map((r) => r.lr)).toEqual([0.01, 0.01, 0.01, 0.001, 0.001, 0.001]);
     const schedule = { baseLr: config.lr, scaling: config.lrScaling, batchSize: config.batchSize, warmupSteps: 0, totalSteps: 6 };
     expect(asked).toEqual([0, 1, 2, 3, 4, 5].map((step) => ({ step, stepsPerEpoch: 3, totalSteps: 6, scheduled: learningRate(step, schedule) })));
+  });
+
+  it('accumulates gradients over accumulationSteps batches: one update per group, lr scaled by the effective batch', async () => {
+    const out = tmp();
+    const trainer = new Trainer(await createModel(config), data(), { ...config, accumulationSteps: 2, out, progress: 'none' });
+    expect(trainer.peakLearningRate).toBeCloseTo(config.lr * (2 * config.batchSize) / 256, 12);
+    const result = await trainer.fit();
+    expect(result.steps).toBe(6); // steps are batches
+    const { meta } = await readCheckpointHeader<{ optimizerSteps: number }>(path.join(out, 'last.ckpt'));
+    expect(meta.optimizerSteps).toBe(3);
   });
 
   it('rejects an lrSchedule that is not a function, or returns a bad rate, naming it', async () => {

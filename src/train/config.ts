@@ -55,6 +55,7 @@ export const RUN_SETTINGS = {
   projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
   batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views)' },
+  accumulationSteps: { kind: 'int', min: 1, max: 1048576, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
   dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
   optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },

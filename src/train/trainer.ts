@@ -23,7 +23,7 @@ const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nestero
 export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
 /** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'accumulationSteps', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
 
 /** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
 export interface TrainableModel extends Pick<ModelBase, 'handle'> {
@@ -60,9 +60,11 @@ export interface LrScheduleContext {
 }
 
 /**
- * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `maxSteps`, `temperature`, `out`: the
- * folder for last.ckpt, best.ckpt, metrics.jsonl and the report). Each one left out takes its RUN_SETTINGS default,
- * as runTraining and the CLI do.
+ * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `accumulationSteps`, `maxSteps`,
+ * `temperature`, `precision`, `memoryFormat`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the
+ * report). Each one left out takes its RUN_SETTINGS default, as runTraining and the CLI do. With `accumulationSteps`
+ * N > 1 a step is still one batch, and the optimiser updates every N steps; a stop waits for the group to finish, but
+ * a group that spans an epoch's end is started afresh by a run resumed from that epoch's checkpoint.
  */
 export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]>> {
   /** Called after each epoch with the epoch number (1 = the first); may return a monitor accuracy (kNN) used to pick best.ckpt. */
@@ -118,7 +120,8 @@ export class Trainer {
     this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
-      batchSize: options.batchSize,
+      // With accumulation an update sees accumulationSteps batches: the rate scales with that effective batch.
+      batchSize: options.batchSize * options.accumulationSteps,
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
@@ -130,6 +133,7 @@ export class Trainer {
       temperature: options.temperature,
       precision: options.precision,
       memoryFormat: options.memoryFormat,
+      accumulationSteps: options.accumulationSteps,
     });
   }
 
@@ -198,7 +202,9 @@ export class Trainer {
           const lr = this.learningRateAt(step);
           const views = pending;
           const stepPromise = this.trainStep.step(views, lr);
-          const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
+          // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
+          const groupOpen = (step + 1) % o.accumulationSteps !== 0;
+          const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? this.nextViews(iterator) : Promise.resolve(undefined);
           const { loss } = await stepPromise;
           const images = views.shape[0] / 2;
           views.dispose();
@@ -216,7 +222,7 @@ export class Trainer {
           await log(record);
           await o.onStep?.(record);
           progress.update(step, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
-          if (this.stopRequested) break;
+          if (this.stopRequested && step % o.accumulationSteps === 0) break;
         }
         const unfinished = pending !== undefined;
         pending?.dispose();
