@@ -41,7 +41,7 @@ export interface NativeTensor {
 
 interface TensorModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
-  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | BigInt64Array, shape: number[], device?: string): NativeTensor;
+  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array, shape: number[], device?: string): NativeTensor;
   zeros(shape: number[], dtype?: string, device?: string): NativeTensor;
   ones(shape: number[], dtype?: string, device?: string): NativeTensor;
   randn(shape: number[], dtype?: string, device?: string): NativeTensor;
@@ -86,7 +86,7 @@ export interface NativeModel {
   describe(): NativeModelDescription;
   stateDict(): Promise<NativeTensorMap>;
   loadStateDict(state: NativeTensorMap, strict?: boolean): Promise<NativeLoadReport>;
-  stateDictBytes(): Promise<Buffer>;
+  stateDictBytes(): Promise<Uint8Array>;
   loadStateDictBytes(bytes: Uint8Array, strict?: boolean): Promise<NativeLoadReport>;
 }
 
@@ -107,7 +107,7 @@ interface ModelModule {
   /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
   readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
   /** torch.save-compatible zip bytes of a dict of tensors. */
-  writeStateDict(state: NativeTensorMap): Promise<Buffer>;
+  writeStateDict(state: NativeTensorMap): Promise<Uint8Array>;
 }
 
 // ── NT-Xent: the fused loss and its gradient; see ops/nt-xent.ts ────────────────────────────────────────────────

@@ -1,15 +1,17 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 /** Tensors: native LibTorch tensors seen from TypeScript. Data is copied only by fromTypedArray / toTypedArray. */
 import { native, NativeTensor } from './native';
 import { invalid } from './errors';
 
-export type Dtype = 'float32' | 'float64' | 'uint8' | 'int64';
+export type Dtype = 'float32' | 'float64' | 'uint8' | 'int32' | 'int64';
 /** 'cpu', 'cuda' or 'cuda:<index>'. */
 export type Device = string;
 export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array : D extends 'float64' ? Float64Array
-  : D extends 'uint8' ? Uint8Array : D extends 'int64' ? BigInt64Array : Float32Array | Float64Array | Uint8Array | BigInt64Array;
-export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | BigInt64Array;
+  : D extends 'uint8' ? Uint8Array : D extends 'int32' ? Int32Array : D extends 'int64' ? BigInt64Array : SupportedTypedArray;
+/** The typed arrays a Tensor is made from and copied into; the dtype follows the array (Int32Array: int32, ...). */
+export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array;
 
-const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int64: 8 };
+const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int32: 4, int64: 8 };
 
 export interface TensorOptions {
   dtype?: Dtype;
@@ -31,10 +33,15 @@ export class Tensor {
     this.handle = handle;
   }
 
-  /** Copies `data` into a new tensor of the given shape; the dtype follows the array type. */
-  static fromTypedArray(data: SupportedTypedArray, shape: readonly number[], options: { device?: Device } = {}): Tensor {
-    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof BigInt64Array)) {
-      throw invalid('a Float32Array, Float64Array, Uint8Array or BigInt64Array', 'data', data);
+  /**
+   * Copies `data` into a new tensor of the given shape (default: 1-D, its length); the dtype follows the array type:
+   * Float32Array float32, Float64Array float64, Uint8Array uint8, Int32Array int32 (e.g. a Loader batch's labels),
+   * BigInt64Array int64.
+   */
+  static fromTypedArray(data: SupportedTypedArray, shape: readonly number[] = [data?.length], options: { device?: Device } = {}): Tensor {
+    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof Int32Array ||
+      data instanceof BigInt64Array)) {
+      throw invalid('a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array', 'data', data);
     }
     if (!Array.isArray(shape)) throw invalid('an array of non-negative integers', 'shape', shape);
     return new Tensor(native.fromTypedArray(data, [...shape], options.device));

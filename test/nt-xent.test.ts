@@ -1,4 +1,4 @@
-import { Tensor, manualSeed, ntXent, cuda } from '../src';
+import { Tensor, manualSeed, ntXent, cuda, NT_XENT_DEFAULT_TEMPERATURE } from '../src';
 import { native } from '../src/native';
 import { describeWithOracle, runPython } from './helpers/oracle';
 import * as fs from 'fs';
@@ -239,7 +239,9 @@ describe('ntXent arguments and edge cases', () => {
       await expect(ntXent(z, { temperature })).toRejectKind('RangeError', /Expected a finite number > 1e-8 for temperature/);
     }
     await expect(ntXent(z, { temperature: '0.5' as never })).toRejectKind('TypeError', 'temperature');
-    await expect(ntXent(z, {} as never)).toRejectKind('TypeError', 'temperature');
+    // Left out, the temperature is the recipe's (NT_XENT_DEFAULT_TEMPERATURE), as everywhere else.
+    expect((await ntXent(z, {})).loss).toBe((await ntXent(z, { temperature: NT_XENT_DEFAULT_TEMPERATURE })).loss);
+    expect((await ntXent(z)).loss).toBe((await ntXent(z, { temperature: NT_XENT_DEFAULT_TEMPERATURE })).loss);
     await expect(ntXent(z, { temperature: 2e-8 })).resolves.toHaveProperty('loss');
   });
 
@@ -255,7 +257,7 @@ describe('ntXent arguments and edge cases', () => {
     await expect(ntXent(Tensor.zeros([8, 4], { dtype: 'int64' }), { temperature: 0.5 })).toRejectKind('TypeError', 'floating-point');
     await expect(ntXent(Tensor.zeros([8, 4], { dtype: 'uint8' }), { temperature: 0.5 })).toRejectKind('TypeError', 'floating-point');
     await expect(ntXent([1, 2] as never, { temperature: 0.5 })).toRejectKind('TypeError', 'Expected a Tensor for z');
-    await expect(ntXent(z, undefined as never)).toRejectKind('TypeError', 'options');
+    await expect(ntXent(z, null as never)).toRejectKind('TypeError', 'options');
     const disposed = randn(8, 4);
     disposed.dispose();
     await expect(ntXent(disposed, { temperature: 0.5 })).toRejectKind('Error', 'disposed');

@@ -198,9 +198,16 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
-  it('trains through a short last batch (10 images in batches of 4: 4, 4, 2)', async () => {
+  it('drops the short last batch by default (10 images in batches of 4: 4, 4)', async () => {
     const out = tmp();
     const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, out }, { progress: 'none' });
+    expect(run.steps).toBe(2);
+    expect(run.records.filter((r) => 'step' in r).map((r) => (r as { images?: number }).images)).toEqual([4, 4]);
+  });
+
+  it('trains through a short last batch with dropLast false (10 images in batches of 4: 4, 4, 2)', async () => {
+    const out = tmp();
+    const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, dropLast: false, out }, { progress: 'none' });
     expect(run.steps).toBe(3);
     expect(Number.isFinite(run.lastLoss)).toBe(true);
   });

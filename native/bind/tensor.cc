@@ -153,15 +153,16 @@ static at::ScalarType DtypeOfArray(const Napi::TypedArray& array) {
     case napi_float64_array: return at::kDouble;
     case napi_uint8_array: return at::kByte;
     case napi_bigint64_array: return at::kLong;
+    case napi_int32_array: return at::kInt;
     default:
-      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data");
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array for data");
   }
 }
 
 static Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     if (!info[0].IsTypedArray()) {
-      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data but received " +
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array for data but received " +
                 TypeName(info[0]));
     }
     auto array = info[0].As<Napi::TypedArray>();

@@ -3,18 +3,21 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FileListDataset } from './file-list';
 import { checkOneOf, invalid } from '../errors';
-import { BaseSize } from './dataset';
+import { BaseSize, DEFAULT_BASE_SIZE } from './dataset';
 import { IMAGE_EXTENSIONS, resolveBaseSize } from './decode';
 
 export interface ImageFolderOptions {
-  /** Decoded images are resized to this (default 224, the seed's Resize((224, 224))); null keeps each file's size. */
+  /** Decoded images are resized to this (default {@link DEFAULT_BASE_SIZE}, 32); null keeps each file's size. */
   size?: BaseSize;
   /**
    * 'folders' (default): each subfolder of root is a class, labels are the indices of the sorted class names and files
    * are found at any depth below the class folder. 'none': every image below root, label -1.
    */
-  labels?: 'folders' | 'none';
+  labels?: (typeof FOLDER_LABELS)[number];
 }
+
+/** How an ImageFolder labels its images (see {@link ImageFolderOptions.labels}). */
+export const FOLDER_LABELS = ['folders', 'none'] as const;
 
 const isImage = (name: string) => IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());
 
@@ -92,8 +95,8 @@ export class ImageFolder extends FileListDataset {
     this.root = path.resolve(root);
     const stat = fs.statSync(this.root, { throwIfNoEntry: false });
     if (!stat?.isDirectory()) throw new Error(`ImageFolder: '${root}' is not a folder`);
-    this.size = resolveBaseSize(options.size === undefined ? 224 : options.size);
-    const mode = checkOneOf(options.labels ?? 'folders', 'labels', ['folders', 'none'] as const);
+    this.size = resolveBaseSize(options.size === undefined ? DEFAULT_BASE_SIZE : options.size);
+    const mode = checkOneOf(options.labels ?? 'folders', 'labels', FOLDER_LABELS);
     const files: string[] = [];
     const labels: number[] = [];
     const realRoot = fs.realpathSync(this.root);

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Tensor, SupportedTypedArray } from '../tensor';
+import { Tensor, SupportedTypedArray, Dtype } from '../tensor';
 import { makeFolder, writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
@@ -20,7 +20,7 @@ const PREFIX_BYTES = 24;
 /** Where one tensor lies in the data section, as the header lists it. */
 export interface CheckpointTensorEntry {
   name: string;
-  dtype: 'float32' | 'float64' | 'uint8' | 'int64';
+  dtype: Dtype;
   shape: number[];
   offset: number;
   bytes: number;
@@ -117,7 +117,7 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   await writeFileAtomic(file, chunks());
 }
 
-const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;
+const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array } as const;
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 

@@ -8,7 +8,8 @@ import * as path from 'path';
 import { openDataset, maybeSubset } from '../data/open';
 import { evaluationSplits, knnMonitorAccuracy } from '../eval/evaluate';
 import type { SimCLRModel } from '../models/simclr-model';
-import { writeReport, StepRecord, MetricsRecord } from './report';
+import { readMetrics, writeReport, EpochRecord, StepRecord } from './report';
+import { formatDuration } from './progress';
 import { readCheckpointHeader, checkTrainingMeta } from './checkpoint';
 import { Trainer, TrainResult } from './trainer';
 import { RunConfig, SEED_STREAMS, SettingName, validateRunConfig } from './config';
@@ -27,6 +28,13 @@ export interface TrainingRun extends TrainResult {
   notes: string[];
 }
 
+/** What a run needs of an AbortSignal (Node's and the DOM's are ones), declared here so the types need neither. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl and the report. */
 export interface RunOptions {
   /** Continue the run in `config.out` from its last.ckpt. */
@@ -40,8 +48,11 @@ export interface RunOptions {
    */
   handleSigint?: boolean;
   /** Aborting stops the run the same way. */
-  signal?: AbortSignal;
-  onStep?: (record: StepRecord) => void;
+  signal?: AbortSignalLike;
+  /** Called after every step with its record. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
+  onEpoch?: (record: EpochRecord) => unknown;
 }
 
 /**
@@ -116,19 +127,6 @@ async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> 
   for (const name of present) await fs.promises.rm(path.join(out, name), { force: true });
 }
 
-/** The records of metrics.jsonl; a line that is not JSON (cut by a kill) is left out. */
-function readMetrics(file: string): MetricsRecord[] {
-  const records: MetricsRecord[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    try {
-      if (line) records.push(JSON.parse(line));
-    } catch {
-      // a partial line
-    }
-  }
-  return records;
-}
-
 export async function runTraining(partial: Partial<RunConfig>, options: RunOptions = {}): Promise<TrainingRun> {
   if (options.resume && options.overwrite) throw new Error('--resume and --overwrite exclude each other');
   let config = validateRunConfig(partial);
@@ -154,8 +152,9 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
 
 async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock): Promise<Omit<TrainingRun, 'notes'>> {
   const last = path.join(config.out, 'last.ckpt');
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
-  const model = await createModel(config);
+  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
+  // A resumed run's checkpoint holds the model: its starting weights are not read again.
+  const model = await createModel(options.resume ? { ...config, weights: undefined } : config);
   const data = trainingData(dataset, config);
   const splits = config.knnEvery > 0 ? evaluationSplits(config) : undefined;
   const trainer = new Trainer(model, data, {
@@ -164,9 +163,10 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     folderLock: lock,
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
+    onEpoch: options.onEpoch,
     monitor: splits
       ? async (epoch) => {
-        if ((epoch + 1) % config.knnEvery !== 0 && epoch + 1 !== config.epochs) return undefined;
+        if (epoch % config.knnEvery !== 0 && epoch !== config.epochs) return undefined;
         model.eval();
         try {
           return await knnMonitorAccuracy(model, splits, config);
@@ -180,8 +180,9 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   const quitNow = () => process.exit(stoppedBy === 'SIGTERM' ? 143 : 130);
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     stoppedBy = signal;
-    process.stderr.write(`\nsimclr: ${signal}: stopping after this step and saving last.ckpt (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again to quit at once)\n`);
-    trainer.requestStop();
+    trainer.requestStop(signal === 'SIGINT'
+      ? 'simclr: stopping after this step to save last.ckpt (Ctrl-C again: quit now)'
+      : 'simclr: SIGTERM: stopping after this step to save last.ckpt (a second signal quits now)');
     process.removeListener('SIGINT', onSigint);
     process.removeListener('SIGTERM', onSigterm);
     process.once('SIGINT', quitNow);
@@ -197,6 +198,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   options.signal?.addEventListener('abort', onAbort);
   if (options.signal?.aborted) trainer.requestStop();
   let result: TrainResult;
+  const started = Date.now();
   try {
     result = await trainer.fit(options.resume ? last : undefined);
   } finally {
@@ -205,9 +207,9 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     }
     options.signal?.removeEventListener('abort', onAbort);
   }
-  const records = readMetrics(path.join(config.out, 'metrics.jsonl'));
-  const reportPath = await writeReport(config.out, records, {
-    summary: { backbone: config.backbone, epochs: result.epochsCompleted, steps: result.steps, 'final loss': Number(result.lastLoss.toFixed(4)) },
+  const reportPath = await writeReport(config.out, readMetrics(config.out), {
+    settings: { ...config },
+    timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
   return { ...result, config, model, reportPath, checkpoint: last, ...(result.interrupted && stoppedBy ? { stoppedBy } : {}) };
 }

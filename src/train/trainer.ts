@@ -8,14 +8,15 @@ import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
 import { createTrainStep, TrainStep } from '../ops/train-step';
-import { checkInteger, invalid } from '../errors';
+import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
-import { RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
+import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
 import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { RunFolderLock } from './run-folder';
 import { linkFileAtomic, writeFileAtomic } from '../atomic-file';
 import { Progress } from './progress';
-import type { MetricsRecord, StepRecord } from './report';
+import type { EpochRecord, MetricsRecord, StepRecord } from './report';
+import type { AugmenterState } from '../augment';
 
 export type { OptimizerName } from '../ops/train-step';
 
@@ -24,7 +25,7 @@ const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nestero
 export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
 /** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'accumulationSteps', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
 
 /** Models in a Trainer.fit now (by native handle): a second fit on one of them is an error, not two interleaved runs. */
 const modelsInFit = new WeakSet<object>();
@@ -50,32 +51,53 @@ export interface ImageBatch {
 
 /** What the loop needs of the data side: batches per epoch, and a seeded augmenter whose state can be saved. */
 export interface TrainingData {
-  /** Batches of epoch `epoch`, starting after the first `skipBatches` (used when resuming mid-epoch). */
+  /** Batches of epoch `epoch` (0-based: the loader's shuffle index), starting after the first `skipBatches` (used when resuming mid-epoch). */
   batches(epoch: number, skipBatches: number): AsyncIterable<ImageBatch>;
   batchesPerEpoch: number;
   /** Two views of each image, `2B x 3 x S x S` on `device`. */
   views(images: Tensor): Promise<Tensor>;
-  getAugmentState(): unknown;
-  setAugmentState(state: unknown): void;
+  getAugmentState(): AugmenterState;
+  setAugmentState(state: AugmenterState): void;
+}
+
+/** Where the loop is when it asks a custom learning-rate function. */
+export interface LrScheduleContext {
+  /** Steps per epoch and steps of the whole run. */
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** The learning rate the built-in schedule (scaled lr, warmup, cosine) would use at this step. */
+  scheduled: number;
 }
 
 /**
- * The optimiser settings, `epochs`, `batchSize`, `temperature`, `out` (the folder for last.ckpt, best.ckpt,
- * metrics.jsonl and the report) and `maxSteps` (stop after this many steps in total; default epochs *
- * batchesPerEpoch) are run settings (RUN_SETTINGS); the rest is the loop's own.
+ * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `accumulationSteps`, `maxSteps`,
+ * `temperature`, `precision`, `memoryFormat`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the
+ * report). Each one left out takes its RUN_SETTINGS default, as runTraining and the CLI do. With `accumulationSteps`
+ * N > 1 a step is still one batch, and the optimiser updates every N steps; a stop waits for the group to finish, but
+ * a group that spans an epoch's end is started afresh by a run resumed from that epoch's checkpoint.
  */
-export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]>, Partial<Pick<RunConfig, 'checkpointEvery'>> {
-  /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
+export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_SETTINGS)[number] | 'checkpointEvery'>> {
+  /** Called after each epoch with the epoch number (1 = the first); may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
   config?: Record<string, unknown>;
-  /** Called after every step with its record (e.g. to stop a run at a given step with requestStop). */
-  onStep?: (record: StepRecord) => void;
+  /** Called after every step with its record (a promise it returns is awaited before the next step), e.g. to log or to stop with requestStop. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored); a promise it returns is awaited before the checkpoint is written. */
+  onEpoch?: (record: EpochRecord) => unknown;
+  /**
+   * A learning-rate function replacing the built-in schedule: the lr of step `step` (0-based). It must return a finite
+   * number >= 0.
+   */
+  lrSchedule?: (step: number, context: LrScheduleContext) => number;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
   /** The lock of `out` when the caller holds it already (runTraining does); otherwise fit takes it for its duration. */
   folderLock?: RunFolderLock;
 }
+
+/** The options with every run setting filled in. */
+type ResolvedOptions = TrainerOptions & Pick<RunConfig, Exclude<(typeof TRAINER_SETTINGS)[number], 'maxSteps'>>;
 
 /** Where a run stands: the next batch (`batchInEpoch` of `epoch`), steps done, and the current epoch's losses so far. */
 interface Position {
@@ -100,16 +122,28 @@ export class Trainer {
   private stopRequested = false;
 
   private readonly checkpointEvery: { steps?: number; minutes?: number };
+  /** The progress output while fit() runs. */
+  private progress: Progress | undefined;
 
-  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
-    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  private readonly options: ResolvedOptions;
+
+  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, trainerOptions: TrainerOptions = {}) {
+    if (typeof trainerOptions !== 'object' || trainerOptions === null) throw invalid('an options object', 'options', trainerOptions);
+    if (trainerOptions.lrSchedule !== undefined && typeof trainerOptions.lrSchedule !== 'function') {
+      throw invalid('a function (step, context) => lr', 'lrSchedule', trainerOptions.lrSchedule);
+    }
+    const defaults = Object.fromEntries(TRAINER_SETTINGS.flatMap((name) => (name in DEFAULT_RUN_CONFIG ? [[name, DEFAULT_RUN_CONFIG[name as keyof RunConfig]]] : [])));
+    const given = Object.fromEntries(Object.entries(trainerOptions).filter(([, value]) => value !== undefined));
+    const options = { ...defaults, ...given } as ResolvedOptions;
     checkSettings(options, TRAINER_SETTINGS);
+    this.options = options;
     this.checkpointEvery = options.checkpointEvery === undefined ? {} : checkpointInterval(options.checkpointEvery);
     const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
     this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
-      batchSize: options.batchSize,
+      // With accumulation an update sees accumulationSteps batches: the rate scales with that effective batch.
+      batchSize: options.batchSize * options.accumulationSteps,
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
@@ -121,6 +155,7 @@ export class Trainer {
       temperature: options.temperature,
       precision: options.precision,
       memoryFormat: options.memoryFormat,
+      accumulationSteps: options.accumulationSteps,
     });
   }
 
@@ -128,9 +163,24 @@ export class Trainer {
     return peakLearningRate(this.schedule);
   }
 
-  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT and SIGTERM use this). */
-  requestStop(): void {
+  /** The learning rate of step `step` (0-based): the built-in schedule's, or the custom function's. */
+  private learningRateAt(step: number): number {
+    const scheduled = learningRate(step, this.schedule);
+    const custom = this.options.lrSchedule;
+    if (!custom) return scheduled;
+    const lr = custom(step, { stepsPerEpoch: this.data.batchesPerEpoch, totalSteps: this.schedule.totalSteps, scheduled });
+    return checkNumber(lr, `lrSchedule(${step})`, 0);
+  }
+
+  /**
+   * Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT and SIGTERM use this). `notice`
+   * is printed above the progress line (or on stderr when the loop is not running).
+   */
+  requestStop(notice?: string): void {
     this.stopRequested = true;
+    if (notice === undefined) return;
+    if (this.progress) this.progress.log(notice);
+    else process.stderr.write(`${notice}\n`);
   }
 
   /**
@@ -176,6 +226,7 @@ export class Trainer {
     };
     const totalSteps = this.schedule.totalSteps;
     const progress = new Progress(o.progress ?? 'auto', totalSteps, position.step);
+    this.progress = progress;
     let lastLoss = NaN;
     let interrupted = false;
     let { epoch, batchInEpoch, step } = position;
@@ -213,10 +264,12 @@ export class Trainer {
         try {
           while (pending && step < totalSteps) {
             const stepStart = process.hrtime.bigint();
-            const lr = learningRate(step, this.schedule);
+            const lr = this.learningRateAt(step);
             const { views, index } = pending;
             const stepPromise = this.trainStep.step(views, lr);
-            const upcoming = step + 1 < totalSteps && !this.stopRequested ? nextViews() : Promise.resolve(undefined);
+            // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
+            const groupOpen = (step + 1) % o.accumulationSteps !== 0;
+            const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? nextViews() : Promise.resolve(undefined);
             // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
             upcoming.then((next) => stepPromise.catch(() => next?.views.dispose()), () => undefined);
             const { loss } = await stepPromise;
@@ -231,15 +284,17 @@ export class Trainer {
             lastLoss = loss;
             lossSoFar.sum += loss;
             lossSoFar.count++;
-            const record: StepRecord = { step, epoch, loss, lr, imagesPerSecond };
+            // Epochs are numbered from 1 wherever a person reads them (metrics.jsonl, the report, the console).
+            const record: StepRecord = { step, epoch: epoch + 1, loss, lr, imagesPerSecond, images };
             await log(record);
-            o.onStep?.(record);
-            progress.update(step, { loss, lr, imagesPerSecond, epoch });
-            if (this.stopRequested) break;
+            await o.onStep?.(record);
+            progress.update(step, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
+            const groupDone = step % o.accumulationSteps === 0;
+            if (this.stopRequested && groupDone) break;
             const endsHere = !pending || step >= totalSteps;
             const due = (this.checkpointEvery.steps !== undefined && step % this.checkpointEvery.steps === 0) ||
               (this.checkpointEvery.minutes !== undefined && Date.now() - lastSave >= this.checkpointEvery.minutes * 60_000);
-            if (due && !endsHere) await save(at(), augmentState(pending));
+            if (due && groupDone && !endsHere) await save(at(), augmentState(pending));
           }
           // A run that stops exactly at an epoch's last batch has not yet seen the end of its batches: the data source
           // ends the epoch (and reports the files it skipped) when asked for one more.
@@ -263,9 +318,11 @@ export class Trainer {
         if (lossSoFar.count === 0 && firstBatch === 0) {
           throw new Error(`epoch ${epoch + 1} gave no batch of at least 2 readable images: nothing to train on (see the skipped files above)`);
         }
-        const knnAccuracy = o.monitor ? await o.monitor(epoch) : undefined;
+        const knnAccuracy = o.monitor ? await o.monitor(epoch + 1) : undefined;
         const epochLoss = lossSoFar.sum / Math.max(1, lossSoFar.count);
-        await log({ epoch, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) });
+        const epochRecord: EpochRecord = { epoch: epoch + 1, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) };
+        await log(epochRecord);
+        await o.onEpoch?.(epochRecord);
         progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${epochLoss.toFixed(4)} in ${((Date.now() - epochStart) / 1000).toFixed(0)} s` +
           (knnAccuracy !== undefined ? `, kNN accuracy ${(knnAccuracy * 100).toFixed(2)}%` : ''));
         const metric = knnAccuracy ?? -epochLoss;
@@ -278,6 +335,7 @@ export class Trainer {
       interrupted ||= this.stopRequested && epoch < o.epochs && step < totalSteps;
     } finally {
       progress.stop();
+      this.progress = undefined;
     }
     return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
   }
@@ -304,7 +362,7 @@ export class Trainer {
     const state = splitTrainingTensors(tensors);
     await this.model.loadStateDict(state.model, { strict: true });
     this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
-    this.data.setAugmentState(meta.augmentState);
+    this.data.setAugmentState(meta.augmentState as AugmenterState);
     for (const t of Object.values(tensors)) t.dispose();
     const position: Position = {
       epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step,
@@ -332,7 +390,7 @@ async function truncateMetrics(file: string, position: Position): Promise<void> 
       return false;
     }
     if (typeof record !== 'object' || record === null) return false;
-    return record.step !== undefined ? record.step <= position.step : record.epoch !== undefined && record.epoch < position.epoch;
+    return record.step !== undefined ? record.step <= position.step : record.epoch !== undefined && record.epoch <= position.epoch;
   });
   await writeFileAtomic(file, [kept.map((line) => line + '\n').join('')]);
 }
