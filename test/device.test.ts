@@ -54,23 +54,27 @@ function views(device: string, batch = 4, size = 16): Tensor {
   return Tensor.randn([2 * batch, 3, size, size]).to(device);
 }
 
+// Small enough that rounding differences between two implementations stay at rounding level over a few steps on the
+// same views (at 0.05 the loss falls fast and a 1e-7 difference after two steps grows to 5e-4 at the third).
+const LR = 0.005;
 const SGD: TrainStepConfig = { optimizer: 'sgd', momentum: 0.9, weightDecay: 1e-4, temperature: 0.5, precision: 'fp32', memoryFormat: 'contiguous' };
 
 describe('CUDA settings and host memory', () => {
-  it("cuDNN's benchmark mode is a process setting the program reads and changes", () => {
-    const before = cuda.cudnnBenchmark();
-    cuda.setCudnnBenchmark(!before);
-    expect(cuda.cudnnBenchmark()).toBe(!before);
-    cuda.setCudnnBenchmark(before);
-    expect(cuda.cudnnBenchmark()).toBe(before);
-    expect(() => cuda.setCudnnBenchmark(1 as never)).toThrowKind('TypeError', 'enabled');
-  });
-
+  // First in this file: once the program has chosen (cuda.setCudnnBenchmark), placing a model changes nothing.
   it(`a model placed on ${testDevice} turns benchmark mode on only if that is a CUDA device`, async () => {
-    // Through the native setter: the facade's setter would count as the program's own choice, which the policy keeps.
-    native.setCudnnBenchmark(false);
+    native.setCudnnBenchmark(false); // the native setter: not a choice of the program's
     await Encoder.create({ backbone: 'resnet18', outDim: 0, stem: 'cifar', device: testDevice });
     expect(cuda.cudnnBenchmark()).toBe(onCuda);
+  });
+
+  it("cuDNN's benchmark mode is a process setting the program reads and changes, and then keeps", async () => {
+    cuda.setCudnnBenchmark(false);
+    expect(cuda.cudnnBenchmark()).toBe(false);
+    await Encoder.create({ backbone: 'resnet18', outDim: 0, stem: 'cifar', device: testDevice });
+    expect(cuda.cudnnBenchmark()).toBe(false);
+    cuda.setCudnnBenchmark(true);
+    expect(cuda.cudnnBenchmark()).toBe(true);
+    expect(() => cuda.setCudnnBenchmark(1 as never)).toThrowKind('TypeError', 'enabled');
   });
 
   cpuMachineOnly('refuses pinned host memory clearly where there is no CUDA', () => {
@@ -150,10 +154,11 @@ describe(`end to end on ${testDevice}`, () => {
     const cpuStep = createTrainStep(reference, SGD);
     const deviceStep = createTrainStep(subject, { ...SGD, memoryFormat: 'channelsLast' });
     for (let i = 0; i < 3; i++) {
-      const expected = (await cpuStep.step(views('cpu'), 0.05)).loss;
-      const actual = (await deviceStep.step(views(testDevice), 0.05)).loss;
-      // float32 on both; a GPU's convolutions may use TF32 (LibTorch's default for cuDNN), about 1e-3 relative.
-      expect(relative(actual, expected)).toBeLessThan(onCuda ? 5e-3 : 1e-4);
+      const expected = (await cpuStep.step(views('cpu'), LR)).loss;
+      const actual = (await deviceStep.step(views(testDevice), LR)).loss;
+      // float32 on both (measured on the CPU: 1e-6 by the third step); a GPU's convolutions may use TF32 (LibTorch's
+      // default for cuDNN), about 1e-3 relative.
+      expect(relative(actual, expected)).toBeLessThan(onCuda ? 1e-2 : 1e-5);
     }
   });
 
@@ -162,14 +167,18 @@ describe(`end to end on ${testDevice}`, () => {
     const init = await reference.stateDict();
     const cpuStep = createTrainStep(reference, SGD);
     const expected: number[] = [];
-    for (let i = 0; i < 3; i++) expected.push((await cpuStep.step(views('cpu'), 0.05)).loss);
+    for (let i = 0; i < 3; i++) expected.push((await cpuStep.step(views('cpu'), LR)).loss);
     for (const precision of ['bf16', 'fp16'] as const) {
       const step = createTrainStep(await smallModel(testDevice, init), { ...SGD, precision, memoryFormat: 'channelsLast' });
-      for (let i = 0; i < 3; i++) {
-        const { loss, applied } = await step.step(views(testDevice), 0.05);
-        expect(applied).toBe(true);
-        expect(relative(loss, expected[i])).toBeLessThan(precision === 'bf16' ? 3e-2 : 1e-2);
-      }
+      const results = [];
+      for (let i = 0; i < 3; i++) results.push(await step.step(views(testDevice), LR));
+      // The first loss is the forward pass alone (bf16 keeps 8 bits of mantissa, fp16 11); later ones follow the
+      // updates, which fp16 skips while its loss scaler finds its range (an overflowing step is not applied).
+      expect(relative(results[0].loss, expected[0])).toBeLessThan(precision === 'bf16' ? 3e-2 : 1e-2);
+      results.forEach((r) => expect(Number.isFinite(r.loss)).toBe(true));
+      const applied = results.filter((r) => r.applied).length;
+      expect(applied).toBeGreaterThanOrEqual(precision === 'bf16' ? 3 : 2);
+      if (applied === 3) results.forEach((r, i) => expect(relative(r.loss, expected[i])).toBeLessThan(5e-2));
     }
   });
 
@@ -192,16 +201,16 @@ describe(`end to end on ${testDevice}`, () => {
     const step = createTrainStep(model, SGD);
     const uninterrupted: number[] = [];
     for (let i = 0; i < 5; i++) {
-      uninterrupted.push((await step.step(views(testDevice), 0.05)).loss);
+      uninterrupted.push((await step.step(views(testDevice), LR)).loss);
       if (i === 1) await save(path.join(dir, 'device.ckpt'), model, step);
     }
     // Steps 3 and 4 on the CPU from the device's checkpoint, then step 5 back on the device from the CPU's.
     const onCpu = await resume(path.join(dir, 'device.ckpt'), 'cpu');
-    const resumed = [(await onCpu.step.step(views('cpu'), 0.05)).loss, (await onCpu.step.step(views('cpu'), 0.05)).loss];
+    const resumed = [(await onCpu.step.step(views('cpu'), LR)).loss, (await onCpu.step.step(views('cpu'), LR)).loss];
     await save(path.join(dir, 'cpu.ckpt'), onCpu.model, onCpu.step);
     const back = await resume(path.join(dir, 'cpu.ckpt'), testDevice);
     expect(back.model.device.startsWith(testDevice)).toBe(true);
-    resumed.push((await back.step.step(views(testDevice), 0.05)).loss);
+    resumed.push((await back.step.step(views(testDevice), LR)).loss);
     fs.rmSync(dir, { recursive: true, force: true });
     resumed.forEach((loss, i) => expect(relative(loss, uninterrupted[i + 2])).toBeLessThan(onCuda ? 5e-3 : 1e-6));
   });

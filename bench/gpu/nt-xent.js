@@ -13,6 +13,8 @@ const CASES = DRY
   ? [{ n: 256, repeats: 3, peer: true }, { n: 2048, repeats: 1, peer: false }]
   : [{ n: 16384, repeats: 7, peer: true }, { n: 131072, repeats: 2, peer: false }];
 
+const bytesText = (b) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(0)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);
+
 async function ours(n, repeats) {
   manualSeed(0);
   const z = Tensor.randn([2 * n, D], { device: DEVICE });
@@ -50,7 +52,7 @@ async function main() {
       peerSeconds: theirs?.seconds ?? null, peerLoss: theirs?.loss ?? null, peerPeakBytes: theirs?.peakBytes ?? null,
       ratio: theirs ? theirs.seconds / mine.seconds : null,
       memoryFraction: theirs?.peakBytes && mine.peakBytes !== null ? mine.peakBytes / theirs.peakBytes : null,
-      peerSkipped: c.peer ? null : `the lean form needs a ${((2 * c.n) ** 2 * 4 / 2 ** 30).toFixed(0)} GiB similarity matrix`,
+      peerSkipped: c.peer ? null : `the lean form needs a ${bytesText((2 * c.n) ** 2 * 4)} similarity matrix`,
     });
   }
 }

@@ -44,7 +44,7 @@ phase() {
     printf '%s\t%s\t%s\n' "$name" skipped 0 >>"$PHASES"
     return 1
   fi
-  say "== $name (limit ${limit}s)"
+  if [ "$limit" = - ]; then say "== $name"; else say "== $name (limit ${limit}s)"; fi
   local t0=$SECONDS rc
   if [ "$limit" = - ]; then "$@"
   elif [ -n "${TEE_TO:-}" ]; then timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$TEE_TO"
@@ -143,7 +143,7 @@ environment() {
 JEST=(node node_modules/jest/bin/jest.js --config bench/gpu/jest.config.js --ci)
 DEVICE_TESTS=(test/device.test.ts test/nt-xent.test.ts test/augment.test.ts)
 export SIMCLR_TEST_DEVICE=$DEVICE SIMCLR_REQUIRE_ORACLE=1 SIMCLR_ORACLE_PYTHON=$TORCH_PY
-export SIMCLR_JEST_WORKERS=${SIMCLR_JEST_WORKERS:-$([ "$DRY" = 1 ] && echo 2 || echo 8)}
+export SIMCLR_JEST_WORKERS=${SIMCLR_JEST_WORKERS:-$([ "$DRY" = 1 ] && echo 2 || echo 12)}
 # The benchmarks: the peers run with the torch the addon was built against; sharp decodes on every core.
 BENCH_ENV=(env PYTHON="$TORCH_PY" SIMCLR_BENCH_DEVICE="$DEVICE" UV_THREADPOOL_SIZE="$(nproc)")
 
