@@ -1,6 +1,6 @@
 /** Public API of the `simclr` package. */
 export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda } from './tensor';
-export type { Dtype, Device, TensorOptions, SupportedTypedArray } from './tensor';
+export type { Dtype, Device, TensorOptions, SupportedTypedArray, MemoryStats } from './tensor';
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';
 export { ntXent, NT_XENT_MIN_TEMPERATURE, NT_XENT_DEFAULT_TEMPERATURE } from './ops/nt-xent';

@@ -2,7 +2,7 @@
 import { promises as fs } from 'fs';
 import { native, NativeForwardOptions, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
 import { MemoryFormatSetting, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from '../ops/precision';
-import { Tensor, Device } from '../tensor';
+import { Tensor, Device, useModelDevice } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { describeKeyMismatch, fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
 import { writeFileAtomic } from '../atomic-file';
@@ -123,6 +123,7 @@ export abstract class ModelBase {
   /** @internal */
   protected constructor(handle: NativeModel) {
     this.handle = handle;
+    useModelDevice(handle.device());
   }
 
   /** BatchNorm uses batch statistics and updates its running ones. Returns this. */
@@ -144,6 +145,7 @@ export abstract class ModelBase {
   /** Moves the parameters and buffers to `device`. Returns this. */
   to(device: Device): this {
     this.handle.to(device);
+    useModelDevice(device);
     return this;
   }
 
