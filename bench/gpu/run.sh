@@ -167,7 +167,10 @@ if [ "$DRY" = 1 ]; then
   # CI has just run the whole suite; the dry run checks that this jest configuration runs a file of it.
   TEE_TO=$OUT/jest.txt phase suite 120 "${JEST[@]}" test/schedule.test.ts
 else
-  ignore=$(IFS='|'; echo "${DEVICE_TESTS[*]}")
+  # npm is not on the GPU machine: the tests that run it (packing the README's examples, the prebuild's install) stay
+  # with CI.
+  NEEDS_NPM=(test/readme.test.ts test/prebuild.test.ts)
+  ignore=$(IFS='|'; echo "${DEVICE_TESTS[*]}|${NEEDS_NPM[*]}")
   TEE_TO=$OUT/jest.txt phase suite $(( $(left) - 25 )) "${JEST[@]}" --testPathIgnorePatterns "$ignore"
 fi
 say "== summary"
