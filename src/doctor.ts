@@ -1,6 +1,7 @@
 /** `simclr doctor`: what LibTorch the addon uses, how it was built, and what would make it slow. */
 import * as fs from 'fs';
 import { native, nativeBinaryPath } from './native';
+import { cpuBf16Support, resolvePrecision } from './ops/precision';
 
 /** Build facts shared with the install and setup scripts (scripts/binary.js). */
 const binary = require('../scripts/binary') as {
@@ -13,6 +14,8 @@ export interface DoctorReport {
   libtorch: { version: string; source: string; libDir: string; compiledWithCuda: boolean };
   cuda: { available: boolean; devices: number };
   threads: number;
+  /** Native bfloat16 on this CPU (from /proc/cpuinfo), and what precision 'auto' means here. */
+  cpu: { avx512bf16: boolean; amxBf16: boolean; autoPrecision: 'fp32' | 'bf16' };
   blas: { libraries: string[]; kind: 'openblas' | 'mkl' | 'reference' | 'unknown' };
   warnings: string[];
 }
@@ -50,6 +53,7 @@ export function doctor(): DoctorReport {
     },
     cuda: { available: native.cudaIsAvailable(), devices: native.cudaDeviceCount() },
     threads: native.getNumThreads(),
+    cpu: { ...cpuBf16Support(), autoPrecision: resolvePrecision('auto', 'cpu') as 'fp32' | 'bf16' },
     blas: { libraries, kind: blasKind(libraries, info.config) },
     warnings: [],
   };
@@ -68,6 +72,8 @@ export function formatDoctor(report: DoctorReport): string {
     `libtorch    ${report.libtorch.version} (${report.libtorch.source}) ${report.libtorch.libDir}`,
     `cuda        ${report.libtorch.compiledWithCuda ? 'compiled in' : 'not compiled in'}; available: ${report.cuda.available}; devices: ${report.cuda.devices}`,
     `threads     ${report.threads}`,
+    `cpu bf16    ${report.cpu.avx512bf16 || report.cpu.amxBf16 ? [report.cpu.avx512bf16 && 'avx512_bf16', report.cpu.amxBf16 && 'amx_bf16'].filter(Boolean).join(', ')
+      : 'none (no avx512_bf16 or amx_bf16: bf16 would be emulated, many times slower than fp32)'}; precision 'auto' on the CPU: ${report.cpu.autoPrecision}`,
     `blas        ${report.blas.kind}${report.blas.libraries.length ? ' (' + report.blas.libraries.join(', ') + ')' : ''}`,
     ...report.warnings.map((w) => `warning     ${w}`),
   ];

@@ -23,7 +23,21 @@ interface RuntimeModule {
   libtorchVersion(): string;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
+  cudnnBenchmark(): boolean;
+  setCudnnBenchmark(enabled: boolean): void;
+  /** Blocks until the device's queued work is done (nothing on 'cpu'). */
+  cudaSynchronize(device: string): void;
+  cudaMemoryStats(device: string): NativeMemoryStats;
+  cudaResetPeakMemoryStats(device: string): void;
   buildInfo(): NativeBuildInfo;
+}
+
+/** The CUDA caching allocator's counters for one device, in bytes. */
+export interface NativeMemoryStats {
+  allocated: number;
+  peakAllocated: number;
+  reserved: number;
+  peakReserved: number;
 }
 
 // ── tensor: the Tensor object (an ObjectWrap around at::Tensor) and its factories; wrapped by tensor.ts ──────────
@@ -33,6 +47,8 @@ export interface NativeTensor {
   dtype(): string;
   device(): string;
   disposed(): boolean;
+  /** True for a CPU tensor in page-locked memory. */
+  pinned(): boolean;
   toTypedArray(): Float32Array | Float64Array | Uint8Array | BigInt64Array | Int32Array;
   copyTo(target: ArrayBufferView): void;
   to(device: string): NativeTensor;
@@ -41,7 +57,7 @@ export interface NativeTensor {
 
 interface TensorModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
-  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | BigInt64Array, shape: number[], device?: string): NativeTensor;
+  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array, shape: number[], device?: string, pinMemory?: boolean): NativeTensor;
   zeros(shape: number[], dtype?: string, device?: string): NativeTensor;
   ones(shape: number[], dtype?: string, device?: string): NativeTensor;
   randn(shape: number[], dtype?: string, device?: string): NativeTensor;
@@ -65,10 +81,16 @@ export interface NativeModelDescription {
   head: { inDim: number; hiddenDim: number; outDim: number; layers: number; batchNorm: boolean } | null;
 }
 
+/** How a forward pass runs (resolved from 'auto' by the facade); outputs are float32 either way. */
+export interface NativeForwardOptions {
+  precision: 'fp32' | 'bf16' | 'fp16';
+  memoryFormat: 'contiguous' | 'channelsLast';
+}
+
 /** The ObjectWrap around a C++ SimCLRModel (a plain Encoder has no head). */
 export interface NativeModel {
-  forward(x: NativeTensor): Promise<{ h: NativeTensor; z?: NativeTensor }>;
-  embed(x: NativeTensor): Promise<NativeTensor>;
+  forward(x: NativeTensor, options: NativeForwardOptions): Promise<{ h: NativeTensor; z?: NativeTensor }>;
+  embed(x: NativeTensor, options: NativeForwardOptions): Promise<NativeTensor>;
   forwardBackward(x: NativeTensor, gradOutput: NativeTensor): Promise<NativeTensor>;
   gradients(): NativeTensorMap;
   zeroGrad(): void;
@@ -80,7 +102,7 @@ export interface NativeModel {
   describe(): NativeModelDescription;
   stateDict(): Promise<NativeTensorMap>;
   loadStateDict(state: NativeTensorMap, strict?: boolean): Promise<NativeLoadReport>;
-  stateDictBytes(): Promise<Buffer>;
+  stateDictBytes(): Promise<Uint8Array>;
   loadStateDictBytes(bytes: Uint8Array, strict?: boolean): Promise<NativeLoadReport>;
 }
 
@@ -101,7 +123,7 @@ interface ModelModule {
   /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
   readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
   /** torch.save-compatible zip bytes of a dict of tensors. */
-  writeStateDict(state: NativeTensorMap): Promise<Buffer>;
+  writeStateDict(state: NativeTensorMap): Promise<Uint8Array>;
 }
 
 // ── NT-Xent: the fused loss and its gradient; see ops/nt-xent.ts ────────────────────────────────────────────────
@@ -195,8 +217,8 @@ interface AugmentModule {
 
 // ── training step: forward of all views → NT-Xent → backward → optimiser step, one call; see ops/train-step.ts ───
 
-/** Every option of a native trainer: the native side has no defaults, the facade passes all ten. */
-export interface NativeTrainerOptions {
+/** Every option of a native optimiser: the native side has no defaults, the facade passes all. */
+export interface NativeOptimizerOptions {
   optimizer: string;
   momentum: number;
   nesterov: boolean;
@@ -205,19 +227,29 @@ export interface NativeTrainerOptions {
   beta2: number;
   eps: number;
   trustCoefficient: number;
+}
+
+/** The optimiser (with fp16's loss scaler) of a model; the training step updates it. */
+export interface NativeOptimizer {
+  /** Buffers as `<parameter>/<kind>` (and `amp/*`) names with their tensors (copies), and the optimiser's step count. */
+  state(): { names: string[]; tensors: NativeTensor[]; steps: number };
+  loadState(names: string[], tensors: NativeTensor[], steps: number): void;
+}
+
+/** Every option of a step, complete (precision and memory format already resolved from 'auto'). */
+export interface NativeTrainStepOptions {
+  lr: number;
   temperature: number;
   views: number;
+  precision: 'fp32' | 'bf16' | 'fp16';
+  memoryFormat: 'contiguous' | 'channelsLast';
+  accumulationSteps: number;
 }
 
-export interface NativeTrainer {
-  step(views: NativeTensor, lr: number): Promise<{ loss: number }>;
-  /** Optimiser buffers as `<parameter>/<kind>` names with their tensors (copies), and the optimiser's step count. */
-  optimizerState(): { names: string[]; tensors: NativeTensor[]; steps: number };
-  loadOptimizerState(names: string[], tensors: NativeTensor[], steps: number): void;
-}
-
-interface TrainerModule {
-  createTrainer(model: NativeModel, options: NativeTrainerOptions): NativeTrainer;
+interface TrainStepModule {
+  createOptimizer(model: NativeModel, options: NativeOptimizerOptions): NativeOptimizer;
+  trainStep(model: NativeModel, optimizer: NativeOptimizer, views: NativeTensor[], options: NativeTrainStepOptions):
+    Promise<{ loss: number; applied: boolean }>;
 }
 
 // ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────
@@ -254,7 +286,7 @@ interface EvalModule {
 }
 
 /** Everything the addon exports. */
-export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainerModule, EvalModule {}
+export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainStepModule, EvalModule {}
 
 // ── loading ──────────────────────────────────────────────────────────────────────────────────────────────────────
 

@@ -16,7 +16,7 @@ describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => 
     [['train', '--optimizer', 'rmsprop', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /one of sgd, adamw, lars/],
     [['train', '--data', '/nonexistent/images', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /does not exist/],
     [['train', '--config', '/nonexistent/run.json'], /Cannot read config file/],
-    [['train', '--batch-size', '1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /batchSize/],
+    [['train', '--batch-size', '1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /for --batch-size but received 1/],
     [['train', '--resume', '--out', '/nonexistent/run'], /no checkpoint at/],
     [['eval', '--checkpoint', '/nonexistent/last.ckpt'], /does not exist/],
     [['export', '--out', 'x.pt'], /required option '--checkpoint/],
@@ -42,6 +42,15 @@ describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => 
     expect(report.libtorch.version).toMatch(/^\d+\.\d+/);
     expect(report.threads).toBeGreaterThan(0);
     expect(['openblas', 'mkl', 'reference', 'unknown']).toContain(report.blas.kind);
+  });
+
+  it("doctor shows the CPU's native bf16 support, as /proc/cpuinfo has it, and what precision 'auto' picks", () => {
+    const report = JSON.parse(simclr('doctor', '--json').stdout);
+    const flags = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'))!.split(/\s+/);
+    expect(report.cpu.avx512bf16).toBe(flags.includes('avx512_bf16'));
+    expect(report.cpu.amxBf16).toBe(flags.includes('amx_bf16'));
+    expect(report.cpu.autoPrecision).toBe(report.cpu.avx512bf16 || report.cpu.amxBf16 ? 'bf16' : 'fp32');
+    expect(simclr('doctor').stdout).toMatch(/cpu bf16 .*precision 'auto' on the CPU: (fp32|bf16)/);
   });
 });
 

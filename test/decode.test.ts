@@ -141,6 +141,11 @@ describe('decoding rejects bad input with an error', () => {
     await expect(decodeFile(cut, [32, 32])).rejects.toThrow(/cut\.jpg.*premature end of JPEG file/);
   });
 
+  maybe('says a JPEG file it is given by path is missing', async () => {
+    await expect(decodeJpeg(path.join(root, 'gone.jpg'))).toRejectKind('Error', 'the file is missing');
+    await expect(decodeFile(path.join(root, 'gone.jpg'), [8, 8])).rejects.toThrow(/gone\.jpg': the file is missing/);
+  });
+
   maybe('rejects bytes that start like a JPEG but are not one, and empty input', async () => {
     await expect(decodeJpeg(Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3, 4]))).toRejectKind('Error', /JPEG/);
     await expect(decodeJpeg(new Uint8Array(0))).toRejectKind('Error', /empty input/i);
@@ -150,7 +155,7 @@ describe('decoding rejects bad input with an error', () => {
     await expect(resizeImage(new Uint8Array(11), 2, 2, 1, 1)).toRejectKind('RangeError', /12 bytes/);
     await expect(resizeImage([1, 2, 3] as unknown as Uint8Array, 1, 1, 1, 1)).toRejectKind('TypeError', 'pixels');
     await expect(resizeImage(new Uint8Array(12), 2, 2, 0, 1)).toRejectKind('RangeError', 'outWidth');
-    await expect(decodeJpeg('x' as unknown as Uint8Array)).toRejectKind('TypeError', 'bytes');
+    await expect(decodeJpeg(7 as unknown as Uint8Array)).toRejectKind('TypeError', 'source');
     await expect(decodeJpeg(new Uint8Array(4), [0, 3])).toRejectKind('RangeError', 'size[0]');
   });
 });

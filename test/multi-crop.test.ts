@@ -1,12 +1,13 @@
 /**
  * Multi-crop (SwAV): the config of the small views, their sampling, the views of every resolution group against the
- * same parameters composed in torchvision, the layout a training step's loss needs, and the trainer's data side.
+ * same parameters composed in torchvision, the layout a training step's loss needs, the trainer's data side and its
+ * training steps.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { Augmenter, resolveAugmentConfig, viewGroups, Tensor, ntXent, ImageFolder, DEFAULT_RUN_CONFIG, trainingData } from '../src';
+import { Augmenter, resolveAugmentConfig, viewGroups, Tensor, ntXent, ImageFolder, DEFAULT_RUN_CONFIG, trainingData, Trainer, createModel, manualSeed, validateRunConfig } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
 const SMALL = { views: 4, size: 12, scale: [0.05, 0.14] as [number, number] };
@@ -194,5 +195,42 @@ describe("multi-crop in a run's data side", () => {
     const plain = trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config);
     expect(plain.viewsPerImage).toBe(2);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('multi-crop in training', () => {
+  it("the Trainer's step on 2 + K views per image has the loss of NT-Xent over all views of the model's embeddings", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-multicrop-train-'));
+    for (let i = 0; i < 4; i++) {
+      const pixels = Buffer.alloc(32 * 32 * 3);
+      for (let j = 0; j < pixels.length; j++) pixels[j] = (j * (i + 3) + (j >> 5) * 7) & 255;
+      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(dir, `${i}.png`));
+    }
+    const config = validateRunConfig({
+      batchSize: 4, baseSize: 32, imageSize: 16, stem: 'cifar', epochs: 1, lr: 0.1, precision: 'fp32', memoryFormat: 'contiguous',
+      temperature: 0.5, knnEvery: 0, seed: 7,
+    });
+    const smallCrops = { views: 2, size: 8 };
+    const data = () => trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config, { smallCrops });
+    manualSeed(1);
+    const model = await createModel(config);
+    // The views the Trainer's first step gets (the same seeds), embedded by the model as it is before that step.
+    const first = data();
+    let expected = NaN;
+    for await (const batch of first.batches(0, 0)) {
+      const groups = (await first.views(batch.images)) as Tensor[];
+      model.train();
+      const z = await Promise.all(groups.map(async (g) => (await model.forward(g, { precision: 'fp32', memoryFormat: 'contiguous' })).z.toFloat32Array()));
+      const all = Tensor.fromTypedArray(Float32Array.from([...z[0], ...z[1]]), [16, z[0].length / 8]);
+      expected = (await ntXent(all, { temperature: 0.5, views: 4 })).loss;
+      break;
+    }
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-multicrop-run-'));
+    const result = await new Trainer(model, data(), { ...config, out, progress: 'none' }).fit();
+    const steps = result.records.filter((r) => 'step' in r) as { loss: number; images: number }[];
+    expect(steps.map((r) => r.images)).toEqual([4]);
+    expect(Math.abs(steps[0].loss - expected)).toBeLessThan(1e-5 * expected);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(out, { recursive: true, force: true });
   });
 });

@@ -6,11 +6,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native } from '../src/native';
-import { createTrainStep, nativeTrainerOptions, TrainStepOptions } from '../src/ops/train-step';
-import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy } from '../src';
+import { createTrainStep, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
+import sharp from 'sharp';
+import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-'));
+const folders: string[] = [];
+const tmp = () => {
+  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-')));
+  return folders[folders.length - 1];
+};
+afterAll(() => {
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+});
 
 const ORACLE = String.raw`
 import json, sys
@@ -24,8 +32,9 @@ def loss_of(z, t):
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
     return F.cross_entropy(s, target)
 
-def run(dtype):
-    """The 3 steps in PyTorch; float64 gives the exact answer that float32 results are measured against."""
+def run(dtype, autocast=False):
+    """The 3 steps in PyTorch; float64 gives the exact answer that float32 results are measured against. With
+    autocast, the model runs under torch.autocast('cpu', bfloat16) and the loss in float32, as simclr's bf16 step."""
     m = torchvision.models.resnet18()
     m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity(); m.fc = nn.Identity()
     model = nn.Module(); model.encoder = m; model.head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
@@ -45,7 +54,9 @@ def run(dtype):
     losses = []
     for lr in a["lrs"]:
         model.zero_grad()
-        loss = loss_of(model.head(model.encoder(views)), o["temperature"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            z = model.head(model.encoder(views))
+        loss = loss_of(z.float() if autocast else z, o["temperature"])
         loss.backward(); losses.append(loss.item())
         if opt is not None:
             for g in opt.param_groups: g["lr"] = lr
@@ -62,13 +73,21 @@ def run(dtype):
                     p.sub_(bufs[id(p)])
     return losses, model.state_dict()
 
-losses32, ref32 = run(torch.float32)
-losses64, ref = run(torch.float64)
 ours = torch.load(a["ours"])
-def max_diff(state):
-    return max((state[k].double() - ref[k]).abs().max().item() for k in ref if ref[k].is_floating_point())
-scale = max(ref[k].abs().max().item() for k in ref if ref[k].is_floating_point())
-print(json.dumps({"losses32": losses32, "losses64": losses64, "maxDiff": max_diff(ours), "torchMaxDiff": max_diff(ref32), "scale": scale}))
+def max_diff(state, ref):
+    return max((state[k].double() - ref[k].double()).abs().max().item() for k in ref if ref[k].is_floating_point())
+if a.get("precision") == "bf16":
+    # The yardstick of a bf16 step is PyTorch's own bf16 step against its float32 one.
+    losses16, ref16 = run(torch.float32, autocast=True)
+    losses32, ref32 = run(torch.float32)
+    scale = max(ref32[k].abs().max().item() for k in ref32 if ref32[k].is_floating_point())
+    print(json.dumps({"losses16": losses16, "losses32": losses32, "maxDiff": max_diff(ours, ref16),
+                      "torchMaxDiff": max_diff(ref16, ref32), "scale": scale}))
+else:
+    losses32, ref32 = run(torch.float32)
+    losses64, ref = run(torch.float64)
+    scale = max(ref[k].abs().max().item() for k in ref if ref[k].is_floating_point())
+    print(json.dumps({"losses32": losses32, "losses64": losses64, "maxDiff": max_diff(ours, ref), "torchMaxDiff": max_diff(ref32, ref), "scale": scale}))
 `;
 
 describeWithOracle('native training step against PyTorch', (python) => {
@@ -78,14 +97,14 @@ describeWithOracle('native training step against PyTorch', (python) => {
     // ±lr updates, which no two implementations share.
     ['AdamW', { optimizer: 'adamw', weightDecay: 0.05, eps: 1e-3, temperature: 0.2 }],
     ['LARS', { optimizer: 'lars', momentum: 0.9, weightDecay: 1e-6, temperature: 0.1 }],
-  ] as [string, TrainStepOptions][])('%s: losses and updated weights match after 3 steps', async (_name, options) => {
+  ] as [string, TrainStepConfig][])('%s: losses and updated weights match after 3 steps', async (_name, options) => {
     const dir = tmp();
     manualSeed(11);
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     await model.saveStateDict(path.join(dir, 'init.pt'));
     const views = Tensor.randn([8, 3, 8, 8]);
     await writeNpy(path.join(dir, 'views.npy'), Float32Array.from(views.toFloat32Array()), views.shape);
-    const trainer = createTrainStep(model, options);
+    const trainer = createTrainStep(model, { ...options, precision: 'fp32', memoryFormat: 'contiguous' });
     // Moderate rates: a small batch with BatchNorm amplifies float rounding differences step by step at large ones.
     const lrs = options.optimizer === 'adamw' ? [1e-3, 2e-3, 5e-4] : [0.01, 0.02, 0.005];
     const losses: number[] = [];
@@ -101,21 +120,57 @@ describeWithOracle('native training step against PyTorch', (python) => {
     }
     expect(ref.maxDiff).toBeLessThan(1e-4 * Math.max(1, ref.scale) + 4 * ref.torchMaxDiff);
   });
+
+  it('bf16: losses and updated weights match torch.autocast(cpu, bfloat16) after 3 SGD steps', async () => {
+    const dir = tmp();
+    manualSeed(12);
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    await model.saveStateDict(path.join(dir, 'init.pt'));
+    const views = Tensor.randn([8, 3, 8, 8]);
+    await writeNpy(path.join(dir, 'views.npy'), Float32Array.from(views.toFloat32Array()), views.shape);
+    const options = { optimizer: 'sgd', momentum: 0.9, weightDecay: 5e-4, temperature: 0.5 } as const;
+    const trainer = createTrainStep(model, { ...options, precision: 'bf16', memoryFormat: 'contiguous' });
+    const lrs = [0.01, 0.02, 0.005];
+    const losses: number[] = [];
+    for (const lr of lrs) losses.push((await trainer.step(views, lr)).loss);
+    await model.saveStateDict(path.join(dir, 'ours.pt'));
+    const ref = JSON.parse(runPython(python, ORACLE, {
+      init: path.join(dir, 'init.pt'), views: path.join(dir, 'views.npy'), ours: path.join(dir, 'ours.pt'), options, lrs, precision: 'bf16',
+    }));
+    // bfloat16 keeps 8 significant bits (relative rounding up to 2^-8 = 0.4 % per cast), and two implementations round
+    // different intermediate values (our 1x1-output convolutions are matrix products), so ours is held to PyTorch's
+    // own bf16 error against float32, twice over, plus 1e-3 of the weights' scale; the losses to 2 % of the loss.
+    for (let i = 0; i < lrs.length; i++) {
+      expect(Math.abs(losses[i] - ref.losses16[i])).toBeLessThan(0.02 * ref.losses32[i] + 2 * Math.abs(ref.losses16[i] - ref.losses32[i]));
+    }
+    expect(ref.maxDiff).toBeLessThan(1e-3 * Math.max(1, ref.scale) + 2 * ref.torchMaxDiff);
+    // And bf16 is really in use: its losses are not the float32 ones.
+    expect(losses.some((l, i) => l !== ref.losses32[i])).toBe(true);
+  });
 });
 
 describe('native training step arguments', () => {
   it('rejects bad options and inputs with clear errors', async () => {
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     // The native side takes complete options (no defaults of its own); the facade fills them the same way.
-    const complete = nativeTrainerOptions({ optimizer: 'sgd', temperature: 0.5 });
-    expect(() => native.createTrainer(model.handle, { ...complete, optimizer: 'rmsprop' as never })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
-    expect(() => native.createTrainer(model.handle, { ...complete, temperature: 0 })).toThrowKind('RangeError', 'temperature');
-    expect(() => native.createTrainer({} as never, complete)).toThrowKind('TypeError');
-    const trainer = native.createTrainer(model.handle, complete);
-    expect(() => trainer.step(Tensor.randn([3, 3, 8, 8]).handle, 0.1)).toThrowKind('RangeError', '2 views of at least 2 images');
-    expect(() => trainer.step(Tensor.randn([4, 1, 8, 8]).handle, 0.1)).toThrowKind('RangeError', 'x 3 x H x W');
-    expect(() => trainer.step(Tensor.randn([4, 3, 8, 8]).handle, -1)).toThrowKind('RangeError', 'lr');
-    expect(() => trainer.step({} as never, 0.1)).toThrowKind('TypeError', 'views');
+    const optimizerOptions = { optimizer: 'sgd', momentum: 0.9, nesterov: false, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, trustCoefficient: 0.001 };
+    const stepOptions = { lr: 0.1, temperature: 0.5, views: 2, precision: 'fp32', memoryFormat: 'contiguous', accumulationSteps: 1 } as const;
+    expect(() => native.createOptimizer(model.handle, { ...optimizerOptions, optimizer: 'rmsprop' })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
+    expect(() => native.createOptimizer({} as never, optimizerOptions)).toThrowKind('TypeError');
+    const optimizer = native.createOptimizer(model.handle, optimizerOptions);
+    const step = (views: unknown, options: object = stepOptions) => native.trainStep(model.handle, optimizer, views as never, options as never);
+    expect(() => step([Tensor.randn([4, 3, 8, 8]).handle], { ...stepOptions, temperature: 0 })).toThrowKind('RangeError', 'temperature');
+    expect(() => step([Tensor.randn([3, 3, 8, 8]).handle])).toThrowKind('RangeError', '2 views of at least 2 images');
+    expect(() => step([Tensor.randn([4, 1, 8, 8]).handle])).toThrowKind('RangeError', 'x 3 x H x W');
+    expect(() => step([Tensor.randn([4, 3, 8, 8]).handle], { ...stepOptions, lr: -1 })).toThrowKind('RangeError', 'lr');
+    expect(() => step([{}])).toThrowKind('TypeError', 'views');
+    // The model's device is read under its lock, on the worker: an fp16 request on the CPU rejects the promise.
+    await expect(step([Tensor.randn([4, 3, 8, 8]).handle], { ...stepOptions, precision: 'fp16' })).rejects.toThrow(/'fp16' needs a CUDA device/);
+    expect(() => step([Tensor.randn([4, 3, 8, 8]).handle], { ...stepOptions, precision: 'fp8' })).toThrowKind('RangeError', "'fp32', 'bf16', 'fp16'");
+    const other = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    expect(() => native.trainStep(other.handle, optimizer, [Tensor.randn([4, 3, 8, 8]).handle], stepOptions)).toThrowKind('RangeError', 'another model');
+    await expect(trainStep(model, Tensor.randn([4, 3, 8, 8]), { optimizer: Optimizer.create(model, { optimizer: 'sgd' }), lr: 0.1, temperature: 0.5, precision: 'fp16' }))
+      .rejects.toThrow(/needs a CUDA device/);
   });
 });
 
@@ -143,10 +198,90 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
-  it('trains through a short last batch (10 images in batches of 4: 4, 4, 2)', async () => {
+  it('drops the short last batch by default (10 images in batches of 4: 4, 4)', async () => {
     const out = tmp();
     const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, out }, { progress: 'none' });
+    expect(run.steps).toBe(2);
+    expect(run.records.filter((r) => 'step' in r).map((r) => (r as { images?: number }).images)).toEqual([4, 4]);
+  });
+
+  it('trains through a short last batch with dropLast false (10 images in batches of 4: 4, 4, 2)', async () => {
+    const out = tmp();
+    const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, dropLast: false, out }, { progress: 'none' });
     expect(run.steps).toBe(3);
     expect(Number.isFinite(run.lastLoss)).toBe(true);
+  });
+
+  describe('one model, one fit', () => {
+    const config = validateRunConfig({ ...base, epochs: 1 });
+    const dataset = () => Subset.random(fashionMnist('train', { size: config.baseSize }), config.subset!, config.seed);
+    const trainerFor = async (model: SimCLRModel, out: string, onStep?: () => void) =>
+      new Trainer(model, trainingData(dataset(), config), { ...config, out, progress: 'none', onStep });
+    const losses = (result: { records: { step?: number; loss: number }[] }) => result.records.filter((r) => r.step !== undefined).map((r) => r.loss);
+
+    it('eval(), train() and embed() during fit leave its losses unchanged: each step runs in train mode, under the model lock', async () => {
+      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const model = await createModel(config);
+      const probe = Tensor.randn([2, 3, 16, 16]);
+      const pending: Promise<unknown>[] = [];
+      // Between steps the model is left in eval mode, embeds (which switch to eval mode inside) race the next step,
+      // and the mode flips all the while.
+      const hammer = setInterval(() => {
+        model.train();
+        model.eval();
+      }, 1);
+      const busy = await (await trainerFor(model, tmp(), () => {
+        model.eval();
+        pending.push(model.embed(probe).then((h) => h.dispose()), model.embed(probe).then((h) => h.dispose()));
+      })).fit().finally(() => clearInterval(hammer));
+      await Promise.all(pending);
+      expect(pending.length).toBeGreaterThan(0);
+      expect(losses(busy)).toEqual(losses(quiet));
+    });
+
+    it('a second fit on a model already in a fit is an error; the first trains on undisturbed', async () => {
+      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const model = await createModel(config);
+      const first = (await trainerFor(model, tmp())).fit();
+      await expect((await trainerFor(model, tmp())).fit()).rejects.toThrow(/already being trained by another fit/);
+      expect(losses(await first)).toEqual(losses(quiet));
+      // Once the first has ended, the model trains again.
+      expect((await (await trainerFor(model, tmp())).fit()).steps).toBe(quiet.steps);
+    });
+  });
+
+  describe('unreadable images', () => {
+    // `good` readable 16 px images in class folder 'x', then `bad` files that are not images.
+    const folder = async (good: number, bad: number) => {
+      const dir = tmp();
+      fs.mkdirSync(path.join(dir, 'x'));
+      for (let i = 0; i < good; i++) {
+        await sharp(Buffer.alloc(16 * 16 * 3, 40 * i), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, 'x', `${i}.png`));
+      }
+      for (let i = 0; i < bad; i++) fs.writeFileSync(path.join(dir, 'x', `bad${i}.png`), 'not a png');
+      return dir;
+    };
+    const run = (data: string, epochs: number) => runTraining({ ...base, data, subset: undefined, epochs, batchSize: 4, out: tmp() }, { progress: 'none' });
+
+    it('are reported at the end of every epoch, the last one included', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        await run(await folder(6, 1), 2);
+        const reports = warn.mock.calls.map((c) => String(c[0])).filter((m) => /skipped 1 unreadable image/.test(m));
+        expect(reports.map((m) => m.match(/epoch (\d+)/)![1])).toEqual(['0', '1']);
+      } finally {
+        warn.mockRestore();
+      }
+    });
+
+    it('leaving fewer than 2 readable images is an error, not a run of 0 steps', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        await expect(run(await folder(1, 1), 1)).rejects.toThrow(/epoch 1 gave no batch of at least 2 readable images/);
+        await expect(run(await folder(0, 2), 1)).rejects.toThrow(/no sample of epoch 0 could be read/);
+      } finally {
+        warn.mockRestore();
+      }
+    });
   });
 });

@@ -182,6 +182,11 @@ def main():
     loader = torch.utils.data.DataLoader(dataset, batch_size=c["batchSize"], shuffle=True, num_workers=a.get("workers", 0),
                                          drop_last=False, persistent_workers=a.get("workers", 0) > 0)
     model = SimCLR(c)
+    # Each side runs with its best precision on the machine: bf16 autocast + channels-last where the CPU has native
+    # bf16 (the benches pass "precision"), else float32.
+    bf16 = a.get("precision") == "bf16"
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, c)
     steps_per_epoch = len(loader)
     total = c.get("maxSteps") or c["epochs"] * steps_per_epoch
@@ -195,10 +200,14 @@ def main():
             if views.shape[0] < 2:
                 continue
             x = torch.cat([views[:, 0], views[:, 1]])
+            if bf16:
+                x = x.contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
                 g["lr"] = learning_rate(step, c, steps_per_epoch, total)
             opt.zero_grad()
-            loss = nt_xent(model(x), c["temperature"])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                z = model(x)
+            loss = nt_xent(z.float(), c["temperature"])
             loss.backward()
             opt.step()
             losses.append(loss.item())

@@ -101,7 +101,8 @@ at::ScalarType ArgDtype(const Napi::Value& value, const std::string& name) {
   if (text == "float64") return at::kDouble;
   if (text == "uint8") return at::kByte;
   if (text == "int64") return at::kLong;
-  ThrowRange("Expected one of 'float32', 'float64', 'uint8', 'int64' for " + name + Received(value));
+  if (text == "int32") return at::kInt;
+  ThrowRange("Expected one of 'float32', 'float64', 'uint8', 'int32', 'int64' for " + name + Received(value));
 }
 
 std::array<double, 3> ArgTriple(const Napi::Value& value, const std::string& name) {
@@ -195,6 +196,21 @@ bool BoolOption(const Napi::Value& options, const char* key, std::optional<bool>
 std::string StringOption(const Napi::Value& options, const char* key, std::optional<std::string> fallback) {
   auto value = Present(options, key, fallback, "a string");
   return value ? ArgString(*value, std::string("options.") + key) : *fallback;
+}
+
+Precision PrecisionOption(const Napi::Value& options) {
+  const std::string name = StringOption(options, "precision");
+  if (name == "fp32") return Precision::kFloat32;
+  if (name == "bf16") return Precision::kBFloat16;
+  if (name == "fp16") return Precision::kFloat16;
+  ThrowRange("Expected one of 'fp32', 'bf16', 'fp16' for options.precision but received '" + name + "'");
+}
+
+MemoryFormat MemoryFormatOption(const Napi::Value& options) {
+  const std::string name = StringOption(options, "memoryFormat");
+  if (name == "contiguous") return MemoryFormat::kContiguous;
+  if (name == "channelsLast") return MemoryFormat::kChannelsLast;
+  ThrowRange("Expected 'contiguous' or 'channelsLast' for options.memoryFormat but received '" + name + "'");
 }
 
 std::string DtypeName(at::ScalarType type) {

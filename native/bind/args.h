@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bind/errors.h"
+#include "core/precision.h"
 
 namespace simclr {
 
@@ -58,6 +59,9 @@ int64_t IntOption(const Napi::Value& options, const char* key, int64_t min, int6
                   std::optional<int64_t> fallback = std::nullopt);
 bool BoolOption(const Napi::Value& options, const char* key, std::optional<bool> fallback = std::nullopt);
 std::string StringOption(const Napi::Value& options, const char* key, std::optional<std::string> fallback = std::nullopt);
+// options.precision: 'fp32' | 'bf16' | 'fp16'; options.memoryFormat: 'contiguous' | 'channelsLast'. Required.
+Precision PrecisionOption(const Napi::Value& options);
+MemoryFormat MemoryFormatOption(const Napi::Value& options);
 
 // ---- names of ATen things as JS sees them ----
 std::string DtypeName(at::ScalarType type);

@@ -85,7 +85,8 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
     options.num_classes = NumClassesArg(info[3], {{&bank_labels, "bankLabels"}});
     return RunAsync<at::Tensor>(
         info.Env(), "simclr.knnPredict", [=] { return KnnPredict(bank, bank_labels, query, options); },
-        [](Napi::Env env, at::Tensor& predictions) -> Napi::Value { return TensorWrap::Wrap(env, predictions); });
+        [](Napi::Env env, at::Tensor& predictions) -> Napi::Value { return TensorWrap::Wrap(env, predictions); },
+        RunsOn::kComputeThread);
   });
 }
 
@@ -118,7 +119,8 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
           out.Set("trainAccuracy", result.train_accuracy);
           out.Set("testAccuracy", result.test_accuracy);
           return out;
-        });
+        },
+        RunsOn::kComputeThread);
   });
 }
 

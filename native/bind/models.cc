@@ -59,42 +59,49 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  private:
   SimCLRModelImpl& model() const { return *locked_->model; }
 
+  // forward(x, { precision, memoryFormat }) -> Promise<{ h, z? }> (float32 whatever the precision)
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      const Precision precision = PrecisionOption(info[1]);
+      const MemoryFormat format = MemoryFormatOption(info[1]);
       LockedModelPtr j = locked_;
-      return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x] {
+      return RunAsync<std::pair<at::Tensor, at::Tensor>>(info.Env(), "simclr.forward", [j, x, precision, format] {
         std::lock_guard<std::mutex> hold(j->mutex);
         // JS has no autograd: a forward from JS keeps no graph (BatchNorm still updates in train mode).
         at::NoGradGuard no_grad;
-        return j->model->forward(x);
+        auto [h, z] = ForwardWithPrecision(*j->model, x, precision, format, /*encoder_only=*/false);
+        return std::make_pair(h, z);
       }, [](Napi::Env env, std::pair<at::Tensor, at::Tensor>& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("h", TensorWrap::Wrap(env, out.first));
         if (out.second.defined()) result.Set("z", TensorWrap::Wrap(env, out.second));
         return result;
-      });
+      }, RunsOn::kComputeThread);
     });
   }
 
+  // embed(x, { precision, memoryFormat }) -> Promise<h>: the encoder's features in eval mode, float32
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Tensor x = TensorWrap::FromJs(info[0], "x");
+      const Precision precision = PrecisionOption(info[1]);
+      const MemoryFormat format = MemoryFormatOption(info[1]);
       LockedModelPtr j = locked_;
-      return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x] {
+      return RunAsync<at::Tensor>(info.Env(), "simclr.embed", [j, x, precision, format] {
         std::lock_guard<std::mutex> hold(j->mutex);
         at::NoGradGuard no_grad;
         const bool was_training = j->model->is_training();
         j->model->eval();
         try {
-          at::Tensor h = j->model->encoder->forward(x);
+          at::Tensor h = ForwardWithPrecision(*j->model, x, precision, format, /*encoder_only=*/true).first;
           j->model->train(was_training);
           return h;
         } catch (...) {
           j->model->train(was_training);
           throw;
         }
-      }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); });
+      }, [](Napi::Env env, at::Tensor& h) -> Napi::Value { return TensorWrap::Wrap(env, h); }, RunsOn::kComputeThread);
     });
   }
 
@@ -115,7 +122,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         }
         out.backward(grad_output.to(out.options()));
         return out.detach();
-      }, [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::Wrap(env, out); });
+      }, [](Napi::Env env, at::Tensor& out) -> Napi::Value { return TensorWrap::Wrap(env, out); }, RunsOn::kComputeThread);
     });
   }
 
@@ -316,7 +323,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
       SimCLRModel model(encoder, head);
       if (!device.is_cpu()) model->to(device);
       return model;
-    }, [](Napi::Env env, SimCLRModel& model) -> Napi::Value { return ModelWrap::Wrap(env, model); });
+    }, [](Napi::Env env, SimCLRModel& model) -> Napi::Value { return ModelWrap::Wrap(env, model); }, RunsOn::kComputeThread);
   });
 }
 

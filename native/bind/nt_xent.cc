@@ -47,9 +47,9 @@ Napi::Value NtXent(const Napi::CallbackInfo& info) {
           out.Set("grad", TensorWrap::Wrap(env, result.grad));
           return out;
         },
-        // The tile buffers are large and freed at once; with the pool's 4 threads a process otherwise held ~4 calls'
-        // working sets (bench, N = 4096: +213 MB instead of +93 MB).
-        AfterJob::kTrimMemory);
+        // Model-sized work: on the compute thread, whose one malloc arena reuses the large tile buffers from call to
+        // call (spread over libuv's 4 threads a process held ~4 calls' working sets: N = 4096, +213 MB instead of +93).
+        RunsOn::kComputeThread);
   });
 }
 

@@ -1,6 +1,8 @@
-// N-API glue for core/train_step.h: createTrainer(model, options) -> NativeTrainer, whose step() runs one whole SimCLR
-// step off the JS thread. The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are
-// checked again here only so that bad input is an error, never a crash.
+// N-API glue for core/train_step.h:
+//   createOptimizer(model, options) -> NativeOptimizer { state(), loadState(names, tensors, steps) }
+//   trainStep(model, optimizer, views: Tensor | Tensor[], options) -> Promise<{ loss, applied }>, off the JS thread.
+// The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are checked again here only
+// so that bad input is an error, never a crash.
 #include <atomic>
 #include <memory>
 
@@ -15,28 +17,43 @@
 namespace simclr {
 namespace {
 
-OptimizerKind OptimizerKindOption(const Napi::Value& options) {
-  const std::string name = StringOption(options, "optimizer");
-  if (name == "sgd") return OptimizerKind::kSGD;
-  if (name == "adamw") return OptimizerKind::kAdamW;
-  if (name == "lars") return OptimizerKind::kLARS;
-  ThrowRange("Expected one of 'sgd', 'adamw', 'lars' for options.optimizer but received '" + name + "'");
+OptimizerOptions OptimizerOptionsFromJs(const Napi::Value& options) {
+  if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for options but received " + TypeName(options));
+  OptimizerOptions o;
+  const std::string kind = StringOption(options, "optimizer");
+  if (kind == "sgd") o.kind = OptimizerKind::kSGD;
+  else if (kind == "adamw") o.kind = OptimizerKind::kAdamW;
+  else if (kind == "lars") o.kind = OptimizerKind::kLARS;
+  else ThrowRange("Expected one of 'sgd', 'adamw', 'lars' for options.optimizer but received '" + kind + "'");
+  o.momentum = NumberOption(options, "momentum", {0, 0.999999});
+  o.nesterov = BoolOption(options, "nesterov");
+  o.weight_decay = NumberOption(options, "weightDecay", {0});
+  o.beta1 = NumberOption(options, "beta1", {0, 0.999999});
+  o.beta2 = NumberOption(options, "beta2", {0, 0.999999});
+  o.eps = NumberOption(options, "eps", Above(0));
+  o.trust_coefficient = NumberOption(options, "trustCoefficient", Above(0));
+  return o;
 }
 
 TrainStepOptions TrainStepOptionsFromJs(const Napi::Value& options) {
   if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for options but received " + TypeName(options));
   TrainStepOptions o;
-  o.optimizer.kind = OptimizerKindOption(options);
-  o.optimizer.momentum = NumberOption(options, "momentum", {0, 0.999999});
-  o.optimizer.nesterov = BoolOption(options, "nesterov");
-  o.optimizer.weight_decay = NumberOption(options, "weightDecay", {0});
-  o.optimizer.beta1 = NumberOption(options, "beta1", {0, 0.999999});
-  o.optimizer.beta2 = NumberOption(options, "beta2", {0, 0.999999});
-  o.optimizer.eps = NumberOption(options, "eps", Above(0));
-  o.optimizer.trust_coefficient = NumberOption(options, "trustCoefficient", Above(0));
+  o.lr = NumberOption(options, "lr", {0});
   o.temperature = NumberOption(options, "temperature", Above(kNtXentMinTemperature));
   o.views = IntOption(options, "views", 2, 64);
+  o.precision = PrecisionOption(options);
+  o.memory_format = MemoryFormatOption(options);
+  o.accumulation_steps = IntOption(options, "accumulationSteps", 1, 1 << 20);
   return o;
+}
+
+std::vector<at::Tensor> ViewGroupsFromJs(const Napi::Value& value) {
+  if (!value.IsArray()) return {TensorWrap::FromJs(value, "views")};
+  auto array = value.As<Napi::Array>();
+  if (array.Length() == 0 || array.Length() > 16) ThrowRange("Expected 1 to 16 tensors of views");
+  std::vector<at::Tensor> groups;
+  for (uint32_t i = 0; i < array.Length(); ++i) groups.push_back(TensorWrap::FromJs(array.Get(i), "views[" + std::to_string(i) + "]"));
+  return groups;
 }
 
 // Clears a flag when a step ends, however it ends.
@@ -45,55 +62,42 @@ struct BusyFlag {
   ~BusyFlag() { flag->store(false); }
 };
 
-class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
  public:
   static Napi::FunctionReference* constructor;
 
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function cls = DefineClass(env, "NativeTrainer", {
-      InstanceMethod<&TrainerWrap::Step>("step"),
-      InstanceMethod<&TrainerWrap::OptimizerState>("optimizerState"),
-      InstanceMethod<&TrainerWrap::LoadOptimizerState>("loadOptimizerState"),
+    Napi::Function cls = DefineClass(env, "NativeOptimizer", {
+      InstanceMethod<&OptimizerWrap::State>("state"),
+      InstanceMethod<&OptimizerWrap::LoadState>("loadState"),
     });
     constructor = new Napi::FunctionReference(Napi::Persistent(cls));
   }
 
-  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+  static OptimizerWrap* FromJs(const Napi::Value& value) {
+    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(constructor->Value())) {
+      ThrowType("Expected an optimizer (createOptimizer) for optimizer but received " + TypeName(value));
+    }
+    return Unwrap(value.As<Napi::Object>());
+  }
+
+  explicit OptimizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OptimizerWrap>(info) {
     Guarded(info.Env(), [&] {
-      step_ = std::make_shared<TrainStep>(ModelFromJs(info[0], "model"), TrainStepOptionsFromJs(info[1]));
+      state_ = std::make_shared<TrainState>(ModelFromJs(info[0], "model"), OptimizerOptionsFromJs(info[1]));
       return 0;
     });
   }
 
- private:
-  // step(views: Tensor [V*B x 3 x H x W], lr: number) -> Promise<{ loss }>
-  Napi::Value Step(const Napi::CallbackInfo& info) {
-    return SIMCLR_GUARD(info, {
-      at::Tensor views = TensorWrap::FromJs(info[0], "views");
-      const double lr = ArgFiniteNumber(info[1], "lr");
-      if (lr < 0) ThrowRange("Expected a learning rate >= 0 for lr");
-      step_->CheckViews(views);
-      if (busy_->exchange(true)) ThrowError("a training step is already running on this trainer");
-      auto busy = std::make_shared<BusyFlag>(BusyFlag{busy_});
-      std::shared_ptr<TrainStep> step = step_;
-      return RunAsync<double>(
-          info.Env(), "simclr.trainStep",
-          [step, views, lr, busy] { return step->Run(views, lr); },
-          [](Napi::Env env, double& loss) -> Napi::Value {
-            Napi::Object out = Napi::Object::New(env);
-            out.Set("loss", loss);
-            return out;
-          },
-          AfterJob::kTrimMemory);
-    });
-  }
+  std::shared_ptr<TrainState> state_;
+  std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 
-  // optimizerState() -> { names: string[], tensors: Tensor[], steps: number }
-  Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
+ private:
+  // state() -> { names: string[], tensors: Tensor[], steps: number }
+  Napi::Value State(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       Napi::Env env = info.Env();
       int64_t steps = 0;
-      auto state = step_->OptimizerState(&steps);
+      auto state = state_->State(&steps);
       Napi::Array names = Napi::Array::New(env, state.size());
       Napi::Array tensors = Napi::Array::New(env, state.size());
       uint32_t i = 0;
@@ -110,8 +114,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     });
   }
 
-  // loadOptimizerState(names: string[], tensors: Tensor[], steps: number)
-  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
+  // loadState(names: string[], tensors: Tensor[], steps: number)
+  Napi::Value LoadState(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       if (!info[0].IsArray() || !info[1].IsArray()) ThrowType("Expected arrays of names and tensors");
       auto names = info[0].As<Napi::Array>();
@@ -122,25 +126,49 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         state[ArgString(names.Get(i), "names[" + std::to_string(i) + "]")] =
             TensorWrap::FromJs(tensors.Get(i), "tensors[" + std::to_string(i) + "]");
       }
-      step_->LoadOptimizerState(state, ArgInt(info[2], "steps", 0, int64_t(1) << 50));
+      if (busy_->load()) ThrowError("cannot load optimizer state while a training step runs with this optimizer");
+      state_->LoadState(state, ArgInt(info[2], "steps", 0, int64_t(1) << 50));
       return info.Env().Undefined();
     });
   }
-
-  std::shared_ptr<TrainStep> step_;
-  std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-Napi::FunctionReference* TrainerWrap::constructor = nullptr;
+Napi::FunctionReference* OptimizerWrap::constructor = nullptr;
 
-// createTrainer(model, options) -> NativeTrainer
-Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
-  return SIMCLR_GUARD(info, { return TrainerWrap::constructor->New({info[0], info[1]}); });
+// createOptimizer(model, { optimizer, momentum, nesterov, weightDecay, beta1, beta2, eps, trustCoefficient })
+Napi::Value CreateOptimizer(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, { return OptimizerWrap::constructor->New({info[0], info[1]}); });
+}
+
+// trainStep(model, optimizer, views, { lr, temperature, views, precision, memoryFormat, accumulationSteps })
+Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    LockedModelPtr model = ModelFromJs(info[0], "model");
+    OptimizerWrap* optimizer = OptimizerWrap::FromJs(info[1]);
+    if (optimizer->state_->model() != model) ThrowRange("this optimizer was created for another model");
+    std::vector<at::Tensor> groups = ViewGroupsFromJs(info[2]);
+    TrainStepOptions options = TrainStepOptionsFromJs(info[3]);
+    CheckTrainStep(groups, options);
+    if (optimizer->busy_->exchange(true)) ThrowError("a training step is already running with this optimizer");
+    auto busy = std::make_shared<BusyFlag>(BusyFlag{optimizer->busy_});
+    std::shared_ptr<TrainState> state = optimizer->state_;
+    return RunAsync<TrainStepResult>(
+        info.Env(), "simclr.trainStep",
+        [state, groups, options, busy] { return TrainStep(*state, groups, options); },
+        [](Napi::Env env, TrainStepResult& result) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", result.loss);
+          out.Set("applied", result.applied);
+          return out;
+        },
+        RunsOn::kComputeThread);
+  });
 }
 
 void InitTrainStepModule(Napi::Env env, Napi::Object exports) {
-  TrainerWrap::Init(env, exports);
-  exports.Set("createTrainer", Napi::Function::New<CreateTrainer>(env, "createTrainer"));
+  OptimizerWrap::Init(env, exports);
+  exports.Set("createOptimizer", Napi::Function::New<CreateOptimizer>(env, "createOptimizer"));
+  exports.Set("trainStep", Napi::Function::New<TrainStepJs>(env, "trainStep"));
 }
 
 }  // namespace

@@ -3,18 +3,75 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
-
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 namespace simclr {
-
 namespace {
+
 std::atomic<int> threads_generation{1};  // bumped by SetIntraOpThreads
+
+// A job on libuv's pool.
+class PoolWorker : public Napi::AsyncWorker {
+ public:
+  PoolWorker(Napi::Env env, const char* name, std::unique_ptr<Job> job) : Napi::AsyncWorker(env, name), job_(std::move(job)) {}
+  void Execute() override { job_->Run(); }
+  void OnOK() override { job_->Settle(Env()); }
+
+ private:
+  std::unique_ptr<Job> job_;
+};
+
+// Settles a compute-thread job on the JS thread (env is null when the environment is being torn down).
+void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
+  std::unique_ptr<Job> owned(job);
+  if (env != nullptr) owned->Settle(env);
+}
+using Settler = Napi::TypedThreadSafeFunction<std::nullptr_t, Job, SettleOnJsThread>;
+
+// The compute thread: one thread, one queue, jobs in submission order. Created at the first job and never destroyed
+// (it waits on its queue; the process may exit at any time).
+class ComputeThread {
+ public:
+  static ComputeThread& Instance() {
+    static ComputeThread* instance = new ComputeThread();
+    return *instance;
+  }
+
+  void Push(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> hold(mutex_);
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  ComputeThread() { std::thread([this] { Loop(); }).detach(); }
+
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> hold(mutex_);
+        ready_.wait(hold, [this] { return !queue_.empty(); });
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+};
+
 }  // namespace
 
-void PrepareWorkerThread() {
+void PrepareThreadForAten() {
   thread_local int applied = 0;
   const int generation = threads_generation.load();
   if (applied == generation) return;
@@ -27,10 +84,19 @@ void SetIntraOpThreads(int threads) {
   ++threads_generation;
 }
 
-void FinishJob(AfterJob after) {
-#ifdef __GLIBC__
-  if (after == AfterJob::kTrimMemory) malloc_trim(0);
-#endif
+void Submit(Napi::Env env, const char* name, std::unique_ptr<Job> job, RunsOn runs_on) {
+  if (runs_on == RunsOn::kWorkerPool) {
+    (new PoolWorker(env, name, std::move(job)))->Queue();
+    return;
+  }
+  // The thread-safe function keeps the event loop alive until the job has settled.
+  Settler settler = Settler::New(env, name, 0, 1);
+  Job* raw = job.release();
+  ComputeThread::Instance().Push([settler, raw]() mutable {
+    raw->Run();
+    if (settler.BlockingCall(raw) != napi_ok) delete raw;  // the environment is gone: nobody to settle with
+    settler.Release();
+  });
 }
 
 }  // namespace simclr

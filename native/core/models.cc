@@ -46,6 +46,8 @@ static at::Tensor Downsample(const nn::Sequential& downsample, const at::Tensor&
   return downsample->ptr(1)->as<nn::BatchNorm2d>()->forward(Convolve(*downsample->ptr(0)->as<nn::Conv2d>(), x));
 }
 
+// ReLUs after BatchNorm run in place, as torchvision's ReLU(inplace=True): BatchNorm's backward needs its input, not
+// its output, so the activation is overwritten instead of copied (one less pass over memory per layer).
 BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, nn::Sequential downsample_layers) {
   conv1 = register_module("conv1", Conv(inplanes, planes, 3, stride, 1));
   bn1 = register_module("bn1", nn::BatchNorm2d(planes));
@@ -55,7 +57,7 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = at::relu(bn1(Convolve(*conv1, x)));
+  at::Tensor out = bn1(Convolve(*conv1, x)).relu_();
   out = bn2(Convolve(*conv2, out));
   out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
@@ -72,8 +74,8 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = at::relu(bn1(Convolve(*conv1, x)));
-  out = at::relu(bn2(Convolve(*conv2, out)));
+  at::Tensor out = bn1(Convolve(*conv1, x)).relu_();
+  out = bn2(Convolve(*conv2, out)).relu_();
   out = bn3(Convolve(*conv3, out));
   out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
@@ -143,7 +145,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
 
 at::Tensor ResNetImpl::forward(const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected images of shape N x 3 x H x W, got ", x.sizes());
-  at::Tensor out = at::relu(bn1(conv1(x)));
+  at::Tensor out = bn1(conv1(x)).relu_();
   if (!options.cifar_stem) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
   out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
@@ -184,6 +186,22 @@ SimCLRModelImpl::SimCLRModelImpl(const ResNetOptions& encoder_options,
 std::pair<at::Tensor, at::Tensor> SimCLRModelImpl::forward(const at::Tensor& x) {
   at::Tensor h = encoder(x);
   return {h, head ? head(h) : at::Tensor()};
+}
+
+std::pair<at::Tensor, at::Tensor> ForwardWithPrecision(SimCLRModelImpl& model, const at::Tensor& x, Precision precision,
+                                                   MemoryFormat format, bool encoder_only) {
+  const at::Device device = model.encoder->conv1->weight.device();
+  CheckPrecision(precision, device);
+  if (format == MemoryFormat::kChannelsLast) ToMemoryFormat(model.parameters(), format);
+  at::Tensor input = x.dim() == 4 ? x.contiguous(AtenFormat(format)) : x;
+  at::Tensor h, z;
+  {
+    AutocastScope autocast(device, precision);
+    if (encoder_only) h = model.encoder->forward(input);
+    else std::tie(h, z) = model.forward(input);
+  }
+  const at::ScalarType out = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return {h.to(out), z.defined() ? z.to(out) : z};
 }
 
 torch::nn::Module& StateModule(SimCLRModelImpl& model) {

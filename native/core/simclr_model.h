@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/precision.h"
 #include "core/projection_head.h"
 #include "core/resnet.h"
 #include "core/state_dict_io.h"
@@ -33,6 +34,11 @@ struct LockedModel {
   std::mutex mutex;
 };
 using LockedModelPtr = std::shared_ptr<LockedModel>;
+
+// h (and z, unless `encoder_only`) of images x in `precision` and `format`, without touching autograd or the mode (the
+// caller sets train/eval and no_grad). Returned as float32 (float64 input stays float64) whatever the precision.
+std::pair<at::Tensor, at::Tensor> ForwardWithPrecision(SimCLRModelImpl& model, const at::Tensor& x, Precision precision,
+                                                   MemoryFormat format, bool encoder_only);
 
 // The module whose state is the model's public state dict: the whole model ("encoder.*", "head.*") when it has a
 // head, else the bare ResNet (torchvision's keys), which is what torchvision's resnetXX(num_classes=outDim) loads.

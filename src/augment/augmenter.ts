@@ -14,6 +14,9 @@ import { AugmentConfig, AugmentOptions, ViewGroup, resolveAugmentConfig, viewGro
  */
 export type ViewParameters = NativeViewParams;
 
+/** The state of an augmenter's parameter generator (JSON-serialisable: a checkpoint stores it). */
+export type AugmenterState = readonly number[];
+
 function checkImages(images: Tensor): number[] {
   if (!(images instanceof Tensor)) throw invalid('a Tensor', 'images', images);
   const shape = images.shape;
@@ -42,12 +45,12 @@ export class Augmenter {
   }
 
   /** The generator state, to store in a checkpoint. */
-  getState(): number[] {
+  getState(): AugmenterState {
     return this.random.getState();
   }
 
   /** Restores a state from `getState()`: the following views repeat exactly. */
-  setState(state: readonly number[]): void {
+  setState(state: AugmenterState): void {
     this.random = new SeededRandom(state);
   }
 

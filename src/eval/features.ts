@@ -1,12 +1,14 @@
 /** Feature extraction for evaluation: a model's features (or the raw eval-view pixels) of a whole dataset, with labels. */
 import { Tensor, Device } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { AugmentConfig, prepareImages } from '../augment';
-import type { LabelledFeatures } from './labelled-features';
+import type { AugmentConfig } from '../augment';
+import { prepareImages } from '../augment/eval-view';
+import type { ForwardOptions } from '../models/encoder';
+import type { FeatureTensors } from './labelled-features';
 
 /** What feature extraction needs of a model. */
 export interface Embedder {
-  embed(x: Tensor): Promise<Tensor>;
+  embed(x: Tensor, options?: ForwardOptions): Promise<Tensor>;
 }
 
 /**
@@ -15,7 +17,9 @@ export interface Embedder {
  */
 export async function extractFeatures(model: Embedder | undefined, dataset: Dataset, options: {
   size: number; normalize: AugmentConfig['normalize']; device: Device; batchSize?: number; workers?: number;
-}): Promise<LabelledFeatures> {
+  /** The precision and memory format of the model's forward passes (default 'auto' for both). */
+  forward?: ForwardOptions;
+}): Promise<FeatureTensors> {
   const loader = new Loader(dataset, { batchSize: options.batchSize ?? 256, shuffle: false, concurrency: (options.workers ?? 4) * 16 });
   const parts: Float32Array[] = [];
   const labels: number[] = [];
@@ -23,7 +27,7 @@ export async function extractFeatures(model: Embedder | undefined, dataset: Data
   for await (const batch of loader.epoch(0)) {
     const x = await prepareImages(batch.images, options.normalize, options.size, options.device);
     batch.images.dispose();
-    const features = model ? await model.embed(x) : x;
+    const features = model ? await model.embed(x, options.forward) : x;
     const data = features.toFloat32Array();
     width = data.length / batch.labels.length;
     parts.push(data);

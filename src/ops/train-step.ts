@@ -1,39 +1,38 @@
 /**
- * The training step as one native call: forward of every view, fused NT-Xent, backward and the optimiser step, off the
- * JS thread. The TypeScript loop (train/trainer.ts) decides the learning rate and when to checkpoint.
+ * The training step as one native call (native/core/train_step): forward of every view through encoder and head (under
+ * autocast for bf16/fp16), fused NT-Xent in float32, backward and the optimiser update, off the JS thread. The
+ * optimiser is an object of its own, so a custom loop chooses its schedule, logging and checkpoints; the `Trainer`
+ * (train/trainer.ts) is one such loop.
  */
-import { native, NativeTrainer, NativeTrainerOptions } from '../native';
+import { native, NativeOptimizer } from '../native';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { invalid, withCallerStack } from '../errors';
+import { checkInteger, checkNumber, checkOneOf, invalid, withCallerStack } from '../errors';
+import { NT_XENT_MIN_TEMPERATURE } from './nt-xent';
+import { MEMORY_FORMATS, MemoryFormatSetting, PRECISIONS, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from './precision';
 
 /** The optimisers of the native step. */
 export const OPTIMIZERS = ['sgd', 'adamw', 'lars'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
-/** What the step needs of its options; anything left out takes {@link TRAIN_STEP_DEFAULTS}. */
-export interface TrainStepOptions {
+export interface OptimizerOptions {
   optimizer: OptimizerName;
-  /** NT-Xent temperature τ. */
-  temperature: number;
-  /** SGD/LARS momentum. */
+  /** SGD/LARS momentum (default 0.9). */
   momentum?: number;
-  /** Nesterov momentum (SGD). */
+  /** Nesterov momentum, SGD only (default false). */
   nesterov?: boolean;
-  /** Decoupled for AdamW; biases and BatchNorm parameters are excluded for all optimisers. */
+  /** L2 for SGD, decoupled for AdamW, before adaptation for LARS; never on biases and BatchNorm (default 0). */
   weightDecay?: number;
-  /** AdamW's moment decay rates and epsilon. */
+  /** AdamW's moment decay rates and epsilon (defaults 0.9, 0.999, 1e-8, as PyTorch). */
   beta1?: number;
   beta2?: number;
   eps?: number;
-  /** LARS trust coefficient η. */
+  /** LARS trust coefficient η (default 0.001, as SimCLR). */
   trustCoefficient?: number;
-  /** Views per image in a batch (rows of `views` are view-major). */
-  views?: number;
 }
 
-/** The defaults of the optional step options (PyTorch's for AdamW, SimCLR's for LARS). */
-export const TRAIN_STEP_DEFAULTS = Object.freeze({
+/** The defaults of the optional optimiser options (PyTorch's for AdamW, SimCLR's for LARS). */
+export const OPTIMIZER_DEFAULTS = Object.freeze({
   momentum: 0.9,
   nesterov: false,
   weightDecay: 0,
@@ -41,65 +40,161 @@ export const TRAIN_STEP_DEFAULTS = Object.freeze({
   beta2: 0.999,
   eps: 1e-8,
   trustCoefficient: 0.001,
-  views: 2,
 });
 
-/** The optimiser's state: its buffers by `<parameter>/<kind>` (momentum, exp_avg, exp_avg_sq) and its step count. */
+/** An optimiser's state: its buffers by `<parameter>/<kind>` (momentum, exp_avg, exp_avg_sq; amp/* for fp16's loss
+ * scaler) and its step count. Checkpoints save it; {@link Optimizer.loadState} restores it. */
 export interface OptimizerState {
   tensors: Record<string, Tensor>;
   steps: number;
 }
 
-/** A model and its optimiser, stepped together. */
-export interface TrainStep {
-  /** One update with learning rate `lr` on `views` (`V*B x 3 x H x W`, view-major); resolves to the loss before it. */
-  step(views: Tensor, lr: number): Promise<{ loss: number }>;
-  /** Copies of the optimiser's buffers (empty before the first step). */
-  optimizerState(): OptimizerState;
-  /** Restores buffers and step count saved by {@link optimizerState}. */
-  loadOptimizerState(state: OptimizerState): void;
+/** What an optimiser is created for: a model with a projection head (a SimCLRModel). */
+type Trainable = Pick<ModelBase, 'handle'>;
+
+/**
+ * SGD (momentum, Nesterov), AdamW or LARS over the trainable parameters of a SimCLR model, as PyTorch's
+ * `torch.optim.SGD` / `AdamW` and SimCLR's LARS; biases and BatchNorm parameters are excluded from weight decay (and
+ * from LARS adaptation). The learning rate is given at each {@link trainStep}, so any schedule works.
+ */
+export class Optimizer {
+  /** @internal */
+  readonly handle: NativeOptimizer;
+  readonly model: Trainable;
+
+  private constructor(model: Trainable, handle: NativeOptimizer) {
+    this.model = model;
+    this.handle = handle;
+  }
+
+  static create(model: Trainable, options: OptimizerOptions): Optimizer {
+    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+    const d = OPTIMIZER_DEFAULTS;
+    const momentum = checkNumber(options.momentum ?? d.momentum, 'momentum', 0, 0.999999);
+    const nesterov = options.nesterov ?? d.nesterov;
+    if (typeof nesterov !== 'boolean') throw invalid('a boolean', 'nesterov', nesterov);
+    return new Optimizer(model, native.createOptimizer(model.handle, {
+      optimizer: checkOneOf(options.optimizer, 'optimizer', OPTIMIZERS),
+      momentum,
+      nesterov,
+      weightDecay: checkNumber(options.weightDecay ?? d.weightDecay, 'weightDecay', 0),
+      beta1: checkNumber(options.beta1 ?? d.beta1, 'beta1', 0, 0.999999),
+      beta2: checkNumber(options.beta2 ?? d.beta2, 'beta2', 0, 0.999999),
+      eps: checkNumber(options.eps ?? d.eps, 'eps', 0, Infinity, true),
+      trustCoefficient: checkNumber(options.trustCoefficient ?? d.trustCoefficient, 'trustCoefficient', 0, Infinity, true),
+    }));
+  }
+
+  /** Copies of the optimiser's buffers (empty before the first step) and its step count. */
+  state(): OptimizerState {
+    const state = this.handle.state();
+    const tensors: Record<string, Tensor> = {};
+    state.names.forEach((name, i) => {
+      tensors[name] = new Tensor(state.tensors[i]);
+    });
+    return { tensors, steps: state.steps };
+  }
+
+  /** Restores buffers and step count saved by {@link state}. */
+  loadState(state: OptimizerState): void {
+    if (typeof state !== 'object' || state === null || typeof state.tensors !== 'object') {
+      throw invalid('an optimizer state { tensors, steps }', 'state', state);
+    }
+    const names = Object.keys(state.tensors);
+    this.handle.loadState(names, names.map((name) => state.tensors[name].handle), checkInteger(state.steps, 'steps', 0));
+  }
 }
 
-/** The complete native options: every key present, as the native side requires. */
-export function nativeTrainerOptions(options: TrainStepOptions): NativeTrainerOptions {
-  const d = TRAIN_STEP_DEFAULTS;
+export interface TrainStepOptions {
+  optimizer: Optimizer;
+  /** Learning rate of this step's update. */
+  lr: number;
+  /** NT-Xent temperature τ. */
+  temperature: number;
+  /** Views per image over all tensors of views (default 2). */
+  views?: number;
+  /** `auto` (default): bf16 where the hardware has it natively, else fp32 (see {@link resolvePrecision}). */
+  precision?: PrecisionSetting;
+  /** `auto` (default): see {@link resolveMemoryFormat}. */
+  memoryFormat?: MemoryFormatSetting;
+  /** Apply the update once every this many calls, on the mean of their gradients (default 1: every call). */
+  accumulationSteps?: number;
+}
+
+export interface TrainStepResult {
+  /** This batch's NT-Xent loss (before the update). */
+  loss: number;
+  /** Whether the optimiser update ran: false while accumulating, or when fp16's loss scaler found Inf/NaN. */
+  applied: boolean;
+}
+
+/** The native step options, complete and checked (`device` decides what 'auto' means). */
+function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device: string) {
+  const precision = resolvePrecision(checkOneOf(options.precision ?? 'auto', 'precision', PRECISIONS), device);
   return {
-    optimizer: options.optimizer,
-    momentum: options.momentum ?? d.momentum,
-    nesterov: options.nesterov ?? d.nesterov,
-    weightDecay: options.weightDecay ?? d.weightDecay,
-    beta1: options.beta1 ?? d.beta1,
-    beta2: options.beta2 ?? d.beta2,
-    eps: options.eps ?? d.eps,
-    trustCoefficient: options.trustCoefficient ?? d.trustCoefficient,
-    temperature: options.temperature,
-    views: options.views ?? d.views,
+    lr: checkNumber(options.lr, 'lr', 0),
+    temperature: checkNumber(options.temperature, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true),
+    views: checkInteger(options.views ?? 2, 'views', 2, 64),
+    precision,
+    memoryFormat: resolveMemoryFormat(checkOneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS), device, precision),
+    accumulationSteps: checkInteger(options.accumulationSteps ?? 1, 'accumulationSteps', 1, 2 ** 20),
   };
 }
 
+function checkViews(views: Tensor | readonly Tensor[]): Tensor[] {
+  const list = Array.isArray(views) ? views : [views];
+  list.forEach((v, i) => {
+    if (!(v instanceof Tensor)) throw invalid('a Tensor or an array of Tensors', Array.isArray(views) ? `views[${i}]` : 'views', v);
+  });
+  return list as Tensor[];
+}
+
 /**
- * A training step for `model` (a SimCLRModel: it needs a projection head). Ranges are the caller's to check (the
- * Trainer checks its options against the run settings); the native side rejects what it cannot run.
+ * One SimCLR training step of `model` on `views`: forward of every view, NT-Xent, backward, and (every
+ * `accumulationSteps` calls) the optimiser's update with learning rate `lr`, in one native call off the JS thread.
+ *
+ * `views` is `V*B x 3 x H x W` with view-major rows (rows i and i + B are views of image i), or, for multi-crop, one
+ * such tensor per resolution (all views of image i in every tensor are its positives). The model is put in train mode.
  */
-export function createTrainStep(model: Pick<ModelBase, 'handle'>, options: TrainStepOptions): TrainStep {
+export async function trainStep(model: Trainable, views: Tensor | readonly Tensor[], options: TrainStepOptions): Promise<TrainStepResult> {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-  const trainer: NativeTrainer = native.createTrainer(model.handle, nativeTrainerOptions(options));
+  const { optimizer, ...rest } = options;
+  if (!(optimizer instanceof Optimizer)) throw invalid('an Optimizer (Optimizer.create)', 'optimizer', optimizer);
+  if (optimizer.model.handle !== model.handle) throw new RangeError('this optimizer was created for another model');
+  const list = checkViews(views);
+  const step = native.trainStep(model.handle, optimizer.handle, list.map((v) => v.handle), nativeStepOptions(rest, model.handle.device()));
+  return withCallerStack(step);
+}
+
+/** The settings of a fixed training loop: an optimiser, the loss and how the step runs. */
+export interface TrainStepConfig extends OptimizerOptions {
+  temperature: number;
+  views?: number;
+  precision?: PrecisionSetting;
+  memoryFormat?: MemoryFormatSetting;
+  accumulationSteps?: number;
+}
+
+/** A model and its optimiser, stepped together with fixed settings (what the Trainer runs). */
+export interface TrainStep {
+  readonly optimizer: Optimizer;
+  /** One step with learning rate `lr` on `views` (see {@link trainStep}). */
+  step(views: Tensor | readonly Tensor[], lr: number): Promise<TrainStepResult>;
+  optimizerState(): OptimizerState;
+  loadOptimizerState(state: OptimizerState): void;
+}
+
+/** A training step for `model` (a SimCLRModel: it needs a projection head) with its own optimiser. */
+export function createTrainStep(model: Trainable, config: TrainStepConfig): TrainStep {
+  if (typeof config !== 'object' || config === null) throw invalid('an options object', 'options', config);
+  const { temperature, views, precision, memoryFormat, accumulationSteps, ...optimizerOptions } = config;
+  const optimizer = Optimizer.create(model, optimizerOptions);
+  const fixed = { optimizer, temperature, views, precision, memoryFormat, accumulationSteps };
+  nativeStepOptions({ ...fixed, lr: 0 }, model.handle.device()); // settings errors now, not at the first step
   return {
-    async step(views: Tensor, lr: number): Promise<{ loss: number }> {
-      if (!(views instanceof Tensor)) throw invalid('a Tensor', 'views', views);
-      return withCallerStack(trainer.step(views.handle, lr));
-    },
-    optimizerState(): OptimizerState {
-      const state = trainer.optimizerState();
-      const tensors: Record<string, Tensor> = {};
-      state.names.forEach((name, i) => {
-        tensors[name] = new Tensor(state.tensors[i]);
-      });
-      return { tensors, steps: state.steps };
-    },
-    loadOptimizerState(state: OptimizerState): void {
-      const names = Object.keys(state.tensors);
-      trainer.loadOptimizerState(names, names.map((name) => state.tensors[name].handle), state.steps);
-    },
+    optimizer,
+    step: (batch, lr) => trainStep(model, batch, { ...fixed, lr }),
+    optimizerState: () => optimizer.state(),
+    loadOptimizerState: (state) => optimizer.loadState(state),
   };
 }

@@ -1,7 +1,7 @@
 /** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the augmenter. */
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { Augmenter, AugmentOptions } from '../augment';
+import { Augmenter, AugmentOptions, AugmenterState } from '../augment';
 import type { TrainingData } from './trainer';
 import { RunConfig, SEED_STREAMS } from './config';
 
@@ -26,12 +26,19 @@ export function augmenterFor(config: RunConfig, seed: number, { smallCrops = nul
 }
 
 /**
- * Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs negatives)
- * are skipped. With small crops the views of a batch are one tensor per resolution group (Augmenter.viewGroups).
+ * Loader + augmenter as the trainer's data source. With `dropLast` (the default) every batch has `batchSize` images;
+ * otherwise a short last batch is trained on, except one of fewer than 2 images (a contrastive loss needs negatives).
+ * With small crops the views of a batch are one tensor per resolution group (Augmenter.viewGroups).
  */
 export function trainingData(dataset: Dataset, config: RunConfig, options: TrainingDataOptions = {}):
   TrainingData & { loader: Loader; augmenter: Augmenter } {
-  const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16 });
+  if (config.dropLast && dataset.length < config.batchSize) {
+    throw new RangeError(`batchSize ${config.batchSize} is larger than the ${dataset.length} training images and dropLast leaves no batch: ` +
+      'lower --batch-size, or pass --drop-last false');
+  }
+  const loader = new Loader(dataset, {
+    batchSize: config.batchSize, dropLast: config.dropLast, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16,
+  });
   const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment, options);
   const multiCrop = augmenter.groups.length > 1;
   return {
@@ -45,11 +52,11 @@ export function trainingData(dataset: Dataset, config: RunConfig, options: Train
           batch.images.dispose();
           continue;
         }
-        yield { images: batch.images, labels: batch.labels };
+        yield { images: batch.images, labels: batch.labels, index: batch.step };
       }
     },
     views: (images: Tensor) => (multiCrop ? augmenter.viewGroups(images, { device: config.device }) : augmenter.views(images, { device: config.device })),
     getAugmentState: () => augmenter.getState(),
-    setAugmentState: (state: unknown) => augmenter.setState(state as number[]),
+    setAugmentState: (state: AugmenterState) => augmenter.setState(state),
   };
 }

@@ -1,0 +1,202 @@
+/**
+ * Precision and memory format of forward passes and training steps, gradient accumulation, and several view
+ * resolutions in one step. The bf16 step's agreement with PyTorch autocast is in trainer.test.ts.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Encoder, SimCLRModel, Tensor, manualSeed, ntXent, runTraining, RunConfig } from '../src';
+import { Optimizer, trainStep, createTrainStep } from '../src/ops/train-step';
+import { cpuBf16Support, resolveMemoryFormat, resolvePrecision } from '../src/ops/precision';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-precision-'));
+
+/** Float32 data copied into an array of this realm (jest's): loops over the addon's own typed arrays are slow here. */
+function values(a: Tensor): Float32Array {
+  const out = new Float32Array(a.numel);
+  a.copyTo(out);
+  return out;
+}
+
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  const x = values(a);
+  const y = values(b);
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  return m;
+}
+
+function maxAbs(a: Tensor): number {
+  return values(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+}
+
+/** ||a - b|| / ||a|| (Frobenius). */
+function relativeError(a: Tensor, b: Tensor): number {
+  const x = values(a);
+  const y = values(b);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += x[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+async function stateDiff(a: SimCLRModel, b: SimCLRModel): Promise<{ diff: number; scale: number }> {
+  const sa = await a.stateDict();
+  const sb = await b.stateDict();
+  let diff = 0;
+  let scale = 0;
+  for (const key of Object.keys(sa)) {
+    if (sa[key].dtype !== 'float32') continue;
+    const x = values(sa[key]);
+    const y = values(sb[key]);
+    for (let i = 0; i < x.length; i++) {
+      const d = Math.abs(x[i] - y[i]);
+      if (d > diff) diff = d;
+      const m = Math.abs(x[i]);
+      if (m > scale) scale = m;
+    }
+  }
+  return { diff, scale };
+}
+
+/** Two models with the same initial weights. */
+async function twins(seed: number): Promise<[SimCLRModel, SimCLRModel]> {
+  manualSeed(seed);
+  const a = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+  const b = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+  await b.loadStateDict(await a.stateDict());
+  return [a, b];
+}
+
+describe("'auto' precision and memory format", () => {
+  it('is bf16 on a CPU exactly when it has AVX-512 BF16 or AMX, and bf16 on CUDA', () => {
+    const cpu = cpuBf16Support();
+    expect(resolvePrecision('auto', 'cpu')).toBe(cpu.avx512bf16 || cpu.amxBf16 ? 'bf16' : 'fp32');
+    expect(resolvePrecision('auto', 'cuda:1')).toBe('bf16');
+    expect(resolvePrecision('bf16', 'cpu')).toBe('bf16');
+  });
+
+  it('refuses fp16 on the CPU and unknown names', () => {
+    expect(() => resolvePrecision('fp16', 'cpu')).toThrow(/'fp16' needs a CUDA device/);
+    expect(resolvePrecision('fp16', 'cuda')).toBe('fp16');
+    expect(() => resolvePrecision('fp8' as never, 'cpu')).toThrow(RangeError);
+  });
+
+  it('is channels-last on GPUs and with bf16, contiguous for fp32 on the CPU', () => {
+    expect(resolveMemoryFormat('auto', 'cpu', 'fp32')).toBe('contiguous');
+    expect(resolveMemoryFormat('auto', 'cpu', 'bf16')).toBe('channelsLast');
+    expect(resolveMemoryFormat('auto', 'cuda', 'fp32')).toBe('channelsLast');
+    expect(resolveMemoryFormat('contiguous', 'cuda', 'bf16')).toBe('contiguous');
+  });
+});
+
+describe('channels-last', () => {
+  it('gives the same encoder outputs as contiguous, to float32 rounding', async () => {
+    manualSeed(5);
+    const encoder = await Encoder.create({ backbone: 'resnet18', outDim: 0, stem: 'imagenet' });
+    const x = Tensor.randn([4, 3, 40, 40]);
+    encoder.eval();
+    const plain = await encoder.forward(x, { precision: 'fp32', memoryFormat: 'contiguous' });
+    const nhwc = await encoder.forward(x, { precision: 'fp32', memoryFormat: 'channelsLast' });
+    expect(nhwc.shape).toEqual(plain.shape);
+    expect(maxAbsDiff(plain, nhwc)).toBeLessThan(1e-5 * Math.max(1, maxAbs(plain)));
+    // The model's weights stay usable both ways, and its state dict is unchanged in content.
+    expect(maxAbsDiff(plain, await encoder.forward(x, { precision: 'fp32', memoryFormat: 'contiguous' }))).toBeLessThan(1e-5 * Math.max(1, maxAbs(plain)));
+  });
+
+  it('gives the same training step as contiguous, to float32 rounding', async () => {
+    const [a, b] = await twins(6);
+    const views = Tensor.randn([8, 3, 16, 16]);
+    const config = { optimizer: 'sgd', temperature: 0.5, precision: 'fp32' } as const;
+    const lossA = (await createTrainStep(a, { ...config, memoryFormat: 'contiguous' }).step(views, 0.05)).loss;
+    const lossB = (await createTrainStep(b, { ...config, memoryFormat: 'channelsLast' }).step(views, 0.05)).loss;
+    expect(Math.abs(lossA - lossB)).toBeLessThan(1e-5 * lossA);
+    const { diff, scale } = await stateDiff(a, b);
+    expect(diff).toBeLessThan(1e-4 * Math.max(1, scale));
+  });
+});
+
+describe('bf16 forward', () => {
+  it('returns float32 features close to the float32 ones (bfloat16 keeps 8 significant bits)', async () => {
+    manualSeed(7);
+    const encoder = await Encoder.create({ backbone: 'resnet18', outDim: 0, stem: 'cifar' });
+    const x = Tensor.randn([4, 3, 8, 8]);
+    const fp32 = await encoder.embed(x, { precision: 'fp32' });
+    const bf16 = await encoder.embed(x, { precision: 'bf16', memoryFormat: 'contiguous' });
+    expect(bf16.dtype).toBe('float32');
+    // Relative to the features' norm. PyTorch's own torch.autocast('cpu', bfloat16) on this model (random weights, eval
+    // mode, 8 px inputs) is off by 4.8-5.0 % (measured with torch 1.13): each of the ~20 layers rounds to 8 bits.
+    const err = relativeError(fp32, bf16);
+    expect(err).toBeGreaterThan(0);
+    expect(err).toBeLessThan(0.08);
+  });
+});
+
+describe('gradient accumulation', () => {
+  it('applies the update on the k-th call only, with the mean gradient of the k micro-batches', async () => {
+    const [a, b] = await twins(8);
+    const views = Tensor.randn([8, 3, 8, 8]);
+    const fixed = { temperature: 0.5, precision: 'fp32', memoryFormat: 'contiguous' } as const;
+    const single = Optimizer.create(a, { optimizer: 'sgd', momentum: 0 });
+    expect((await trainStep(a, views, { ...fixed, optimizer: single, lr: 0.1 })).applied).toBe(true);
+    const accumulating = Optimizer.create(b, { optimizer: 'sgd', momentum: 0 });
+    const first = await trainStep(b, views, { ...fixed, optimizer: accumulating, lr: 0.1, accumulationSteps: 2 });
+    expect(first.applied).toBe(false);
+    const second = await trainStep(b, views, { ...fixed, optimizer: accumulating, lr: 0.1, accumulationSteps: 2 });
+    expect(second.applied).toBe(true);
+    expect(accumulating.state().steps).toBe(1);
+    // Two equal micro-batches: their mean gradient is the single batch's (BatchNorm's running statistics differ, its
+    // weights and biases do not).
+    const sa = await a.stateDict();
+    const sb = await b.stateDict();
+    for (const key of Object.keys(sa).filter((k) => !/running_|num_batches/.test(k))) {
+      expect(maxAbsDiff(sa[key], sb[key])).toBeLessThan(1e-5 * Math.max(1, maxAbs(sa[key])));
+    }
+  });
+});
+
+describe('views at several resolutions (multi-crop)', () => {
+  it('computes NT-Xent over every view of an image as positives, whatever its resolution', async () => {
+    manualSeed(9);
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    const large = Tensor.randn([8, 3, 16, 16]); // 2 views of 4 images
+    const small = Tensor.randn([8, 3, 8, 8]); // 2 more views of the same 4 images
+    model.train();
+    const z1 = (await model.forward(large, { precision: 'fp32', memoryFormat: 'contiguous' })).z;
+    const z2 = (await model.forward(small, { precision: 'fp32', memoryFormat: 'contiguous' })).z;
+    const z = Tensor.fromTypedArray(Float32Array.from([...z1.toFloat32Array(), ...z2.toFloat32Array()]), [16, z1.shape[1]]);
+    const expected = (await ntXent(z, { temperature: 0.5, views: 4 })).loss;
+    const optimizer = Optimizer.create(model, { optimizer: 'sgd' });
+    const { loss } = await trainStep(model, [large, small], { optimizer, lr: 0.1, temperature: 0.5, views: 4, precision: 'fp32', memoryFormat: 'contiguous' });
+    expect(Math.abs(loss - expected)).toBeLessThan(1e-5 * expected);
+  });
+
+  it('rejects groups whose rows do not divide into the same images', async () => {
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    const optimizer = Optimizer.create(model, { optimizer: 'sgd' });
+    await expect(trainStep(model, [Tensor.randn([8, 3, 8, 8]), Tensor.randn([6, 3, 8, 8])], { optimizer, lr: 0.1, temperature: 0.5, views: 4, precision: 'fp32' }))
+      .rejects.toThrow(/not a multiple of|views of at least/);
+  });
+});
+
+describe('a bf16 run', () => {
+  it('resumed after an interruption gives the same losses as an uninterrupted run', async () => {
+    const base: Partial<RunConfig> = {
+      data: 'fashion-mnist', subset: 24, batchSize: 8, epochs: 2, baseSize: 8, imageSize: 8, stem: 'cifar',
+      knnEvery: 0, workers: 1, seed: 4, lr: 0.3, precision: 'bf16', memoryFormat: 'channelsLast',
+    };
+    const losses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
+      .map((l) => JSON.parse(l)).filter((r) => r.step !== undefined).map((r) => [r.step, r.loss]);
+    const whole = tmp();
+    const parts = tmp();
+    await runTraining({ ...base, out: whole }, { progress: 'none' });
+    const stop = new AbortController();
+    await runTraining({ ...base, out: parts }, { progress: 'none', signal: stop.signal, onStep: (r) => r.step === 2 && stop.abort() });
+    await runTraining({ ...base, out: parts }, { progress: 'none', resume: true });
+    expect(losses(parts)).toEqual(losses(whole));
+    expect(losses(whole).length).toBe(6);
+  });
+});
