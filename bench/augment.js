@@ -68,8 +68,22 @@ async function measure(dir) {
       }
     }, { repeats: 3, warmup: 1 });
   };
+  // The decoding simclr had before its native JPEG path: sharp (libvips) decoding and resizing each file, 16 in flight.
+  const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
+  sharp.cache(false);
+  const decodeSharp = await timed(IMAGES, async () => {
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < files.length) {
+        const bytes = await fs.promises.readFile(files[next++]);
+        await sharp(bytes, { failOn: 'warning' }).removeAlpha().toColourspace('srgb')
+          .resize(224, 224, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+      }
+    }));
+  }, { repeats: 3, warmup: 1 });
   const result = {
     threads: getNumThreads(),
+    decodeSharp,
     decode: await throughput(224, null),
     files224: await throughput(224, seedAugmenter),
     files256: await throughput(null, seedAugmenter),
@@ -111,8 +125,8 @@ async function measure(dir) {
 function measureIn(threads, dir) {
   const out = execFileSync(process.execPath, [__filename, '--measure', dir], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
-    // The pool size simclr picks for `threads` cores: a sharp decode holds a libuv thread while a libvips thread works.
-    env: { ...process.env, UV_THREADPOOL_SIZE: String(2 * threads), SIMCLR_NUM_THREADS: String(threads) },
+    // The pool size simclr picks for `threads` cores (src/data/decode.ts: one per core, at least 2).
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(Math.max(2, threads)), SIMCLR_NUM_THREADS: String(threads) },
   });
   return JSON.parse(out.trim().split('\n').pop());
 }
@@ -127,7 +141,7 @@ async function main() {
     load.push(os.loadavg()[0]);
     console.log(`augment: ${IMAGES} JPEGs 256x256, batch ${BATCH}; the seed's AUGMENTATION (2 views of 128 px, blur 23 ` +
       `taps always); multi-crop: 2 x 160 + 4 x 96 px from base 224. Threads = intra-op threads; libuv ` +
-      `pool 2 x threads. Peer: torch ${peer.version}, 2 threads, ${PEER_IMAGES} images, resize 224 as the seed. ` +
+      `pool max(2, threads). Peer: torch ${peer.version}, 2 threads, ${PEER_IMAGES} images, resize 224 as the seed. ` +
       `1-minute load ${load.map((l) => l.toFixed(2)).join(' -> ')} on ${os.availableParallelism()} cores.`);
     const [one, two] = byThreads;
     const better = Math.max(peer.workers0, peer.workers2);
@@ -147,6 +161,7 @@ async function main() {
       row('files -> views, base 256 (no resize)', 'files256', better),
       row('files -> multi-crop views, base 224', 'filesMultiCrop'),
       row('decoding + resize 224 alone', 'decode'),
+      row('  through sharp/libvips (before)', 'decodeSharp'),
       row('augmentation alone (decoded batch)', 'augment', peer.augmentOnly),
       row('  scalar kernels (the reference)', 'augmentScalar'),
       row('multi-crop augmentation alone', 'augmentMultiCrop'),

@@ -7,11 +7,14 @@ import { decodeJpeg, hasJpegDecoder, resizeImage } from '../augment/image-batch'
 import { BaseSize, Sample, SampleError } from './dataset';
 
 /**
- * The libuv pool size simclr asks for unless UV_THREADPOOL_SIZE is set: two threads per core, since a sharp decode
- * holds a libuv thread while a libvips thread does the work. Node's default of 4 would leave a 16-core host decoding 4
- * images at a time. It only takes effect if nothing used the pool before simclr was loaded (the pool starts then).
+ * The libuv pool size simclr asks for unless UV_THREADPOOL_SIZE is set: one thread per core (at least 2), since a JPEG
+ * is read, decoded and resized in one job on a pool thread. On 2 cores, 256 px JPEGs to 224 px decoded at about the
+ * same rate with 2 or 3 threads, ~10% slower with 4 (Node's default) and ~35% slower with 8 (two per core suited sharp,
+ * whose decode holds a libuv thread while a libvips thread works); with the augmentation also on the pool, files ->
+ * views ran ~1000 img/s with 2 threads, ~650 with 3 or 4 (noisy machine, load 6-7). Node's default of 4 would leave a
+ * 16-core host decoding 4 images at a time. It only takes effect if nothing used the pool before simclr was loaded.
  */
-export const DECODE_THREADS = Math.min(1024, Math.max(4, 2 * os.availableParallelism()));
+export const DECODE_THREADS = Math.min(1024, Math.max(2, os.availableParallelism()));
 if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = String(DECODE_THREADS);
 
 type Pipeline = ReturnType<typeof sharp>;
