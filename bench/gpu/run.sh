@@ -171,7 +171,9 @@ else
   # with CI.
   NEEDS_NPM=(test/readme.test.ts test/prebuild.test.ts)
   ignore=$(IFS='|'; echo "${DEVICE_TESTS[*]}|${NEEDS_NPM[*]}")
-  TEE_TO=$OUT/jest.txt phase suite $(( $(left) - 25 )) "${JEST[@]}" --testPathIgnorePatterns "$ignore"
+  # The rest runs many CLI processes, each with an intra-op thread per core: 4 workers, not 12 (with 12 the first H200
+  # run's CLI tests hit their 60 s child timeouts).
+  TEE_TO=$OUT/jest.txt phase suite $(( $(left) - 25 )) env SIMCLR_JEST_WORKERS=4 "${JEST[@]}" --testPathIgnorePatterns "$ignore"
 fi
 say "== summary"
 node bench/gpu/summarize.js "$SIMCLR_GPU_RESULTS" "$PHASES" "$OUT" "$DRY"
