@@ -31,7 +31,8 @@ function ensureSystemPackages() {
     return;
   }
   const { explicitLibTorchRequested } = require('./libtorch');
-  const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist'];
+  // libjpeg-turbo's headers: a source build decodes JPEGs natively with them (PIL's bytes), with sharp otherwise.
+  const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist', 'libjpeg62-turbo-dev'];
   if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
   if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
   // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
