@@ -15,7 +15,7 @@ export type { LinearProbeOptions, LinearProbeResult } from './eval/linear-probe'
 export { writeEmbeddings, writeNpy, readNpy, labelsPathFor } from './eval/embeddings';
 export type { NpyArray } from './eval/embeddings';
 export { writeReport, renderReportSvg, reportSpec } from './train/report';
-export type { MetricsRecord, StepRecord, EpochRecord, ReportOptions } from './train/report';
+export type { MetricsRecord, StepRecord, EpochRecord, ReportOptions, FeatureComparison } from './train/report';
 export { Backbones, Encoder, ModelBase } from './models/encoder';
 export type { BackboneName, EncoderOptions, Stem, ModelDescription } from './models/encoder';
 export { SimCLRModel, ProjectionHead } from './models/simclr-model';

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { MetricsRecord, renderReportSvg, writeReport } from '../src';
+import { FeatureComparison, MetricsRecord, renderReportSvg, writeReport } from '../src';
 
 let dir: string;
 beforeEach(() => {
@@ -111,6 +111,54 @@ describe('training report', () => {
     await expect(writeReport(dir, [{ step: 1, epoch: 1, loss: '1' } as never])).rejects.toThrow(/records\[0\]\.loss/);
     await expect(writeReport(dir, [{ epoch: 1, loss: 1, knnAccuracy: 'high' } as never])).rejects.toThrow(/knnAccuracy/);
     await expect(writeReport('', run())).rejects.toThrow(/runDir/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('training report: features compared on the same splits', () => {
+  const comparison: FeatureComparison[] = [
+    { name: 'SimCLR encoder (h)', linearProbe: 0.84, knn: 0.77 },
+    { name: 'raw pixels', linearProbe: 0.8, knn: 0.62 },
+    { name: 'random encoder', linearProbe: 0.42, knn: 0.56 },
+  ];
+
+  it("draws each baseline's kNN accuracy as a dashed horizontal line on the kNN chart, higher accuracy higher up", async () => {
+    const svg = await renderReportSvg(run(), undefined, comparison);
+    expect(wellFormed(svg)).toBe(true);
+    const rules = [...svg.matchAll(/<line aria-label="knnAccuracy: ([\d.]+)" role="graphics-symbol" aria-roledescription="rule mark" transform="translate\(([\d.]+),([\d.-]+)\)" x2="-([\d.]+)" y2="0"[^>]*stroke-dasharray/g)]
+      .map((m) => ({ accuracy: Number(m[1]), x: Number(m[2]), y: Number(m[3]), width: Number(m[4]) }));
+    expect(rules.map((r) => r.accuracy)).toEqual([0.62, 0.56]);
+    for (const rule of rules) expect(rule.width).toBe(rule.x);
+    expect(rules[0].y).toBeLessThan(rules[1].y);
+    // The curve (0.6 at epoch 2, 0.7 at epoch 4) and the lines share one axis: 0.62 lies between the curve's ends.
+    const [, knn] = linePaths(svg);
+    expect(rules[0].y).toBeGreaterThan(knn[1].y);
+    expect(rules[0].y).toBeLessThan(knn[0].y);
+    expect(svg).toContain('raw pixels 62.00%');
+    expect(svg).toContain('random encoder 56.00%');
+  });
+
+  it('draws the linear probes as bars from zero, in the given order, each as long as its accuracy', async () => {
+    const svg = await renderReportSvg(run(), undefined, comparison);
+    const bars = [...svg.matchAll(/aria-label="test accuracy: [^;]+; features: ([^"]+)" role="graphics-symbol" aria-roledescription="bar" d="M0,([\d.]+)h([\d.]+)v/g)]
+      .map((m) => ({ name: m[1], y: Number(m[2]), width: Number(m[3]) }));
+    expect(bars.map((b) => b.name)).toEqual(comparison.map((c) => c.name));
+    for (const [i, bar] of bars.entries()) expect(bar.width / bars[0].width).toBeCloseTo(comparison[i].linearProbe / comparison[0].linearProbe, 6);
+    expect(bars[1].y).toBeGreaterThan(bars[0].y);
+    for (const label of ['84.00%', '80.00%', '42.00%']) expect(svg).toContain(`>${label}</text>`);
+  });
+
+  it('keeps the report without a comparison as it was', async () => {
+    const svg = await renderReportSvg(run());
+    expect(svg).not.toContain('rule mark');
+    expect(svg).not.toContain('Linear probe accuracy');
+  });
+
+  it('rejects a comparison it cannot plot', async () => {
+    await expect(writeReport(dir, run(), { comparison: [] })).rejects.toThrow(/comparison/);
+    await expect(writeReport(dir, run(), { comparison: [{ name: '', linearProbe: 0.5, knn: 0.5 }] })).rejects.toThrow(/comparison\[0\]\.name/);
+    await expect(writeReport(dir, run(), { comparison: [{ name: 'a', linearProbe: 1.5, knn: 0.5 }] })).rejects.toThrow(/comparison\[0\]\.linearProbe/);
+    await expect(writeReport(dir, run(), { comparison: [{ name: 'a', linearProbe: 0.5, knn: NaN }] })).rejects.toThrow(/comparison\[0\]\.knn/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

@@ -182,7 +182,6 @@ export function readConfigFile(file: string): Partial<RunConfig> {
 export const QUICKSTART_CONFIG: Partial<RunConfig> = {
   data: 'fashion-mnist',
   subset: 20000,
-  evalSubset: 5000,
   backbone: 'resnet18',
   stem: 'imagenet',
   baseSize: 32,

@@ -33,6 +33,8 @@ export interface ReportOptions {
   title?: string;
   /** Extra rows for the table of final numbers, e.g. `{ 'linear probe top-1': 0.87 }`. */
   summary?: Record<string, string | number>;
+  /** Features compared on the same splits (the main job's three rows); see {@link FeatureComparison}. */
+  comparison?: FeatureComparison[];
 }
 
 /** Loss curves longer than this are averaged over windows of consecutive steps, so the SVG stays small. */
@@ -100,7 +102,7 @@ function lossCurve(steps: StepRecord[]): { step: number; loss: number }[] {
 }
 
 /** The vega-lite spec: loss against step (or epoch when no step was logged) and, when monitored, kNN accuracy. */
-export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report'): object {
+export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report', comparison?: FeatureComparison[]): object {
   checkRecords(records);
   const steps = records.filter(isStepRecord);
   const epochs = records.filter((r): r is EpochRecord => !isStepRecord(r));
@@ -131,14 +133,74 @@ export function reportSpec(records: MetricsRecord[], title = 'SimCLR training re
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
-    vconcat: monitored.length > 0 ? [lossChart, knnChart] : [lossChart],
+    vconcat: [lossChart, ...(monitored.length > 0 ? [comparison ? withKnnBaselines(knnChart, comparison) : knnChart] : []),
+      ...(comparison ? [probeBarChart(comparison)] : [])],
     config: { background: 'white' },
   };
 }
 
+/**
+ * One feature set of a comparison on the same evaluation splits, e.g. the main job's SimCLR encoder, raw pixels and a
+ * random encoder. The first is the trained one: the others become reference lines on its kNN curve.
+ */
+export interface FeatureComparison {
+  name: string;
+  /** Linear-probe top-1 accuracy on the test split, in [0, 1]. */
+  linearProbe: number;
+  /** kNN top-1 accuracy on the test split, in [0, 1]. */
+  knn: number;
+}
+
+function checkComparison(comparison: unknown): asserts comparison is FeatureComparison[] | undefined {
+  if (comparison === undefined) return;
+  if (!Array.isArray(comparison) || comparison.length === 0) throw invalid('a non-empty array of feature comparisons', 'comparison', comparison);
+  comparison.forEach((row: unknown, i) => {
+    if (typeof row !== 'object' || row === null) throw invalid('a feature comparison object', `comparison[${i}]`, row);
+    const { name, linearProbe, knn } = row as Record<string, unknown>;
+    if (typeof name !== 'string' || name === '') throw invalid('a non-empty string', `comparison[${i}].name`, name);
+    for (const [field, value] of [['linearProbe', linearProbe], ['knn', knn]] as const) {
+      if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw invalid('an accuracy in [0, 1]', `comparison[${i}].${field}`, value);
+    }
+  });
+}
+
+/** The kNN monitor chart with each baseline's kNN accuracy (every row after the first) as a dashed horizontal line. */
+function withKnnBaselines(knnChart: { title: string; width: number; height: number; data: object; mark: object; encoding: object },
+  comparison: FeatureComparison[]): object {
+  const baselines = comparison.slice(1).map((row) => ({ name: row.name, knnAccuracy: row.knn, label: `${row.name} ${(100 * row.knn).toFixed(2)}%` }));
+  const rule = { field: 'knnAccuracy', type: 'quantitative' };
+  return {
+    title: 'kNN monitor accuracy (dashed: the same kNN on other features)',
+    width: knnChart.width,
+    height: knnChart.height,
+    layer: [
+      { data: knnChart.data, mark: knnChart.mark, encoding: knnChart.encoding },
+      { data: { values: baselines }, mark: { type: 'rule', strokeDash: [6, 4], color: '#7f7f7f' }, encoding: { y: rule } },
+      { data: { values: baselines }, mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' }, encoding: { y: rule, x: { value: 0 }, text: { field: 'label' } } },
+    ],
+  };
+}
+
+/** Horizontal bars of the linear-probe accuracy of each feature set, from 0, each labelled with its value. */
+function probeBarChart(comparison: FeatureComparison[]): object {
+  const values = comparison.map((row) => ({ features: row.name, accuracy: row.linearProbe, label: `${(100 * row.linearProbe).toFixed(2)}%` }));
+  const y = { field: 'features', type: 'nominal', sort: null, title: null };
+  return {
+    title: 'Linear probe accuracy (same splits for each)',
+    width: 560,
+    height: 28 * values.length,
+    data: { values },
+    layer: [
+      { mark: { type: 'bar', color: '#1f77b4' }, encoding: { y, x: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } } } },
+      { mark: { type: 'text', align: 'right', dx: -4, color: 'white' }, encoding: { y, x: { field: 'accuracy', type: 'quantitative' }, text: { field: 'label' } } },
+    ],
+  };
+}
+
 /** Renders the report charts to an SVG string (headless: no canvas, no browser). */
-export async function renderReportSvg(records: MetricsRecord[], title?: string): Promise<string> {
-  const spec = reportSpec(records, title);
+export async function renderReportSvg(records: MetricsRecord[], title?: string, comparison?: FeatureComparison[]): Promise<string> {
+  checkComparison(comparison);
+  const spec = reportSpec(records, title, comparison);
   const [vegaLite, vega] = await Promise.all([importEsm<VegaLite>('vega-lite'), importEsm<Vega>('vega')]);
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
@@ -197,7 +259,7 @@ export async function writeReport(runDir: string, records: MetricsRecord[], opti
   if (typeof title !== 'string') throw invalid('a string', 'title', title);
   const summary = options.summary ?? {};
   if (typeof summary !== 'object' || summary === null) throw invalid('an object', 'summary', summary);
-  const svg = await renderReportSvg(records, title);
+  const svg = await renderReportSvg(records, title, options.comparison);
   const rows = finalNumbers(records, summary).map(([name, value]) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`);
   const html = [
     '<!doctype html>',
