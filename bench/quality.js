@@ -17,7 +17,7 @@ async function main() {
   const overrides = process.argv[3] ? JSON.parse(process.argv[3]) : {};
   const config = validateRunConfig({ ...QUICKSTART_CONFIG, knnEvery: 0, out: path.join(os.tmpdir(), 'simclr-quality'), ...overrides });
   const started = Date.now();
-  const run = await runTraining(config, { progress: 'plain' });
+  const run = await runTraining(config, { progress: 'plain', overwrite: true });
   const oursSeconds = (Date.now() - started) / 1000;
   const splits = quickstartSplits(run.config);
   run.model.eval();

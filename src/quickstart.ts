@@ -5,10 +5,11 @@
 import { doctor, formatDoctor } from './doctor';
 import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, validateRunConfig } from './train/config';
 import { runTraining } from './train/run';
-import { writeReport, FeatureComparison } from './train/report';
 import { createModel } from './train/run-model';
 import { evaluate, Evaluation, EvaluationSplits } from './eval/evaluate';
 import { openDataset, maybeSubset } from './data/open';
+import { readMetrics, writeReport } from './train/report';
+import { formatDuration } from './train/progress';
 
 /**
  * The main job's probe protocol, fixed here and the same for its three rows (SimCLR encoder, raw pixels, random
@@ -38,7 +39,8 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   console.log(`\npretraining SimCLR: ${config.backbone} (${config.stem} stem), ${config.subset ?? 'all'} Fashion-MNIST images, ` +
     `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views -> ${config.out}`);
   const started = Date.now();
-  const run = await runTraining(config, { progress, handleSigint: true });
+  // The main job starts afresh each time (its folder is its own): a previous quickstart's run is replaced.
+  const run = await runTraining(config, { progress, handleSigint: true, overwrite: true });
   const trainSeconds = (Date.now() - started) / 1000;
   if (run.interrupted) {
     console.log(`interrupted: ${run.checkpoint} holds the run; continue with simclr train --resume --out ${config.out}`);
@@ -63,16 +65,17 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
     `kNN ${points(ours.knnAccuracy, b.knnAccuracy)} points`).join('; ')}`);
   const lastEpoch = run.records.filter((r) => !('step' in r)).pop();
   console.log(`\npretraining took ${trainSeconds.toFixed(0)} s, ${run.steps} steps; last epoch's mean loss ${lastEpoch?.loss.toFixed(4)}`);
-  const comparison: FeatureComparison[] = rows.map(([name, e]) => ({ name, linearProbe: e.linearProbe.testAccuracy, knn: e.knnAccuracy }));
-  const reportPath = await writeReport(run.config.out, run.records, {
-    title: 'SimCLR quickstart report',
-    summary: {
-      backbone: run.config.backbone, steps: run.steps, 'pretraining s': Math.round(trainSeconds),
+  // The report again, now with the baselines on the kNN chart and the three probes as bars and in its table.
+  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+  await writeReport(run.config.out, readMetrics(run.config.out), {
+    settings: { ...run.config },
+    baselines: { [rows[1][0]]: rows[1][1].knnAccuracy, [rows[2][0]]: rows[2][1].knnAccuracy },
+    results: {
       'probe split': `${splits.bank.length} train / ${splits.query.length} test images`,
-      ...Object.fromEntries(rows.flatMap(([name, e]) => [[`${name}: linear probe`, `${(100 * e.linearProbe.testAccuracy).toFixed(2)}%`],
-        [`${name}: kNN`, `${(100 * e.knnAccuracy).toFixed(2)}%`]])),
+      ...Object.fromEntries(rows.map(([name, e]) => [`linear probe: ${name}`, percent(e.linearProbe.testAccuracy)])),
     },
-    comparison,
+    probes: Object.fromEntries(rows.map(([name, e]) => [name, e.linearProbe.testAccuracy])),
+    timing: { 'pretraining wall time': formatDuration(trainSeconds) },
   });
-  console.log(`report: ${reportPath}`);
+  console.log(`report: ${run.reportPath}`);
 }
