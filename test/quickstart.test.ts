@@ -1,5 +1,7 @@
 /** The main job's probe protocol: fixed in code, the same splits for its three rows and for the kNN curve. */
+import * as path from 'path';
 import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig } from '../src';
+import { readConfigFile } from '../src/train/config';
 import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartSplits } from '../src/quickstart';
 import { fashionMnistAvailable } from './helpers/fashion-mnist-pixels';
 
@@ -33,5 +35,22 @@ withData('quickstart probe protocol', () => {
 
   it.each([[{ evalSubset: 5000 }], [{ evalData: 'x.csv' }], [{ data: '/tmp/images' }]])('refuses to change the protocol: %j', async (overrides) => {
     await expect(quickstart(overrides, 'none')).rejects.toThrow(/fixed protocol \(10 000 training \/ 10 000 test images\)/);
+  });
+});
+
+describe('examples/fashion-mnist-30min.json', () => {
+  const example = readConfigFile(path.join(__dirname, '..', 'examples', 'fashion-mnist-30min.json'));
+
+  it('is a valid run config: simclr train --config takes it as it is', () => {
+    expect(() => validateRunConfig(example)).not.toThrow();
+  });
+
+  it("is the quickstart's recipe on the whole training split for more epochs, so its probe compares with the quickstart's", () => {
+    const config = validateRunConfig(example);
+    const quick = validateRunConfig({ ...QUICKSTART_CONFIG });
+    expect(config.subset).toBeUndefined();
+    expect(config.epochs).toBeGreaterThan(quick.epochs);
+    const { subset: _s, epochs: _e, out: _o, ...recipe } = quick;
+    for (const [key, value] of Object.entries(recipe)) expect([key, config[key as keyof typeof config]]).toEqual([key, value]);
   });
 });
