@@ -1,10 +1,14 @@
 'use strict';
 // Quality: simclr pretraining vs the PyTorch script bench/peers/simclr_train.py with the same recipe (architecture,
 // stem, views, optimiser, schedule, epochs, batch, subset sizes), both evaluated by the same linear probe on frozen
-// features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points.
+// features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points. The recipe is the
+// quickstart's (QUICKSTART_CONFIG) and the probe protocol the quickstart's (10 000 training-split images, the 10 000
+// test images); the peer is given simclr's training subset and probe splits by index, so both see the same images.
 // Usage: npm run bench -- quality [json overrides of the recipe, e.g. '{"epochs":2,"subset":5000}']
-const { runTraining, evaluate, createModel, validateRunConfig, getNumThreads } = require('../dist');
-const { QUICKSTART_CONFIG } = require('../dist/quickstart');
+const { runTraining, evaluate, createModel, validateRunConfig, getNumThreads, SEED_STREAMS } = require('../dist');
+const { Subset, openDataset } = require('../dist/data');
+const { maybeSubset } = require('../dist/data/open');
+const { QUICKSTART_CONFIG, quickstartSplits } = require('../dist/quickstart');
 const { runPeer, printTable, fmt } = require('./common');
 const os = require('os');
 const path = require('path');
@@ -15,12 +19,19 @@ async function main() {
   const started = Date.now();
   const run = await runTraining(config, { progress: 'plain', overwrite: true });
   const oursSeconds = (Date.now() - started) / 1000;
-  const ours = await evaluate(run.model, run.config);
-  const raw = await evaluate(undefined, run.config);
-  const random = await createModel({ ...run.config, seed: run.config.seed + 1000 });
+  const splits = quickstartSplits(run.config);
+  run.model.eval();
+  const ours = await evaluate(run.model, run.config, splits);
+  const raw = await evaluate(undefined, run.config, splits);
+  const random = await createModel({ ...run.config, seed: run.config.seed + SEED_STREAMS.randomEncoder });
   random.eval();
-  const randomEval = await evaluate(random, run.config);
-  const peer = runPeer('simclr_train.py', { config: run.config, threads: getNumThreads(), workers: 0, probe: true, evalSubset: ours.bankSize });
+  const randomEval = await evaluate(random, run.config, splits);
+  const indices = (dataset) => (dataset instanceof Subset ? Array.from(dataset.indices) : Array.from({ length: dataset.length }, (_, i) => i));
+  const trainSet = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
+  const peer = runPeer('simclr_train.py', {
+    config: run.config, threads: getNumThreads(), workers: 0, probe: true,
+    trainIndices: indices(trainSet), bankIndices: indices(splits.bank), queryIndices: indices(splits.query),
+  });
   console.log(`quality: ${config.backbone} ${config.stem} stem, ${config.subset ?? 60000} images x ${config.epochs} epochs, batch ${config.batchSize}, ` +
     `${config.imageSize} px, ${config.optimizer} lr ${config.lr}, tau ${config.temperature}; probe ${ours.bankSize} train / ${ours.querySize} test; peer torch ${peer.version}`);
   printTable([

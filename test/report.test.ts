@@ -135,6 +135,23 @@ describe('training report', () => {
     expect(svg).toContain('>random encoder 72%<');
   });
 
+  it('draws linear probes as bars from zero, in the given order, each as long as its accuracy and labelled with it', async () => {
+    const probes = { 'SimCLR encoder (h)': 0.84, 'raw pixels': 0.8, 'random encoder': 0.42 };
+    const svg = await renderReportSvg(run(), undefined, undefined, probes);
+    expect(wellFormed(svg)).toBe(true);
+    const bars = [...svg.matchAll(/aria-label="linear probe test accuracy: [^;]+; features: ([^"]+)" role="graphics-symbol" aria-roledescription="bar" d="M0,([\d.]+)h([\d.]+)v/g)]
+      .map((m) => ({ name: m[1], y: Number(m[2]), width: Number(m[3]) }));
+    expect(bars.map((b) => b.name)).toEqual(Object.keys(probes));
+    const accuracies = Object.values(probes);
+    for (const [i, bar] of bars.entries()) expect(bar.width / bars[0].width).toBeCloseTo(accuracies[i] / accuracies[0], 6);
+    expect(bars[1].y).toBeGreaterThan(bars[0].y);
+    for (const label of ['84.00%', '80.00%', '42.00%']) expect(svg).toContain(`>${label}</text>`);
+  });
+
+  it('draws no probe chart without probes', async () => {
+    expect(await renderReportSvg(run())).not.toContain('Linear probe accuracy');
+  });
+
   it('writes report.svg and report.html with one table of result, timing and settings, and returns the HTML path', async () => {
     const html = await writeReport(dir, run(), {
       title: 'Run <A>', results: { 'linear probe top-1': 0.8765 }, baselines: { 'raw pixels': 0.743 },
@@ -178,6 +195,8 @@ describe('training report', () => {
     await expect(writeReport(dir, [{ epoch: 1, loss: 1, knnAccuracy: 'high' } as never])).rejects.toThrow(/knnAccuracy/);
     await expect(writeReport(dir, run(), { baselines: { pixels: '74%' } as never })).rejects.toThrow(/baselines\['pixels'\]/);
     await expect(writeReport(dir, run(), { settings: { lr: [0.1] } as never })).rejects.toThrow(/settings\['lr'\]/);
+    await expect(writeReport(dir, run(), { probes: { pixels: 1.5 } })).rejects.toThrow(/probes\['pixels'\]/);
+    await expect(writeReport(dir, run(), { probes: { pixels: '83%' } as never })).rejects.toThrow(/probes\['pixels'\]/);
     await expect(writeReport('', run())).rejects.toThrow(/runDir/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });

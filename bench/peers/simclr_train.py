@@ -177,7 +177,8 @@ def main():
     if a.get("folder"):
         dataset = torchvision.datasets.ImageFolder(a["folder"], transform=T.Compose([T.Resize((c["baseSize"], c["baseSize"])), augmentation(c)]))
     else:
-        keep = rng.permutation(len(images))[: c.get("subset") or len(images)]
+        # The caller's training images when given (bench/quality passes simclr's seeded subset), else a seeded subset.
+        keep = np.array(a["trainIndices"]) if a.get("trainIndices") else rng.permutation(len(images))[: c.get("subset") or len(images)]
         dataset = ArrayImages(images[keep], labels[keep], c["baseSize"], augmentation(c))
     loader = torch.utils.data.DataLoader(dataset, batch_size=c["batchSize"], shuffle=True, num_workers=a.get("workers", 0),
                                          drop_last=False, persistent_workers=a.get("workers", 0) > 0)
@@ -224,8 +225,9 @@ def main():
         ev = eval_transform(c)
         tr_images, tr_labels = fashion("train")
         te_images, te_labels = fashion("test")
-        bank = np.random.default_rng(c["seed"] + 7).permutation(len(tr_images))[: a["evalSubset"]]
-        query = np.random.default_rng(c["seed"] + 8).permutation(len(te_images))[: a["evalSubset"]]
+        # The probe's splits: the caller's indices when given (bench/quality passes simclr's), else seeded subsets.
+        bank = np.array(a["bankIndices"]) if a.get("bankIndices") else np.random.default_rng(c["seed"] + 7).permutation(len(tr_images))[: a["evalSubset"]]
+        query = np.array(a["queryIndices"]) if a.get("queryIndices") else np.random.default_rng(c["seed"] + 8).permutation(len(te_images))[: a["evalSubset"]]
         mk = lambda im, lb, idx: torch.utils.data.DataLoader(ArrayImages(im[idx], lb[idx], c["baseSize"], ev), batch_size=256)
         train_f = features(model, mk(tr_images, tr_labels, bank))
         test_f = features(model, mk(te_images, te_labels, query))

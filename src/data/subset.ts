@@ -4,7 +4,8 @@ import { SeededRandom } from './random';
 import { checkInteger } from '../errors';
 
 export class Subset implements Dataset {
-  constructor(private readonly base: Dataset, private readonly indices: Int32Array) {
+  /** `indices`: the samples of `base` this subset holds, in order (read-only: `indices[i]` is the base index of sample i). */
+  constructor(private readonly base: Dataset, readonly indices: Int32Array) {
     for (const i of indices) checkIndex(i, base.length);
   }
 

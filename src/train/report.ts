@@ -50,6 +50,11 @@ export interface ReportOptions {
    * kNN chart and listed under "Result".
    */
   baselines?: Record<string, number>;
+  /**
+   * Linear-probe accuracies of feature sets probed on the same splits (e.g. the main job's `{ 'SimCLR encoder (h)': 0.79,
+   * 'raw pixels': 0.83, 'random encoder': 0.81 }`), each in [0, 1]: drawn as a bar chart, in the given order.
+   */
+  probes?: Record<string, number>;
   /** Timing rows, listed under "Timing" after the ones read from the records, e.g. `{ 'wall time': '6m12s' }`. */
   timing?: Record<string, ReportValue>;
   /** @deprecated Extra rows: use `results`. Listed with the results. */
@@ -108,7 +113,7 @@ function checkRecords(records: unknown): asserts records is MetricsRecord[] {
 
 /** Width of each chart in the SVG (the page scales it to its own width) and the colours of the series. */
 const CHART_WIDTH = 1000;
-const COLORS = { loss: '#9ecae1', smoothed: '#1f77b4', short: '#ff7f0e', lr: '#2ca02c', knn: '#d62728', baseline: '#7f7f7f' };
+const COLORS = { loss: '#9ecae1', smoothed: '#1f77b4', short: '#ff7f0e', lr: '#2ca02c', knn: '#d62728', baseline: '#7f7f7f', probe: '#1f77b4' };
 
 /** Mean of each window of consecutive points when there are more than MAX_PLOTTED_STEPS. */
 function thinned<T extends { step: number }>(points: T[], value: (p: T) => number): { step: number; value: number }[] {
@@ -154,10 +159,11 @@ const stepAxis = { field: 'step', type: 'quantitative', title: 'step', axis: { t
 
 /**
  * The vega-lite spec: the loss against step (per step, a smoothed line without short batches, short batches marked),
- * the learning rate against step, and, when monitored, the kNN accuracy against epoch with baseline lines. With no
- * step records the loss is plotted against epoch.
+ * the learning rate against step, and, when monitored, the kNN accuracy against epoch with baseline lines; with
+ * `probes`, their linear-probe accuracies as bars. With no step records the loss is plotted against epoch.
  */
-export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report', baselines: Record<string, number> = {}): object {
+export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report', baselines: Record<string, number> = {},
+  probes: Record<string, number> = {}): object {
   checkRecords(records);
   const steps = records.filter(isStepRecord);
   const epochs = records.filter((r): r is EpochRecord => !isStepRecord(r));
@@ -228,6 +234,7 @@ export function reportSpec(records: MetricsRecord[], title = 'SimCLR training re
       ],
     });
   }
+  if (Object.keys(probes).length > 0) charts.push(probeBars(probes));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -236,9 +243,35 @@ export function reportSpec(records: MetricsRecord[], title = 'SimCLR training re
   };
 }
 
+/** Horizontal bars of linear-probe accuracies from 0 to 100 %, one per feature set in the given order, each labelled. */
+function probeBars(probes: Record<string, number>): object {
+  const values = Object.entries(probes).map(([features, accuracy]) => ({ features, accuracy, label: `${(100 * accuracy).toFixed(2)}%` }));
+  const y = { field: 'features', type: 'nominal', sort: null, title: null, axis: { labelLimit: 400 } };
+  const x = { field: 'accuracy', type: 'quantitative', title: 'linear probe test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
+  return {
+    title: 'Linear probe accuracy (the same splits for each)',
+    width: CHART_WIDTH,
+    height: 30 * values.length,
+    data: { values },
+    layer: [
+      { mark: { type: 'bar', color: COLORS.probe }, encoding: { y, x } },
+      { mark: { type: 'text', align: 'right', dx: -4, color: 'white' }, encoding: { y, x, text: { field: 'label' } } },
+    ],
+  };
+}
+
+function checkProbes(probes: unknown): void {
+  checkRows(probes, 'probes', true);
+  for (const [name, value] of Object.entries((probes ?? {}) as Record<string, number>)) {
+    if (!(value >= 0 && value <= 1)) throw invalid('an accuracy in [0, 1]', `probes['${name}']`, value);
+  }
+}
+
 /** Renders the report charts to an SVG string (headless: no canvas, no browser). */
-export async function renderReportSvg(records: MetricsRecord[], title?: string, baselines?: Record<string, number>): Promise<string> {
-  const spec = reportSpec(records, title, baselines);
+export async function renderReportSvg(records: MetricsRecord[], title?: string, baselines?: Record<string, number>,
+  probes?: Record<string, number>): Promise<string> {
+  checkProbes(probes);
+  const spec = reportSpec(records, title, baselines, probes);
   const [vegaLite, vega] = await Promise.all([importEsm<VegaLite>('vega-lite'), importEsm<Vega>('vega')]);
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
@@ -342,7 +375,7 @@ export async function writeReport(runDir: string, records: MetricsRecord[], opti
   checkRows(options.summary, 'summary');
   checkRows(options.timing, 'timing');
   checkRows(options.baselines, 'baselines', true);
-  const svg = await renderReportSvg(records, title, options.baselines);
+  const svg = await renderReportSvg(records, title, options.baselines, options.probes);
   const sections = reportTable(records, options).map(({ section, rows }) =>
     `<tbody><tr class="section"><th colspan="2">${section}</th></tr>` +
     rows.map(([name, value]) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`).join('') + '</tbody>');
