@@ -10,10 +10,14 @@ import { Backbones, STEMS } from '../models/encoder';
 import { OPTIMIZERS } from '../ops/train-step';
 import { NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
 import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
+import { BACKENDS, DEFAULT_TIMEOUT_MS } from '../ops/process-group';
 import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
 
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
 export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
+
+/** The c10d backends of a data-parallel run, and 'auto'. */
+export const DIST_BACKENDS = ['auto', ...BACKENDS] as const;
 
 /** Size of the evaluation bank (a subset of the training split) when `evalSubset` is not set. */
 export const DEFAULT_EVAL_BANK_SIZE = 10000;
@@ -43,7 +47,7 @@ export const RUN_SETTINGS = {
   projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
   projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
-  batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views)' },
+  batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
   optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
@@ -61,6 +65,9 @@ export const RUN_SETTINGS = {
   knnK: { kind: 'int', min: 1, default: 200, help: 'neighbours of the kNN monitor' },
   knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },
   workers: { kind: 'int', min: 1, default: 4, help: 'decoding concurrency (x16 images in flight)' },
+  globalBatchNorm: { kind: 'bool', default: true, help: 'data-parallel runs: BatchNorm statistics over all workers (SimCLR\'s global BN); false: per worker' },
+  distBackend: { kind: 'enum', choices: DIST_BACKENDS, default: 'auto', help: 'data-parallel runs: the c10d backend; auto: nccl on CUDA devices when compiled in, else gloo' },
+  distTimeout: { kind: 'number', min: 1, default: DEFAULT_TIMEOUT_MS / 1000, help: 'data-parallel runs: seconds before a rendezvous or collective with a dead or stuck worker fails' },
   out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
 } as const satisfies Record<string, Setting>;
 

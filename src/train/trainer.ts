@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { createTrainStep, TrainStep } from '../ops/train-step';
+import { createTrainStep, DataParallelOptions, TrainStep } from '../ops/train-step';
 import { checkInteger, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { RunConfig, SettingName, checkSettings } from './config';
@@ -63,6 +63,12 @@ export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS
   onStep?: (record: StepRecord) => void;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
+  /**
+   * Data-parallel training over a process group: `batchSize` is per rank (the learning rate scales with the global
+   * batch), every rank must train on its own shard of the data with the same number of batches, and rank 0 alone
+   * writes metrics.jsonl, the progress and the checkpoints.
+   */
+  dataParallel?: DataParallelOptions;
 }
 
 export interface TrainResult {
@@ -87,7 +93,7 @@ export class Trainer {
     this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
-      batchSize: options.batchSize,
+      batchSize: options.batchSize * (options.dataParallel?.group.worldSize ?? 1),
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
@@ -99,16 +105,23 @@ export class Trainer {
       temperature: options.temperature,
       precision: options.precision,
       memoryFormat: options.memoryFormat,
+      dataParallel: options.dataParallel,
     });
+    this.writer = (options.dataParallel?.group.rank ?? 0) === 0;
   }
+
+  /** Whether this process writes metrics, progress and checkpoints (rank 0 of a data-parallel run). */
+  private readonly writer: boolean;
 
   get peakLearningRate(): number {
     return peakLearningRate(this.schedule);
   }
 
-  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). */
+  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). In a
+   * data-parallel run the request travels with the next step, and every rank stops after that step. */
   requestStop(): void {
-    this.stopRequested = true;
+    if (this.trainStep.group) this.trainStep.requestStop();
+    else this.stopRequested = true;
   }
 
   /** Trains from scratch, or from `resumeFrom` (a checkpoint written by this trainer) to the same end. */
@@ -121,17 +134,17 @@ export class Trainer {
       const restored = await this.restore(resumeFrom);
       position = restored;
       best = restored.bestMetric;
-    } else {
+    } else if (this.writer) {
       await fs.promises.writeFile(path.join(o.out, 'metrics.jsonl'), '');
     }
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     const records: MetricsRecord[] = [];
     const log = async (record: MetricsRecord) => {
       records.push(record);
-      await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
+      if (this.writer) await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
     };
     const totalSteps = this.schedule.totalSteps;
-    const progress = new Progress(o.progress ?? 'auto', totalSteps, position.step);
+    const progress = new Progress(this.writer ? o.progress ?? 'auto' : 'none', totalSteps, position.step);
     let lastLoss = NaN;
     let interrupted = false;
     let epoch = position.epoch;
@@ -152,8 +165,8 @@ export class Trainer {
           const views = pending;
           const stepPromise = this.trainStep.step(views, lr);
           const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
-          const { loss } = await stepPromise;
-          const images = views.shape[0] / 2;
+          const { loss, images, stop } = await stepPromise;
+          if (stop) this.stopRequested = true;
           views.dispose();
           pending = await upcoming;
           if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
@@ -187,7 +200,7 @@ export class Trainer {
         if (isBest) best = metric;
         const at = { epoch: epoch + 1, batchInEpoch: 0, step };
         await this.save(path.join(o.out, 'last.ckpt'), at, best);
-        if (isBest) await fs.promises.copyFile(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
+        if (isBest && this.writer) await fs.promises.copyFile(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
       }
       if (interrupted) {
         // A batch that was already augmented but not trained on is redone after resuming, with the same draws.
@@ -210,6 +223,7 @@ export class Trainer {
   }
 
   private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
+    if (!this.writer) return;
     const modelState = await this.model.stateDict();
     const optimizer = this.trainStep.optimizerState();
     const tensors = trainingTensors(modelState, optimizer.tensors);
