@@ -13,7 +13,7 @@ async function main() {
   const overrides = process.argv[3] ? JSON.parse(process.argv[3]) : {};
   const config = validateRunConfig({ ...QUICKSTART_CONFIG, knnEvery: 0, out: path.join(os.tmpdir(), 'simclr-quality'), ...overrides });
   const started = Date.now();
-  const run = await runTraining(config, { progress: 'plain' });
+  const run = await runTraining(config, { progress: 'plain', overwrite: true });
   const oursSeconds = (Date.now() - started) / 1000;
   const ours = await evaluate(run.model, run.config);
   const raw = await evaluate(undefined, run.config);

@@ -36,6 +36,7 @@ async function ours(config) {
   const rssWindow = { 50: [], [config.maxSteps]: [] };
   await runTraining(config, {
     progress: 'none',
+    overwrite: true,
     onStep: (r) => {
       if (r.step === TIME_FROM) t0 = process.hrtime.bigint();
       else if (r.step > TIME_FROM) images += config.batchSize;

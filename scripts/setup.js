@@ -1,7 +1,7 @@
 'use strict';
 // Brings a fresh clone to a runnable state; used by `npm start` and `npm test` (README quick start) and by CI.
 //   1. system packages (Debian, as root): LibTorch unless another was chosen, OpenBLAS, Fashion-MNIST, and with
-//      --for-tests the PyTorch/torchvision oracle
+//      --for-tests the PyTorch/torchvision oracle, tmux (terminal test) and chromium (report test)
 //   2. node_modules (npm ci), whose install hook loads the prebuild or builds the addon
 //   3. a source build when the binary that would load is missing, stale, or built against another LibTorch
 //   4. the TypeScript build (dist/), which the CLI runs from
@@ -34,6 +34,8 @@ function ensureSystemPackages() {
   const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist'];
   if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
   if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
+  // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
+  if (forTests) wanted.push('tmux', 'chromium');
   const missing = debianPackagesMissing(wanted);
   if (missing.length === 0) return;
   if (process.getuid && process.getuid() !== 0) {

@@ -32,19 +32,24 @@ function parser(setting: Setting, flag: string): ((value: string) => unknown) | 
   return undefined;
 }
 
+/** Per-command wording of a flag: its help text and what applies when it is left out. */
+type FlagWording = Partial<Record<SettingName, { help?: string; fallback?: string }>>;
+
 /**
  * Adds a flag for each run setting (all of RUN_SETTINGS, or `only`). `defaults` are the values that apply when a flag
  * is left out, shown in --help: the command's own (train: DEFAULT_RUN_CONFIG), or 'checkpoint' for the commands that
- * take them from a checkpoint's stored config.
+ * take them from a checkpoint's stored config. `wording` replaces the help or the stated default where a command uses
+ * a setting differently.
  */
-function addRunFlags(command: Command, defaults: Partial<RunConfig> | 'checkpoint', only: readonly SettingName[] = SETTING_NAMES): Command {
+function addRunFlags(command: Command, defaults: Partial<RunConfig> | 'checkpoint', only: readonly SettingName[] = SETTING_NAMES,
+  wording: FlagWording = {}): Command {
   for (const name of only) {
     const setting: Setting = RUN_SETTINGS[name];
     const flag = kebab(name);
     const placeholder = setting.kind === 'bool' ? 'true|false' : setting.kind === 'enum' ? 'name' : 'value';
-    const fallback = defaults === 'checkpoint' ? "the checkpoint's" : defaults[name];
-    const notes = [setting.kind === 'enum' ? setting.choices.join(' | ') : '', fallback !== undefined ? `default ${fallback}` : ''].filter(Boolean);
-    const option = new Option(`--${flag} <${placeholder}>`, `${setting.help}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+    const fallback = wording[name]?.fallback ?? (defaults === 'checkpoint' ? "the checkpoint's" : defaults[name]);
+    const notes = [setting.kind === 'enum' ? setting.choices.join(' | ') : '', fallback !== undefined ? `default: ${fallback}` : ''].filter(Boolean);
+    const option = new Option(`--${flag} <${placeholder}>`, `${wording[name]?.help ?? setting.help}${notes.length ? ` (${notes.join('; ')})` : ''}`);
     const parse = parser(setting, flag);
     if (parse) option.argParser(parse);
     command.addOption(option);
@@ -65,6 +70,7 @@ function workerFlags(options: Record<string, unknown>): string[] {
   }
   if (typeof options.config === 'string') flags.push('--config', path.resolve(options.config));
   if (options.resume) flags.push('--resume');
+  if (options.overwrite) flags.push('--overwrite');
   if (options.progress !== undefined) flags.push('--progress', String(options.progress));
   return flags;
 }
@@ -92,6 +98,12 @@ function requireFile(file: unknown, flag: string): string {
   return file;
 }
 
+/** A setting named in a message ("Expected ... for batchSize but received ...") is named as its flag, --batch-size. */
+function flagNames(message: string): string {
+  return message.replace(/\bfor (\w+) but received\b/g, (whole, name: string) =>
+    (Object.hasOwn(RUN_SETTINGS, name) ? `for --${kebab(name)} but received` : whole));
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program.name('simclr').description('SimCLR self-supervised learning on LibTorch').version(require('../package.json').version)
@@ -100,6 +112,7 @@ export function buildProgram(): Command {
   addRunFlags(program.command('train').description('pretrain a SimCLR model')
     .option('--config <file>', 'JSON file of run settings (flags override it)')
     .option('--resume', 'continue the run in --out from its last.ckpt')
+    .option('--overwrite', 'start over in an --out that holds a previous run (removes its checkpoints, metrics and report)')
     .option('--progress <mode>', 'auto (bar on a TTY) | plain | none')
     .addOption(new Option('--nproc-per-node <k>', 'data-parallel: start K workers on this machine, as torchrun (one per GPU, or per share of the cores)').argParser(parser(INT, 'nproc-per-node')!))
     .addOption(new Option('--nnodes <n>', 'data-parallel: machines in the run, each with its own launcher (default 1)').argParser(parser(INT, 'nnodes')!))
@@ -129,16 +142,24 @@ export function buildProgram(): Command {
       exitWithLauncher();
       // Under a launcher (ours, torchrun --no-python, a scheduler) the environment says which worker this is.
       const distributed = process.env.WORLD_SIZE ? 'env' : undefined;
-      const run = await runTraining(partial, { resume: Boolean(options.resume), progress: progressMode(options.progress), handleSigint: true, distributed });
+      const run = await runTraining(partial, {
+        resume: Boolean(options.resume), overwrite: Boolean(options.overwrite), progress: progressMode(options.progress), handleSigint: true, distributed,
+      });
       if (!distributed || process.env.RANK === '0') {
         console.log(JSON.stringify({ steps: run.steps, epochs: run.epochsCompleted, lastLoss: run.lastLoss, interrupted: run.interrupted,
           checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
       }
-      if (run.interrupted) process.exitCode = 130;
+      if (run.interrupted) process.exitCode = run.stoppedBy === 'SIGTERM' ? 143 : 130;
     });
 
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')
-    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'evalData', 'evalSubset', 'device', 'workers'])
+    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'labels', 'evalData', 'evalSubset', 'device', 'workers'], {
+    data: { help: 'training images whose labels give the kNN bank' },
+    evalData: {
+      help: 'labelled images to classify',
+      fallback: "the checkpoint's; without one, fashion-mnist's test split, or a held-out fifth of labelled --data",
+    },
+  })
     .action(async (options: Record<string, unknown>) => {
       const { loadCheckpointModel } = await import('./train/run-model');
       const { evaluate } = await import('./eval/evaluate');
@@ -148,7 +169,9 @@ export function buildProgram(): Command {
 
   addRunFlags(program.command('embed').description('write encoder features of a dataset as .npy (float32) plus labels')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
-    .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), 'checkpoint', ['data', 'device', 'workers'])
+    .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), 'checkpoint', ['data', 'labels', 'device', 'workers'], {
+    data: { help: 'images to embed: an image folder, a .csv/.jsonl manifest, or fashion-mnist (its test split)' },
+  })
     .action(async (options: Record<string, unknown>) => {
       const { loadCheckpointModel } = await import('./train/run-model');
       const { openDataset } = await import('./data');
@@ -157,7 +180,7 @@ export function buildProgram(): Command {
       const { resolveAugmentConfig } = await import('./augment');
       const { out, checkpoint, ...rest } = options;
       const { model, config } = await loadCheckpointModel(requireFile(checkpoint, '--checkpoint'), runConfigFrom(rest));
-      const dataset = openDataset(config.data, 'test', config.baseSize);
+      const dataset = openDataset(config.data, 'test', config.baseSize, { labels: config.labels });
       const features = await extractFeatures(model, dataset, {
         size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
       });
@@ -165,9 +188,10 @@ export function buildProgram(): Command {
       console.log(JSON.stringify({ out, rows: features.features.shape[0], dim: features.features.shape[1] }, null, 2));
     });
 
-  program.command('export').description('write the encoder as a PyTorch state dict with torchvision keys')
+  program.command('export').description('write the encoder as a PyTorch state dict with torchvision keys (no fc: load it with model.fc = ' +
+    'nn.Identity(); a --stem cifar run also needs model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and model.maxpool = nn.Identity())')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
-    .requiredOption('--out <file.pt>', 'output state dict (load with torchvision: model.fc = nn.Identity())')
+    .requiredOption('--out <file.pt>', 'output state dict')
     .action(async (options: { checkpoint: string; out: string }) => {
       const { exportEncoder } = await import('./train/run-model');
       const result = await exportEncoder(requireFile(options.checkpoint, '--checkpoint'), options.out);
@@ -198,7 +222,7 @@ export async function main(argv: string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
-    console.error(`simclr: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`simclr: ${flagNames(err instanceof Error ? err.message : String(err))}`);
     return 1;
   }
 }

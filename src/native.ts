@@ -23,7 +23,21 @@ interface RuntimeModule {
   libtorchVersion(): string;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
+  cudnnBenchmark(): boolean;
+  setCudnnBenchmark(enabled: boolean): void;
+  /** Blocks until the device's queued work is done (nothing on 'cpu'). */
+  cudaSynchronize(device: string): void;
+  cudaMemoryStats(device: string): NativeMemoryStats;
+  cudaResetPeakMemoryStats(device: string): void;
   buildInfo(): NativeBuildInfo;
+}
+
+/** The CUDA caching allocator's counters for one device, in bytes. */
+export interface NativeMemoryStats {
+  allocated: number;
+  peakAllocated: number;
+  reserved: number;
+  peakReserved: number;
 }
 
 // ── tensor: the Tensor object (an ObjectWrap around at::Tensor) and its factories; wrapped by tensor.ts ──────────
@@ -33,6 +47,8 @@ export interface NativeTensor {
   dtype(): string;
   device(): string;
   disposed(): boolean;
+  /** True for a CPU tensor in page-locked memory. */
+  pinned(): boolean;
   toTypedArray(): Float32Array | Float64Array | Uint8Array | BigInt64Array | Int32Array;
   copyTo(target: ArrayBufferView): void;
   to(device: string): NativeTensor;
@@ -41,7 +57,7 @@ export interface NativeTensor {
 
 interface TensorModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
-  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | BigInt64Array, shape: number[], device?: string): NativeTensor;
+  fromTypedArray(data: Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array, shape: number[], device?: string, pinMemory?: boolean): NativeTensor;
   zeros(shape: number[], dtype?: string, device?: string): NativeTensor;
   ones(shape: number[], dtype?: string, device?: string): NativeTensor;
   randn(shape: number[], dtype?: string, device?: string): NativeTensor;
@@ -86,7 +102,7 @@ export interface NativeModel {
   describe(): NativeModelDescription;
   stateDict(): Promise<NativeTensorMap>;
   loadStateDict(state: NativeTensorMap, strict?: boolean): Promise<NativeLoadReport>;
-  stateDictBytes(): Promise<Buffer>;
+  stateDictBytes(): Promise<Uint8Array>;
   loadStateDictBytes(bytes: Uint8Array, strict?: boolean): Promise<NativeLoadReport>;
 }
 
@@ -107,7 +123,7 @@ interface ModelModule {
   /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
   readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
   /** torch.save-compatible zip bytes of a dict of tensors. */
-  writeStateDict(state: NativeTensorMap): Promise<Buffer>;
+  writeStateDict(state: NativeTensorMap): Promise<Uint8Array>;
 }
 
 // ── NT-Xent: the fused loss and its gradient; see ops/nt-xent.ts ────────────────────────────────────────────────

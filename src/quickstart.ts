@@ -7,6 +7,8 @@ import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, validateRunConfig } from '.
 import { runTraining } from './train/run';
 import { createModel } from './train/run-model';
 import { evaluate, evaluationSplits, Evaluation } from './eval/evaluate';
+import { readMetrics, writeReport } from './train/report';
+import { formatDuration } from './train/progress';
 
 /** The quick recipe; see train/config.ts. */
 export { QUICKSTART_CONFIG } from './train/config';
@@ -17,7 +19,8 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   console.log(`\npretraining SimCLR: ${config.backbone} (${config.stem} stem), ${config.subset ?? 'all'} Fashion-MNIST images, ` +
     `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views -> ${config.out}`);
   const started = Date.now();
-  const run = await runTraining(config, { progress, handleSigint: true });
+  // The main job starts afresh each time (its folder is its own): a previous quickstart's run is replaced.
+  const run = await runTraining(config, { progress, handleSigint: true, overwrite: true });
   const trainSeconds = (Date.now() - started) / 1000;
   if (run.interrupted) {
     console.log(`interrupted: ${run.checkpoint} holds the run; continue with simclr train --resume --out ${config.out}`);
@@ -38,5 +41,13 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   }
   const lastEpoch = run.records.filter((r) => !('step' in r)).pop();
   console.log(`\npretraining took ${trainSeconds.toFixed(0)} s, ${run.steps} steps; last epoch's mean loss ${lastEpoch?.loss.toFixed(4)}`);
+  // The report again, now with the baselines on the kNN chart and the probes in its table.
+  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+  await writeReport(run.config.out, readMetrics(run.config.out), {
+    settings: { ...run.config },
+    baselines: { [rows[1][0]]: rows[1][1].knnAccuracy, [rows[2][0]]: rows[2][1].knnAccuracy },
+    results: Object.fromEntries(rows.map(([name, e]) => [`linear probe: ${name}`, percent(e.linearProbe.testAccuracy)])),
+    timing: { 'pretraining wall time': formatDuration(trainSeconds) },
+  });
   console.log(`report: ${run.reportPath}`);
 }

@@ -1,15 +1,17 @@
+/// <reference lib="esnext.disposable" preserve="true" />
 /** Tensors: native LibTorch tensors seen from TypeScript. Data is copied only by fromTypedArray / toTypedArray. */
-import { native, NativeTensor } from './native';
+import { native, NativeMemoryStats, NativeTensor } from './native';
 import { invalid } from './errors';
 
-export type Dtype = 'float32' | 'float64' | 'uint8' | 'int64';
+export type Dtype = 'float32' | 'float64' | 'uint8' | 'int32' | 'int64';
 /** 'cpu', 'cuda' or 'cuda:<index>'. */
 export type Device = string;
 export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array : D extends 'float64' ? Float64Array
-  : D extends 'uint8' ? Uint8Array : D extends 'int64' ? BigInt64Array : Float32Array | Float64Array | Uint8Array | BigInt64Array;
-export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | BigInt64Array;
+  : D extends 'uint8' ? Uint8Array : D extends 'int32' ? Int32Array : D extends 'int64' ? BigInt64Array : SupportedTypedArray;
+/** The typed arrays a Tensor is made from and copied into; the dtype follows the array (Int32Array: int32, ...). */
+export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array;
 
-const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int64: 8 };
+const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int32: 4, int64: 8 };
 
 export interface TensorOptions {
   dtype?: Dtype;
@@ -31,13 +33,21 @@ export class Tensor {
     this.handle = handle;
   }
 
-  /** Copies `data` into a new tensor of the given shape; the dtype follows the array type. */
-  static fromTypedArray(data: SupportedTypedArray, shape: readonly number[], options: { device?: Device } = {}): Tensor {
-    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof BigInt64Array)) {
-      throw invalid('a Float32Array, Float64Array, Uint8Array or BigInt64Array', 'data', data);
+  /**
+   * Copies `data` into a new tensor of the given shape (default: 1-D, its length); the dtype follows the array type:
+   * Float32Array float32, Float64Array float64, Uint8Array uint8, Int32Array int32 (e.g. a Loader batch's labels),
+   * BigInt64Array int64. `pinMemory` (CPU tensors, CUDA machines only) puts the copy in page-locked host memory, so
+   * that its upload to a GPU (by `to`, or by `Augmenter.views` for a batch of images) runs asynchronously without a
+   * second host copy.
+   */
+  static fromTypedArray(data: SupportedTypedArray, shape: readonly number[] = [data?.length], options: { device?: Device; pinMemory?: boolean } = {}): Tensor {
+    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof Int32Array ||
+      data instanceof BigInt64Array)) {
+      throw invalid('a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array', 'data', data);
     }
     if (!Array.isArray(shape)) throw invalid('an array of non-negative integers', 'shape', shape);
-    return new Tensor(native.fromTypedArray(data, [...shape], options.device));
+    if (options.pinMemory !== undefined && typeof options.pinMemory !== 'boolean') throw invalid('a boolean', 'pinMemory', options.pinMemory);
+    return new Tensor(native.fromTypedArray(data, [...shape], options.device, options.pinMemory));
   }
 
   static zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
@@ -67,6 +77,11 @@ export class Tensor {
 
   get disposed(): boolean {
     return this.handle.disposed();
+  }
+
+  /** True for a CPU tensor in page-locked (pinned) host memory; see `fromTypedArray`'s `pinMemory`. */
+  get pinned(): boolean {
+    return this.handle.pinned();
   }
 
   /** Number of elements. */
@@ -144,8 +159,55 @@ export function libtorchVersion(): string {
   return native.libtorchVersion();
 }
 
+/** True for 'cuda' and 'cuda:<index>'. */
+export function isCudaDevice(device: Device): boolean {
+  return device === 'cuda' || device.startsWith('cuda:');
+}
+
+/** The CUDA caching allocator's counters for one device, in bytes (peaks since the last reset). */
+export type MemoryStats = NativeMemoryStats;
+
+let cudnnBenchmarkChosen = false;
+
+function cudaDeviceArg(device: Device | undefined): Device {
+  const d = device ?? 'cuda';
+  if (typeof d !== 'string' || !isCudaDevice(d)) throw invalid("'cuda' or 'cuda:<index>'", 'device', d, typeof d === 'string' ? 'range' : 'type');
+  return d;
+}
+
 export const cuda = {
   /** True when this LibTorch has CUDA and a GPU is visible. */
   isAvailable: (): boolean => native.cudaIsAvailable(),
   deviceCount: (): number => native.cudaDeviceCount(),
+  /**
+   * cuDNN's benchmark mode (PyTorch's `torch.backends.cudnn.benchmark`): each new convolution shape times cuDNN's
+   * algorithms once and keeps the fastest. simclr turns it on when a model is first placed on a CUDA device, unless the
+   * program chose with {@link cuda.setCudnnBenchmark}.
+   */
+  cudnnBenchmark: (): boolean => native.cudnnBenchmark(),
+  setCudnnBenchmark(enabled: boolean): void {
+    if (typeof enabled !== 'boolean') throw invalid('a boolean', 'enabled', enabled);
+    cudnnBenchmarkChosen = true;
+    native.setCudnnBenchmark(enabled);
+  },
+  /**
+   * Blocks until the work queued on `device` (default 'cuda') has finished. GPU work runs asynchronously: time a region
+   * of GPU work by synchronizing before reading the clock.
+   */
+  synchronize(device?: Device): void {
+    native.cudaSynchronize(cudaDeviceArg(device));
+  },
+  /** The caching allocator's memory counters for `device` (default 'cuda'); needs LibTorch 2.9 or later. */
+  memoryStats(device?: Device): MemoryStats {
+    return native.cudaMemoryStats(cudaDeviceArg(device));
+  },
+  /** Starts the peaks of {@link cuda.memoryStats} again from the current values. */
+  resetPeakMemoryStats(device?: Device): void {
+    native.cudaResetPeakMemoryStats(cudaDeviceArg(device));
+  },
 };
+
+/** @internal What placing a model on `device` turns on for CUDA: cuDNN's benchmark mode, unless the program chose. */
+export function useModelDevice(device: Device): void {
+  if (isCudaDevice(device) && !cudnnBenchmarkChosen) native.setCudnnBenchmark(true);
+}

@@ -1,17 +1,30 @@
 /** The Augmenter's sampled parameters follow the configured distributions, and the seed fixes them. */
-import { Augmenter, resolveAugmentConfig, SEED_AUGMENTATION, defaultBlurKernel, Tensor } from '../src';
+import { Augmenter, resolveAugmentConfig, SEED_AUGMENTATION, SIMCLR_IMAGENET_AUGMENTATION, AUGMENT_DEFAULTS, RUN_SETTINGS, defaultBlurKernel, Tensor } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
 const IMAGES = 3000; // 6000 views: a probability's standard error is at most 0.0065
 const [H, W] = [224, 256];
 
 describe('Augmenter parameter sampling', () => {
-  const params = new Augmenter({}, { seed: 11 }).sample(IMAGES, H, W);
+  const params = new Augmenter(SIMCLR_IMAGENET_AUGMENTATION, { seed: 11 }).sample(IMAGES, H, W);
   const n = 2 * IMAGES;
   const rate = (flags: Uint8Array) => flags.reduce((a, b) => a + b, 0) / flags.length;
 
-  it('has SimCLR defaults and the seed variant is expressible', () => {
-    const config = resolveAugmentConfig();
+  it('defaults to the recipe at 32 px, the same as the run settings', () => {
+    expect(resolveAugmentConfig()).toMatchObject({
+      size: 32, flipProbability: 0.5, grayscaleProbability: 0.2,
+      crop: { scale: [0.2, 1], ratio: [3 / 4, 4 / 3] },
+      colorJitter: { probability: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
+      blur: { probability: 0, kernelSize: 3, sigma: [0.1, 2] },
+    });
+    expect(AUGMENT_DEFAULTS).toEqual({
+      size: RUN_SETTINGS.imageSize.default, minScale: RUN_SETTINGS.minScale.default,
+      jitterStrength: RUN_SETTINGS.jitterStrength.default, blurProbability: RUN_SETTINGS.blurProbability.default,
+    });
+  });
+
+  it('has SimCLR\'s ImageNet values as a preset, and the seed variant is expressible', () => {
+    const config = resolveAugmentConfig(SIMCLR_IMAGENET_AUGMENTATION);
     expect(config).toMatchObject({
       size: 224, flipProbability: 0.5, grayscaleProbability: 0.2,
       crop: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
@@ -20,7 +33,7 @@ describe('Augmenter parameter sampling', () => {
     });
     expect(defaultBlurKernel(128)).toBe(13);
     expect(resolveAugmentConfig({ jitterStrength: 0.5 }).colorJitter).toMatchObject({ brightness: 0.4, hue: 0.1 });
-    expect(resolveAugmentConfig(SEED_AUGMENTATION)).toMatchObject({ size: 128, blur: { probability: 1, kernelSize: 23 } });
+    expect(resolveAugmentConfig(SEED_AUGMENTATION)).toMatchObject({ size: 128, crop: { scale: [0.08, 1] }, colorJitter: { probability: 0.5, brightness: 0.8 }, blur: { probability: 1, kernelSize: 23 } });
   });
 
   it('flips, jitters, grays and blurs with the configured probabilities (within 4 standard errors)', () => {
@@ -106,7 +119,7 @@ describeWithOracle('crop boxes follow torchvision RandomResizedCrop.get_params',
       const sd = (xs: number[]) => Math.sqrt(m(xs.map((x) => (x - m(xs)) ** 2)));
       return { area: m(area), areaSd: sd(area), logRatio: m(logRatio), logRatioSd: sd(logRatio) };
     };
-    const params = new Augmenter({}, { seed: 2 }).sample(IMAGES, H, W);
+    const params = new Augmenter(SIMCLR_IMAGENET_AUGMENTATION, { seed: 2 }).sample(IMAGES, H, W);
     const ours = stats(Array.from({ length: 2 * IMAGES }, (_, k) => Array.from(params.boxes.subarray(4 * k, 4 * k + 4))));
     const theirs = stats(JSON.parse(runPython(python, String.raw`
 import json, sys, torch

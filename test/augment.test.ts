@@ -11,6 +11,7 @@ import {
 } from '../src';
 import { native } from '../src/native';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { testDevice } from './helpers/device';
 
 const N = 4;
 const H = 40;
@@ -69,7 +70,7 @@ for job in args['jobs']:
 describeWithOracle('functional ops match torchvision.transforms.functional', (python) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-augment-'));
   const pixels = testImages();
-  const images = Tensor.fromTypedArray(pixels, [N, 3, H, W]);
+  const images = Tensor.fromTypedArray(pixels, [N, 3, H, W], { device: testDevice });
   const boxes = [
     { top: 0, left: 0, height: H, width: W },
     { top: 5, left: 7, height: 20, width: 31 },
@@ -163,7 +164,7 @@ describeWithOracle('Augmenter.views matches the same parameters composed in torc
     const views = await augmenter.views(images);
     const { size, blur: { kernelSize }, normalize: norm } = augmenter.config;
     const generic = new Tensor(await native.augmentViews(images.handle, params, {
-      size, blurKernel: kernelSize, mean: norm.mean, std: norm.std, generic: true,
+      size, blurKernel: kernelSize, mean: norm.mean, std: norm.std, generic: true, device: testDevice,
     }));
     expect(views.shape).toEqual([2 * B, 3, 24, 24]);
     expect(views.dtype).toBe('float32');

@@ -58,6 +58,61 @@ describe('checkpoint files', () => {
     await expect(readCheckpointHeader(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/Cannot read checkpoint/);
   });
 
+  it('refuses tensor entries that lie outside the data section or disagree with their shape and dtype', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'a.ckpt');
+    await writeCheckpoint(file, { meta: {}, tensors: { w: Tensor.ones([1000]), b: Tensor.ones([2]) } });
+    // Rewrites the header with one change to the second tensor's entry; the data section stays as it is.
+    const crafted = (change: Record<string, unknown>) => {
+      const bytes = fs.readFileSync(file);
+      const headerBytes = Number(bytes.readBigUInt64LE(16));
+      const header = JSON.parse(bytes.toString('utf8', 24, 24 + headerBytes));
+      Object.assign(header.tensors[1], change);
+      let json = Buffer.from(JSON.stringify(header));
+      json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+      const prefix = Buffer.from(bytes.subarray(0, 24));
+      prefix.writeBigUInt64LE(BigInt(json.length), 16);
+      const out = path.join(dir, `crafted-${Object.keys(change)[0]}.ckpt`);
+      fs.writeFileSync(out, Buffer.concat([prefix, json, bytes.subarray(24 + headerBytes)]));
+      return out;
+    };
+    await expect(readCheckpoint(crafted({ offset: -8 }))).rejects.toThrow(/at tensor b: its offset or size is not a non-negative integer/);
+    await expect(readCheckpoint(crafted({ offset: 4008 }))).rejects.toThrow(/at tensor b: it lies past the end of the file/);
+    await expect(readCheckpoint(crafted({ bytes: 4 }))).rejects.toThrow(/at tensor b: its shape \[2\] does not match its 4 bytes/);
+    await expect(readCheckpoint(crafted({ shape: [-2] }))).rejects.toThrow(/at tensor b: its shape is not a list of sizes/);
+    await expect(readCheckpoint(crafted({ dtype: 'float16' }))).rejects.toThrow(/at tensor b: unknown dtype float16/);
+  });
+
+  it('best.ckpt is never partial: linking it to a checkpoint, killed at random moments, leaves a whole old or new file', async () => {
+    const dir = tmp();
+    // Two complete 8 MB checkpoints; the child makes best.ckpt a name of one, then the other, until it is killed.
+    const sources = [0, 1].map((value) => path.join(dir, `last-${value}.ckpt`));
+    for (const [value, file] of sources.entries()) {
+      await writeCheckpoint(file, { meta: { value }, tensors: { w: Tensor.fromTypedArray(new Float32Array(2 << 20).fill(value), [2 << 20]) } });
+    }
+    const best = path.join(dir, 'best.ckpt');
+    const script = `
+      const { linkFileAtomic } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'atomic-file'))});
+      (async () => {
+        for (let i = 0; ; i++) {
+          await linkFileAtomic(${JSON.stringify(sources)}[i % 2], ${JSON.stringify(best)});
+          if (i === 0) process.stdout.write('ready\\n');
+        }
+      })();`;
+    for (let round = 0; round < 8; round++) {
+      const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => writer.stdout!.once('data', () => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, 5 + 23 * round));
+      writer.kill('SIGKILL');
+      writer.stdout!.destroy();
+      await new Promise((resolve) => writer.once('exit', resolve));
+      const { meta, tensors } = await readCheckpoint<{ value: number }>(best);
+      const data = tensors.w.toTypedArray() as Float32Array;
+      expect(data.length).toBe(2 << 20);
+      expect(data.every((v) => v === meta.value)).toBe(true);
+    }
+  });
+
   it('is never half-written: a writer killed at random moments leaves a whole old or new checkpoint', async () => {
     const dir = tmp();
     const file = path.join(dir, 'last.ckpt');

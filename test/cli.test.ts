@@ -16,7 +16,7 @@ describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => 
     [['train', '--optimizer', 'rmsprop', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /one of sgd, adamw, lars/],
     [['train', '--data', '/nonexistent/images', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /does not exist/],
     [['train', '--config', '/nonexistent/run.json'], /Cannot read config file/],
-    [['train', '--batch-size', '1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /batchSize/],
+    [['train', '--batch-size', '1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /for --batch-size but received 1/],
     [['train', '--resume', '--out', '/nonexistent/run'], /no checkpoint at/],
     [['eval', '--checkpoint', '/nonexistent/last.ckpt'], /does not exist/],
     [['export', '--out', 'x.pt'], /required option '--checkpoint/],

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import sharp from 'sharp';
-import { ImageFolder, ManifestDataset, IdxDataset, fashionMnist, FASHION_MNIST_ROOT, Loader, SampleError, Dataset, Sample, Augmenter } from '../src';
+import { ImageFolder, ManifestDataset, IdxDataset, fashionMnist, FASHION_MNIST_ROOT, DEFAULT_BASE_SIZE, Loader, SampleError, Dataset, Sample, Augmenter, EpochReport } from '../src';
 
 let root: string;
 
@@ -88,6 +88,42 @@ describe('ImageFolder', () => {
     expect(ds.files).toEqual([path.join(cyclic, 'only', 'x.png')]);
   });
 
+  it('lists dangling and self-looping file links like files: reading them fails like any unreadable image, and the loader skips them', async () => {
+    const folder = path.join(root, 'badlinks');
+    await writeImage(path.join(folder, 'cls', 'good1.png'), [1, 2, 3]);
+    await writeImage(path.join(folder, 'cls', 'good2.png'), [4, 5, 6]);
+    fs.symlinkSync('nowhere.png', path.join(folder, 'cls', 'dangling.png'));
+    fs.symlinkSync('loop.png', path.join(folder, 'cls', 'loop.png'));
+    fs.symlinkSync('self', path.join(folder, 'cls', 'self')); // a looping link that is no image: not listed
+    fs.symlinkSync('nowhere', path.join(folder, 'gone')); // a dangling link beside the classes: no class
+    const ds = new ImageFolder(folder, { size: 8 });
+    expect(ds.classes).toEqual(['cls']);
+    expect(ds.files.map((f) => path.basename(f))).toEqual(['dangling.png', 'good1.png', 'good2.png', 'loop.png']);
+    await expect(ds.get(0)).rejects.toThrow(SampleError);
+    await expect(ds.get(3)).rejects.toThrow(SampleError);
+    const reports: EpochReport[] = [];
+    const loader = new Loader(ds, { batchSize: 4, shuffle: false, onEpochEnd: (r) => reports.push(r) });
+    const sizes: number[] = [];
+    for await (const batch of loader.epoch(0)) sizes.push(batch.labels.length);
+    expect(sizes).toEqual([2]);
+    expect(reports.map((r) => r.skipped)).toEqual([2]);
+  });
+
+  it('lists each image once, under its own class: links into the dataset or above it are not followed', async () => {
+    const folder = path.join(root, 'crosslinks');
+    await writeImage(path.join(folder, 'a', 'a1.png'), [1, 2, 3]);
+    await writeImage(path.join(folder, 'b', 'b1.png'), [4, 5, 6]);
+    fs.symlinkSync('..', path.join(folder, 'a', 'parent')); // the dataset itself
+    fs.symlinkSync('../b', path.join(folder, 'a', 'sibling')); // another class
+    fs.symlinkSync('../..', path.join(folder, 'b', 'up')); // above the dataset
+    fs.symlinkSync('.', path.join(folder, 'all')); // the dataset as if it were a class
+    const ds = new ImageFolder(folder, { size: 8 });
+    expect(ds.classes).toEqual(['a', 'b']);
+    expect(ds.files.map((f) => path.relative(folder, f))).toEqual(['a/a1.png', 'b/b1.png']);
+    expect(Array.from(ds.labels)).toEqual([0, 1]);
+    expect(new ImageFolder(folder, { labels: 'none', size: 8 }).files.map((f) => path.relative(folder, f))).toEqual(['a/a1.png', 'b/b1.png']);
+  });
+
   it('reads a flat folder unlabelled (label -1)', async () => {
     const ds = new ImageFolder(path.join(root, 'flat'), { labels: 'none', size: 8 });
     expect(ds.files.map((f) => path.basename(f))).toEqual(['corrupt.jpg', 'truncated.jpg', 'x.png', 'y.jpeg']);
@@ -155,11 +191,13 @@ describe('IdxDataset', () => {
   });
 
   (fs.existsSync(FASHION_MNIST_ROOT) ? it : it.skip)('opens Debian\'s Fashion-MNIST test split', async () => {
-    const ds = fashionMnist('test');
+    const ds = fashionMnist('test', { size: null });
     expect(ds.length).toBe(10000);
     expect(new Set(ds.labels).size).toBe(10);
     const s = await ds.get(0);
     expect([s.width, s.height, s.label]).toEqual([28, 28, 9]); // the first test image is an ankle boot
+    const resized = await fashionMnist('test').get(0); // the recipe's base size unless told otherwise
+    expect([resized.width, resized.height, resized.label]).toEqual([DEFAULT_BASE_SIZE, DEFAULT_BASE_SIZE, 9]);
   });
 });
 

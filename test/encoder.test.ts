@@ -3,6 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { Backbones, Encoder, SimCLRModel, Tensor, cuda, manualSeed, readStateDict, writeStateDict } from '../src';
 import { native } from '../src/native';
+import { spawnSync } from 'child_process';
+import { CraftedTensor, deflatedZeros, stateDictZip, statePickle, zipOf } from './helpers/crafted-files';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-encoder-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -212,7 +214,7 @@ describe('state dicts', () => {
     const partial = { ...state, 'extra.weight': Tensor.zeros([2]) };
     delete (partial as Record<string, Tensor>)['fc.bias'];
     expect(await encoder.loadStateDict(partial, { strict: false })).toEqual({ missingKeys: ['fc.bias'], unexpectedKeys: ['extra.weight'] });
-    await expect(encoder.loadStateDict(partial)).toRejectKind('Error', /missing keys: fc\.bias\. unexpected keys: extra\.weight/);
+    await expect(encoder.loadStateDict(partial)).toRejectKind('Error', /1 missing key\(s\) \(fc\.bias\) and 1 unexpected key\(s\) \(extra\.weight\)/);
   });
 
   it('refuses a shape mismatch, naming the key and both shapes', async () => {
@@ -233,3 +235,73 @@ describe('state dicts', () => {
     await expect(native.readStateDict(hostile.subarray(0, 10))).toRejectKind('Error', 'truncated');
   });
 });
+
+describe('state dict files from hostile sources', () => {
+  const w: CraftedTensor = { name: 'w', key: '0', numel: 6, offset: 0, sizes: [2, 3], strides: [3, 1] };
+  const read = (bytes: Buffer) => native.readStateDict(bytes);
+
+  it('reads a well-formed crafted file as torch.load would: views share their storage by offset and strides', async () => {
+    const state = await readStateDict(write('crafted.pt', stateDictZip([w, { ...w, name: 'v', offset: 1, sizes: [2], strides: [2] }])));
+    expect(state.w.shape).toEqual([2, 3]);
+    expect(values(state.w)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(values(state.v)).toEqual([1, 3]);
+  });
+
+  it.each([
+    ['a negative storage offset', { offset: -1 }, 'storage offset -1 lies outside its storage of 6 elements'],
+    ['an offset past its storage', { offset: 7, sizes: [0], strides: [1] }, 'storage offset 7 lies outside'],
+    ['a negative stride', { strides: [-3, 1] }, 'bad size or stride'],
+    ['sizes times strides that overflow int64', { sizes: [2 ** 39, 2 ** 39], strides: [2 ** 39, 2 ** 39] }, 'reaches past the end of its storage'],
+    ['a view past the end of its storage', { sizes: [3, 3] }, 'reaches past the end of its storage'],
+    ['more elements than its storage (overlapping strides)', { sizes: [4, 3], strides: [0, 1] }, 'a tensor of 12 elements over a storage of 6'],
+  ] as const)('refuses a tensor with %s', async (_what, change, message) => {
+    await expect(read(stateDictZip([{ ...w, ...change } as CraftedTensor]))).toRejectKind('Error', message);
+  });
+
+  it('refuses a storage record whose size differs from what its tensors declare', async () => {
+    const pickle = statePickle([w]);
+    const short = zipOf([{ name: 'data.pkl', data: pickle }, { name: 'data/0', data: Buffer.alloc(20) }, { name: 'version', data: Buffer.from('3\n') }]);
+    await expect(read(short)).toRejectKind('Error', 'record data/0 holds 20 bytes but its tensors declare 24');
+    const twice = zipOf([{ name: 'data.pkl', data: pickle }, { name: 'data/0', data: Buffer.alloc(24) }, { name: 'DATA/0', data: Buffer.alloc(24) }]);
+    await expect(read(twice)).toRejectKind('Error', 'two records named archive/DATA/0');
+  });
+
+  it('bounds memory by the declared sizes: records that deflate to 1 GiB are refused before they are expanded', () => {
+    const gib = deflatedZeros(1 << 30);
+    const pickle = statePickle([{ ...w, numel: 4, sizes: [4], strides: [1] }]);
+    const version = { name: 'version', data: Buffer.from('3\n') };
+    const files = {
+      storage: write('bomb-storage.pt', zipOf([{ name: 'data.pkl', data: pickle }, { name: 'data/0', ...gib }, version])),
+      pickle: write('bomb-pickle.pt', zipOf([{ name: 'data.pkl', ...gib }, version])),
+      version: write('bomb-version.pt', zipOf([{ name: 'data.pkl', data: pickle }, { name: 'data/0', data: Buffer.alloc(16) }, { name: 'version', ...gib }])),
+    };
+    expect(Math.max(...Object.values(files).map((f) => fs.statSync(f).size))).toBeLessThan(2e6);
+    // In a child process, so that its peak memory is its own.
+    const script = `
+      const { readStateDict } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      (async () => {
+        const messages = {};
+        for (const [name, file] of Object.entries(${JSON.stringify(files)})) {
+          messages[name] = await readStateDict(file).then(() => 'read', (e) => e.message);
+        }
+        // VmHWM: the peak of this process's own memory (getrusage's maxRSS would carry over jest's, from before exec).
+        const peakKiB = Number(/VmHWM:\\s+(\\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+        console.log(JSON.stringify({ messages, maxRssMiB: peakKiB / 1024 }));
+      })();`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.status).toBe(0);
+    const { messages, maxRssMiB } = JSON.parse(child.stdout);
+    expect(messages.storage).toMatch('record data/0 holds 1073741824 bytes but its tensors declare 16');
+    expect(messages.pickle).toMatch('record data.pkl holds 1073741824 bytes, more than a state dict\'s pickle ever need');
+    expect(messages.version).toMatch('record version holds 1073741824 bytes');
+    // Loading the addon takes about 250 MiB; expanding any of these records would take 1024 more.
+    expect(maxRssMiB).toBeLessThan(700);
+  });
+});
+
+function write(name: string, bytes: Buffer): string {
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+

@@ -52,6 +52,15 @@ describe('kNN monitor', () => {
     expect((await knnEvaluate(bank, { features: query.features, labels: shifted }, { k: 20 })).accuracy).toBe(0);
   });
 
+  it('refuses NaN or infinite features, naming the split and the first bad row', async () => {
+    const labels = Tensor.fromTypedArray(new BigInt64Array([0n, 1n, 0n]), [3]);
+    const good = { features: Tensor.fromTypedArray(new Float32Array([1, 0, 0, 1, 1, 1]), [3, 2]), labels };
+    const nan = { features: Tensor.fromTypedArray(new Float32Array([1, 0, NaN, 1, 1, 1]), [3, 2]), labels };
+    const inf = { features: Tensor.fromTypedArray(new Float32Array([1, 0, 0, 1, 1, -Infinity]), [3, 2]), labels };
+    await expect(knnEvaluate(nan, good)).toRejectKind('RangeError', 'kNN bank features hold NaN or infinite values (first at row 1)');
+    await expect(knnEvaluate(good, inf)).toRejectKind('RangeError', 'kNN query features hold NaN or infinite values (first at row 2)');
+  });
+
   it('rejects bad arguments with errors naming them', async () => {
     const bank = clusters(10, 4, 2, 1, 1);
     const floatLabels = Tensor.ones([10]);

@@ -69,6 +69,15 @@ describe('linear probe', () => {
     expect(norm(decayed.weights)).toBeLessThan(0.5 * norm(free.weights));
   });
 
+  it('refuses NaN or infinite features instead of reporting an accuracy, naming the split and the first bad row', async () => {
+    const labels = Tensor.fromTypedArray(new BigInt64Array([0n, 1n, 0n, 1n]), [4]);
+    const good = { features: Tensor.fromTypedArray(new Float32Array([1, 0, 0, 1, 1, 0.1, 0.1, 1]), [4, 2]), labels };
+    const nan = { features: Tensor.fromTypedArray(new Float32Array([1, 0, 0, 1, 1, 0.1, NaN, 1]), [4, 2]), labels };
+    const inf = { features: Tensor.fromTypedArray(new Float32Array([Infinity, 0, 0, 1, 1, 0.1, 0.1, 1]), [4, 2]), labels };
+    await expect(linearProbe(nan, good, { epochs: 1 })).toRejectKind('RangeError', 'probe train features hold NaN or infinite values (first at row 3)');
+    await expect(linearProbe(good, inf, { epochs: 1 })).toRejectKind('RangeError', 'probe test features hold NaN or infinite values (first at row 0)');
+  });
+
   it('rejects bad arguments with errors naming them', async () => {
     const split = clusters(20, 4, 2, 1, 1);
     await expect(linearProbe(split, split, { epochs: -1 })).rejects.toThrow(RangeError);

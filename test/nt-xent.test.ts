@@ -1,15 +1,17 @@
-import { Tensor, manualSeed, ntXent, cuda } from '../src';
+import { Tensor, manualSeed, ntXent, NT_XENT_DEFAULT_TEMPERATURE } from '../src';
 import { native } from '../src/native';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { onCuda, testDevice } from './helpers/device';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
 type Method = 'fused' | 'autograd' | 'reference';
 
+/** Drawn on the CPU (the same numbers whatever the device), then placed on the test device. */
 function randn(rows: number, d: number, dtype: 'float32' | 'float64' = 'float32', seed = 7): Tensor {
   manualSeed(seed);
-  return Tensor.randn([rows, d], { dtype });
+  return Tensor.randn([rows, d], { dtype }).to(testDevice);
 }
 
 function values(t: Tensor): number[] {
@@ -239,7 +241,9 @@ describe('ntXent arguments and edge cases', () => {
       await expect(ntXent(z, { temperature })).toRejectKind('RangeError', /Expected a finite number > 1e-8 for temperature/);
     }
     await expect(ntXent(z, { temperature: '0.5' as never })).toRejectKind('TypeError', 'temperature');
-    await expect(ntXent(z, {} as never)).toRejectKind('TypeError', 'temperature');
+    // Left out, the temperature is the recipe's (NT_XENT_DEFAULT_TEMPERATURE), as everywhere else.
+    expect((await ntXent(z, {})).loss).toBe((await ntXent(z, { temperature: NT_XENT_DEFAULT_TEMPERATURE })).loss);
+    expect((await ntXent(z)).loss).toBe((await ntXent(z, { temperature: NT_XENT_DEFAULT_TEMPERATURE })).loss);
     await expect(ntXent(z, { temperature: 2e-8 })).resolves.toHaveProperty('loss');
   });
 
@@ -255,7 +259,7 @@ describe('ntXent arguments and edge cases', () => {
     await expect(ntXent(Tensor.zeros([8, 4], { dtype: 'int64' }), { temperature: 0.5 })).toRejectKind('TypeError', 'floating-point');
     await expect(ntXent(Tensor.zeros([8, 4], { dtype: 'uint8' }), { temperature: 0.5 })).toRejectKind('TypeError', 'floating-point');
     await expect(ntXent([1, 2] as never, { temperature: 0.5 })).toRejectKind('TypeError', 'Expected a Tensor for z');
-    await expect(ntXent(z, undefined as never)).toRejectKind('TypeError', 'options');
+    await expect(ntXent(z, null as never)).toRejectKind('TypeError', 'options');
     const disposed = randn(8, 4);
     disposed.dispose();
     await expect(ntXent(disposed, { temperature: 0.5 })).toRejectKind('Error', 'disposed');
@@ -278,9 +282,9 @@ describe('ntXent arguments and edge cases', () => {
     }
   });
 
-  (cuda.isAvailable() ? it : it.skip)('gives the same result on CUDA as on the CPU', async () => {
-    const cpu = await ntXent(z, { temperature: 0.5 });
-    const gpu = await ntXent(z.to('cuda'), { temperature: 0.5 });
+  (onCuda ? it : it.skip)('gives the same result on CUDA as on the CPU', async () => {
+    const cpu = await ntXent(z.to('cpu'), { temperature: 0.5 });
+    const gpu = await ntXent(z.to(testDevice), { temperature: 0.5 });
     expect(gpu.grad.device).toMatch(/^cuda/);
     expect(Math.abs(gpu.loss - cpu.loss) / cpu.loss).toBeLessThan(1e-5);
     expect(relativeError(values(gpu.grad), values(cpu.grad))).toBeLessThan(1e-5);

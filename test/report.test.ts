@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MetricsRecord, renderReportSvg, writeReport } from '../src';
+import { percentDecimals } from '../src/train/report';
 
 let dir: string;
 beforeEach(() => {
@@ -42,20 +43,36 @@ function wellFormed(svg: string): boolean {
   return stack.length === 0;
 }
 
+/** The tick labels of the axis whose aria-label starts with `label` (e.g. "Y-axis titled 'kNN accuracy'"). */
+function tickLabels(svg: string, label: string): string[] {
+  const axis = svg.indexOf(`aria-label="${label}`);
+  if (axis < 0) return [];
+  const start = svg.indexOf('role-axis-label', axis);
+  const group = svg.slice(start, svg.indexOf('</g>', start));
+  return [...group.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+}
+
 describe('training report', () => {
-  it('renders a well-formed SVG with the loss curve and the kNN accuracy series', async () => {
+  it('renders a well-formed SVG: loss per step with a smoothed line, the learning rate, and the kNN accuracy', async () => {
     const svg = await renderReportSvg(run());
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(wellFormed(svg)).toBe(true);
-    for (const text of ['Training loss', 'kNN monitor accuracy', '>step<', '>loss<', '>epoch<', '>kNN accuracy<']) expect(svg).toContain(text);
-    const [loss, knn] = linePaths(svg);
-    // One vertex per step, left to right, falling loss drawn ever lower (SVG y grows downwards).
-    expect(loss).toHaveLength(40);
-    for (let i = 1; i < loss.length; i++) {
-      expect(loss[i].x).toBeGreaterThan(loss[i - 1].x);
-      expect(loss[i].y).toBeGreaterThan(loss[i - 1].y);
+    for (const text of ['Training loss', 'Learning rate', 'kNN monitor accuracy', '>step<', '>loss<', '>learning rate<', '>epoch<', '>kNN accuracy<']) {
+      expect(svg).toContain(text);
     }
+    const [loss, smooth, lr, knn] = linePaths(svg);
+    // One vertex per step, left to right, falling loss drawn ever lower (SVG y grows downwards); the smoothed line too.
+    for (const line of [loss, smooth]) {
+      expect(line).toHaveLength(40);
+      for (let i = 1; i < line.length; i++) {
+        expect(line[i].x).toBeGreaterThan(line[i - 1].x);
+        expect(line[i].y).toBeGreaterThan(line[i - 1].y);
+      }
+    }
+    // The learning rate falls to 0: drawn lower and lower.
+    expect(lr).toHaveLength(40);
+    expect(lr[39].y).toBeGreaterThan(lr[0].y);
     // Only the monitored epochs (2 and 4), rising accuracy drawn higher.
     expect(knn).toHaveLength(2);
     expect(knn[1].y).toBeLessThan(knn[0].y);
@@ -63,7 +80,7 @@ describe('training report', () => {
 
   it('leaves the kNN chart out when the monitor never ran, and plots epoch loss when no step was logged', async () => {
     const withoutKnn = await renderReportSvg(run().map((r) => ({ ...r, knnAccuracy: undefined })));
-    expect(linePaths(withoutKnn)).toHaveLength(1);
+    expect(linePaths(withoutKnn)).toHaveLength(3);
     expect(withoutKnn).not.toContain('kNN monitor accuracy');
     const epochsOnly = await renderReportSvg([{ epoch: 1, loss: 5 }, { epoch: 2, loss: 4 }, { epoch: 3, loss: 4.5 }]);
     expect(linePaths(epochsOnly)[0]).toHaveLength(3);
@@ -77,27 +94,76 @@ describe('training report', () => {
     expect(loss.length).toBeGreaterThan(1000);
   });
 
-  it('writes report.svg and report.html with the final numbers and returns the HTML path', async () => {
-    const html = await writeReport(dir, run(), { title: 'Run <A>', summary: { 'linear probe top-1': 0.8765, backbone: 'resnet18' } });
+  it('marks short batches and leaves them out of the smoothed line', async () => {
+    // 3 epochs of 4 full batches of 16 and one short batch of 3 (whose loss is lower: fewer negatives).
+    const records: MetricsRecord[] = [];
+    for (let step = 1; step <= 15; step++) {
+      const short = step % 5 === 0;
+      records.push({ step, epoch: Math.ceil(step / 5), loss: short ? 1 : 4, lr: 0.1, imagesPerSecond: 50, images: short ? 3 : 16 });
+    }
+    const svg = await renderReportSvg(records);
+    const [loss, smooth] = linePaths(svg);
+    expect(loss).toHaveLength(15);
+    expect(smooth).toHaveLength(12);
+    expect(new Set(smooth.map((p) => p.y)).size).toBe(1); // every full batch has loss 4: a flat smoothed line
+    expect(svg).toContain('>short batch<');
+    expect(svg.match(/aria-roledescription="point"/g)).toHaveLength(3);
+  });
+
+  it('labels short runs with whole steps and close kNN accuracies with enough decimals to tell them apart', async () => {
+    const records: MetricsRecord[] = [
+      { step: 1, epoch: 1, loss: 5, lr: 0.1, imagesPerSecond: 9 }, { epoch: 1, loss: 5, knnAccuracy: 0.7212 },
+      { step: 2, epoch: 2, loss: 4.9, lr: 0.05, imagesPerSecond: 9 }, { epoch: 2, loss: 4.9, knnAccuracy: 0.7238 },
+      { step: 3, epoch: 3, loss: 4.8, lr: 0.01, imagesPerSecond: 9 }, { epoch: 3, loss: 4.8, knnAccuracy: 0.7291 },
+    ];
+    const svg = await renderReportSvg(records);
+    const steps = tickLabels(svg, "X-axis titled 'step'");
+    expect(steps.length).toBeGreaterThan(1);
+    for (const tick of steps) expect(tick).toMatch(/^\d+$/);
+    const knn = tickLabels(svg, "Y-axis titled 'kNN accuracy'");
+    expect(knn.length).toBeGreaterThan(2);
+    expect(new Set(knn).size).toBe(knn.length);
+    for (const tick of knn) expect(tick).toMatch(/^\d+\.\d%$/);
+    expect([percentDecimals([0.72, 0.73]), percentDecimals([0.721, 0.723]), percentDecimals([0.2, 0.9]), percentDecimals([0.5])]).toEqual([1, 2, 0, 1]);
+  });
+
+  it('draws baselines as labelled lines on the kNN chart', async () => {
+    const svg = await renderReportSvg(run(), undefined, { 'raw pixels': 0.743, 'random encoder': 0.718 });
+    expect(svg.match(/aria-roledescription="rule mark"/g)).toHaveLength(2);
+    // kNN accuracies from 60% to 74.3%: whole percents tell the ticks apart.
+    expect(svg).toContain('>raw pixels 74%<');
+    expect(svg).toContain('>random encoder 72%<');
+  });
+
+  it('writes report.svg and report.html with one table of result, timing and settings, and returns the HTML path', async () => {
+    const html = await writeReport(dir, run(), {
+      title: 'Run <A>', results: { 'linear probe top-1': 0.8765 }, baselines: { 'raw pixels': 0.743 },
+      settings: { backbone: 'resnet18', epochs: 4, nesterov: false, subset: undefined }, timing: { 'wall time': '1m05s' },
+    });
     expect(html).toBe(path.join(dir, 'report.html'));
     expect(fs.readdirSync(dir).sort()).toEqual(['report.html', 'report.svg']);
     const page = fs.readFileSync(html, 'utf8');
     expect(page).toContain(fs.readFileSync(path.join(dir, 'report.svg'), 'utf8'));
     expect(page).toContain('<title>Run &lt;A&gt;</title>');
     expect(page).toContain('>Run &lt;A&gt;</text>');
-    const rows = Object.fromEntries([...page.matchAll(/<tr><th>([^<]+)<\/th><td>([^<]+)<\/td><\/tr>/g)].map((m) => [m[1], m[2]]));
-    expect(rows).toEqual({
-      steps: '40',
-      'final step loss': '2',
-      'final learning rate': '0.000e+0',
-      'mean images/s': '120.5',
-      epochs: '4',
-      'final epoch loss': '2',
-      'final kNN accuracy': '70.00%',
-      'best kNN accuracy': '70.00% (epoch 4)',
-      'linear probe top-1': '0.8765',
-      backbone: 'resnet18',
-    });
+    const sections = [...page.matchAll(/<tr class="section"><th colspan="2">(\w+)<\/th><\/tr>/g)].map((m) => m[1]);
+    expect(sections).toEqual(['Result', 'Timing', 'Settings']);
+    const rows = [...page.matchAll(/<tr><th>([^<]+)<\/th><td>([^<]+)<\/td><\/tr>/g)].map((m) => [m[1], m[2]]);
+    expect(rows).toEqual([
+      ['steps', '40'], ['epochs completed', '4'], ['final epoch loss', '2'], ['last full-batch step loss', '2'],
+      ['final learning rate', '0.000e+0'], ['final kNN accuracy', '70.00%'], ['best kNN accuracy', '70.00% (epoch 4)'],
+      ['kNN accuracy of raw pixels', '74.30%'], ['linear probe top-1', '0.8765'],
+      ['mean images/s (full batches)', '120.5'], ['wall time', '1m05s'],
+      ['backbone', 'resnet18'], ['epochs', '4'], ['nesterov', 'false'],
+    ]);
+  });
+
+  it('lists each name once: a row the caller gives replaces the computed one', async () => {
+    const page = fs.readFileSync(await writeReport(dir, run(), { results: { steps: 'forty' }, timing: { 'mean images/s (full batches)': 99 } }), 'utf8');
+    const names = [...page.matchAll(/<tr><th>([^<]+)<\/th>/g)].map((m) => m[1]);
+    expect(new Set(names).size).toBe(names.length);
+    expect(page).toContain('<tr><th>steps</th><td>forty</td></tr>');
+    expect(page).toContain('<tr><th>mean images/s (full batches)</th><td>99</td></tr>');
   });
 
   it('creates the run folder when it does not exist yet', async () => {
@@ -105,11 +171,13 @@ describe('training report', () => {
     expect(fs.existsSync(html)).toBe(true);
   });
 
-  it('rejects records it cannot plot', async () => {
+  it('rejects records and options it cannot show', async () => {
     await expect(writeReport(dir, [])).rejects.toThrow(/at least one metrics record/);
     await expect(writeReport(dir, 'x' as never)).rejects.toThrow(TypeError);
     await expect(writeReport(dir, [{ step: 1, epoch: 1, loss: '1' } as never])).rejects.toThrow(/records\[0\]\.loss/);
     await expect(writeReport(dir, [{ epoch: 1, loss: 1, knnAccuracy: 'high' } as never])).rejects.toThrow(/knnAccuracy/);
+    await expect(writeReport(dir, run(), { baselines: { pixels: '74%' } as never })).rejects.toThrow(/baselines\['pixels'\]/);
+    await expect(writeReport(dir, run(), { settings: { lr: [0.1] } as never })).rejects.toThrow(/settings\['lr'\]/);
     await expect(writeReport('', run())).rejects.toThrow(/runDir/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });

@@ -35,7 +35,7 @@ describe('run settings', () => {
   it('the Trainer checks its options with the same entries, so the same messages', async () => {
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     const data: TrainingData = {
-      batchesPerEpoch: 1, batches: async function* () {}, views: async (x: Tensor) => x, getAugmentState: () => null, setAugmentState: () => {},
+      batchesPerEpoch: 1, batches: async function* () {}, views: async (x: Tensor) => x, getAugmentState: () => [], setAugmentState: () => {},
     };
     const options: TrainerOptions = { ...DEFAULT_RUN_CONFIG, progress: 'none' };
     for (const bad of [{ batchSize: 1 }, { temperature: 0 }, { optimizer: 'rmsprop' }, { momentum: 1 }, { lrScaling: 'cubic' }, { maxSteps: 0 }]) {

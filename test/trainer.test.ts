@@ -7,10 +7,18 @@ import * as os from 'os';
 import * as path from 'path';
 import { native } from '../src/native';
 import { createTrainStep, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
-import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy } from '../src';
+import sharp from 'sharp';
+import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-'));
+const folders: string[] = [];
+const tmp = () => {
+  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-')));
+  return folders[folders.length - 1];
+};
+afterAll(() => {
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+});
 
 const ORACLE = String.raw`
 import json, sys
@@ -190,10 +198,90 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
-  it('trains through a short last batch (10 images in batches of 4: 4, 4, 2)', async () => {
+  it('drops the short last batch by default (10 images in batches of 4: 4, 4)', async () => {
     const out = tmp();
     const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, out }, { progress: 'none' });
+    expect(run.steps).toBe(2);
+    expect(run.records.filter((r) => 'step' in r).map((r) => (r as { images?: number }).images)).toEqual([4, 4]);
+  });
+
+  it('trains through a short last batch with dropLast false (10 images in batches of 4: 4, 4, 2)', async () => {
+    const out = tmp();
+    const run = await runTraining({ ...base, subset: 10, batchSize: 4, epochs: 1, dropLast: false, out }, { progress: 'none' });
     expect(run.steps).toBe(3);
     expect(Number.isFinite(run.lastLoss)).toBe(true);
+  });
+
+  describe('one model, one fit', () => {
+    const config = validateRunConfig({ ...base, epochs: 1 });
+    const dataset = () => Subset.random(fashionMnist('train', { size: config.baseSize }), config.subset!, config.seed);
+    const trainerFor = async (model: SimCLRModel, out: string, onStep?: () => void) =>
+      new Trainer(model, trainingData(dataset(), config), { ...config, out, progress: 'none', onStep });
+    const losses = (result: { records: { step?: number; loss: number }[] }) => result.records.filter((r) => r.step !== undefined).map((r) => r.loss);
+
+    it('eval(), train() and embed() during fit leave its losses unchanged: each step runs in train mode, under the model lock', async () => {
+      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const model = await createModel(config);
+      const probe = Tensor.randn([2, 3, 16, 16]);
+      const pending: Promise<unknown>[] = [];
+      // Between steps the model is left in eval mode, embeds (which switch to eval mode inside) race the next step,
+      // and the mode flips all the while.
+      const hammer = setInterval(() => {
+        model.train();
+        model.eval();
+      }, 1);
+      const busy = await (await trainerFor(model, tmp(), () => {
+        model.eval();
+        pending.push(model.embed(probe).then((h) => h.dispose()), model.embed(probe).then((h) => h.dispose()));
+      })).fit().finally(() => clearInterval(hammer));
+      await Promise.all(pending);
+      expect(pending.length).toBeGreaterThan(0);
+      expect(losses(busy)).toEqual(losses(quiet));
+    });
+
+    it('a second fit on a model already in a fit is an error; the first trains on undisturbed', async () => {
+      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const model = await createModel(config);
+      const first = (await trainerFor(model, tmp())).fit();
+      await expect((await trainerFor(model, tmp())).fit()).rejects.toThrow(/already being trained by another fit/);
+      expect(losses(await first)).toEqual(losses(quiet));
+      // Once the first has ended, the model trains again.
+      expect((await (await trainerFor(model, tmp())).fit()).steps).toBe(quiet.steps);
+    });
+  });
+
+  describe('unreadable images', () => {
+    // `good` readable 16 px images in class folder 'x', then `bad` files that are not images.
+    const folder = async (good: number, bad: number) => {
+      const dir = tmp();
+      fs.mkdirSync(path.join(dir, 'x'));
+      for (let i = 0; i < good; i++) {
+        await sharp(Buffer.alloc(16 * 16 * 3, 40 * i), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, 'x', `${i}.png`));
+      }
+      for (let i = 0; i < bad; i++) fs.writeFileSync(path.join(dir, 'x', `bad${i}.png`), 'not a png');
+      return dir;
+    };
+    const run = (data: string, epochs: number) => runTraining({ ...base, data, subset: undefined, epochs, batchSize: 4, out: tmp() }, { progress: 'none' });
+
+    it('are reported at the end of every epoch, the last one included', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        await run(await folder(6, 1), 2);
+        const reports = warn.mock.calls.map((c) => String(c[0])).filter((m) => /skipped 1 unreadable image/.test(m));
+        expect(reports.map((m) => m.match(/epoch (\d+)/)![1])).toEqual(['0', '1']);
+      } finally {
+        warn.mockRestore();
+      }
+    });
+
+    it('leaving fewer than 2 readable images is an error, not a run of 0 steps', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        await expect(run(await folder(1, 1), 1)).rejects.toThrow(/epoch 1 gave no batch of at least 2 readable images/);
+        await expect(run(await folder(0, 2), 1)).rejects.toThrow(/no sample of epoch 0 could be read/);
+      } finally {
+        warn.mockRestore();
+      }
+    });
   });
 });

@@ -101,7 +101,8 @@ at::ScalarType ArgDtype(const Napi::Value& value, const std::string& name) {
   if (text == "float64") return at::kDouble;
   if (text == "uint8") return at::kByte;
   if (text == "int64") return at::kLong;
-  ThrowRange("Expected one of 'float32', 'float64', 'uint8', 'int64' for " + name + Received(value));
+  if (text == "int32") return at::kInt;
+  ThrowRange("Expected one of 'float32', 'float64', 'uint8', 'int32', 'int64' for " + name + Received(value));
 }
 
 std::array<double, 3> ArgTriple(const Napi::Value& value, const std::string& name) {

@@ -1,4 +1,5 @@
-// Process-wide LibTorch settings and facts: seeds, threads, version, CUDA, build identity.
+// Process-wide LibTorch settings and facts: seeds, threads, version, CUDA (devices, cuDNN benchmark mode, a device-wide
+// wait, allocator statistics), build identity.
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -6,6 +7,7 @@
 
 #include "bind/args.h"
 #include "bind/module.h"
+#include "core/device.h"
 
 #ifndef SIMCLR_SOURCE_HASH
 #define SIMCLR_SOURCE_HASH "unknown"
@@ -40,11 +42,50 @@ static Napi::Value LibTorchVersion(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value CudaIsAvailable(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0);
+  return Napi::Boolean::New(info.Env(), CudaAvailable());
 }
 
 static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0);
+}
+
+static Napi::Value CudnnBenchmarkJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), CudnnBenchmark());
+}
+
+static Napi::Value SetCudnnBenchmarkJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    SetCudnnBenchmark(ArgBool(info[0], "enabled"));
+    return info.Env().Undefined();
+  });
+}
+
+// cudaSynchronize(device): blocks the calling (JS) thread until the device's queued work is done; for timing.
+static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    SynchronizeDevice(ArgDevice(info[0], "device"));
+    return info.Env().Undefined();
+  });
+}
+
+// cudaMemoryStats(device) -> { allocated, peakAllocated, reserved, peakReserved } in bytes
+static Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    const DeviceMemoryStats stats = MemoryStats(ArgDevice(info[0], "device"));
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("allocated", double(stats.allocated));
+    out.Set("peakAllocated", double(stats.peak_allocated));
+    out.Set("reserved", double(stats.reserved));
+    out.Set("peakReserved", double(stats.peak_reserved));
+    return out;
+  });
+}
+
+static Napi::Value CudaResetPeakMemoryStats(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    ResetPeakMemoryStats(ArgDevice(info[0], "device"));
+    return info.Env().Undefined();
+  });
 }
 
 static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
@@ -69,6 +110,11 @@ static void InitRuntimeModule(Napi::Env env, Napi::Object exports) {
   exports.Set("libtorchVersion", Napi::Function::New<LibTorchVersion>(env, "libtorchVersion"));
   exports.Set("cudaIsAvailable", Napi::Function::New<CudaIsAvailable>(env, "cudaIsAvailable"));
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env, "cudaDeviceCount"));
+  exports.Set("cudnnBenchmark", Napi::Function::New<CudnnBenchmarkJs>(env, "cudnnBenchmark"));
+  exports.Set("setCudnnBenchmark", Napi::Function::New<SetCudnnBenchmarkJs>(env, "setCudnnBenchmark"));
+  exports.Set("cudaSynchronize", Napi::Function::New<CudaSynchronize>(env, "cudaSynchronize"));
+  exports.Set("cudaMemoryStats", Napi::Function::New<CudaMemoryStats>(env, "cudaMemoryStats"));
+  exports.Set("cudaResetPeakMemoryStats", Napi::Function::New<CudaResetPeakMemoryStats>(env, "cudaResetPeakMemoryStats"));
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
 }
 SIMCLR_MODULE(runtime, InitRuntimeModule);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "bind/module.h"
+#include "core/device.h"
 
 namespace simclr {
 
@@ -14,6 +15,7 @@ void TensorWrap::Init(Napi::Env env, Napi::Object exports) {
     InstanceMethod<&TensorWrap::Dtype>("dtype"),
     InstanceMethod<&TensorWrap::Device>("device"),
     InstanceMethod<&TensorWrap::Disposed>("disposed"),
+    InstanceMethod<&TensorWrap::Pinned>("pinned"),
     InstanceMethod<&TensorWrap::ToTypedArray>("toTypedArray"),
     InstanceMethod<&TensorWrap::CopyTo>("copyTo"),
     InstanceMethod<&TensorWrap::To>("to"),
@@ -81,6 +83,10 @@ Napi::Value TensorWrap::Device(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorWrap::Disposed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !tensor_.defined());
+}
+
+Napi::Value TensorWrap::Pinned(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, { return Napi::Boolean::New(info.Env(), IsPinned(Live("pinned"))); });
 }
 
 // Copies the tensor into a fresh tensor whose memory backs the returned typed array (an external ArrayBuffer that
@@ -153,21 +159,27 @@ static at::ScalarType DtypeOfArray(const Napi::TypedArray& array) {
     case napi_float64_array: return at::kDouble;
     case napi_uint8_array: return at::kByte;
     case napi_bigint64_array: return at::kLong;
+    case napi_int32_array: return at::kInt;
     default:
-      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data");
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array for data");
   }
 }
 
+// fromTypedArray(data, shape, device?, pinMemory?): with pinMemory the CPU copy is page-locked, so that a later upload
+// to a GPU runs asynchronously with no second host copy.
 static Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     if (!info[0].IsTypedArray()) {
-      ThrowType("Expected a Float32Array, Float64Array, Uint8Array or BigInt64Array for data but received " +
+      ThrowType("Expected a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array for data but received " +
                 TypeName(info[0]));
     }
     auto array = info[0].As<Napi::TypedArray>();
     at::ScalarType dtype = DtypeOfArray(array);
     std::vector<int64_t> shape = ArgShape(info[1], "shape");
     at::Device device = ArgDevice(info[2], "device");
+    const bool pin = !info[3].IsUndefined() && ArgBool(info[3], "pinMemory");
+    if (pin && !device.is_cpu()) ThrowRange("pinMemory applies to CPU tensors (the host side of an upload), not to " + DeviceName(device));
+    if (pin && !CudaAvailable()) ThrowRange("pinMemory needs CUDA (page-locked memory belongs to the CUDA driver), and this LibTorch or machine has none");
     int64_t numel = 1;
     for (int64_t d : shape) {
       if (d != 0 && numel > (int64_t(1) << 40) / d) ThrowRange("shape has too many elements");
@@ -177,10 +189,10 @@ static Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
       ThrowRange("shape " + c10::str(c10::IntArrayRef(shape)) + " needs " + std::to_string(numel) +
                  " elements but data has " + std::to_string(array.ElementLength()));
     }
-    at::Tensor cpu = at::empty(shape, at::TensorOptions().dtype(dtype));
+    at::Tensor cpu = at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(pin));
     const uint8_t* src = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
     if (numel > 0) std::memcpy(cpu.data_ptr(), src, size_t(numel) * cpu.element_size());
-    return TensorWrap::Wrap(info.Env(), device.is_cpu() ? cpu : cpu.to(device));
+    return TensorWrap::Wrap(info.Env(), device.is_cpu() ? cpu : UploadToDevice(cpu, device));
   });
 }
 

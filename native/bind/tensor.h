@@ -27,6 +27,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value Dtype(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value Pinned(const Napi::CallbackInfo& info);
   Napi::Value ToTypedArray(const Napi::CallbackInfo& info);
   Napi::Value CopyTo(const Napi::CallbackInfo& info);
   Napi::Value To(const Napi::CallbackInfo& info);

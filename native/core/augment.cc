@@ -6,9 +6,17 @@
 #include <cmath>
 #include <vector>
 
+#include "core/device.h"
+
 namespace simclr {
 
 namespace {
+
+// A small host tensor (parameters, indices, grids) in `like`'s dtype on `like`'s device. The upload to a GPU is
+// asynchronous (core/device.h), so building a batch queues its kernels without waiting for the device.
+at::Tensor LikeImages(const at::Tensor& host, const at::Tensor& like) {
+  return UploadToDevice(host.to(like.scalar_type()), like.device());
+}
 
 void CheckImages(const at::Tensor& images, const char* op, bool rgb) {
   TORCH_CHECK_TYPE(images.defined() && images.dim() == 4, op, ": expected a batch of images N x C x H x W, got ",
@@ -22,7 +30,7 @@ void CheckImages(const at::Tensor& images, const char* op, bool rgb) {
 at::Tensor PerSample(const at::Tensor& images, const at::Tensor& values, const char* op) {
   TORCH_CHECK_VALUE(values.dim() == 1 && values.size(0) == images.size(0), op, ": expected one value per image (",
                     images.size(0), "), got ", values.sizes());
-  return values.to(images.device(), images.scalar_type()).view({-1, 1, 1, 1});
+  return LikeImages(values, images).view({-1, 1, 1, 1});
 }
 
 at::Tensor Luma(const at::Tensor& images) {
@@ -84,7 +92,7 @@ template <typename Op>
 void ApplyToRows(at::Tensor& images, const std::vector<int64_t>& rows, Op op) {
   if (rows.empty()) return;
   at::Tensor index_cpu = at::tensor(rows, at::kLong);
-  at::Tensor index = index_cpu.to(images.device());
+  at::Tensor index = UploadToDevice(index_cpu, images.device());
   images.index_copy_(0, index, op(images.index_select(0, index), index_cpu));
 }
 
@@ -113,9 +121,8 @@ at::Tensor ResizedCrop(const at::Tensor& images, const at::Tensor& boxes, const 
     FillAxis(xs.data_ptr<float>() + k * out_w, out_w, left, box_w, width, m[k] != 0);
     FillAxis(ys.data_ptr<float>() + k * out_h, out_h, top, box_h, height, false);
   }
-  at::TensorOptions options = images.options();
-  at::Tensor grid_x = xs.to(options).view({n, 1, out_w, 1}).expand({n, out_h, out_w, 1});
-  at::Tensor grid_y = ys.to(options).view({n, out_h, 1, 1}).expand({n, out_h, out_w, 1});
+  at::Tensor grid_x = LikeImages(xs, images).view({n, 1, out_w, 1}).expand({n, out_h, out_w, 1});
+  at::Tensor grid_y = LikeImages(ys, images).view({n, out_h, 1, 1}).expand({n, out_h, out_w, 1});
   at::Tensor grid = at::cat({grid_x, grid_y}, 3);
   // mode 0 = bilinear, padding 1 = border (coordinates are inside the crop already), align_corners = true.
   return at::grid_sampler(images.contiguous(), grid, 0, 1, true);
@@ -174,7 +181,7 @@ at::Tensor GaussianBlur(const at::Tensor& images, int64_t kernel_size, const at:
   const float half = static_cast<float>(kernel_size - 1) * 0.5f;
   at::Tensor x = at::linspace(-half, half, kernel_size, at::kFloat).view({1, kernel_size});
   at::Tensor pdf = at::exp(-0.5 * (x / sigma.view({n, 1})).pow(2));
-  at::Tensor kernels = (pdf / pdf.sum(1, true)).to(images.options()).repeat_interleave(c, 0);
+  at::Tensor kernels = LikeImages(pdf / pdf.sum(1, true), images).repeat_interleave(c, 0);
   // The 2D kernel is an outer product, so blurring rows then columns with it is the same convolution.
   at::Tensor padded = at::reflection_pad2d(images, {pad, pad, pad, pad}).reshape({1, n * c, height + 2 * pad, width + 2 * pad});
   const std::vector<int64_t> unit{1, 1}, no_padding{0, 0};
@@ -186,8 +193,8 @@ at::Tensor GaussianBlur(const at::Tensor& images, int64_t kernel_size, const at:
 at::Tensor Normalize(const at::Tensor& images, const std::array<double, 3>& mean, const std::array<double, 3>& stddev) {
   CheckImages(images, "normalize", true);
   for (double s : stddev) TORCH_CHECK_VALUE(s != 0 && std::isfinite(s), "normalize: std must be finite and non-zero");
-  at::Tensor m = at::tensor(std::vector<double>(mean.begin(), mean.end())).to(images.options()).view({1, 3, 1, 1});
-  at::Tensor s = at::tensor(std::vector<double>(stddev.begin(), stddev.end())).to(images.options()).view({1, 3, 1, 1});
+  at::Tensor m = LikeImages(at::tensor(std::vector<double>(mean.begin(), mean.end())), images).view({1, 3, 1, 1});
+  at::Tensor s = LikeImages(at::tensor(std::vector<double>(stddev.begin(), stddev.end())), images).view({1, 3, 1, 1});
   return (images - m) / s;
 }
 
@@ -238,11 +245,13 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
   CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop
   if (device.is_cpu() && !p.generic_ops) return AugmentViewsCpu(images.to(at::kCPU), p);
   at::Tensor views = at::empty({2 * batch, 3, size, size}, at::TensorOptions().dtype(at::kFloat).device(device));
+  // The uint8 batch crosses to the device once (asynchronously, from pinned memory, on a GPU).
+  const at::Tensor source = UploadToDevice(images, device);
   // Converting a few images at a time keeps the float copy of the input small and in cache.
   const int64_t chunk = 32;
   for (int64_t start = 0; start < batch; start += chunk) {
     const int64_t end = std::min(batch, start + chunk);
-    at::Tensor floats = images.slice(0, start, end).to(device).permute({0, 3, 1, 2}).to(at::kFloat).contiguous().div_(255.0);
+    at::Tensor floats = source.slice(0, start, end).permute({0, 3, 1, 2}).to(at::kFloat).contiguous().div_(255.0);
     for (int64_t view = 0; view < 2; ++view) {
       const int64_t first = view * batch + start, last = view * batch + end;
       views.slice(0, first, last)
@@ -283,8 +292,8 @@ at::Tensor AugmentViews(const at::Tensor& images, const ViewParams& p, const at:
     return GaussianBlur(sub, p.blur_kernel, p.blur_sigma.index_select(0, index));
   });
   // In place: the views are the biggest tensor here.
-  at::Tensor mean = at::tensor(std::vector<double>(p.mean.begin(), p.mean.end())).to(views.options()).view({1, 3, 1, 1});
-  at::Tensor stddev = at::tensor(std::vector<double>(p.stddev.begin(), p.stddev.end())).to(views.options()).view({1, 3, 1, 1});
+  at::Tensor mean = LikeImages(at::tensor(std::vector<double>(p.mean.begin(), p.mean.end())), views).view({1, 3, 1, 1});
+  at::Tensor stddev = LikeImages(at::tensor(std::vector<double>(p.stddev.begin(), p.stddev.end())), views).view({1, 3, 1, 1});
   return views.sub_(mean).div_(stddev);
 }
 
@@ -294,7 +303,7 @@ at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<dou
                    "Expected a non-empty uint8 Tensor B x H x W x 3 for images, got ", images.scalar_type(), " ",
                    images.sizes());
   TORCH_CHECK_VALUE(size >= 1 && size <= 8192, "Expected a size between 1 and 8192, got ", size);
-  at::Tensor x = images.to(device).permute({0, 3, 1, 2}).to(at::kFloat).div_(255);
+  at::Tensor x = UploadToDevice(images, device).permute({0, 3, 1, 2}).to(at::kFloat).div_(255);
   if (x.size(2) != size || x.size(3) != size) {
     at::Tensor boxes = at::tensor({0.0, 0.0, double(x.size(2)), double(x.size(3))}, at::kDouble).repeat({x.size(0), 1});
     x = ResizedCrop(x, boxes, at::Tensor(), size, size);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/finite.h"
+
 namespace simclr {
 
 static at::Tensor UnitRows(const at::Tensor& features, at::ScalarType dtype) {
@@ -23,6 +25,8 @@ at::Tensor KnnPredict(const at::Tensor& bank, const at::Tensor& bank_labels, con
               "kNN bank, labels and query must be on one device");
   at::ScalarType dtype = at::promote_types(bank.scalar_type(), query.scalar_type());
   TORCH_CHECK(at::isFloatingType(dtype), "kNN features must be floating point");
+  CheckFiniteRows(bank, "kNN bank features");
+  CheckFiniteRows(query, "kNN query features");
 
   const at::Tensor bank_t = UnitRows(bank, dtype).t().contiguous();  // D x N, as lightly's feature bank
   const at::Tensor labels = bank_labels.to(at::kLong);

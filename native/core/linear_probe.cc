@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/finite.h"
+
 namespace simclr {
 
 namespace {
@@ -45,6 +47,8 @@ LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::T
   TORCH_CHECK(options.num_classes >= 1 && options.epochs >= 0 && options.batch_size >= 1 && options.learning_rate >= 0 &&
                   options.weight_decay >= 0,
               "probe options out of range");
+  CheckFiniteRows(train_features, "probe train features");
+  CheckFiniteRows(test_features, "probe test features");
 
   const at::ScalarType dtype = train_features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor train_x = train_features.to(dtype);

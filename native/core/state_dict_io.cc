@@ -9,10 +9,12 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 namespace simclr {
 namespace {
@@ -330,17 +332,30 @@ class RestrictedUnpickler {
     std::vector<int64_t> sizes = Ints(args->items[2], "size");
     std::vector<int64_t> strides = Ints(args->items[3], "stride");
     TORCH_CHECK(sizes.size() == strides.size() && sizes.size() <= 16, "state dict file: size and stride disagree");
-    // Every element the view can reach must lie inside the storage: a hostile file must not read out of bounds.
-    int64_t last = offset;
+    // Every element the view can reach must lie inside the storage (a hostile file must not read out of bounds), and
+    // the tensor may not hold more elements than its storage (overlapping strides would turn a small storage into a
+    // huge tensor when it is copied). The arithmetic is checked: sizes times strides could overflow int64.
+    TORCH_CHECK(offset >= 0 && offset <= storage.numel(), "state dict file: storage offset ", offset,
+                " lies outside its storage of ", storage.numel(), " elements");
     bool empty = false;
-    TORCH_CHECK(offset >= 0, "state dict file: negative storage offset");
     for (size_t i = 0; i < sizes.size(); ++i) {
       TORCH_CHECK(sizes[i] >= 0 && sizes[i] < (int64_t(1) << 40) && strides[i] >= 0 && strides[i] < (int64_t(1) << 40),
                   "state dict file: bad size or stride");
       if (sizes[i] == 0) empty = true;
-      else last += (sizes[i] - 1) * strides[i];
     }
-    TORCH_CHECK(empty || last < storage.numel(), "state dict file: a tensor reaches past the end of its storage");
+    if (!empty) {
+      int64_t last = offset;
+      int64_t numel = 1;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        int64_t reach = 0;
+        TORCH_CHECK(!__builtin_mul_overflow(sizes[i] - 1, strides[i], &reach) && !__builtin_add_overflow(last, reach, &last) &&
+                        !__builtin_mul_overflow(numel, sizes[i], &numel),
+                    "state dict file: a tensor reaches past the end of its storage");
+      }
+      TORCH_CHECK(last < storage.numel(), "state dict file: a tensor reaches past the end of its storage");
+      TORCH_CHECK(numel <= storage.numel(), "state dict file: a tensor of ", numel, " elements over a storage of ",
+                  storage.numel(), " (overlapping strides) is not a state dict's tensor");
+    }
     auto v = Make(Value::kTensor);
     v->tensor = empty ? at::empty(sizes, storage.options()) : storage.as_strided(sizes, strides, offset);
     return v;
@@ -380,25 +395,141 @@ at::Tensor StorageFromBytes(at::ScalarType dtype, const void* bytes, size_t nbyt
   return storage;
 }
 
+// How one zip entry is stored, from the central directory: read before anything is decompressed, so that a small
+// file cannot declare (or deflate to) gigabytes.
+struct ZipEntry {
+  uint16_t method = 0;  // 0 stored, 8 deflated
+  uint64_t compressed = 0;
+  uint64_t uncompressed = 0;
+};
+
+// The records of a torch.save zip by name (without the archive's folder prefix, as PyTorchStreamReader names them).
+// Every offset is checked against the buffer.
+std::map<std::string, ZipEntry> ZipDirectory(const uint8_t* data, size_t size) {
+  auto u16 = [&](uint64_t at) -> uint64_t {
+    TORCH_CHECK(at <= size && size - at >= 2, "state dict file: malformed zip (truncated directory)");
+    return uint64_t(data[at]) | uint64_t(data[at + 1]) << 8;
+  };
+  auto u32 = [&](uint64_t at) -> uint64_t { return u16(at) | u16(at + 2) << 16; };
+  auto u64 = [&](uint64_t at) -> uint64_t { return u32(at) | u32(at + 4) << 32; };
+  TORCH_CHECK(size >= 22, "state dict file: truncated zip");
+  // The end-of-central-directory record is the last 22 bytes, before a comment of at most 64 KiB.
+  uint64_t eocd = size - 22;
+  while (u32(eocd) != 0x06054b50) {
+    TORCH_CHECK(eocd > 0 && size - eocd < 22 + 65536, "state dict file: malformed zip (no end of central directory)");
+    --eocd;
+  }
+  uint64_t count = u16(eocd + 10);
+  uint64_t offset = u32(eocd + 16);
+  if (eocd >= 20 && u32(eocd - 20) == 0x07064b50) {  // zip64: the real count and offset are in the zip64 record
+    const uint64_t zip64 = u64(eocd - 20 + 8);
+    TORCH_CHECK(u32(zip64) == 0x06064b50, "state dict file: malformed zip64 directory");
+    count = u64(zip64 + 32);
+    offset = u64(zip64 + 48);
+  }
+  TORCH_CHECK(offset <= size && count <= (size - offset) / 46, "state dict file: malformed zip (directory out of range)");
+  std::map<std::string, ZipEntry> entries;
+  std::set<std::string> seen;
+  std::string prefix;
+  for (uint64_t i = 0; i < count; ++i) {
+    TORCH_CHECK(u32(offset) == 0x02014b50, "state dict file: malformed zip central directory");
+    ZipEntry entry;
+    entry.method = uint16_t(u16(offset + 10));
+    entry.compressed = u32(offset + 20);
+    entry.uncompressed = u32(offset + 24);
+    const uint64_t name_bytes = u16(offset + 28), extra_bytes = u16(offset + 30), comment_bytes = u16(offset + 32);
+    const uint64_t name_at = offset + 46, extra_at = name_at + name_bytes, next = extra_at + extra_bytes + comment_bytes;
+    TORCH_CHECK(next <= size, "state dict file: malformed zip central directory");
+    std::string name(reinterpret_cast<const char*>(data + name_at), name_bytes);
+    // The zip64 extra field holds the 64-bit values of the sizes set to 0xFFFFFFFF, uncompressed first.
+    for (uint64_t at = extra_at; at + 4 <= extra_at + extra_bytes;) {
+      const uint64_t id = u16(at), bytes = u16(at + 2);
+      TORCH_CHECK(at + 4 + bytes <= extra_at + extra_bytes, "state dict file: malformed zip extra field");
+      if (id == 1) {
+        uint64_t field = at + 4;
+        for (uint64_t* value : {&entry.uncompressed, &entry.compressed}) {
+          if (*value != 0xFFFFFFFFu) continue;
+          TORCH_CHECK(field + 8 <= at + 4 + bytes, "state dict file: malformed zip64 extra field");
+          *value = u64(field);
+          field += 8;
+        }
+      }
+      at += 4 + bytes;
+    }
+    // As PyTorchStreamReader: the first entry's folder is the archive's name, and records live under it.
+    if (i == 0) prefix = name.substr(0, name.find('/') + 1);
+    // miniz looks names up ignoring case: two names that differ only in case could make it read another record than
+    // the one checked here.
+    std::string folded = name;
+    std::transform(folded.begin(), folded.end(), folded.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    TORCH_CHECK(seen.insert(folded).second, "state dict file: the zip holds two records named ", name);
+    if (name.compare(0, prefix.size(), prefix) == 0) entries[name.substr(prefix.size())] = entry;
+    offset = next;
+  }
+  return entries;
+}
+
+// A pickle of a state dict takes kilobytes per thousand tensors; anything near this limit is not a state dict.
+constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
+
+// Records besides data.pkl and the storages (version, byteorder, ...) hold a few bytes; PyTorchStreamReader reads some
+// of them whole when it opens the zip, so they are bounded before it does.
+constexpr uint64_t kMaxSmallRecordBytes = uint64_t(1) << 20;
+
 NamedTensors ReadZip(const uint8_t* data, size_t size) {
+  const std::map<std::string, ZipEntry> entries = ZipDirectory(data, size);
+  for (const auto& entry : entries) {
+    const bool storage = entry.first.compare(0, 5, "data/") == 0, pickle = entry.first == "data.pkl";
+    TORCH_CHECK(storage || entry.second.uncompressed <= (pickle ? kMaxPickleBytes : kMaxSmallRecordBytes),
+                "state dict file: record ", entry.first, " holds ", entry.second.uncompressed,
+                " bytes, more than a state dict's ", pickle ? "pickle" : "small records", " ever need");
+  }
   caffe2::serialize::PyTorchStreamReader reader(
       std::make_shared<caffe2::serialize::MemoryReadAdapter>(data, static_cast<off_t>(size)));
-  if (reader.hasRecord("byteorder")) {
-    auto record = reader.getRecord("byteorder");
-    std::string order(static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record));
-    TORCH_CHECK(order == "little", "state dict file: big-endian files are not supported");
+  // A record's bytes, decompressed only once its size is known to be `expected` (at most `expected` when exact is
+  // false): memory is bounded by what the file declares, never by what a deflate stream expands to. A stored record
+  // (torch.save writes only those) is copied straight from the file.
+  auto read_record = [&](const std::string& name, uint64_t expected, bool exact, const std::function<void(const void*, size_t)>& use) {
+    auto found = entries.find(name);
+    TORCH_CHECK(found != entries.end() && reader.hasRecord(name), "state dict file: missing record ", name);
+    const ZipEntry& entry = found->second;
+    TORCH_CHECK(exact ? entry.uncompressed == expected : entry.uncompressed <= expected, "state dict file: record ", name,
+                " holds ", entry.uncompressed, " bytes but ", exact ? "its tensors declare " : "the limit is ", expected);
+    if (entry.method == 0) {
+      TORCH_CHECK(entry.compressed == entry.uncompressed, "state dict file: malformed zip entry ", name);
+      const size_t at = reader.getRecordOffset(name);
+      TORCH_CHECK(at <= size && entry.uncompressed <= size - at, "state dict file: record ", name, " is truncated");
+      use(data + at, size_t(entry.uncompressed));
+      return;
+    }
+    TORCH_CHECK(entry.method == 8, "state dict file: record ", name, " uses zip compression method ", entry.method,
+                " (only stored and deflated records are read)");
+    auto record = reader.getRecord(name);
+    TORCH_CHECK(std::get<1>(record) == entry.uncompressed, "state dict file: record ", name, " is truncated");
+    use(std::get<0>(record).get(), std::get<1>(record));
+  };
+  if (entries.count("byteorder")) {
+    read_record("byteorder", 16, false, [](const void* bytes, size_t n) {
+      TORCH_CHECK(std::string(static_cast<const char*>(bytes), n) == "little", "state dict file: big-endian files are not supported");
+    });
   }
-  TORCH_CHECK(reader.hasRecord("data.pkl"), "state dict file: the zip has no data.pkl (not a torch.save file)");
-  auto pickle = reader.getRecord("data.pkl");
+  TORCH_CHECK(entries.count("data.pkl"), "state dict file: the zip has no data.pkl (not a torch.save file)");
+  std::vector<uint8_t> pickle;
+  read_record("data.pkl", kMaxPickleBytes, false, [&](const void* bytes, size_t n) {
+    pickle.assign(static_cast<const uint8_t*>(bytes), static_cast<const uint8_t*>(bytes) + n);
+  });
   std::map<std::string, at::Tensor> storages;
-  RestrictedUnpickler unpickler(static_cast<const uint8_t*>(std::get<0>(pickle).get()), std::get<1>(pickle),
-                                [&](at::ScalarType dtype, const std::string& key, int64_t numel) {
+  RestrictedUnpickler unpickler(pickle.data(), pickle.size(), [&](at::ScalarType dtype, const std::string& key, int64_t numel) {
     auto cached = storages.find(key);
-    if (cached != storages.end()) return cached->second;
-    TORCH_CHECK(reader.hasRecord("data/" + key), "state dict file: missing storage data/", key);
-    auto record = reader.getRecord("data/" + key);
-    TORCH_CHECK(std::get<1>(record) >= size_t(numel) * c10::elementSize(dtype), "state dict file: storage ", key, " is truncated");
-    at::Tensor storage = StorageFromBytes(dtype, std::get<0>(record).get(), size_t(numel) * c10::elementSize(dtype));
+    if (cached != storages.end()) {
+      TORCH_CHECK(cached->second.scalar_type() == dtype && cached->second.numel() == numel,
+                  "state dict file: storage ", key, " is declared twice with different types or sizes");
+      return cached->second;
+    }
+    at::Tensor storage;
+    read_record("data/" + key, uint64_t(numel) * c10::elementSize(dtype), true, [&](const void* bytes, size_t n) {
+      storage = StorageFromBytes(dtype, bytes, n);
+    });
     storages[key] = storage;
     return storage;
   });
@@ -428,8 +559,15 @@ NamedTensors ReadLegacy(const uint8_t* data, size_t size) {
   std::map<std::string, at::Tensor> storages;
   RestrictedUnpickler body(data + pos, size - pos, [&](at::ScalarType dtype, const std::string& key, int64_t numel) {
     auto cached = storages.find(key);
-    if (cached != storages.end()) return cached->second;
-    // The bytes come after this pickle; allocate now, fill below (the tensors are views of it).
+    if (cached != storages.end()) {
+      TORCH_CHECK(cached->second.scalar_type() == dtype && cached->second.numel() == numel,
+                  "state dict file: storage ", key, " is declared twice with different types or sizes");
+      return cached->second;
+    }
+    // The bytes come after this pickle; allocate now, fill below (the tensors are views of it). They must fit in the
+    // file, so a declared size cannot allocate more than the file holds.
+    TORCH_CHECK(uint64_t(numel) * c10::elementSize(dtype) <= size, "state dict file: storage ", key, " declares ", numel,
+                " elements, more than the file holds");
     at::Tensor storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
     storages[key] = storage;
     return storage;

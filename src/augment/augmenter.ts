@@ -11,6 +11,9 @@ import { AugmentConfig, AugmentOptions, resolveAugmentConfig } from './config';
 /** The parameters of 2B views (row v * B + i is view v of image i), as typed arrays. */
 export type ViewParameters = NativeViewParams;
 
+/** The state of an augmenter's parameter generator (JSON-serialisable: a checkpoint stores it). */
+export type AugmenterState = readonly number[];
+
 export class Augmenter {
   readonly config: AugmentConfig;
   private random: SeededRandom;
@@ -22,12 +25,12 @@ export class Augmenter {
   }
 
   /** The generator state, to store in a checkpoint. */
-  getState(): number[] {
+  getState(): AugmenterState {
     return this.random.getState();
   }
 
   /** Restores a state from `getState()`: the following views repeat exactly. */
-  setState(state: readonly number[]): void {
+  setState(state: AugmenterState): void {
     this.random = new SeededRandom(state);
   }
 

@@ -26,7 +26,10 @@ export interface AugmentConfig {
   normalize: { mean: [number, number, number]; std: [number, number, number] };
 }
 
-/** A partial config: anything left out takes SimCLR's default. `jitterStrength` s sets the jitter's four factors. */
+/**
+ * A partial config: anything left out takes its default ({@link AUGMENT_DEFAULTS}; SimCLR's for the rest).
+ * `jitterStrength` s sets the jitter's four factors.
+ */
 export interface AugmentOptions {
   size?: number;
   crop?: Partial<AugmentConfig['crop']>;
@@ -44,9 +47,27 @@ export function defaultBlurKernel(size: number): number {
   return k % 2 === 1 ? k : k + 1;
 }
 
-/** The seed's pipeline (crop to 128, jitter with the default RandomApply p = 0.5, blur kernel 23 always). */
-export const SEED_AUGMENTATION: AugmentOptions = Object.freeze({
+/**
+ * The defaults of {@link AugmentOptions}: SimCLR's augmentation at the recipe's size, 32 px views (the paper's small-image
+ * setting: colour-jitter strength 0.5, no blur), with crops of at least 20% of the image. The run settings (imageSize,
+ * minScale, jitterStrength, blurProbability) take their defaults from here. SimCLR's ImageNet values are
+ * {@link SIMCLR_IMAGENET_AUGMENTATION}.
+ */
+export const AUGMENT_DEFAULTS = Object.freeze({ size: 32, minScale: 0.2, jitterStrength: 0.5, blurProbability: 0 });
+
+/** SimCLR's ImageNet augmentation: 224 px views, crops (0.08, 1), jitter strength 1, blur with p 0.5. */
+export const SIMCLR_IMAGENET_AUGMENTATION: AugmentOptions = Object.freeze<AugmentOptions>({
+  size: 224,
+  crop: { scale: [0.08, 1] },
+  jitterStrength: 1,
+  blur: { probability: 0.5 },
+});
+
+/** The seed's pipeline (crop (0.08, 1) to 128, jitter of strength 1 with the default RandomApply p = 0.5, blur kernel 23 always). */
+export const SEED_AUGMENTATION: AugmentOptions = Object.freeze<AugmentOptions>({
   size: 128,
+  crop: { scale: [0.08, 1] },
+  jitterStrength: 1,
   colorJitter: { probability: 0.5 },
   blur: { probability: 1, kernelSize: 23 },
 });
@@ -64,8 +85,8 @@ const probability = (value: unknown, name: string) => checkNumber(value, name, 0
 /** The full config for `options`, checked. */
 export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfig {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'augment options', options);
-  const size = checkInteger(options.size ?? 224, 'size', 1, 8192);
-  const s = checkNumber(options.jitterStrength ?? 1, 'jitterStrength', 0);
+  const size = checkInteger(options.size ?? AUGMENT_DEFAULTS.size, 'size', 1, 8192);
+  const s = checkNumber(options.jitterStrength ?? AUGMENT_DEFAULTS.jitterStrength, 'jitterStrength', 0);
   const jitter = options.colorJitter ?? {};
   const blur = options.blur ?? {};
   const kernelSize = checkInteger(blur.kernelSize ?? defaultBlurKernel(size), 'blur.kernelSize', 1, 8191);
@@ -75,7 +96,7 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
   const crop = options.crop ?? {};
   const [ratioLow, ratioHigh] = range(crop.ratio ?? [3 / 4, 4 / 3], 'crop.ratio', 0, Infinity);
   if (ratioLow <= 0) throw invalid('ratios > 0', 'crop.ratio', ratioLow, 'range');
-  const scale = range(crop.scale ?? [0.08, 1], 'crop.scale', 0, 1);
+  const scale = range(crop.scale ?? [AUGMENT_DEFAULTS.minScale, 1], 'crop.scale', 0, 1);
   if (scale[1] <= 0) throw invalid('a scale range reaching above 0', 'crop.scale', scale[1], 'range');
   const normalize = options.normalize ?? {};
   return {
@@ -91,7 +112,7 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
     },
     grayscaleProbability: probability(options.grayscaleProbability ?? 0.2, 'grayscaleProbability'),
     blur: {
-      probability: probability(blur.probability ?? 0.5, 'blur.probability'),
+      probability: probability(blur.probability ?? AUGMENT_DEFAULTS.blurProbability, 'blur.probability'),
       kernelSize,
       sigma: range(blur.sigma ?? [0.1, 2], 'blur.sigma', Number.MIN_VALUE, Infinity),
     },

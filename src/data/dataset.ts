@@ -37,6 +37,12 @@ export class SampleError extends Error {
 /** Base size of decoded images: a square side, [height, width], or null to keep each image's own size. */
 export type BaseSize = number | readonly [number, number] | null;
 
+/**
+ * The side images are resized to when decoded unless a dataset is told otherwise: the recipe's size (32 px, the size
+ * of its views; RUN_SETTINGS.baseSize takes its default from here).
+ */
+export const DEFAULT_BASE_SIZE = 32;
+
 /** Throws unless `index` is an integer in [0, length). */
 export function checkIndex(index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) {

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { invalid } from '../errors';
-import { BaseSize, checkIndex, Dataset, Sample } from './dataset';
+import { BaseSize, checkIndex, Dataset, DEFAULT_BASE_SIZE, Sample } from './dataset';
 import { resizeRaw, resolveBaseSize } from './decode';
 
 export interface IdxOptions {
@@ -75,8 +75,11 @@ export class IdxDataset implements Dataset {
 /** Debian's dataset-fashion-mnist location. */
 export const FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist';
 
-/** Fashion-MNIST's train (60000) or test (10000) split, from `root` (gzipped or plain IDX files). */
-export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROOT, size }: { root?: string } & IdxOptions = {}): IdxDataset {
+/**
+ * Fashion-MNIST's train (60000) or test (10000) split, from `root` (gzipped or plain IDX files), resized to `size`
+ * (default {@link DEFAULT_BASE_SIZE}, 32, as every dataset of a run; null keeps 28 x 28).
+ */
+export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROOT, size = DEFAULT_BASE_SIZE }: { root?: string } & IdxOptions = {}): IdxDataset {
   if (split !== 'train' && split !== 'test') throw invalid("'train' or 'test'", 'split', split, 'range');
   const prefix = split === 'train' ? 'train' : 't10k';
   const find = (name: string) => {

@@ -1,5 +1,5 @@
 /** Data: datasets, decoding, the batch loader and the seeded generator. */
-export { SampleError } from './dataset';
+export { SampleError, DEFAULT_BASE_SIZE } from './dataset';
 export type { Dataset, Sample, BaseSize } from './dataset';
 export { ImageFolder } from './image-folder';
 export type { ImageFolderOptions } from './image-folder';

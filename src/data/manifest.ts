@@ -3,11 +3,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FileListDataset } from './file-list';
 import { invalid } from '../errors';
-import { BaseSize } from './dataset';
+import { BaseSize, DEFAULT_BASE_SIZE } from './dataset';
 import { resolveBaseSize } from './decode';
 
 export interface ManifestOptions {
-  /** Decoded images are resized to this (default 224); null keeps each file's size. */
+  /** Decoded images are resized to this (default {@link DEFAULT_BASE_SIZE}, 32); null keeps each file's size. */
   size?: BaseSize;
 }
 
@@ -41,7 +41,7 @@ export class ManifestDataset extends FileListDataset {
     super();
     if (typeof file !== 'string') throw invalid('a manifest file path', 'file', file);
     this.file = path.resolve(file);
-    this.size = resolveBaseSize(options.size === undefined ? 224 : options.size);
+    this.size = resolveBaseSize(options.size === undefined ? DEFAULT_BASE_SIZE : options.size);
     const text = fs.readFileSync(this.file, 'utf8');
     const base = path.dirname(this.file);
     const jsonl = /\.(jsonl|ndjson)$/i.test(file) || text.trimStart().startsWith('{');

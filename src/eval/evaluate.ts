@@ -4,12 +4,12 @@
  */
 import { resolveAugmentConfig } from '../augment';
 import type { Dataset } from '../data';
-import { openDataset, maybeSubset } from '../data/open';
+import { openDataset, maybeSubset, heldOutSplit, labelsOf } from '../data/open';
 import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from '../train/config';
 import { knnEvaluate } from './knn';
 import { linearProbe } from './linear-probe';
 import { Embedder, extractFeatures } from './features';
-import type { LabelledFeatures } from './labelled-features';
+import type { FeatureTensors } from './labelled-features';
 
 /** The labelled splits of a run's evaluation. */
 export interface EvaluationSplits {
@@ -17,7 +17,12 @@ export interface EvaluationSplits {
   query: Dataset;
 }
 
-/** The evaluation splits of a run: a labelled bank (train side) and labelled queries (test side), or undefined. */
+/**
+ * The evaluation splits of a run: a labelled bank (train side) and labelled queries (test side). Fashion-MNIST uses
+ * its test split for the queries; `evalData` gives the queries (and the bank too when the training data is
+ * unlabelled); otherwise, when the training data is labelled (class folders, a manifest with labels), a seeded held-out
+ * part of it (`evalSubset` images, default a fifth) is queried against the rest. Undefined when there are no labels.
+ */
 export function evaluationSplits(config: RunConfig): EvaluationSplits | undefined {
   const bankSize = config.evalSubset ?? DEFAULT_EVAL_BANK_SIZE;
   const bankSeed = config.seed + SEED_STREAMS.evalBank;
@@ -28,16 +33,20 @@ export function evaluationSplits(config: RunConfig): EvaluationSplits | undefine
       query: maybeSubset(openDataset('fashion-mnist', 'test', config.baseSize), config.evalSubset, querySeed),
     };
   }
-  if (!config.evalData) return undefined;
+  const training = openDataset(config.data, 'train', config.baseSize, { labels: config.labels });
+  if (!config.evalData) return heldOutSplit(training, bankSize, config.evalSubset, querySeed);
+  const evalData = openDataset(config.evalData, 'test', config.baseSize);
+  // Unlabelled training data cannot be the bank: the evaluation data then gives both sides.
+  if (!labelsOf(training)?.every((label) => label >= 0)) return heldOutSplit(evalData, bankSize, config.evalSubset, querySeed);
   return {
-    bank: maybeSubset(openDataset(config.data, 'train', config.baseSize), bankSize, bankSeed),
-    query: maybeSubset(openDataset(config.evalData, 'test', config.baseSize), config.evalSubset, querySeed),
+    bank: maybeSubset(training, bankSize, bankSeed),
+    query: maybeSubset(evalData, config.evalSubset, querySeed),
   };
 }
 
 /** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
 export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
-  Promise<{ bank: LabelledFeatures; query: LabelledFeatures }> {
+  Promise<{ bank: FeatureTensors; query: FeatureTensors }> {
   const options = {
     size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
     forward: { precision: config.precision, memoryFormat: config.memoryFormat },
@@ -45,7 +54,7 @@ export async function featuresOf(model: Embedder | undefined, splits: Evaluation
   return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
 }
 
-function disposeFeatures(f: { bank: LabelledFeatures; query: LabelledFeatures }): void {
+function disposeFeatures(f: { bank: FeatureTensors; query: FeatureTensors }): void {
   for (const part of [f.bank, f.query]) {
     part.features.dispose();
     part.labels.dispose();
@@ -73,7 +82,7 @@ export interface Evaluation {
 
 /** kNN and linear-probe accuracy of `model`'s features (undefined: raw pixels) on the run's evaluation splits. */
 export async function evaluate(model: Embedder | undefined, config: RunConfig, splits = evaluationSplits(config)): Promise<Evaluation> {
-  if (!splits) throw new Error('evaluation needs labelled data: use fashion-mnist or pass --eval-data <folder | manifest>');
+  if (!splits) throw new Error(`evaluation needs labels and '${config.data}' has none: pass --eval-data <labelled folder | manifest>`);
   const features = await featuresOf(model, splits, config);
   try {
     const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });

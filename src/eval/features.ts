@@ -1,9 +1,10 @@
 /** Feature extraction for evaluation: a model's features (or the raw eval-view pixels) of a whole dataset, with labels. */
 import { Tensor, Device } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { AugmentConfig, prepareImages } from '../augment';
+import type { AugmentConfig } from '../augment';
+import { prepareImages } from '../augment/eval-view';
 import type { ForwardOptions } from '../models/encoder';
-import type { LabelledFeatures } from './labelled-features';
+import type { FeatureTensors } from './labelled-features';
 
 /** What feature extraction needs of a model. */
 export interface Embedder {
@@ -18,7 +19,7 @@ export async function extractFeatures(model: Embedder | undefined, dataset: Data
   size: number; normalize: AugmentConfig['normalize']; device: Device; batchSize?: number; workers?: number;
   /** The precision and memory format of the model's forward passes (default 'auto' for both). */
   forward?: ForwardOptions;
-}): Promise<LabelledFeatures> {
+}): Promise<FeatureTensors> {
   const loader = new Loader(dataset, { batchSize: options.batchSize ?? 256, shuffle: false, concurrency: (options.workers ?? 4) * 16 });
   const parts: Float32Array[] = [];
   const labels: number[] = [];

@@ -41,10 +41,14 @@ function checkOptions(options: KnnOptions): KnnOptions {
  * Runs off the JS thread.
  */
 export async function knnPredict(bank: LabelledFeatures, queryFeatures: Tensor, options: KnnOptions = {}): Promise<Tensor> {
-  const { features, labels } = checkLabelledFeatures(bank, 'bank');
-  if (!(queryFeatures instanceof Tensor)) throw invalid('a Tensor', 'queryFeatures', queryFeatures);
-  const pending = native.knnPredict(features.handle, labels.handle, queryFeatures.handle, checkOptions(options));
-  return new Tensor(await withCallerStack(pending));
+  const checked = checkLabelledFeatures(bank, 'bank');
+  try {
+    if (!(queryFeatures instanceof Tensor)) throw invalid('a Tensor', 'queryFeatures', queryFeatures);
+    const pending = native.knnPredict(checked.features.handle, checked.labels.handle, queryFeatures.handle, checkOptions(options));
+    return new Tensor(await withCallerStack(pending));
+  } finally {
+    checked.dispose();
+  }
 }
 
 /**
@@ -53,9 +57,13 @@ export async function knnPredict(bank: LabelledFeatures, queryFeatures: Tensor, 
  */
 export async function knnEvaluate(bank: LabelledFeatures, query: LabelledFeatures, options: KnnOptions = {}): Promise<KnnResult> {
   const checkedQuery = checkLabelledFeatures(query, 'query');
-  if (checkedQuery.labels.numel !== checkedQuery.features.shape[0]) {
-    throw invalid(`one label per query row (${checkedQuery.features.shape[0]})`, 'query.labels', checkedQuery.labels.numel, 'range');
+  try {
+    if (checkedQuery.labels.numel !== checkedQuery.features.shape[0]) {
+      throw invalid(`one label per query row (${checkedQuery.features.shape[0]})`, 'query.labels', checkedQuery.labels.numel, 'range');
+    }
+    const predictions = await knnPredict(bank, checkedQuery.features, options);
+    return { accuracy: accuracyOf(predictions, checkedQuery.labels), predictions };
+  } finally {
+    checkedQuery.dispose();
   }
-  const predictions = await knnPredict(bank, checkedQuery.features, options);
-  return { accuracy: accuracyOf(predictions, checkedQuery.labels), predictions };
 }

@@ -54,8 +54,14 @@ function checkOptions(options: LinearProbeOptions): LinearProbeOptions {
 export async function linearProbe(train: LabelledFeatures, test: LabelledFeatures, options: LinearProbeOptions = {}): Promise<LinearProbeResult> {
   const trainSplit = checkLabelledFeatures(train, 'train');
   const testSplit = checkLabelledFeatures(test, 'test');
-  const result = await withCallerStack(native.trainLinearProbe(trainSplit.features.handle, trainSplit.labels.handle,
-    testSplit.features.handle, testSplit.labels.handle, checkOptions(options)));
+  let result;
+  try {
+    result = await withCallerStack(native.trainLinearProbe(trainSplit.features.handle, trainSplit.labels.handle,
+      testSplit.features.handle, testSplit.labels.handle, checkOptions(options)));
+  } finally {
+    trainSplit.dispose();
+    testSplit.dispose();
+  }
   return {
     trainAccuracy: result.trainAccuracy,
     testAccuracy: result.testAccuracy,

@@ -2,9 +2,10 @@
 import { promises as fs } from 'fs';
 import { native, NativeForwardOptions, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
 import { MemoryFormatSetting, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from '../ops/precision';
-import { Tensor, Device } from '../tensor';
+import { Tensor, Device, useModelDevice } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
-import { fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
+import { describeKeyMismatch, fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
+import { writeFileAtomic } from '../atomic-file';
 
 const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -36,6 +37,8 @@ export interface ForwardOptions {
 }
 
 export type Stem = (typeof STEMS)[number];
+/** torchvision's stem, the default everywhere (RUN_SETTINGS.stem too), so torchvision weights load as they are. */
+export const DEFAULT_STEM: Stem = 'imagenet';
 
 /** Backbone, widths, stem and head of a model, as {@link ModelBase.describe} reports them. */
 export interface ModelDescription extends Omit<NativeModelDescription, 'stem'> {
@@ -75,9 +78,30 @@ export function encoderNativeOptions(options: Omit<EncoderOptions, 'outDim'> & {
   return out;
 }
 
+/** The bytes of a weights file; a missing or unreadable file is an error that says which and what it should be. */
+async function readWeights(path: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(path);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new Error(`Cannot read weights '${path}': ${reason} (expected a PyTorch state dict: a torchvision .pth or a file written by saveStateDict / simclr export)`);
+  }
+}
+
 function checkTensor(x: unknown, name: string): Tensor {
   if (!(x instanceof Tensor)) throw invalid('a Tensor', name, x);
   return x;
+}
+
+/** @internal Model input: a float Tensor N x 3 x H x W. A Loader batch (uint8 N x H x W x 3) gets a pointer to toModelInput. */
+export function checkImages(x: unknown, name: string): Tensor {
+  const tensor = checkTensor(x, name);
+  const shape = tensor.shape;
+  if (tensor.dtype === 'uint8' && shape.length === 4 && shape[3] === 3) {
+    throw invalid('a float32 Tensor N x 3 x H x W (normalised images: pass a Loader batch through toModelInput(batch) first)',
+      name, `uint8 [${shape.join(', ')}]`);
+  }
+  return tensor;
 }
 
 function checkStrict(options: LoadStateDictOptions | undefined): boolean {
@@ -99,6 +123,7 @@ export abstract class ModelBase {
   /** @internal */
   protected constructor(handle: NativeModel) {
     this.handle = handle;
+    useModelDevice(handle.device());
   }
 
   /** BatchNorm uses batch statistics and updates its running ones. Returns this. */
@@ -120,6 +145,7 @@ export abstract class ModelBase {
   /** Moves the parameters and buffers to `device`. Returns this. */
   to(device: Device): this {
     this.handle.to(device);
+    useModelDevice(device);
     return this;
   }
 
@@ -143,7 +169,7 @@ export abstract class ModelBase {
    * float32 whatever the precision.
    */
   async embed(x: Tensor, options?: ForwardOptions): Promise<Tensor> {
-    return new Tensor(await withCallerStack(this.handle.embed(checkTensor(x, 'x').handle, this.forwardOptions(options))));
+    return new Tensor(await withCallerStack(this.handle.embed(checkImages(x, 'x').handle, this.forwardOptions(options))));
   }
 
   /** @internal The native form of `options`: 'auto' resolved for this model's device. */
@@ -160,7 +186,7 @@ export abstract class ModelBase {
    * until {@link zeroGrad}. Returns the output.
    */
   async forwardBackward(x: Tensor, gradOutput: Tensor): Promise<Tensor> {
-    const out = this.handle.forwardBackward(checkTensor(x, 'x').handle, checkTensor(gradOutput, 'gradOutput').handle);
+    const out = this.handle.forwardBackward(checkImages(x, 'x').handle, checkTensor(gradOutput, 'gradOutput').handle);
     return new Tensor(await withCallerStack(out));
   }
 
@@ -187,20 +213,44 @@ export abstract class ModelBase {
     const strict = checkStrict(options);
     if (typeof source === 'string') {
       if (source === '') throw invalid('a file path or an object of Tensors', 'source', source);
-      const bytes = await fs.readFile(source);
-      return withCallerStack(this.handle.loadStateDictBytes(bytes, strict));
+      const bytes = await readWeights(source);
+      return this.strictLoad(this.handle.loadStateDictBytes(bytes, strict), async () => Object.keys(await native.readStateDict(bytes)), source);
     }
-    return withCallerStack(this.handle.loadStateDict(toNative(source, 'source'), strict));
+    const state = toNative(source, 'source');
+    return this.strictLoad(this.handle.loadStateDict(state, strict), async () => Object.keys(state));
   }
 
-  /** Writes the state dict to `path` in the format Python's torch.load reads. */
+  /**
+   * A load whose strict key check failed is reported as a short account (counts, a few keys, the likely prefix
+   * problem) instead of every key; nothing was loaded then.
+   */
+  private async strictLoad(load: Promise<LoadResult>, sourceKeys: () => Promise<string[]>, file?: string): Promise<LoadResult> {
+    try {
+      return await withCallerStack(load);
+    } catch (err) {
+      // Native errors may come from another realm (jest's vm contexts): recognise them by their message.
+      const error = err as Error;
+      if (typeof error?.message !== 'string' || !error.message.startsWith('Error loading the state dict (strict)')) throw err;
+      const state = await this.stateDict();
+      const modelKeys = Object.keys(state);
+      for (const tensor of Object.values(state)) tensor.dispose();
+      const fileKeys = new Set(await sourceKeys());
+      const missing = modelKeys.filter((key) => !fileKeys.has(key));
+      const known = new Set(modelKeys);
+      const unexpected = [...fileKeys].filter((key) => !known.has(key));
+      error.message = `The state dict${file ? ` in ${file}` : ''} does not fit this ${this.describe().backbone} model: ${describeKeyMismatch(missing, unexpected)}`;
+      throw error;
+    }
+  }
+
+  /** Writes the state dict to `path` in the format Python's torch.load reads, atomically (never a partial file). */
   async saveStateDict(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-    await fs.writeFile(path, await this.stateDictBytes());
+    await writeFileAtomic(path, [await this.stateDictBytes()]);
   }
 
   /** The whole state as torch.save bytes (for checkpoints); {@link loadStateDictBytes} restores it. */
-  stateDictBytes(): Promise<Buffer> {
+  stateDictBytes(): Promise<Uint8Array> {
     return withCallerStack(this.handle.stateDictBytes());
   }
 
@@ -214,18 +264,16 @@ export abstract class ModelBase {
    * model's own). Every other backbone key must be present and match.
    */
   protected async loadBackboneWeights(path: string, keyPrefix: string): Promise<void> {
-    const bytes = await fs.readFile(path);
+    const bytes = await readWeights(path);
     const file = await withCallerStack(native.readStateDict(bytes));
     const backbone: Record<string, (typeof file)[string]> = {};
     for (const [key, tensor] of Object.entries(file)) if (!key.startsWith('fc.')) backbone[keyPrefix + key] = tensor;
     const report = await withCallerStack(this.handle.loadStateDict(backbone, false));
     const missing = report.missingKeys.filter((key) => key.startsWith(keyPrefix) && !key.startsWith(`${keyPrefix}fc.`));
     if (missing.length > 0 || report.unexpectedKeys.length > 0) {
-      throw new Error(
-        `The weights in ${path} do not fit a ${this.describe().backbone}:` +
-          (missing.length ? ` missing keys: ${missing.join(', ')}.` : '') +
-          (report.unexpectedKeys.length ? ` unexpected keys: ${report.unexpectedKeys.join(', ')}.` : ''),
-      );
+      const bare = (keys: string[]) => keys.map((key) => (key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key));
+      throw new Error(`The weights in ${path} do not fit a ${this.describe().backbone} encoder: ` +
+        describeKeyMismatch(bare(missing), bare(report.unexpectedKeys)));
     }
   }
 }
@@ -245,7 +293,7 @@ export class Encoder extends ModelBase {
 
   /** The encoder's output for images `x` (N x 3 x H x W), in the current train/eval mode, without autograd. */
   async forward(x: Tensor, options?: ForwardOptions): Promise<Tensor> {
-    const out = await withCallerStack(this.handle.forward(checkTensor(x, 'x').handle, this.forwardOptions(options)));
+    const out = await withCallerStack(this.handle.forward(checkImages(x, 'x').handle, this.forwardOptions(options)));
     return new Tensor(out.h);
   }
 }

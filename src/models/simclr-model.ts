@@ -2,7 +2,7 @@
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
-import { EncoderOptions, encoderNativeOptions, ForwardOptions, ModelBase } from './encoder';
+import { EncoderOptions, encoderNativeOptions, ForwardOptions, ModelBase, checkImages } from './encoder';
 
 export interface ProjectionHeadOptions {
   /** Number of Linear layers: 2 (SimCLR, the default) or 3 (SimCLRv2); any count from 1 to 16. */
@@ -56,8 +56,7 @@ export class SimCLRModel extends ModelBase {
 
   /** h = encoder(x) and z = head(h), in the current train/eval mode, without autograd. */
   async forward(x: Tensor, options?: ForwardOptions): Promise<{ h: Tensor; z: Tensor }> {
-    if (!(x instanceof Tensor)) throw invalid('a Tensor', 'x', x);
-    const out = await withCallerStack(this.handle.forward(x.handle, this.forwardOptions(options)));
+    const out = await withCallerStack(this.handle.forward(checkImages(x, 'x').handle, this.forwardOptions(options)));
     return { h: new Tensor(out.h), z: new Tensor(out.z!) };
   }
 }

@@ -6,9 +6,15 @@ import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 /** Temperatures at or below this are rejected (a NaN or overflow later otherwise), as lightly does. */
 export const NT_XENT_MIN_TEMPERATURE: number = native.ntXentMinTemperature;
 
+/** The temperature when none is given: the recipe's (RUN_SETTINGS.temperature takes its default from here). */
+export const NT_XENT_DEFAULT_TEMPERATURE = 0.2;
+
 export interface NtXentOptions {
-  /** τ in s_ij = z_i·z_j / τ: a finite number > {@link NT_XENT_MIN_TEMPERATURE}. SimCLR uses 0.1 to 0.5. */
-  temperature: number;
+  /**
+   * τ in s_ij = z_i·z_j / τ: a finite number > {@link NT_XENT_MIN_TEMPERATURE} (default
+   * {@link NT_XENT_DEFAULT_TEMPERATURE}, 0.2). SimCLR uses 0.1 to 0.5.
+   */
+  temperature?: number;
   /** Views per image, V >= 2 (default 2). z holds V*N rows, view-major. */
   views?: number;
 }
@@ -35,10 +41,10 @@ export interface NtXentResult {
  * @throws TypeError when z is not a floating-point Tensor; RangeError when z is not 2-D, its rows are not a multiple
  *   of `views`, it holds fewer than 2 images, or temperature / views are out of range.
  */
-export async function ntXent(z: Tensor, options: NtXentOptions): Promise<NtXentResult> {
+export async function ntXent(z: Tensor, options: NtXentOptions = {}): Promise<NtXentResult> {
   if (!(z instanceof Tensor)) throw invalid('a Tensor', 'z', z);
   if (typeof options !== 'object' || options === null) throw invalid('an options object { temperature, views }', 'options', options);
-  const temperature = checkNumber(options.temperature, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true);
+  const temperature = checkNumber(options.temperature ?? NT_XENT_DEFAULT_TEMPERATURE, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true);
   const views = checkInteger(options.views ?? 2, 'views', 2);
   const result = await withCallerStack(native.ntXent(z.handle, temperature, views));
   return { loss: result.loss, grad: new Tensor(result.grad) };

@@ -9,8 +9,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Tensor, SupportedTypedArray } from '../tensor';
-import { writeFileAtomic } from '../atomic-file';
+import { Tensor, SupportedTypedArray, Dtype } from '../tensor';
+import { makeFolder, writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
 const VERSION = 1;
@@ -20,7 +20,7 @@ const PREFIX_BYTES = 24;
 /** Where one tensor lies in the data section, as the header lists it. */
 export interface CheckpointTensorEntry {
   name: string;
-  dtype: 'float32' | 'float64' | 'uint8' | 'int64';
+  dtype: Dtype;
   shape: number[];
   offset: number;
   bytes: number;
@@ -47,6 +47,10 @@ export interface CheckpointMeta {
   optimizerSteps: number;
   augmentState: unknown;
   bestMetric: number | null;
+  /** The step losses of `epoch` so far (sum and count: its mean loss after a resume covers the whole epoch). */
+  epochLoss?: { sum: number; count: number };
+  /** Seconds spent in `epoch` so far. */
+  epochSeconds?: number;
   /** The run config (the CLI and runTraining store the whole RunConfig). */
   config: Record<string, unknown>;
 }
@@ -109,11 +113,25 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
       yield padded;
     }
   }
-  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await makeFolder(path.dirname(path.resolve(file)));
   await writeFileAtomic(file, chunks());
 }
 
-const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int64: BigInt64Array } as const;
+const ARRAYS = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array } as const;
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** Why a header's tensor entry cannot be read from a data section of `dataBytes` bytes (undefined: it can). */
+function entryProblem(entry: CheckpointTensorEntry, dataBytes: number): string | undefined {
+  if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') return 'not a tensor entry';
+  if (!Object.hasOwn(ARRAYS, entry.dtype)) return `unknown dtype ${String(entry.dtype)}`;
+  if (!Array.isArray(entry.shape) || !entry.shape.every(isCount)) return 'its shape is not a list of sizes';
+  if (!isCount(entry.offset) || !isCount(entry.bytes)) return 'its offset or size is not a non-negative integer';
+  const elements = entry.shape.reduce((a, b) => a * b, 1);
+  if (elements * ARRAYS[entry.dtype].BYTES_PER_ELEMENT !== entry.bytes) return `its shape [${entry.shape}] does not match its ${entry.bytes} bytes`;
+  if (entry.offset + entry.bytes > dataBytes) return 'it lies past the end of the file';
+  return undefined;
+}
 
 /** The header length from the fixed prefix; a foreign file or another version is a clear error. */
 function headerBytesOf(prefix: Buffer, fileBytes: number, file: string): number {
@@ -169,13 +187,15 @@ export async function readCheckpoint<Meta>(file: string, options: { device?: str
   const header = parseHeader<Meta>(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerBytes), file);
   const base = PREFIX_BYTES + headerBytes;
   const tensors: Record<string, Tensor> = {};
+  if (!Array.isArray(header?.tensors)) throw new Error(`${file} has a corrupt header`);
   for (const entry of header.tensors) {
-    const Array = ARRAYS[entry.dtype];
-    if (!Array || base + entry.offset + entry.bytes > data.length) throw new Error(`${file} is truncated or corrupt at tensor ${entry.name}`);
+    const problem = entryProblem(entry, data.length - base);
+    if (problem) throw new Error(`${file} is truncated or corrupt at tensor ${String(entry?.name)}: ${problem}`);
+    const TypedArray = ARRAYS[entry.dtype];
     // Copy into an aligned buffer: typed arrays need offsets that are multiples of their element size.
     const bytes = new Uint8Array(entry.bytes);
     bytes.set(data.subarray(base + entry.offset, base + entry.offset + entry.bytes));
-    const typed = new Array(bytes.buffer) as SupportedTypedArray;
+    const typed = new TypedArray(bytes.buffer) as SupportedTypedArray;
     tensors[entry.name] = Tensor.fromTypedArray(typed, entry.shape, { device: options.device });
   }
   return { meta: header.meta, tensors };

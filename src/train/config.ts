@@ -6,11 +6,14 @@
  * validated once, stored in every checkpoint.
  */
 import * as fs from 'fs';
-import { Backbones, STEMS } from '../models/encoder';
+import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
 import { OPTIMIZERS } from '../ops/train-step';
-import { NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
+import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
 import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
 import { BACKENDS, DEFAULT_TIMEOUT_MS } from '../ops/process-group';
+import { AUGMENT_DEFAULTS } from '../augment/config';
+import { DEFAULT_BASE_SIZE } from '../data/dataset';
+import { FOLDER_LABELS } from '../data/image-folder';
 import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
 
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
@@ -26,28 +29,38 @@ export const DEFAULT_EVAL_BANK_SIZE = 10000;
 export type Setting =
   | { kind: 'int'; min: number; max?: number; default?: number; help: string }
   | { kind: 'number'; min: number; max?: number; exclusiveMin?: boolean; default?: number; help: string }
-  | { kind: 'string'; default?: string; help: string }
+  | { kind: 'string'; default?: string; help: string; format?: { pattern: RegExp; expected: string } }
   | { kind: 'bool'; default?: boolean; help: string }
   | { kind: 'enum'; choices: readonly string[]; default?: string; help: string };
 
-/** Every run setting, in the order the CLI lists them. Defaults are the recipe's; the CLI flag is the kebab-case name. */
+/**
+ * Every run setting, in the order the CLI lists them; the CLI flag is the kebab-case name. The defaults are one recipe,
+ * the same for the API, runTraining and the CLI: SimCLR on 32 px images with torchvision's ResNet-18 (ImageNet stem),
+ * SimCLR's small-image augmentation (jitter strength 0.5, no blur, crops of 20-100%), NT-Xent at τ = 0.2, SGD with
+ * momentum 0.9, lr 0.06·B/256 and weight decay 5e-4 (lightly's CIFAR-10 benchmark). Where a lower layer owns a default
+ * (the augmenter's, the datasets' base size, the stem, the temperature) the table takes it from there.
+ */
 export const RUN_SETTINGS = {
   data: { kind: 'string', default: 'fashion-mnist', help: 'training images: an image folder, a .csv/.jsonl manifest, or fashion-mnist' },
-  evalData: { kind: 'string', help: 'labelled images for the kNN monitor and evaluation (fashion-mnist uses its test split)' },
+  labels: { kind: 'enum', choices: FOLDER_LABELS, default: 'folders', help: 'image folders: folders (each subfolder is a class) or none (every image below the folder, unlabelled)' },
+  evalData: { kind: 'string', help: 'labelled images for the kNN monitor and evaluation (default: fashion-mnist\'s test split, or a held-out part of labelled --data)' },
   subset: { kind: 'int', min: 2, help: 'train on a seeded random subset of this many images' },
   evalSubset: { kind: 'int', min: 1, help: `size of the evaluation splits (bank and queries; without it the bank has ${DEFAULT_EVAL_BANK_SIZE} images)` },
   backbone: { kind: 'enum', choices: Backbones.names, default: 'resnet18', help: 'ResNet encoder, by torchvision\'s name' },
-  stem: { kind: 'enum', choices: STEMS, default: 'cifar', help: 'first layer: imagenet is 7x7/2 conv + max-pool, cifar 3x3/1 conv and no max-pool (small images)' },
-  baseSize: { kind: 'int', min: 1, default: 32, help: 'side images are resized to when decoded, before augmentation' },
-  imageSize: { kind: 'int', min: 1, default: 32, help: 'side of each augmented view' },
-  jitterStrength: { kind: 'number', min: 0, default: 0.5, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on CIFAR)' },
-  blurProbability: { kind: 'number', min: 0, max: 1, default: 0, help: 'probability of Gaussian blur (SimCLR ImageNet: 0.5; small images: 0)' },
-  minScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.2, help: 'smallest crop area fraction of RandomResizedCrop' },
+  stem: { kind: 'enum', choices: STEMS, default: DEFAULT_STEM, help: 'first layer: imagenet is torchvision\'s 7x7/2 conv + max-pool, cifar a 3x3/1 conv and no max-pool (slower, for small images)' },
+  weights: { kind: 'string', help: 'start the encoder from these weights: a torchvision .pth (e.g. resnet18-f37072fd.pth) or a simclr export' },
+  baseSize: { kind: 'int', min: 1, default: DEFAULT_BASE_SIZE, help: 'side images are resized to when decoded, before augmentation' },
+  imageSize: { kind: 'int', min: 1, default: AUGMENT_DEFAULTS.size, help: 'side of each augmented view' },
+  jitterStrength: { kind: 'number', min: 0, default: AUGMENT_DEFAULTS.jitterStrength, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on small images)' },
+  blurProbability: { kind: 'number', min: 0, max: 1, default: AUGMENT_DEFAULTS.blurProbability, help: 'probability of Gaussian blur (SimCLR ImageNet: 0.5; small images: 0)' },
+  minScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: AUGMENT_DEFAULTS.minScale, help: 'smallest crop area fraction of RandomResizedCrop' },
   projectionDim: { kind: 'int', min: 1, default: 128, help: 'width of z' },
   projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
   projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
   batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
+  accumulationSteps: { kind: 'int', min: 1, max: 1048576, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
+  dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
   optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
@@ -56,7 +69,7 @@ export const RUN_SETTINGS = {
   nesterov: { kind: 'bool', default: false, help: 'Nesterov momentum (SGD)' },
   weightDecay: { kind: 'number', min: 0, default: 5e-4, help: 'weight decay (biases and BatchNorm excluded)' },
   warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },
-  temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: 0.2, help: 'NT-Xent temperature' },
+  temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: NT_XENT_DEFAULT_TEMPERATURE, help: 'NT-Xent temperature' },
   seed: { kind: 'int', min: 0, default: 0, help: 'seed of initialisation, shuffling and augmentation' },
   device: { kind: 'string', default: 'cpu', help: 'cpu | cuda | cuda:N' },
   precision: { kind: 'enum', choices: PRECISIONS, default: 'auto', help: 'fp32, or autocast to bf16/fp16 (fp16: CUDA only); auto: bf16 where the GPU or CPU (AVX-512 BF16/AMX) has it natively, else fp32' },
@@ -69,6 +82,10 @@ export const RUN_SETTINGS = {
   distBackend: { kind: 'enum', choices: DIST_BACKENDS, default: 'auto', help: 'data-parallel runs: the c10d backend; auto: nccl on CUDA devices when compiled in, else gloo' },
   distTimeout: { kind: 'number', min: 1, default: DEFAULT_TIMEOUT_MS / 1000, help: 'data-parallel runs: seconds before a rendezvous or collective with a dead or stuck worker fails' },
   out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
+  checkpointEvery: {
+    kind: 'string', default: '10m', format: { pattern: /^(\d+|\d+(\.\d+)?m|epoch)$/, expected: "N steps ('500'), M minutes ('10m') or 'epoch'" },
+    help: "also save last.ckpt every N steps ('500') or M minutes ('10m') within an epoch; 'epoch': only at epoch ends",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof RUN_SETTINGS;
@@ -137,8 +154,17 @@ export function checkSetting<K extends SettingName>(name: K, value: unknown): Va
       return checkOneOf(value, name, setting.choices) as ValueOf<Settings[K]>;
     case 'string':
       if (typeof value !== 'string' || value === '') throw invalid('a non-empty string', name, value);
+      if (setting.format && !setting.format.pattern.test(value)) throw invalid(setting.format.expected, name, value, 'range');
       return value as ValueOf<Settings[K]>;
   }
+}
+
+/** When `checkpointEvery` asks for a checkpoint within an epoch: every `steps` steps or `minutes` minutes (or never). */
+export function checkpointInterval(value: string): { steps?: number; minutes?: number } {
+  checkSetting('checkpointEvery', value);
+  if (value === 'epoch') return {};
+  if (value.endsWith('m')) return Number(value.slice(0, -1)) > 0 ? { minutes: Number(value.slice(0, -1)) } : {};
+  return Number(value) > 0 ? { steps: Number(value) } : {};
 }
 
 /** Checks the settings `names` of `options` (an optional one may be undefined). */

@@ -1,6 +1,7 @@
 /**
- * The training report a person opens after a run: an SVG (loss against step, kNN monitor accuracy against epoch)
- * rendered headless with vega-lite + vega, and an HTML page embedding it above a table of the final numbers.
+ * The training report a person opens after a run: an SVG (loss against step with a smoothed line, the learning rate,
+ * kNN monitor accuracy against epoch with baselines) rendered headless with vega-lite + vega, and an HTML page showing
+ * it at full width above one table of the run's settings, result and timing.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -8,18 +9,24 @@ import * as vm from 'vm';
 import { pathToFileURL } from 'url';
 import { writeFileAtomic } from '../atomic-file';
 import { invalid } from '../errors';
+import { formatDuration } from './progress';
 
 /** One optimisation step, as logged per step in metrics.jsonl. */
 export interface StepRecord {
+  /** Steps done, this one included (1 = the first). */
   step: number;
+  /** The epoch the step belongs to (1 = the first). */
   epoch: number;
   loss: number;
   lr: number;
   imagesPerSecond: number;
+  /** Images in the step's batch (absent in logs of older versions). */
+  images?: number;
 }
 
 /** One finished epoch: its mean loss and, on monitor epochs, the kNN accuracy. */
 export interface EpochRecord {
+  /** 1 = the first epoch. */
   epoch: number;
   loss: number;
   knnAccuracy?: number;
@@ -28,10 +35,24 @@ export interface EpochRecord {
 /** A metrics record; step records are told apart by their `step` field. */
 export type MetricsRecord = StepRecord | EpochRecord;
 
+/** A value in the report's table. */
+export type ReportValue = string | number | boolean;
+
 export interface ReportOptions {
   /** Page and chart heading (default 'SimCLR training report'). */
   title?: string;
-  /** Extra rows for the table of final numbers, e.g. `{ 'linear probe top-1': 0.87 }`. */
+  /** The run's settings (e.g. its RunConfig), listed under "Settings". */
+  settings?: Record<string, ReportValue | undefined>;
+  /** Further results, listed under "Result" after the ones read from the records, e.g. `{ 'linear probe top-1': 0.87 }`. */
+  results?: Record<string, ReportValue>;
+  /**
+   * Reference kNN accuracies (e.g. `{ 'raw pixels': 0.743, 'random encoder': 0.71 }`): drawn as labelled lines on the
+   * kNN chart and listed under "Result".
+   */
+  baselines?: Record<string, number>;
+  /** Timing rows, listed under "Timing" after the ones read from the records, e.g. `{ 'wall time': '6m12s' }`. */
+  timing?: Record<string, ReportValue>;
+  /** @deprecated Extra rows: use `results`. Listed with the results. */
   summary?: Record<string, string | number>;
 }
 
@@ -85,60 +106,139 @@ function checkRecords(records: unknown): asserts records is MetricsRecord[] {
   });
 }
 
-/** Mean of each window of consecutive steps when there are more than MAX_PLOTTED_STEPS. */
-function lossCurve(steps: StepRecord[]): { step: number; loss: number }[] {
-  const window = Math.ceil(steps.length / MAX_PLOTTED_STEPS);
-  const points: { step: number; loss: number }[] = [];
-  for (let start = 0; start < steps.length; start += window) {
-    const slice = steps.slice(start, start + window);
-    points.push({
-      step: slice.reduce((sum, r) => sum + r.step, 0) / slice.length,
-      loss: slice.reduce((sum, r) => sum + r.loss, 0) / slice.length,
-    });
+/** Width of each chart in the SVG (the page scales it to its own width) and the colours of the series. */
+const CHART_WIDTH = 1000;
+const COLORS = { loss: '#9ecae1', smoothed: '#1f77b4', short: '#ff7f0e', lr: '#2ca02c', knn: '#d62728', baseline: '#7f7f7f' };
+
+/** Mean of each window of consecutive points when there are more than MAX_PLOTTED_STEPS. */
+function thinned<T extends { step: number }>(points: T[], value: (p: T) => number): { step: number; value: number }[] {
+  const window = Math.ceil(points.length / MAX_PLOTTED_STEPS);
+  const out: { step: number; value: number }[] = [];
+  for (let start = 0; start < points.length; start += window) {
+    const slice = points.slice(start, start + window);
+    out.push({ step: slice.reduce((sum, r) => sum + r.step, 0) / slice.length, value: slice.reduce((sum, r) => sum + value(r), 0) / slice.length });
   }
-  return points;
+  return out;
 }
 
-/** The vega-lite spec: loss against step (or epoch when no step was logged) and, when monitored, kNN accuracy. */
-export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report'): object {
+/**
+ * Steps whose batch was smaller than the run's usual one (a short last batch: fewer negatives, so a loss on another
+ * scale). Logs without batch sizes have none.
+ */
+function shortSteps(steps: StepRecord[]): Set<number> {
+  const sizes = steps.map((r) => r.images).filter((n): n is number => n !== undefined);
+  if (sizes.length === 0) return new Set();
+  const full = Math.max(...sizes);
+  return new Set(steps.filter((r) => r.images !== undefined && r.images < full).map((r) => r.step));
+}
+
+/** A centred moving average over about a twentieth of the run (3 to 201 points; none below 10 points). */
+function smoothed(points: { step: number; value: number }[]): { step: number; value: number }[] {
+  const half = points.length < 10 ? 0 : Math.max(1, Math.min(100, Math.floor(points.length / 40)));
+  return points.map((p, i) => {
+    const slice = points.slice(Math.max(0, i - half), i + half + 1);
+    return { step: p.step, value: slice.reduce((sum, q) => sum + q.value, 0) / slice.length };
+  });
+}
+
+/** Decimals for percentages so that ticks over `values` read differently: 72.1%, 72.4% rather than 72%, 72%. */
+export function percentDecimals(values: readonly number[]): number {
+  const finite = values.filter(Number.isFinite);
+  const span = finite.length ? Math.max(...finite) - Math.min(...finite) : 0;
+  if (span <= 0) return 1;
+  // About five ticks span the range: one more decimal for every tenfold smaller tick step (in percent).
+  return Math.max(0, Math.min(3, Math.ceil(-Math.log10((span * 100) / 5))));
+}
+
+const stepAxis = { field: 'step', type: 'quantitative', title: 'step', axis: { tickMinStep: 1, format: 'd' } };
+
+/**
+ * The vega-lite spec: the loss against step (per step, a smoothed line without short batches, short batches marked),
+ * the learning rate against step, and, when monitored, the kNN accuracy against epoch with baseline lines. With no
+ * step records the loss is plotted against epoch.
+ */
+export function reportSpec(records: MetricsRecord[], title = 'SimCLR training report', baselines: Record<string, number> = {}): object {
   checkRecords(records);
   const steps = records.filter(isStepRecord);
   const epochs = records.filter((r): r is EpochRecord => !isStepRecord(r));
-  const xField = steps.length > 0 ? 'step' : 'epoch';
-  const lossChart = {
-    title: 'Training loss',
-    width: 560,
-    height: 220,
-    data: { values: steps.length > 0 ? lossCurve(steps) : epochs.map((r) => ({ epoch: r.epoch, loss: r.loss })) },
-    mark: { type: 'line', color: '#1f77b4' },
-    encoding: {
-      x: { field: xField, type: 'quantitative', title: xField },
-      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
-    },
-  };
+  const charts: object[] = [];
+  const colour = (domain: string[], range: string[]) => ({ scale: { domain, range }, legend: { orient: 'top', title: null, labelLimit: 400 } });
+  if (steps.length > 0) {
+    const short = shortSteps(steps);
+    const full = steps.filter((r) => !short.has(r.step));
+    const series = short.size > 0 ? ['loss per step', 'smoothed (full batches)', 'short batch'] : ['loss per step', 'smoothed'];
+    const scale = colour(series, [COLORS.loss, COLORS.smoothed, COLORS.short]);
+    const y = { field: 'value', type: 'quantitative', title: 'loss', scale: { zero: false } };
+    charts.push({
+      title: 'Training loss',
+      width: CHART_WIDTH,
+      height: 260,
+      layer: [
+        { data: { values: thinned(steps, (r) => r.loss) }, mark: { type: 'line', strokeWidth: 1 }, encoding: { x: stepAxis, y, color: { datum: series[0], ...scale } } },
+        { data: { values: smoothed(thinned(full, (r) => r.loss)) }, mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x: stepAxis, y, color: { datum: series[1] } } },
+        ...(short.size > 0
+          ? [{ data: { values: steps.filter((r) => short.has(r.step)).map((r) => ({ step: r.step, value: r.loss, images: r.images })) },
+            mark: { type: 'point', filled: true, size: 50 }, encoding: { x: stepAxis, y, color: { datum: series[2] } } }]
+          : []),
+      ],
+    });
+    charts.push({
+      title: 'Learning rate',
+      width: CHART_WIDTH,
+      height: 140,
+      data: { values: thinned(steps, (r) => r.lr) },
+      mark: { type: 'line', color: COLORS.lr },
+      encoding: { x: stepAxis, y: { field: 'value', type: 'quantitative', title: 'learning rate' } },
+    });
+  } else {
+    charts.push({
+      title: 'Training loss',
+      width: CHART_WIDTH,
+      height: 260,
+      data: { values: epochs.map((r) => ({ epoch: r.epoch, loss: r.loss })) },
+      mark: { type: 'line', color: COLORS.smoothed, point: true },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
+        y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
+      },
+    });
+  }
   const monitored = epochs.filter((r) => r.knnAccuracy !== undefined);
-  const knnChart = {
-    title: 'kNN monitor accuracy',
-    width: 560,
-    height: 160,
-    data: { values: monitored.map((r) => ({ epoch: r.epoch, knnAccuracy: r.knnAccuracy })) },
-    mark: { type: 'line', color: '#d62728', point: true },
-    encoding: {
-      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
-      y: { field: 'knnAccuracy', type: 'quantitative', title: 'kNN accuracy', scale: { zero: false }, axis: { format: '.0%' } },
-    },
-  };
+  if (monitored.length > 0) {
+    const lines = Object.entries(baselines).map(([name, value]) => ({ name, value }));
+    const decimals = percentDecimals([...monitored.map((r) => r.knnAccuracy!), ...lines.map((l) => l.value)]);
+    const y = { field: 'value', type: 'quantitative', title: 'kNN accuracy', scale: { zero: false }, axis: { format: `.${decimals}%` } };
+    const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } };
+    charts.push({
+      title: 'kNN monitor accuracy',
+      width: CHART_WIDTH,
+      height: 200,
+      layer: [
+        { data: { values: monitored.map((r) => ({ epoch: r.epoch, value: r.knnAccuracy })) }, mark: { type: 'line', color: COLORS.knn, point: { color: COLORS.knn } }, encoding: { x, y } },
+        ...(lines.length > 0
+          ? [
+            { data: { values: lines }, mark: { type: 'rule', color: COLORS.baseline, strokeDash: [6, 4] }, encoding: { y } },
+            {
+              data: { values: lines.map((l) => ({ ...l, label: `${l.name} ${(100 * l.value).toFixed(decimals)}%` })) },
+              mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: COLORS.baseline },
+              encoding: { y, x: { datum: Math.min(...monitored.map((r) => r.epoch)), type: 'quantitative' }, text: { field: 'label' } },
+            },
+          ]
+          : []),
+      ],
+    });
+  }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
-    vconcat: monitored.length > 0 ? [lossChart, knnChart] : [lossChart],
+    vconcat: charts,
     config: { background: 'white' },
   };
 }
 
 /** Renders the report charts to an SVG string (headless: no canvas, no browser). */
-export async function renderReportSvg(records: MetricsRecord[], title?: string): Promise<string> {
-  const spec = reportSpec(records, title);
+export async function renderReportSvg(records: MetricsRecord[], title?: string, baselines?: Record<string, number>): Promise<string> {
+  const spec = reportSpec(records, title, baselines);
   const [vegaLite, vega] = await Promise.all([importEsm<VegaLite>('vega-lite'), importEsm<Vega>('vega')]);
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
@@ -159,57 +259,106 @@ function formatNumber(value: number, kind: 'accuracy' | 'plain' | 'rate'): strin
   return Number(value.toPrecision(5)).toString();
 }
 
-/** The rows of the final-numbers table. */
-function finalNumbers(records: MetricsRecord[], summary: Record<string, string | number>): [string, string][] {
+const formatValue = (value: ReportValue) => (typeof value === 'number' ? formatNumber(value, 'plain') : String(value));
+
+type Section = 'Settings' | 'Result' | 'Timing';
+
+/**
+ * The rows of the report's table, by section: the results read from the records (then the baselines and the results
+ * given), the timing read from the records (then the timing given), the settings given. Each name appears once: a row
+ * given by the caller replaces a computed one of the same name.
+ */
+export function reportTable(records: MetricsRecord[], options: ReportOptions = {}): { section: Section; rows: [string, string][] }[] {
+  checkRecords(records);
+  const table = new Map<string, { section: Section; value: string }>();
+  const put = (section: Section, name: string, value: string) => {
+    table.delete(name); // one row per name, in the order it was last put
+    table.set(name, { section, value });
+  };
+  for (const [name, value] of Object.entries(options.settings ?? {})) if (value !== undefined) put('Settings', name, formatValue(value));
   const steps = records.filter(isStepRecord);
   const epochs = records.filter((r): r is EpochRecord => !isStepRecord(r));
-  const rows: [string, string][] = [];
-  if (steps.length > 0) {
-    const last = steps[steps.length - 1];
-    rows.push(['steps', String(last.step)], ['final step loss', formatNumber(last.loss, 'plain')],
-      ['final learning rate', formatNumber(last.lr, 'rate')],
-      ['mean images/s', formatNumber(steps.reduce((sum, r) => sum + r.imagesPerSecond, 0) / steps.length, 'plain')]);
-  }
+  const short = shortSteps(steps);
+  const full = steps.filter((r) => !short.has(r.step));
+  if (steps.length > 0) put('Result', 'steps', String(steps[steps.length - 1].step));
   if (epochs.length > 0) {
-    const last = epochs[epochs.length - 1];
-    rows.push(['epochs', String(last.epoch)], ['final epoch loss', formatNumber(last.loss, 'plain')]);
+    put('Result', 'epochs completed', String(epochs[epochs.length - 1].epoch));
+    put('Result', 'final epoch loss', formatNumber(epochs[epochs.length - 1].loss, 'plain'));
   }
+  if (full.length > 0) put('Result', 'last full-batch step loss', formatNumber(full[full.length - 1].loss, 'plain'));
+  if (short.size > 0) put('Result', 'short batches', `${short.size} (marked, left out of the smoothed loss)`);
+  if (steps.length > 0) put('Result', 'final learning rate', formatNumber(steps[steps.length - 1].lr, 'rate'));
   const monitored = epochs.filter((r) => r.knnAccuracy !== undefined);
   if (monitored.length > 0) {
     const best = monitored.reduce((a, b) => (b.knnAccuracy! > a.knnAccuracy! ? b : a));
-    rows.push(['final kNN accuracy', formatNumber(monitored[monitored.length - 1].knnAccuracy!, 'accuracy')],
-      ['best kNN accuracy', `${formatNumber(best.knnAccuracy!, 'accuracy')} (epoch ${best.epoch})`]);
+    put('Result', 'final kNN accuracy', formatNumber(monitored[monitored.length - 1].knnAccuracy!, 'accuracy'));
+    put('Result', 'best kNN accuracy', `${formatNumber(best.knnAccuracy!, 'accuracy')} (epoch ${best.epoch})`);
   }
-  for (const [name, value] of Object.entries(summary)) {
-    rows.push([name, typeof value === 'number' ? formatNumber(value, 'plain') : value]);
+  for (const [name, value] of Object.entries(options.baselines ?? {})) put('Result', `kNN accuracy of ${name}`, formatNumber(value, 'accuracy'));
+  for (const [name, value] of Object.entries({ ...(options.summary ?? {}), ...(options.results ?? {}) })) put('Result', name, formatValue(value));
+  if (full.length > 0) put('Timing', 'mean images/s (full batches)', formatNumber(full.reduce((sum, r) => sum + r.imagesPerSecond, 0) / full.length, 'plain'));
+  const timed = steps.filter((r) => r.images !== undefined && r.imagesPerSecond > 0);
+  if (timed.length > 0) put('Timing', 'time in training steps', formatDuration(timed.reduce((sum, r) => sum + r.images! / r.imagesPerSecond, 0)));
+  for (const [name, value] of Object.entries(options.timing ?? {})) put('Timing', name, formatValue(value));
+  return (['Result', 'Timing', 'Settings'] as const).map((section) => ({
+    section,
+    rows: [...table].filter(([, row]) => row.section === section).map(([name, row]): [string, string] => [name, row.value]),
+  })).filter((s) => s.rows.length > 0);
+}
+
+function checkRows(value: unknown, name: string, numbersOnly = false): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('an object', name, value);
+  for (const [key, v] of Object.entries(value)) {
+    const ok = numbersOnly ? typeof v === 'number' : v === undefined || ['string', 'number', 'boolean'].includes(typeof v);
+    if (!ok) throw invalid(numbersOnly ? 'a number' : 'a string, number or boolean', `${name}['${key}']`, v);
   }
-  return rows;
+}
+
+/** Reads a run's metrics.jsonl (one record per line); a line that is not JSON (cut by a kill) is left out. */
+export function readMetrics(runDir: string): MetricsRecord[] {
+  const records: MetricsRecord[] = [];
+  for (const line of fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
+    try {
+      if (line) records.push(JSON.parse(line) as MetricsRecord);
+    } catch {
+      // a partial line
+    }
+  }
+  return records;
 }
 
 /**
- * Writes `<runDir>/report.svg` and `<runDir>/report.html` (the SVG inline plus a table of final numbers) from the
- * run's metrics records, atomically, and returns the HTML path.
+ * Writes `<runDir>/report.svg` and `<runDir>/report.html` from the run's metrics records, atomically, and returns the
+ * HTML path. The page shows the charts at its full width and one table: the settings, the result and the timing.
  */
 export async function writeReport(runDir: string, records: MetricsRecord[], options: ReportOptions = {}): Promise<string> {
   if (typeof runDir !== 'string' || runDir === '') throw invalid('a directory path', 'runDir', runDir);
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
   const title = options.title ?? 'SimCLR training report';
   if (typeof title !== 'string') throw invalid('a string', 'title', title);
-  const summary = options.summary ?? {};
-  if (typeof summary !== 'object' || summary === null) throw invalid('an object', 'summary', summary);
-  const svg = await renderReportSvg(records, title);
-  const rows = finalNumbers(records, summary).map(([name, value]) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`);
+  checkRows(options.settings, 'settings');
+  checkRows(options.results, 'results');
+  checkRows(options.summary, 'summary');
+  checkRows(options.timing, 'timing');
+  checkRows(options.baselines, 'baselines', true);
+  const svg = await renderReportSvg(records, title, options.baselines);
+  const sections = reportTable(records, options).map(({ section, rows }) =>
+    `<tbody><tr class="section"><th colspan="2">${section}</th></tr>` +
+    rows.map(([name, value]) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`).join('') + '</tbody>');
   const html = [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<title>${escapeHtml(title)}</title>`,
-    '<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-top:1em}',
-    'th,td{padding:.3em 1em;border-bottom:1px solid #ddd;text-align:left}td{font-variant-numeric:tabular-nums}</style>',
+    '<style>body{font-family:sans-serif;margin:1.5em}.charts svg{display:block;width:100%;height:auto}',
+    'table{border-collapse:collapse;margin-top:1em;min-width:50%}th,td{padding:.3em 1em;border-bottom:1px solid #ddd;text-align:left}',
+    'th{font-weight:normal}td{font-variant-numeric:tabular-nums}tr.section th{font-weight:bold;padding-top:1em;border-bottom:2px solid #999}</style>',
     '</head><body>',
     `<h1>${escapeHtml(title)}</h1>`,
-    svg,
-    '<h2>Final numbers</h2>',
-    `<table>${rows.join('')}</table>`,
+    `<div class="charts">${svg}</div>`,
+    '<h2>Run</h2>',
+    `<table>${sections.join('')}</table>`,
     '</body></html>',
     '',
   ].join('\n');

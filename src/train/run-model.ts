@@ -9,14 +9,22 @@ import { SimCLRModel } from '../models/simclr-model';
 import { Encoder } from '../models/encoder';
 import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+import { makeFolder } from '../atomic-file';
 
-/** Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`. */
+/**
+ * Creates the SimCLR model (encoder + projection head) of a run config, initialised from `config.seed`; the encoder
+ * starts from `config.weights` when set.
+ */
 export async function createModel(config: RunConfig): Promise<SimCLRModel> {
   manualSeed(config.seed + SEED_STREAMS.init);
+  if (config.weights !== undefined && !fs.existsSync(config.weights)) {
+    throw new Error(`--weights: ${config.weights} does not exist (give a torchvision .pth such as resnet18-f37072fd.pth, or a file written by simclr export)`);
+  }
   return SimCLRModel.create({
     backbone: config.backbone,
     stem: config.stem,
     device: config.device,
+    weights: config.weights,
     head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
   });
 }
@@ -26,7 +34,8 @@ export async function loadCheckpointModel(file: string, overrides: Partial<RunCo
   const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
   checkTrainingMeta(meta, file);
   const config = validateRunConfig({ ...(meta.config as Partial<RunConfig>), ...overrides });
-  const model = await createModel(config);
+  // The checkpoint holds the whole model: the starting weights of its run are not read again.
+  const model = await createModel({ ...config, weights: undefined });
   const state = splitTrainingTensors(tensors);
   for (const t of Object.values(state.optimizer)) t.dispose();
   await model.loadStateDict(state.model, { strict: true });
@@ -39,7 +48,7 @@ export async function loadCheckpointModel(file: string, overrides: Partial<RunCo
  * Writes the encoder of a checkpoint as a PyTorch state dict with torchvision's keys. The encoder's output is the
  * pooled features (no fc), so load it into torchvision with `model.fc = torch.nn.Identity()` first.
  */
-export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number }> {
+export async function exportEncoder(checkpoint: string, out: string): Promise<{ keys: number; backbone: RunConfig['backbone']; stem: RunConfig['stem'] }> {
   const { model, config } = await loadCheckpointModel(checkpoint);
   const state = await model.stateDict();
   const encoderState: Record<string, Tensor> = {};
@@ -48,7 +57,7 @@ export async function exportEncoder(checkpoint: string, out: string): Promise<{ 
   }
   const encoder = await Encoder.create({ backbone: config.backbone, stem: config.stem, outDim: 0 });
   await encoder.loadStateDict(encoderState, { strict: true });
-  await fs.promises.mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  await makeFolder(path.dirname(path.resolve(out)));
   await encoder.saveStateDict(out);
-  return { keys: Object.keys(encoderState).length };
+  return { keys: Object.keys(encoderState).length, backbone: config.backbone, stem: config.stem };
 }

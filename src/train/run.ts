@@ -1,71 +1,188 @@
 /**
  * A whole training run from a RunConfig, as the CLI and the benchmarks use it: data, model, the Trainer with the kNN
- * monitor and checkpoints, the report; resuming from `<out>/last.ckpt`; stopping on SIGINT or an abort signal.
+ * monitor and checkpoints, the report; the run folder locked throughout; resuming from `<out>/last.ckpt` with the
+ * run's own settings; stopping on SIGINT, SIGTERM or an abort signal with last.ckpt saved.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { openDataset, maybeSubset } from '../data/open';
 import { evaluationSplits, knnMonitorAccuracy } from '../eval/evaluate';
 import type { SimCLRModel } from '../models/simclr-model';
-import { writeReport, StepRecord } from './report';
+import { readMetrics, writeReport, EpochRecord, StepRecord } from './report';
+import { formatDuration } from './progress';
 import { readCheckpointHeader, checkTrainingMeta } from './checkpoint';
 import { Trainer, TrainResult } from './trainer';
-import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+import { RunConfig, SEED_STREAMS, SettingName, validateRunConfig } from './config';
 import { trainingData } from './training-data';
 import { createModel } from './run-model';
+import { RunFolderLock } from './run-folder';
 import { distributedTrainingData } from './distributed-data';
 import { DistributedRunOptions, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
+import type { ProcessGroup } from '../ops/process-group';
 
 export interface TrainingRun extends TrainResult {
   config: RunConfig;
   model: SimCLRModel;
   reportPath: string;
   checkpoint: string;
+  /** The signal that stopped the run early, if one did. */
+  stoppedBy?: 'SIGINT' | 'SIGTERM';
+  /** On resume: the settings that were changed from the run's (those that may change), one line each. */
+  notes: string[];
+}
+
+/** What a run needs of an AbortSignal (Node's and the DOM's are ones), declared here so the types need neither. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 /** Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl and the report. */
 export interface RunOptions {
   /** Continue the run in `config.out` from its last.ckpt. */
   resume?: boolean;
+  /** Start over in a folder that holds a previous run (its checkpoints, metrics and report are removed first). */
+  overwrite?: boolean;
   progress?: 'auto' | 'plain' | 'none';
-  /** The first SIGINT stops after the step in flight and saves last.ckpt; a second exits at once. */
+  /**
+   * The first SIGINT or SIGTERM stops after the step in flight and saves last.ckpt (the run then returns with
+   * `stoppedBy`); a second exits at once (130 for SIGINT, 143 for SIGTERM).
+   */
   handleSigint?: boolean;
   /** Aborting stops the run the same way. */
-  signal?: AbortSignal;
-  onStep?: (record: StepRecord) => void;
+  signal?: AbortSignalLike;
+  /** Called after every step with its record. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
+  onEpoch?: (record: EpochRecord) => unknown;
   /**
    * Data-parallel training: this process is one worker (rank) of a group, given explicitly or by 'env' (torchrun's
    * RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK: what `simclr train --nproc-per-node` and `torchrun
    * --no-python` set). Every worker runs runTraining with the same config; `batchSize` is per worker; rank 0 alone
-   * writes metrics, checkpoints and the report and runs the kNN monitor.
+   * locks `out`, writes metrics, checkpoints and the report and runs the kNN monitor; a resume reads rank 0's
+   * last.ckpt on every rank (it is sent to them), so the other machines need no shared disk.
    */
   distributed?: DistributedRunOptions | 'env';
 }
 
-/** The config a resumed run continues with: its own recipe; only where it writes and how long it runs may change. */
-async function resumedConfig(config: RunConfig, last: string): Promise<RunConfig> {
+/**
+ * The settings a resumed run may change, each with what the change means. Every other setting is the run's recipe:
+ * giving another value on resume is an error.
+ */
+const MAY_CHANGE_ON_RESUME: Partial<Record<SettingName, string>> = {
+  out: 'where the run is',
+  epochs: 'the learning-rate schedule is stretched or shortened to the new length from here on',
+  maxSteps: 'the run stops at the new step count',
+  device: 'training continues on the new device',
+  precision: 'the steps from here on run at the new precision (losses differ from an uninterrupted run by rounding)',
+  memoryFormat: 'memory layout only (results agree to rounding)',
+  workers: 'decoding concurrency only; results do not change',
+  checkpointEvery: 'checkpoints follow the new interval',
+  knnEvery: 'the kNN monitor follows the new interval; best.ckpt is chosen by what is monitored',
+  knnK: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  knnTemperature: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  evalData: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  evalSubset: 'the kNN monitor changes, and with it the choice of best.ckpt',
+};
+
+const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** A data spec with its folder or manifest made absolute, so a run resumes (and evaluates) from any working folder. */
+function absoluteData(spec: string): string;
+function absoluteData(spec: string | undefined): string | undefined;
+function absoluteData(spec: string | undefined): string | undefined {
+  return spec === undefined || spec === 'fashion-mnist' ? spec : path.resolve(spec);
+}
+
+/**
+ * The config a resumed run continues with: its own recipe, with the changes `given` (the settings the caller set) may
+ * make; any other difference is an error naming the setting.
+ */
+async function resumedConfig(given: Partial<RunConfig>, out: string, last: string): Promise<{ config: RunConfig; notes: string[] }> {
   if (!fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
   const { meta } = await readCheckpointHeader<{ format?: unknown }>(last);
   checkTrainingMeta(meta, last);
-  return validateRunConfig({ ...(meta.config as Partial<RunConfig>), out: config.out, epochs: config.epochs, maxSteps: config.maxSteps });
+  const stored: Record<string, unknown> = { ...validateRunConfig(meta.config as Partial<RunConfig>) };
+  const config: Record<string, unknown> = { ...stored, out };
+  const notes: string[] = [];
+  const conflicts: string[] = [];
+  for (const [name, value] of Object.entries(given) as [SettingName, unknown][]) {
+    if (value === undefined || name === 'out' || value === stored[name]) continue;
+    const before = stored[name] === undefined ? 'unset' : String(stored[name]);
+    const meaning = MAY_CHANGE_ON_RESUME[name];
+    if (meaning) {
+      config[name] = value;
+      notes.push(`${flag(name)} ${String(value)} (the run had ${before}): ${meaning}`);
+    } else {
+      conflicts.push(`${name} (${flag(name)}) is ${String(value)} but the run has ${before}`);
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new Error(`--resume continues the run in ${out} with its own settings, but ${conflicts.join('; ')}. Leave ` +
+      `${conflicts.length > 1 ? 'these' : 'it'} out to resume, or start a new run in another --out`);
+  }
+  return { config: validateRunConfig(config as Partial<RunConfig>), notes };
+}
+
+/** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
+const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
+
+async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
+  const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
+  if (present.length === 0) return;
+  if (!overwrite) {
+    throw new Error(`${out} holds a previous run (${present.join(', ')}): continue it with --resume, start over with ` +
+      '--overwrite, or choose another --out');
+  }
+  for (const name of present) await fs.promises.rm(path.join(out, name), { force: true });
 }
 
 export async function runTraining(partial: Partial<RunConfig>, options: RunOptions = {}): Promise<TrainingRun> {
+  if (options.resume && options.overwrite) throw new Error('--resume and --overwrite exclude each other');
   let config = validateRunConfig(partial);
+  const given: Partial<RunConfig> = { ...partial, data: absoluteData(partial.data), evalData: absoluteData(partial.evalData) };
+  config = { ...config, data: absoluteData(config.data), evalData: absoluteData(config.evalData) };
+  const last = path.join(config.out, 'last.ckpt');
   const distributed = resolveDistributed(options.distributed);
+  // Every worker joins first, so that a worker that fails below (rank 0's folder checks) ends the others' wait fast.
   const group = distributed ? await joinGroup(config, distributed) : undefined;
   const writer = !group || group.rank === 0;
+  if (writer && options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
+  const lock = writer ? await RunFolderLock.acquire(config.out) : undefined;
+  try {
+    let notes: string[] = [];
+    if (!options.resume && writer) await checkFreshFolder(config.out, options.overwrite ?? false);
+    // Data-parallel: rank 0's last.ckpt reaches every rank (machines need not share a disk).
+    const resumeFrom = !options.resume ? undefined : group ? await shareCheckpoint(group, last) : { file: last, cleanup: () => undefined };
+    try {
+      if (resumeFrom) {
+        ({ config, notes } = await resumedConfig(given, config.out, resumeFrom.file));
+        if (writer) for (const note of notes) process.stderr.write(`simclr: resuming with ${note}\n`);
+      }
+      const run = await train(config, options, lock, group, distributed, resumeFrom?.file);
+      return { ...run, notes };
+    } finally {
+      resumeFrom?.cleanup();
+    }
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock | undefined, group: ProcessGroup | undefined,
+  distributed: DistributedRunOptions | undefined, resumeFrom: string | undefined): Promise<Omit<TrainingRun, 'notes'>> {
   const last = path.join(config.out, 'last.ckpt');
-  const resumeFrom = options.resume && group ? await shareCheckpoint(group, last) : { file: last, cleanup: () => undefined };
-  if (options.resume) config = await resumedConfig(config, resumeFrom.file);
+  const writer = !group || group.rank === 0;
   // A rank trains on its own device; the config stored in checkpoints keeps the run's.
   const local = distributed ? { ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) } : config;
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
-  const model = await createModel(local);
+  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
+  // A resumed run's checkpoint holds the model: its starting weights are not read again.
+  const model = await createModel(resumeFrom ? { ...local, weights: undefined } : local);
   const data = group ? distributedTrainingData(dataset, local, group.rank, group.worldSize) : trainingData(dataset, local);
   const splits = config.knnEvery > 0 && writer ? evaluationSplits(local) : undefined;
   const monitor = async (epoch: number) => {
-    if (!splits || ((epoch + 1) % config.knnEvery !== 0 && epoch + 1 !== config.epochs)) return undefined;
+    if (!splits || (epoch % config.knnEvery !== 0 && epoch !== config.epochs)) return undefined;
     model.eval();
     try {
       return await knnMonitorAccuracy(model, splits, local);
@@ -76,35 +193,52 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   const trainer = new Trainer(model, data, {
     ...config,
     config: { ...config },
+    folderLock: lock,
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
+    onEpoch: options.onEpoch,
+    // Data-parallel: rank 0 evaluates while the others wait for its signal (not in a collective, whose timeout a long
+    // evaluation could exceed).
     monitor: config.knnEvery === 0 ? undefined
       : group ? rank0Monitor(group, monitor, Math.max(config.distTimeout * 1000, 3_600_000)) : monitor,
     dataParallel: group ? { group, globalBatchNorm: config.globalBatchNorm } : undefined,
   });
-  const quitNow = () => process.exit(130);
-  const onSigint = () => {
-    if (writer) process.stderr.write('\nsimclr: stopping after this step and saving last.ckpt (Ctrl-C again to quit at once)\n');
-    trainer.requestStop();
+  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+  const quitNow = () => process.exit(stoppedBy === 'SIGTERM' ? 143 : 130);
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    stoppedBy = signal;
+    trainer.requestStop(signal === 'SIGINT'
+      ? 'simclr: stopping after this step to save last.ckpt (Ctrl-C again: quit now)'
+      : 'simclr: SIGTERM: stopping after this step to save last.ckpt (a second signal quits now)');
+    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigterm);
     process.once('SIGINT', quitNow);
+    process.once('SIGTERM', quitNow);
   };
+  const onSigint = () => onSignal('SIGINT');
+  const onSigterm = () => onSignal('SIGTERM');
   const onAbort = () => trainer.requestStop();
-  if (options.handleSigint) process.once('SIGINT', onSigint);
+  if (options.handleSigint) {
+    process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigterm);
+  }
   options.signal?.addEventListener('abort', onAbort);
   if (options.signal?.aborted) trainer.requestStop();
   let result: TrainResult;
+  const started = Date.now();
   try {
-    result = await trainer.fit(options.resume ? resumeFrom.file : undefined);
+    result = await trainer.fit(resumeFrom);
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGINT', quitNow);
+    for (const [signal, listener] of [['SIGINT', onSigint], ['SIGTERM', onSigterm], ['SIGINT', quitNow], ['SIGTERM', quitNow]] as const) {
+      process.removeListener(signal, listener);
+    }
     options.signal?.removeEventListener('abort', onAbort);
-    resumeFrom.cleanup();
   }
-  if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last };
-  const records = fs.readFileSync(path.join(config.out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const reportPath = await writeReport(config.out, records, {
-    summary: { backbone: config.backbone, epochs: result.epochsCompleted, steps: result.steps, 'final loss': Number(result.lastLoss.toFixed(4)) },
+  const stopped = result.interrupted && stoppedBy ? { stoppedBy } : {};
+  if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last, ...stopped };
+  const reportPath = await writeReport(config.out, readMetrics(config.out), {
+    settings: { ...config },
+    timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
-  return { ...result, config, model, reportPath, checkpoint: last };
+  return { ...result, config, model, reportPath, checkpoint: last, ...stopped };
 }

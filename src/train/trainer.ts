@@ -8,12 +8,15 @@ import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
 import { createTrainStep, DataParallelOptions, TrainStep } from '../ops/train-step';
-import { checkInteger, invalid } from '../errors';
+import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
-import { RunConfig, SettingName, checkSettings } from './config';
+import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
 import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
+import { RunFolderLock } from './run-folder';
+import { linkFileAtomic, writeFileAtomic } from '../atomic-file';
 import { Progress } from './progress';
-import type { MetricsRecord, StepRecord } from './report';
+import type { EpochRecord, MetricsRecord, StepRecord } from './report';
+import type { AugmenterState } from '../augment';
 
 export type { OptimizerName } from '../ops/train-step';
 
@@ -22,7 +25,10 @@ const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nestero
 export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
 
 /** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
+const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'accumulationSteps', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
+
+/** Models in a Trainer.fit now (by native handle): a second fit on one of them is an error, not two interleaved runs. */
+const modelsInFit = new WeakSet<object>();
 
 /** What the loop needs of a model (a SimCLRModel): the native model the step runs on, and its state for checkpoints. */
 export interface TrainableModel extends Pick<ModelBase, 'handle'> {
@@ -36,39 +42,76 @@ export interface TrainableModel extends Pick<ModelBase, 'handle'> {
 export interface ImageBatch {
   images: Tensor;
   labels: ArrayLike<number>;
+  /**
+   * The batch's position in its epoch, counting batches the data source skipped (e.g. all of whose files were
+   * unreadable): where a resumed run continues. Without it, the batches trained on are counted.
+   */
+  index?: number;
 }
 
 /** What the loop needs of the data side: batches per epoch, and a seeded augmenter whose state can be saved. */
 export interface TrainingData {
-  /** Batches of epoch `epoch`, starting after the first `skipBatches` (used when resuming mid-epoch). */
+  /** Batches of epoch `epoch` (0-based: the loader's shuffle index), starting after the first `skipBatches` (used when resuming mid-epoch). */
   batches(epoch: number, skipBatches: number): AsyncIterable<ImageBatch>;
   batchesPerEpoch: number;
   /** Two views of each image, `2B x 3 x S x S` on `device`. */
   views(images: Tensor): Promise<Tensor>;
-  getAugmentState(): unknown;
-  setAugmentState(state: unknown): void;
+  getAugmentState(): AugmenterState;
+  setAugmentState(state: AugmenterState): void;
+}
+
+/** Where the loop is when it asks a custom learning-rate function. */
+export interface LrScheduleContext {
+  /** Steps per epoch and steps of the whole run. */
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** The learning rate the built-in schedule (scaled lr, warmup, cosine) would use at this step. */
+  scheduled: number;
 }
 
 /**
- * The optimiser settings, `epochs`, `batchSize`, `temperature`, `out` (the folder for last.ckpt, best.ckpt,
- * metrics.jsonl and the report) and `maxSteps` (stop after this many steps in total; default epochs *
- * batchesPerEpoch) are run settings (RUN_SETTINGS); the rest is the loop's own.
+ * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `accumulationSteps`, `maxSteps`,
+ * `temperature`, `precision`, `memoryFormat`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the
+ * report). Each one left out takes its RUN_SETTINGS default, as runTraining and the CLI do. With `accumulationSteps`
+ * N > 1 a step is still one batch, and the optimiser updates every N steps; a stop waits for the group to finish, but
+ * a group that spans an epoch's end is started afresh by a run resumed from that epoch's checkpoint.
  */
-export interface TrainerOptions extends Pick<RunConfig, (typeof TRAINER_SETTINGS)[number]> {
-  /** Called after each epoch with the epoch number; may return a monitor accuracy (kNN) used to pick best.ckpt. */
+export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_SETTINGS)[number] | 'checkpointEvery'>> {
+  /** Called after each epoch with the epoch number (1 = the first); may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
   /** Anything else to store in checkpoints (the CLI stores the whole run config). */
   config?: Record<string, unknown>;
-  /** Called after every step with its record (e.g. to stop a run at a given step with requestStop). */
-  onStep?: (record: StepRecord) => void;
+  /** Called after every step with its record (a promise it returns is awaited before the next step), e.g. to log or to stop with requestStop. */
+  onStep?: (record: StepRecord) => unknown;
+  /** Called after every epoch with its record (mean loss, kNN accuracy when monitored); a promise it returns is awaited before the checkpoint is written. */
+  onEpoch?: (record: EpochRecord) => unknown;
+  /**
+   * A learning-rate function replacing the built-in schedule: the lr of step `step` (0-based). It must return a finite
+   * number >= 0.
+   */
+  lrSchedule?: (step: number, context: LrScheduleContext) => number;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
+  /** The lock of `out` when the caller holds it already (runTraining does); otherwise fit takes it for its duration. */
+  folderLock?: RunFolderLock;
   /**
    * Data-parallel training over a process group: `batchSize` is per rank (the learning rate scales with the global
    * batch), every rank must train on its own shard of the data with the same number of batches, and rank 0 alone
-   * writes metrics.jsonl, the progress and the checkpoints.
+   * writes metrics.jsonl, the progress and the checkpoints (and holds the folder lock); the other ranks write nothing.
    */
   dataParallel?: DataParallelOptions;
+}
+
+/** The options with every run setting filled in. */
+type ResolvedOptions = TrainerOptions & Pick<RunConfig, Exclude<(typeof TRAINER_SETTINGS)[number], 'maxSteps'>>;
+
+/** Where a run stands: the next batch (`batchInEpoch` of `epoch`), steps done, and the current epoch's losses so far. */
+interface Position {
+  epoch: number;
+  batchInEpoch: number;
+  step: number;
+  epochLoss: { sum: number; count: number };
+  epochSeconds: number;
 }
 
 export interface TrainResult {
@@ -83,17 +126,31 @@ export class Trainer {
   private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
   private stopRequested = false;
-  /** The augmenter's state before the batch that is augmented but not yet trained on: what an interrupted run saves. */
-  private augmentStateBeforePending: unknown;
 
-  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, private readonly options: TrainerOptions) {
-    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  private readonly checkpointEvery: { steps?: number; minutes?: number };
+  /** The progress output while fit() runs. */
+  private progress: Progress | undefined;
+
+  private readonly options: ResolvedOptions;
+
+  constructor(private readonly model: TrainableModel, private readonly data: TrainingData, trainerOptions: TrainerOptions = {}) {
+    if (typeof trainerOptions !== 'object' || trainerOptions === null) throw invalid('an options object', 'options', trainerOptions);
+    if (trainerOptions.lrSchedule !== undefined && typeof trainerOptions.lrSchedule !== 'function') {
+      throw invalid('a function (step, context) => lr', 'lrSchedule', trainerOptions.lrSchedule);
+    }
+    const defaults = Object.fromEntries(TRAINER_SETTINGS.flatMap((name) => (name in DEFAULT_RUN_CONFIG ? [[name, DEFAULT_RUN_CONFIG[name as keyof RunConfig]]] : [])));
+    const given = Object.fromEntries(Object.entries(trainerOptions).filter(([, value]) => value !== undefined));
+    const options = { ...defaults, ...given } as ResolvedOptions;
     checkSettings(options, TRAINER_SETTINGS);
+    this.options = options;
+    this.checkpointEvery = options.checkpointEvery === undefined ? {} : checkpointInterval(options.checkpointEvery);
     const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
     this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
-      batchSize: options.batchSize * (options.dataParallel?.group.worldSize ?? 1),
+      // With accumulation an update sees accumulationSteps batches: the rate scales with that effective batch.
+      // Data-parallel: the global batch of every rank's images.
+      batchSize: options.batchSize * options.accumulationSteps * (options.dataParallel?.group.worldSize ?? 1),
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
@@ -105,6 +162,7 @@ export class Trainer {
       temperature: options.temperature,
       precision: options.precision,
       memoryFormat: options.memoryFormat,
+      accumulationSteps: options.accumulationSteps,
       dataParallel: options.dataParallel,
     });
     this.writer = (options.dataParallel?.group.rank ?? 0) === 0;
@@ -117,27 +175,67 @@ export class Trainer {
     return peakLearningRate(this.schedule);
   }
 
-  /** Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT uses this). In a
-   * data-parallel run the request travels with the next step, and every rank stops after that step. */
-  requestStop(): void {
-    if (this.trainStep.group) this.trainStep.requestStop();
-    else this.stopRequested = true;
+  /** The learning rate of step `step` (0-based): the built-in schedule's, or the custom function's. */
+  private learningRateAt(step: number): number {
+    const scheduled = learningRate(step, this.schedule);
+    const custom = this.options.lrSchedule;
+    if (!custom) return scheduled;
+    const lr = custom(step, { stepsPerEpoch: this.data.batchesPerEpoch, totalSteps: this.schedule.totalSteps, scheduled });
+    return checkNumber(lr, `lrSchedule(${step})`, 0);
   }
 
-  /** Trains from scratch, or from `resumeFrom` (a checkpoint written by this trainer) to the same end. */
+  /**
+   * Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT and SIGTERM use this). `notice`
+   * is printed above the progress line (or on stderr when the loop is not running).
+   */
+  requestStop(notice?: string): void {
+    // Data-parallel: the request travels with the next step, and every rank stops after that same step (a rank that
+    // stopped on its own would leave the others waiting in a collective).
+    if (this.trainStep.group) this.trainStep.requestStop();
+    else this.stopRequested = true;
+    if (notice === undefined || !this.writer) return;
+    if (this.progress) this.progress.log(notice);
+    else process.stderr.write(`${notice}\n`);
+  }
+
+  /**
+   * Trains from scratch, or from `resumeFrom` (a checkpoint written by this trainer) to the same end. The run folder
+   * `out` is locked meanwhile, and one model trains in one fit at a time.
+   */
   async fit(resumeFrom?: string): Promise<TrainResult> {
+    const handle = this.model.handle as object;
+    if (modelsInFit.has(handle)) {
+      throw new Error('Trainer.fit: this model is already being trained by another fit; wait for it to end (or train a separate model)');
+    }
+    modelsInFit.add(handle);
+    try {
+      // Data-parallel: only rank 0 writes into `out`, so only rank 0 locks it (the others may share its machine).
+      if (!this.writer) return await this.train(resumeFrom);
+      const lock = this.options.folderLock ?? await RunFolderLock.acquire(this.options.out);
+      try {
+        if (!lock.held || lock.folder !== path.resolve(this.options.out)) throw new Error(`Trainer: folderLock does not hold ${this.options.out}`);
+        return await this.train(resumeFrom);
+      } finally {
+        if (lock !== this.options.folderLock) await lock.release();
+      }
+    } finally {
+      modelsInFit.delete(handle);
+    }
+  }
+
+  private async train(resumeFrom: string | undefined): Promise<TrainResult> {
     const o = this.options;
-    await fs.promises.mkdir(o.out, { recursive: true });
-    let position = { epoch: 0, batchInEpoch: 0, step: 0 };
+    const metricsFile = path.join(o.out, 'metrics.jsonl');
+    let position: Position = { epoch: 0, batchInEpoch: 0, step: 0, epochLoss: { sum: 0, count: 0 }, epochSeconds: 0 };
     let best: number | null = null;
     if (resumeFrom) {
       const restored = await this.restore(resumeFrom);
-      position = restored;
+      position = restored.position;
       best = restored.bestMetric;
+      if (this.writer) await truncateMetrics(metricsFile, position);
     } else if (this.writer) {
-      await fs.promises.writeFile(path.join(o.out, 'metrics.jsonl'), '');
+      await fs.promises.writeFile(metricsFile, '');
     }
-    const metricsFile = path.join(o.out, 'metrics.jsonl');
     const records: MetricsRecord[] = [];
     const log = async (record: MetricsRecord) => {
       records.push(record);
@@ -145,84 +243,122 @@ export class Trainer {
     };
     const totalSteps = this.schedule.totalSteps;
     const progress = new Progress(this.writer ? o.progress ?? 'auto' : 'none', totalSteps, position.step);
+    this.progress = progress;
     let lastLoss = NaN;
     let interrupted = false;
-    let epoch = position.epoch;
-    let batchInEpoch = position.batchInEpoch;
-    let step = position.step;
+    let { epoch, batchInEpoch, step } = position;
+    let lastSave = Date.now();
+    const save = async (at: Position, augmentState: unknown) => {
+      await this.save(path.join(o.out, 'last.ckpt'), at, best, augmentState);
+      lastSave = Date.now();
+    };
 
     try {
       for (; epoch < o.epochs && step < totalSteps && !this.stopRequested; epoch++, batchInEpoch = 0) {
-        const epochStart = Date.now();
-        let lossSum = 0;
-        let lossCount = 0;
+        const resumed = epoch === position.epoch ? position : undefined;
+        const epochStart = Date.now() - 1000 * (resumed?.epochSeconds ?? 0);
+        const lossSoFar = { ...(resumed?.epochLoss ?? { sum: 0, count: 0 }) };
+        const firstBatch = batchInEpoch;
         const iterator = this.data.batches(epoch, batchInEpoch)[Symbol.asyncIterator]();
+        let exhausted = false;
+        // The augmenter's state before the batch that is augmented but not yet trained on: what a checkpoint saves.
+        let stateBeforePending: unknown;
+        const nextViews = async (): Promise<{ views: Tensor; index: number | undefined } | undefined> => {
+          const next = await iterator.next();
+          if (next.done) {
+            exhausted = true;
+            return undefined;
+          }
+          stateBeforePending = this.data.getAugmentState();
+          const views = await this.data.views(next.value.images);
+          next.value.images.dispose();
+          return { views, index: next.value.index };
+        };
+        const augmentState = (pending: unknown) => (pending ? stateBeforePending : this.data.getAugmentState());
+        const at = (): Position => ({ epoch, batchInEpoch, step, epochLoss: { ...lossSoFar }, epochSeconds: (Date.now() - epochStart) / 1000 });
         // The next batch's augmentation starts while the current step runs.
-        let pending = await this.nextViews(iterator);
-        while (pending && step < totalSteps) {
-          const stepStart = process.hrtime.bigint();
-          const lr = learningRate(step, this.schedule);
-          const views = pending;
-          const stepPromise = this.trainStep.step(views, lr);
-          const upcoming = step + 1 < totalSteps && !this.stopRequested ? this.nextViews(iterator) : Promise.resolve(undefined);
-          const { loss, images, stop } = await stepPromise;
-          if (stop) this.stopRequested = true;
-          views.dispose();
-          pending = await upcoming;
-          if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
-          const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
-          const imagesPerSecond = images / seconds;
-          step++;
-          batchInEpoch++;
-          lastLoss = loss;
-          lossSum += loss;
-          lossCount++;
-          const record: StepRecord = { step, epoch, loss, lr, imagesPerSecond };
-          await log(record);
-          o.onStep?.(record);
-          progress.update(step, { loss, lr, imagesPerSecond, epoch });
-          if (this.stopRequested) break;
+        let pending = await nextViews();
+        try {
+          while (pending && step < totalSteps) {
+            const stepStart = process.hrtime.bigint();
+            const lr = this.learningRateAt(step);
+            const { views, index } = pending;
+            const stepPromise = this.trainStep.step(views, lr);
+            // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
+            const groupOpen = (step + 1) % o.accumulationSteps !== 0;
+            const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? nextViews() : Promise.resolve(undefined);
+            // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
+            upcoming.then((next) => stepPromise.catch(() => next?.views.dispose()), () => undefined);
+            // Data-parallel: the global batch's loss and images, and whether any rank asked to stop.
+            const { loss, images, stop } = await stepPromise;
+            if (stop) this.stopRequested = true;
+            views.dispose();
+            pending = await upcoming;
+            if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
+            const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
+            const imagesPerSecond = images / seconds;
+            step++;
+            batchInEpoch = index === undefined ? batchInEpoch + 1 : index + 1;
+            lastLoss = loss;
+            lossSoFar.sum += loss;
+            lossSoFar.count++;
+            // Epochs are numbered from 1 wherever a person reads them (metrics.jsonl, the report, the console).
+            const record: StepRecord = { step, epoch: epoch + 1, loss, lr, imagesPerSecond, images };
+            await log(record);
+            await o.onStep?.(record);
+            progress.update(step, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
+            const groupDone = step % o.accumulationSteps === 0;
+            if (this.stopRequested && groupDone) break;
+            const endsHere = !pending || step >= totalSteps;
+            const due = (this.checkpointEvery.steps !== undefined && step % this.checkpointEvery.steps === 0) ||
+              (this.checkpointEvery.minutes !== undefined && Date.now() - lastSave >= this.checkpointEvery.minutes * 60_000);
+            if (due && groupDone && !endsHere) await save(at(), augmentState(pending));
+          }
+          // A run that stops exactly at an epoch's last batch has not yet seen the end of its batches: the data source
+          // ends the epoch (and reports the files it skipped) when asked for one more.
+          if (!pending && !exhausted && !this.stopRequested && batchInEpoch >= this.data.batchesPerEpoch) {
+            const extra = await nextViews();
+            if (extra) {
+              extra.views.dispose();
+              throw new Error(`the data gave more than its ${this.data.batchesPerEpoch} batches in epoch ${epoch + 1}`);
+            }
+          }
+          if (!exhausted) {
+            // Stopped within the epoch (a stop request or maxSteps): save where it stands; a resume continues here.
+            await save(at(), augmentState(pending));
+            interrupted = this.stopRequested;
+            break;
+          }
+        } finally {
+          pending?.views.dispose();
+          if (!exhausted) await iterator.return?.(undefined);
         }
-        const unfinished = pending !== undefined;
-        pending?.dispose();
-        if (!unfinished) this.augmentStateBeforePending = undefined;
-        if (this.stopRequested && (unfinished || batchInEpoch < this.data.batchesPerEpoch)) {
-          interrupted = true;
-          break;
+        if (lossSoFar.count === 0 && firstBatch === 0) {
+          throw new Error(`epoch ${epoch + 1} gave no batch of at least 2 readable images: nothing to train on (see the skipped files above)`);
         }
-        const knnAccuracy = o.monitor ? await o.monitor(epoch) : undefined;
-        const epochLoss = lossSum / Math.max(1, lossCount);
-        await log({ epoch, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) });
+        const knnAccuracy = o.monitor ? await o.monitor(epoch + 1) : undefined;
+        const epochLoss = lossSoFar.sum / Math.max(1, lossSoFar.count);
+        const epochRecord: EpochRecord = { epoch: epoch + 1, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) };
+        await log(epochRecord);
+        await o.onEpoch?.(epochRecord);
         progress.log(`epoch ${epoch + 1}/${o.epochs}: loss ${epochLoss.toFixed(4)} in ${((Date.now() - epochStart) / 1000).toFixed(0)} s` +
           (knnAccuracy !== undefined ? `, kNN accuracy ${(knnAccuracy * 100).toFixed(2)}%` : ''));
         const metric = knnAccuracy ?? -epochLoss;
         const isBest = best === null || metric > best;
         if (isBest) best = metric;
-        const at = { epoch: epoch + 1, batchInEpoch: 0, step };
-        await this.save(path.join(o.out, 'last.ckpt'), at, best);
-        if (isBest && this.writer) await fs.promises.copyFile(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
+        await save({ epoch: epoch + 1, batchInEpoch: 0, step, epochLoss: { sum: 0, count: 0 }, epochSeconds: 0 }, this.data.getAugmentState());
+        if (isBest && this.writer) await linkFileAtomic(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
       }
-      if (interrupted) {
-        // A batch that was already augmented but not trained on is redone after resuming, with the same draws.
-        if (this.augmentStateBeforePending !== undefined) this.data.setAugmentState(this.augmentStateBeforePending);
-        await this.save(path.join(o.out, 'last.ckpt'), { epoch, batchInEpoch, step }, best);
-      }
+      // A stop requested while an epoch ended (during the monitor) leaves the rest of the run undone.
+      interrupted ||= this.stopRequested && epoch < o.epochs && step < totalSteps;
     } finally {
       progress.stop();
+      this.progress = undefined;
     }
     return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
   }
 
-  private async nextViews(iterator: AsyncIterator<ImageBatch>): Promise<Tensor | undefined> {
-    const next = await iterator.next();
-    if (next.done) return undefined;
-    this.augmentStateBeforePending = this.data.getAugmentState();
-    const views = await this.data.views(next.value.images);
-    next.value.images.dispose();
-    return views;
-  }
-
-  private async save(file: string, at: { epoch: number; batchInEpoch: number; step: number }, best: number | null): Promise<void> {
+  private async save(file: string, at: Position, best: number | null, augmentState: unknown): Promise<void> {
     if (!this.writer) return;
     const modelState = await this.model.stateDict();
     const optimizer = this.trainStep.optimizerState();
@@ -231,7 +367,7 @@ export class Trainer {
       format: 'simclr-checkpoint',
       ...at,
       optimizerSteps: optimizer.steps,
-      augmentState: this.data.getAugmentState(),
+      augmentState,
       bestMetric: best,
       config: { ...(this.options.config ?? {}) },
     };
@@ -239,14 +375,41 @@ export class Trainer {
     for (const t of Object.values(tensors)) t.dispose();
   }
 
-  private async restore(file: string): Promise<{ epoch: number; batchInEpoch: number; step: number; bestMetric: number | null }> {
+  private async restore(file: string): Promise<{ position: Position; bestMetric: number | null }> {
     const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
     checkTrainingMeta(meta, file);
     const state = splitTrainingTensors(tensors);
     await this.model.loadStateDict(state.model, { strict: true });
     this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
-    this.data.setAugmentState(meta.augmentState);
+    this.data.setAugmentState(meta.augmentState as AugmenterState);
     for (const t of Object.values(tensors)) t.dispose();
-    return { epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step, bestMetric: meta.bestMetric };
+    const position: Position = {
+      epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step,
+      epochLoss: meta.epochLoss ?? { sum: 0, count: 0 }, epochSeconds: meta.epochSeconds ?? 0,
+    };
+    return { position, bestMetric: meta.bestMetric };
   }
+}
+
+/**
+ * Cuts metrics.jsonl back to what the checkpoint at `position` had logged: its steps and its completed epochs. Records
+ * logged after that checkpoint (by a run killed later) would otherwise appear twice; a partial last line (a run killed
+ * mid-write) goes too.
+ */
+async function truncateMetrics(file: string, position: Position): Promise<void> {
+  const text = await fs.promises.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return '';
+    throw err;
+  });
+  const kept = text.split('\n').filter((line) => {
+    let record: Partial<StepRecord> & { epoch?: number };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return false;
+    }
+    if (typeof record !== 'object' || record === null) return false;
+    return record.step !== undefined ? record.step <= position.step : record.epoch !== undefined && record.epoch <= position.epoch;
+  });
+  await writeFileAtomic(file, [kept.map((line) => line + '\n').join('')]);
 }

@@ -1,7 +1,7 @@
 /** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the two-view augmenter. */
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { Augmenter } from '../augment';
+import { Augmenter, AugmenterState } from '../augment';
 import type { TrainingData } from './trainer';
 import { RunConfig, SEED_STREAMS } from './config';
 
@@ -15,10 +15,18 @@ export function augmenterFor(config: RunConfig, seed: number): Augmenter {
   }, { seed });
 }
 
-/** Loader + augmenter as the trainer's data source. Batches of fewer than 2 images (a contrastive loss needs
- * negatives) are skipped. */
+/**
+ * Loader + augmenter as the trainer's data source. With `dropLast` (the default) every batch has `batchSize` images;
+ * otherwise a short last batch is trained on, except one of fewer than 2 images (a contrastive loss needs negatives).
+ */
 export function trainingData(dataset: Dataset, config: RunConfig): TrainingData & { loader: Loader; augmenter: Augmenter } {
-  const loader = new Loader(dataset, { batchSize: config.batchSize, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16 });
+  if (config.dropLast && dataset.length < config.batchSize) {
+    throw new RangeError(`batchSize ${config.batchSize} is larger than the ${dataset.length} training images and dropLast leaves no batch: ` +
+      'lower --batch-size, or pass --drop-last false');
+  }
+  const loader = new Loader(dataset, {
+    batchSize: config.batchSize, dropLast: config.dropLast, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16,
+  });
   const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
   return {
     loader,
@@ -30,11 +38,11 @@ export function trainingData(dataset: Dataset, config: RunConfig): TrainingData 
           batch.images.dispose();
           continue;
         }
-        yield { images: batch.images, labels: batch.labels };
+        yield { images: batch.images, labels: batch.labels, index: batch.step };
       }
     },
     views: (images: Tensor) => augmenter.views(images, { device: config.device }),
     getAugmentState: () => augmenter.getState(),
-    setAugmentState: (state: unknown) => augmenter.setState(state as number[]),
+    setAugmentState: (state: AugmenterState) => augmenter.setState(state),
   };
 }
