@@ -33,6 +33,9 @@ function ensureSystemPackages() {
   const { explicitLibTorchRequested } = require('./libtorch');
   const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist'];
   if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
+  // c10d's Gloo headers: LibTorch ships only its own c10d headers, and a source build against any LibTorch (Debian's or
+  // pip's) compiles the distributed training step with them.
+  wanted.push('libgloo-dev');
   if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
   // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
   if (forTests) wanted.push('tmux', 'chromium');
