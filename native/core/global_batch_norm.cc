@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 namespace simclr {
@@ -55,11 +56,14 @@ class GlobalBatchNormFunction : public torch::autograd::Function<GlobalBatchNorm
     const double count = ctx->saved_data["count"].toDouble();
     auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
     const at::ScalarType type = ComputeType(x);
-    const std::vector<int64_t> dims = ReduceDims(x);
     at::Tensor dy = grad_outputs[0].to(type);
-    at::Tensor xhat = (x.to(type) - PerChannel(mean, x)) * PerChannel(invstd, x);
-    at::Tensor sum_dy = dy.sum(dims);
-    at::Tensor sum_dy_xhat = (dy * xhat).sum(dims);
+    at::Tensor xs = x.to(type);
+    // The two per-channel sums by BatchNorm's own backward kernel, given the global statistics: the same reductions
+    // (vectorised, with their rounding) as the one-process step's.
+    at::Tensor sum_dy_xhat, sum_dy;
+    std::tie(std::ignore, sum_dy_xhat, sum_dy) = at::native_batch_norm_backward(
+        dy, xs, weight.to(type), {}, {}, mean, invstd, /*train=*/true, /*eps=*/0.0, {false, true, true});
+    at::Tensor xhat = (xs - PerChannel(mean, x)) * PerChannel(invstd, x);
     at::Tensor global = at::cat({sum_dy, sum_dy_xhat}).contiguous();
     group->AllReduceSum(global);
     const int64_t channels = x.size(1);
