@@ -108,14 +108,19 @@ describe('channels-last', () => {
   });
 
   it('gives the same training step as contiguous, to float32 rounding', async () => {
+    const [start] = await twins(6);
     const [a, b] = await twins(6);
     const views = Tensor.randn([8, 3, 16, 16]);
     const config = { optimizer: 'sgd', temperature: 0.5, precision: 'fp32' } as const;
     const lossA = (await createTrainStep(a, { ...config, memoryFormat: 'contiguous' }).step(views, 0.05)).loss;
     const lossB = (await createTrainStep(b, { ...config, memoryFormat: 'channelsLast' }).step(views, 0.05)).loss;
     expect(Math.abs(lossA - lossB)).toBeLessThan(1e-5 * lossA);
-    const { diff, scale } = await stateDiff(a, b);
-    expect(diff).toBeLessThan(1e-4 * Math.max(1, scale));
+    // Each layout has its own convolution kernels (oneDNN's on an Intel CPU with AVX-512 gave 3e-4 apart after this
+    // step, where an AVX2 CPU gives 1e-7): the two steps agree to a small share of the change the step makes.
+    const { diff } = await stateDiff(a, b);
+    const { diff: change } = await stateDiff(start, a);
+    expect(change).toBeGreaterThan(1e-3);
+    expect(diff).toBeLessThan(1e-2 * change);
   });
 });
 

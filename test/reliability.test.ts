@@ -137,7 +137,7 @@ describe('simclr train under kills and signals', () => {
   it('a partial last line in metrics.jsonl (a kill mid-write) and leftover temporary files are cleared on resume', async () => {
     const out = tmp();
     expect((await simclr(['train', ...TINY, '--max-steps', '2', '--out', out])).code).toBe(0);
-    fs.appendFileSync(path.join(out, 'metrics.jsonl'), '{"step":3,"epoch":0,"lo');
+    fs.appendFileSync(path.join(out, 'metrics.jsonl'), '{"step":3,"epoch":1,"lo');
     fs.writeFileSync(path.join(out, '.last.ckpt.12345.0123abcd.tmp'), 'a leftover of a killed write');
     const resumed = await simclr(['train', '--resume', '--max-steps', '6', '--progress', 'none', '--out', out]);
     expect(resumed.stderr).not.toMatch(/Error/);
@@ -224,10 +224,11 @@ describe('simclr train --resume', () => {
     const resumed = await simclr(['train', '--resume', '--max-steps', '12', '--progress', 'none', '--out', out]);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toMatch(/resuming with --max-steps 12 \(the run had 4\)/);
-    expect(steps(out).map((s) => [s.step, s.epoch])).toEqual([[1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [6, 0], [7, 1], [8, 1], [9, 1], [10, 1], [11, 1], [12, 1]]);
-    // Epoch 0's mean covers its 6 steps, 4 of them trained before the resume.
-    const epoch0 = steps(out).filter((s) => s.epoch === 0);
-    expect(epochs(out)[0].loss).toBeCloseTo(epoch0.reduce((a, s) => a + s.loss, 0) / 6, 12);
+    // metrics.jsonl numbers epochs from 1 (the checkpoint's position counts epochs done, from 0).
+    expect(steps(out).map((s) => [s.step, s.epoch])).toEqual([[1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 2], [8, 2], [9, 2], [10, 2], [11, 2], [12, 2]]);
+    // The first epoch's mean covers its 6 steps, 4 of them trained before the resume.
+    const first = steps(out).filter((s) => s.epoch === 1);
+    expect(epochs(out)[0].loss).toBeCloseTo(first.reduce((a, s) => a + s.loss, 0) / 6, 12);
   });
 
   it.each([

@@ -17,14 +17,20 @@
 namespace simclr {
 namespace {
 
-// A row tile holds about this many similarities (8 MiB in float32), and at least kMinTileRows rows: on these machines
-// a 128-row GEMM against all 8192 rows ran at ~33 GFLOPS, a 256-row one at ~42 and a 512-row one at ~55, but the
-// 512-row tile's 16 MiB put the op's peak memory over a quarter of PyTorch's at N = 4096. At V*N = 65536 rows a tile
-// is 64 MiB.
-constexpr int64_t kTileElements = int64_t(1) << 21;
+// A row tile holds about this many similarities, and at least kMinTileRows rows. On a CPU, 8 MiB in float32: on these
+// machines a 128-row GEMM against all 8192 rows ran at ~33 GFLOPS, a 256-row one at ~42 and a 512-row one at ~55, but
+// the 512-row tile's 16 MiB put the op's peak memory over a quarter of PyTorch's at N = 4096. On a GPU each op on a
+// tile is one kernel launch, and at 8 MiB the launches bound the op (an H200 at N = 16384: 0.56x PyTorch's lean form,
+// with 0.007 of its memory), so a tile there holds 128 MiB, still a small share of the lean form's whole matrix.
+constexpr int64_t kCpuTileElements = int64_t(1) << 21;
+constexpr int64_t kGpuTileElements = int64_t(1) << 25;
 constexpr int64_t kMinTileRows = 256;
 
-int64_t TileRows(int64_t rows) { return std::min(rows, std::max(kMinTileRows, kTileElements / rows)); }
+int64_t TileRows(const at::Tensor& u) {
+  const int64_t rows = u.size(0);
+  const int64_t elements = u.is_cpu() ? kCpuTileElements : kGpuTileElements;
+  return std::min(rows, std::max(kMinTileRows, elements / rows));
+}
 
 // exp(s) needs no per-row shift when it can neither overflow nor underflow: |s| <= 1/τ for unit rows, so every term
 // lies in [exp(−1/τ), exp(1/τ)] and a row sum below rows·exp(1/τ); the limits keep both well inside float32 (e^±87)
@@ -87,7 +93,7 @@ at::Tensor UpperExpTile(const at::Tensor& u, const at::Tensor& u_over_t, int64_t
 // rows (s is symmetric).
 at::Tensor SymmetricLogSumExp(const at::Tensor& u, double temperature) {
   const int64_t rows = u.size(0);
-  const int64_t tile_rows = TileRows(rows);
+  const int64_t tile_rows = TileRows(u);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
   at::Tensor sums = at::zeros({rows}, u.options());
@@ -105,20 +111,21 @@ at::Tensor SymmetricLogSumExp(const at::Tensor& u, double temperature) {
 // the diagonal block (the diagonal block is symmetric and already complete from the rows' side).
 void SymmetricSoftmaxTerm(const at::Tensor& u, double temperature, const at::Tensor& lse, at::Tensor& term) {
   const int64_t rows = u.size(0);
-  const int64_t tile_rows = TileRows(rows);
+  const int64_t tile_rows = TileRows(u);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
-  // The broadcast sum f_i + f_k is formed a few rows at a time, so it needs a buffer of kPairFactorRows rows, not a tile.
-  constexpr int64_t kPairFactorRows = 16;
-  at::Tensor pair_factor_buffer = at::empty({kPairFactorRows * rows}, u.options());
+  // The broadcast sum f_i + f_k is formed a few rows at a time on a CPU, so it needs a buffer of 16 rows, not a tile
+  // (and stays in cache); on a GPU a whole tile at once, one launch instead of one per 16 rows.
+  const int64_t pair_factor_rows = u.is_cpu() ? 16 : tile_rows;
+  at::Tensor pair_factor_buffer = at::empty({pair_factor_rows * rows}, u.options());
   at::Tensor f = lse.neg().exp_();
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {
     const int64_t count = std::min(tile_rows, rows - begin);
     const int64_t right = rows - begin - count;
     at::Tensor tile = UpperExpTile(u, u_over_t, begin, count, buffer);
     at::Tensor f_columns = f.narrow(0, begin, rows - begin).unsqueeze(0);
-    for (int64_t row = 0; row < count; row += kPairFactorRows) {
-      const int64_t n = std::min(kPairFactorRows, count - row);
+    for (int64_t row = 0; row < count; row += pair_factor_rows) {
+      const int64_t n = std::min(pair_factor_rows, count - row);
       at::Tensor pair_factor = pair_factor_buffer.narrow(0, 0, n * f_columns.size(1)).view({n, f_columns.size(1)});
       tile.narrow(0, row, n).mul_(at::add_out(pair_factor, f.narrow(0, begin + row, n).unsqueeze(1), f_columns));
     }
@@ -141,7 +148,7 @@ at::Tensor SimilarityTile(const at::Tensor& u, const at::Tensor& u_over_t, int64
 
 at::Tensor ShiftedLogSumExp(const at::Tensor& u, double temperature) {
   const int64_t rows = u.size(0);
-  const int64_t tile_rows = TileRows(rows);
+  const int64_t tile_rows = TileRows(u);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
   at::Tensor lse = at::empty({rows}, u.options());
@@ -157,7 +164,7 @@ at::Tensor ShiftedLogSumExp(const at::Tensor& u, double temperature) {
 
 void ShiftedSoftmaxTerm(const at::Tensor& u, double temperature, const at::Tensor& lse, at::Tensor& term) {
   const int64_t rows = u.size(0);
-  const int64_t tile_rows = TileRows(rows);
+  const int64_t tile_rows = TileRows(u);
   at::Tensor u_over_t = u / temperature;
   at::Tensor buffer = at::empty({tile_rows * rows}, u.options());
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {

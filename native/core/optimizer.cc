@@ -3,6 +3,8 @@
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
+#include <ATen/Functions.h>
+
 #include <cmath>
 
 namespace simclr {
@@ -35,24 +37,15 @@ void Optimizer::Step(double lr) {
   c10::AutoGradMode no_grad(false);
   ++steps_;
   const auto& o = options_;
+  if (o.kind == OptimizerKind::kSGD) return SgdStep(lr);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     at::Tensor param = parameters_[i].tensor;
     at::Tensor grad = param.grad();
     if (!grad.defined()) continue;
     const bool exclude = parameters_[i].exclude_from_decay;
     switch (o.kind) {
-      case OptimizerKind::kSGD: {
-        // torch.optim.SGD: d = g + wd * p; buf = m * buf + d; step = nesterov ? d + m * buf : buf
-        at::Tensor d = o.weight_decay > 0 && !exclude ? grad.add(param, o.weight_decay) : grad;
-        if (o.momentum > 0) {
-          at::Tensor& buf = buffers_[i]["momentum"];
-          if (!buf.defined()) buf = d.clone();  // torch: the first step initialises the buffer with d
-          else buf.mul_(o.momentum).add_(d);
-          d = o.nesterov ? d.add(buf, o.momentum) : buf;
-        }
-        param.add_(d, -lr);
-        break;
-      }
+      case OptimizerKind::kSGD:
+        break;  // SgdStep, above
       case OptimizerKind::kAdamW: {
         // torch.optim.AdamW: decoupled decay p *= 1 - lr * wd, then the bias-corrected Adam step.
         if (o.weight_decay > 0 && !exclude) param.mul_(1 - lr * o.weight_decay);
@@ -88,6 +81,54 @@ void Optimizer::Step(double lr) {
       }
     }
   }
+}
+
+// torch.optim.SGD in its foreach form: d = g + wd * p; buf = m * buf + d; step = nesterov ? d + m * buf : buf; each
+// formula over all parameters in one _foreach op, so that a GPU step launches a few kernels per formula instead of a
+// few per parameter (ResNet-50 has 161). On a CPU the ops run tensor by tensor, as the per-parameter loop did.
+void Optimizer::SgdStep(double lr) {
+  const auto& o = options_;
+  std::vector<size_t> index;         // parameters with a gradient
+  std::vector<at::Tensor> params, steps;
+  std::vector<size_t> decayed;       // positions in `steps` whose parameter is decayed
+  std::vector<at::Tensor> decayed_grads, decayed_params;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const at::Tensor& param = parameters_[i].tensor;
+    const at::Tensor& grad = param.grad();
+    if (!grad.defined()) continue;
+    index.push_back(i);
+    params.push_back(param);
+    steps.push_back(grad);
+    if (o.weight_decay > 0 && !parameters_[i].exclude_from_decay) {
+      decayed.push_back(steps.size() - 1);
+      decayed_grads.push_back(grad);
+      decayed_params.push_back(param);
+    }
+  }
+  if (params.empty()) return;
+  if (!decayed.empty()) {
+    std::vector<at::Tensor> d = at::_foreach_add(decayed_grads, decayed_params, o.weight_decay);
+    for (size_t k = 0; k < decayed.size(); ++k) steps[decayed[k]] = std::move(d[k]);
+  }
+  if (o.momentum > 0) {
+    std::vector<at::Tensor> running, their_steps, buffers;
+    for (size_t k = 0; k < params.size(); ++k) {
+      at::Tensor& buf = buffers_[index[k]]["momentum"];
+      if (!buf.defined()) {
+        buf = steps[k].clone();  // torch: the first step initialises the buffer with d
+      } else {
+        running.push_back(buf);
+        their_steps.push_back(steps[k]);
+      }
+      buffers.push_back(buf);
+    }
+    if (!running.empty()) {
+      at::_foreach_mul_(running, o.momentum);
+      at::_foreach_add_(running, their_steps);
+    }
+    steps = o.nesterov ? at::_foreach_add(steps, buffers, o.momentum) : std::move(buffers);
+  }
+  at::_foreach_add_(params, steps, -lr);
 }
 
 std::map<std::string, at::Tensor> Optimizer::State() const {

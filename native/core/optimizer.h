@@ -49,6 +49,7 @@ class Optimizer {
 
  private:
   at::Tensor& Buffer(size_t index, const char* kind);
+  void SgdStep(double lr);
 
   std::vector<NamedParameter> parameters_;
   OptimizerOptions options_;

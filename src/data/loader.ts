@@ -76,7 +76,8 @@ class Limiter {
 
 function warnSkipped(report: EpochReport): void {
   if (report.skipped === 0) return;
-  console.warn(`simclr: epoch ${report.epoch} skipped ${report.skipped} unreadable image(s), e.g.:\n  ${report.skippedExamples.join('\n  ')}`);
+  // Epochs are numbered from 1 where a person reads them (report.epoch is the loader's 0-based index).
+  console.warn(`simclr: epoch ${report.epoch + 1} skipped ${report.skipped} unreadable image(s), e.g.:\n  ${report.skippedExamples.join('\n  ')}`);
 }
 
 export class Loader implements AsyncIterable<Batch> {

@@ -10,7 +10,12 @@ import time
 
 import torch
 import torchvision
-from torchvision.transforms import v2
+try:
+    from torchvision.transforms import v2
+    to_float = v2.ToDtype(torch.float32, scale=True)
+except ImportError:  # torchvision < 0.15 (Debian's, in the CPU dry run): the v1 transforms take tensors too
+    import torchvision.transforms as v2
+    to_float = v2.ConvertImageDtype(torch.float32)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -24,7 +29,7 @@ def main():
         v2.RandomApply([v2.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
         v2.RandomGrayscale(p=0.2),
         v2.RandomApply([v2.GaussianBlur(a["blurKernel"], sigma=(0.1, 2.0))], p=0.5),
-        v2.ToDtype(torch.float32, scale=True),
+        to_float,
         v2.Normalize(MEAN, STD),
     ])
     print(json.dumps({"version": torch.__version__, "torchvision": torchvision.__version__}), flush=True)
