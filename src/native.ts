@@ -152,6 +152,8 @@ export interface NativeProcessGroupOptions {
   worldSize: number;
   backend: 'gloo' | 'nccl';
   timeoutMs: number;
+  /** The launcher serves the store (torchrun's agent); rank 0 connects to it instead of serving one. */
+  agentStore?: boolean;
 }
 
 /** Payload bytes this rank sent into each kind of collective, and how many calls. */

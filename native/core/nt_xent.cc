@@ -228,8 +228,10 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
 
 // --- Local rows x global columns (the data-parallel form): row tiles of this rank's anchors against every column.
 
-int64_t LocalTileRows(int64_t rows, int64_t columns) {
-  return std::min(rows, std::max(kMinTileRows, kTileElements / columns));
+int64_t LocalTileRows(const at::Tensor& u_local, int64_t columns) {
+  const int64_t rows = u_local.size(0);
+  const int64_t elements = u_local.is_cpu() ? kCpuTileElements : kGpuTileElements;
+  return std::min(rows, std::max(kMinTileRows, elements / columns));
 }
 
 // Rows [begin, begin + count) of s = (u_local/τ)·u_allᵀ with each anchor's own column (offset + its row) set to −inf,
@@ -246,7 +248,7 @@ at::Tensor LocalSimilarityTile(const at::Tensor& u_local_over_t, const at::Tenso
 // log Σ_{k≠self} exp(s_ik) for each local anchor, unshifted when exp cannot overflow (see ExpFitsWithoutShift).
 at::Tensor LocalRowLogSumExp(const at::Tensor& u_local, const at::Tensor& u_all, int64_t offset, double temperature) {
   const int64_t rows = u_local.size(0);
-  const int64_t tile_rows = LocalTileRows(rows, u_all.size(0));
+  const int64_t tile_rows = LocalTileRows(u_local, u_all.size(0));
   const bool unshifted = ExpFitsWithoutShift(u_all, temperature);
   at::Tensor u_over_t = u_local / temperature;
   at::Tensor buffer = at::empty({tile_rows * u_all.size(0)}, u_local.options());
@@ -269,7 +271,7 @@ at::Tensor LocalRowLogSumExp(const at::Tensor& u_local, const at::Tensor& u_all,
 void LocalSoftmaxTerms(const at::Tensor& u_local, const at::Tensor& u_all, int64_t offset, double temperature,
                        const at::Tensor& lse, at::Tensor& term_local, at::Tensor& term_all) {
   const int64_t rows = u_local.size(0);
-  const int64_t tile_rows = LocalTileRows(rows, u_all.size(0));
+  const int64_t tile_rows = LocalTileRows(u_local, u_all.size(0));
   at::Tensor u_over_t = u_local / temperature;
   at::Tensor buffer = at::empty({tile_rows * u_all.size(0)}, u_local.options());
   for (int64_t begin = 0; begin < rows; begin += tile_rows) {

@@ -190,7 +190,7 @@ void CheckOptions(const ProcessGroupOptions& o) {
 c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(o.master_port);
-  store_options.isServer = o.rank == 0;
+  store_options.isServer = o.rank == 0 && o.rank0_serves_store;
   store_options.numWorkers = static_cast<size_t>(o.world_size);
   store_options.waitWorkers = false;  // joining is checked below, with messages that name the missing ranks
   store_options.timeout = o.timeout;
@@ -199,10 +199,10 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
     return c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options);
   } catch (const std::exception& e) {
     const std::string message = MessageOf(e);
-    TORCH_CHECK(!(o.rank == 0 && Contains(message, {"already in use", "EADDRINUSE", "errno: 98"})), "MASTER_PORT ",
+    TORCH_CHECK(!(store_options.isServer && Contains(message, {"already in use", "EADDRINUSE", "errno: 98"})), "MASTER_PORT ",
                 o.master_port, " is in use on this machine: rank 0 cannot serve the rendezvous there. Pick a free port "
                 "(--master-port, MASTER_PORT) or stop the process that holds it");
-    TORCH_CHECK(o.rank != 0, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
+    TORCH_CHECK(!store_options.isServer, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
     TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
                 ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", message.substr(0, 300), ")");
   }

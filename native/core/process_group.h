@@ -25,6 +25,9 @@ struct ProcessGroupOptions {
   int64_t rank = 0;         // 0..world_size-1
   int64_t world_size = 1;
   CommBackend backend = CommBackend::kGloo;
+  // False when the launcher serves the store at master_addr:master_port (torchrun's agent:
+  // TORCHELASTIC_USE_AGENT_STORE=True); then rank 0 connects to it like every other rank.
+  bool rank0_serves_store = true;
   // Rendezvous and every collective fail after this long instead of hanging on a dead or stuck peer.
   std::chrono::milliseconds timeout{300000};
 };

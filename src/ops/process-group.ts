@@ -29,6 +29,12 @@ export interface ProcessGroupOptions {
   device?: Device;
   /** Milliseconds before the rendezvous or a collective gives up on a peer (default {@link DEFAULT_TIMEOUT_MS}). */
   timeoutMs?: number;
+  /**
+   * The launcher already serves the rendezvous store at masterAddr:masterPort, so rank 0 connects to it rather than
+   * serving one (default false). torchrun's agent does (it sets TORCHELASTIC_USE_AGENT_STORE=True in its workers'
+   * environment, which {@link processGroupOptionsFromEnv} reads).
+   */
+  agentStore?: boolean;
 }
 
 /** What this rank sent into each kind of collective since the group was created: payload bytes and calls. */
@@ -59,7 +65,7 @@ export function resolveBackend(backend: BackendName | 'auto', device: Device): B
  * @throws RangeError naming the variable that is missing or malformed.
  */
 export function processGroupOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
-  (Omit<ProcessGroupOptions, 'backend' | 'device' | 'timeoutMs'> & { localRank: number; localWorldSize: number }) | undefined {
+  (Omit<ProcessGroupOptions, 'backend' | 'device' | 'timeoutMs'> & { localRank: number; localWorldSize: number; agentStore: boolean }) | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
   const integer = (name: string, min: number, fallback?: number): number => {
     const text = env[name];
@@ -79,7 +85,8 @@ export function processGroupOptionsFromEnv(env: NodeJS.ProcessEnv = process.env)
   if (masterPort > 65535) throw new RangeError(`Expected a port (1..65535) for MASTER_PORT but received ${masterPort}`);
   const localRank = integer('LOCAL_RANK', 0, rank);
   const localWorldSize = integer('LOCAL_WORLD_SIZE', 1, worldSize);
-  return { rank, worldSize, masterAddr, masterPort, localRank, localWorldSize };
+  const agentStore = env.TORCHELASTIC_USE_AGENT_STORE === 'True';
+  return { rank, worldSize, masterAddr, masterPort, localRank, localWorldSize, agentStore };
 }
 
 export class ProcessGroup {
@@ -107,7 +114,9 @@ export class ProcessGroup {
       throw new RangeError(`backend '${backend}' is not compiled into this binary (it has ${distributedBackends().join(', ')}): NCCL needs a CUDA LibTorch and the CUDA and NCCL headers at build time`);
     }
     const timeoutMs = checkInteger(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs', 1);
-    const handle = await withCallerStack(native.createProcessGroup({ masterAddr: options.masterAddr, masterPort, rank, worldSize, backend, timeoutMs }));
+    const agentStore = options.agentStore ?? false;
+    if (typeof agentStore !== 'boolean') throw invalid('a boolean', 'agentStore', agentStore);
+    const handle = await withCallerStack(native.createProcessGroup({ masterAddr: options.masterAddr, masterPort, rank, worldSize, backend, timeoutMs, agentStore }));
     return new ProcessGroup(handle);
   }
 

@@ -16,6 +16,8 @@ export interface DistributedRunOptions {
   masterPort: number;
   /** This worker's index on its machine (default: rank): picks its GPU ('cuda' becomes 'cuda:<localRank>'). */
   localRank?: number;
+  /** The launcher serves the rendezvous store (torchrun's agent: TORCHELASTIC_USE_AGENT_STORE=True). */
+  agentStore?: boolean;
 }
 
 /**
@@ -45,6 +47,7 @@ export function joinGroup(config: RunConfig, options: DistributedRunOptions): Pr
     backend: config.distBackend,
     device: rankDevice(config.device, options.localRank ?? options.rank),
     timeoutMs: Math.round(config.distTimeout * 1000),
+    agentStore: options.agentStore ?? false,
   });
 }
 
