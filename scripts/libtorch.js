@@ -71,17 +71,65 @@ function fromSystem() {
   return describe({ source: 'system', root: '/usr', includeDir: SYSTEM_INCLUDE, libDir, rpath: false });
 }
 
+/** The first of `dirs` that holds `file`, or undefined. */
+function findIn(dirs, file) {
+  return dirs.find((dir) => fs.existsSync(path.join(dir, file)));
+}
+
+/**
+ * c10d's Gloo headers (ProcessGroupGloo.hpp includes <gloo/...>). LibTorch ships only its own c10d headers: Debian's
+ * libgloo-dev (/usr/include/gloo) supplies Gloo's, for the system LibTorch and for pip torch alike (the headers only
+ * declare what ProcessGroupGloo's interface names, behind pointers). GLOO_INCLUDE_DIR points elsewhere.
+ */
+function glooIncludes(found, env) {
+  const dirs = [env.GLOO_INCLUDE_DIR, found.includeDir, SYSTEM_INCLUDE].filter(Boolean);
+  const dir = findIn(dirs, path.join('gloo', 'algorithm.h'));
+  if (!dir) {
+    throw new LibTorchNotFound(['c10d\'s Gloo headers were not found (gloo/algorithm.h), which the distributed training step needs:',
+      '  on Debian/Ubuntu: apt-get install libgloo-dev      or set GLOO_INCLUDE_DIR to a folder holding gloo/'].join('\n'));
+  }
+  return dir === SYSTEM_INCLUDE || dir === found.includeDir ? [] : [dir];
+}
+
+/**
+ * The include folders for c10d's NCCL backend, or a reason why it is left out. Only a CUDA LibTorch has it, and its
+ * headers need a complete CUDA toolkit (cuda_runtime.h with crt/) and nccl.h: CUDA_INCLUDE_DIRS (':'-separated),
+ * CUDA_HOME, CUDA_PATH, /usr/local/cuda, pip's nvidia packages next to torch; NCCL_INCLUDE_DIR for nccl.h.
+ * SIMCLR_NCCL=0 leaves it out.
+ */
+function ncclIncludes(found, env) {
+  if (!found.cuda) return { dirs: [], reason: 'this LibTorch has no CUDA' };
+  if (env.SIMCLR_NCCL === '0') return { dirs: [], reason: 'SIMCLR_NCCL=0' };
+  const nvidia = path.join(path.dirname(found.root), 'nvidia');
+  const pip = fs.existsSync(nvidia) ? fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, 'include')).filter((d) => fs.existsSync(d)) : [];
+  const toolkit = (env.CUDA_INCLUDE_DIRS ? env.CUDA_INCLUDE_DIRS.split(':') : [env.CUDA_HOME, env.CUDA_PATH, '/usr/local/cuda']
+    .filter(Boolean).map((d) => path.join(d, 'include'))).filter((d) => fs.existsSync(d));
+  const cudaDirs = [...toolkit, ...pip];
+  if (!findIn(cudaDirs, 'cuda_runtime.h') || !findIn(cudaDirs, path.join('crt', 'host_config.h'))) {
+    return { dirs: [], reason: 'no complete CUDA toolkit headers (cuda_runtime.h and crt/host_config.h; set CUDA_HOME)' };
+  }
+  const nccl = findIn([env.NCCL_INCLUDE_DIR, ...cudaDirs, SYSTEM_INCLUDE].filter(Boolean), 'nccl.h');
+  if (!nccl) return { dirs: [], reason: 'nccl.h not found (set NCCL_INCLUDE_DIR)' };
+  return { dirs: [...new Set([...cudaDirs, ...(nccl === SYSTEM_INCLUDE ? [] : [nccl])])], reason: undefined };
+}
+
 function describe(found) {
   const libs = fs.readdirSync(found.libDir);
   const has = (name) => libs.some((f) => f === `lib${name}.so` || f.startsWith(`lib${name}.so.`));
   // Newer LibTorch headers refuse to compile below C++20 (ATen.h says so); older ones are fine with C++17.
   const atenHeader = fs.readFileSync(path.join(found.includeDir, 'ATen', 'ATen.h'), 'utf8');
+  const cuda = has('torch_cuda');
+  const nccl = ncclIncludes({ ...found, cuda }, process.env);
   return {
     ...found,
     cxxStandard: atenHeader.includes('C++20 or later') ? 20 : 17,
     version: readVersionHeader(found.includeDir),
     cxx11abi: true,
-    cuda: has('torch_cuda'),
+    cuda,
+    glooIncludes: glooIncludes(found, process.env),
+    nccl: nccl.reason === undefined,
+    ncclIncludes: nccl.dirs,
+    ...(nccl.reason ? { ncclMissing: nccl.reason } : {}),
     // Linking torch_cuda (with --no-as-needed) registers the CUDA backend; code stays device-agnostic ATen.
     libraries: ['torch', 'torch_cpu', 'c10', ...(has('torch_cuda') ? ['torch_cuda', 'c10_cuda'] : [])].filter(has),
   };
@@ -118,10 +166,13 @@ function hasLibJpeg() {
 function buildFlags(lt, jpeg = hasLibJpeg()) {
   // Sources include "core/x.h" and "bind/x.h" from native/.
   const includes = [NATIVE, path.dirname(require.resolve('node-addon-api/package.json')), lt.includeDir,
-    path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include')];
+    path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include'), ...lt.glooIncludes, ...lt.ncclIncludes];
   const defines = [
     `_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi ? 1 : 0}`,
     ...(lt.cuda ? ['SIMCLR_WITH_CUDA=1'] : []),
+    // c10d: Gloo always (CPU); NCCL when the LibTorch has CUDA and the CUDA and NCCL headers were found.
+    'USE_C10D_GLOO',
+    ...(lt.nccl ? ['USE_C10D_NCCL', 'SIMCLR_WITH_NCCL=1'] : []),
     'NAPI_VERSION=8',
     // Any C++ exception thrown in a callback becomes a JS error instead of aborting the process.
     'NODE_ADDON_API_CPP_EXCEPTIONS',

@@ -34,6 +34,9 @@ function ensureSystemPackages() {
   // libjpeg-turbo's headers: a source build decodes JPEGs natively with them (PIL's bytes), with sharp otherwise.
   const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist', 'libjpeg62-turbo-dev'];
   if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
+  // c10d's Gloo headers: LibTorch ships only its own c10d headers, and a source build against any LibTorch (Debian's or
+  // pip's) compiles the distributed training step with them.
+  wanted.push('libgloo-dev');
   if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
   // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
   if (forTests) wanted.push('tmux', 'chromium');

@@ -2,6 +2,7 @@
 /** The `simclr` command line: parses flags into a RunConfig and calls train/ and eval/; no training logic here. */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
+import * as path from 'path';
 import { doctor, formatDoctor } from './doctor';
 import { DEFAULT_RUN_CONFIG, QUICKSTART_CONFIG, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './train/config';
 
@@ -56,6 +57,24 @@ function addRunFlags(command: Command, defaults: Partial<RunConfig> | 'checkpoin
   return command;
 }
 
+const INT: Setting = { kind: 'int', min: 0, help: '' };
+
+/** The launcher's own flags (train): not run settings, since they describe processes, not the recipe. */
+const LAUNCH_FLAGS = ['nprocPerNode', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort'];
+
+/** The flags a launcher passes to each of its workers: the run's settings, config file, resume and progress. */
+function workerFlags(options: Record<string, unknown>): string[] {
+  const flags: string[] = [];
+  for (const name of SETTING_NAMES) {
+    if (options[name] !== undefined) flags.push(`--${kebab(name)}`, String(options[name]));
+  }
+  if (typeof options.config === 'string') flags.push('--config', path.resolve(options.config));
+  if (options.resume) flags.push('--resume');
+  if (options.overwrite) flags.push('--overwrite');
+  if (options.progress !== undefined) flags.push('--progress', String(options.progress));
+  return flags;
+}
+
 /** Flags over the config file over `base` (validateRunConfig adds the defaults). */
 function runConfigFrom(options: Record<string, unknown>, base: Partial<RunConfig> = {}): Partial<RunConfig> {
   const fromFile = typeof options.config === 'string' ? readConfigFile(options.config) : {};
@@ -94,14 +113,42 @@ export function buildProgram(): Command {
     .option('--config <file>', 'JSON file of run settings (flags override it)')
     .option('--resume', 'continue the run in --out from its last.ckpt')
     .option('--overwrite', 'start over in an --out that holds a previous run (removes its checkpoints, metrics and report)')
-    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), DEFAULT_RUN_CONFIG)
+    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none')
+    .addOption(new Option('--nproc-per-node <k>', 'data-parallel: start K workers on this machine, as torchrun (one per GPU, or per share of the cores)').argParser(parser(INT, 'nproc-per-node')!))
+    .addOption(new Option('--nnodes <n>', 'data-parallel: machines in the run, each with its own launcher (default 1)').argParser(parser(INT, 'nnodes')!))
+    .addOption(new Option('--node-rank <i>', 'data-parallel: this machine\'s index, 0..nnodes-1 (default 0)').argParser(parser(INT, 'node-rank')!))
+    .option('--master-addr <host>', 'data-parallel: address of node 0 as every machine reaches it (default 127.0.0.1)')
+    .addOption(new Option('--master-port <port>', 'data-parallel: port of the rendezvous on node 0 (default: a free port on one machine, 29500 on several)').argParser(parser(INT, 'master-port')!)),
+  DEFAULT_RUN_CONFIG)
     .action(async (options: Record<string, unknown>) => {
+      const partial = runConfigFrom(options);
+      if (LAUNCH_FLAGS.some((name) => options[name] !== undefined)) {
+        const { launch } = await import('./train/launch');
+        const { validateRunConfig } = await import('./train/config');
+        validateRunConfig(partial); // a bad setting fails here once, not in every worker
+        process.exitCode = await launch({
+          nprocPerNode: (options.nprocPerNode as number | undefined) ?? 1,
+          nnodes: options.nnodes as number | undefined,
+          nodeRank: options.nodeRank as number | undefined,
+          masterAddr: options.masterAddr as string | undefined,
+          masterPort: options.masterPort as number | undefined,
+          command: process.execPath,
+          args: [__filename, 'train', ...workerFlags(options)],
+        });
+        return;
+      }
       const { runTraining } = await import('./train/run');
-      const run = await runTraining(runConfigFrom(options), {
-        resume: Boolean(options.resume), overwrite: Boolean(options.overwrite), progress: progressMode(options.progress), handleSigint: true,
+      const { exitWithLauncher } = await import('./train/launch');
+      exitWithLauncher();
+      // Under a launcher (ours, torchrun --no-python, a scheduler) the environment says which worker this is.
+      const distributed = process.env.WORLD_SIZE ? 'env' : undefined;
+      const run = await runTraining(partial, {
+        resume: Boolean(options.resume), overwrite: Boolean(options.overwrite), progress: progressMode(options.progress), handleSigint: true, distributed,
       });
-      console.log(JSON.stringify({ steps: run.steps, epochs: run.epochsCompleted, lastLoss: run.lastLoss, interrupted: run.interrupted,
-        checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
+      if (!distributed || process.env.RANK === '0') {
+        console.log(JSON.stringify({ steps: run.steps, epochs: run.epochsCompleted, lastLoss: run.lastLoss, interrupted: run.interrupted,
+          checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
+      }
       if (run.interrupted) process.exitCode = run.stoppedBy === 'SIGTERM' ? 143 : 130;
     });
 

@@ -3,12 +3,14 @@ export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda
 export type { Dtype, Device, TensorOptions, SupportedTypedArray, MemoryStats } from './tensor';
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';
-export { ntXent, NT_XENT_MIN_TEMPERATURE, NT_XENT_DEFAULT_TEMPERATURE } from './ops/nt-xent';
+export { ntXent, ntXentLocalRows, NT_XENT_MIN_TEMPERATURE, NT_XENT_DEFAULT_TEMPERATURE } from './ops/nt-xent';
 export { Optimizer, trainStep, createTrainStep, OPTIMIZERS, OPTIMIZER_DEFAULTS } from './ops/train-step';
-export type { OptimizerOptions, OptimizerState, TrainStepOptions, TrainStepResult, TrainStep, TrainStepConfig } from './ops/train-step';
+export type { OptimizerOptions, OptimizerState, TrainStepOptions, TrainStepResult, TrainStep, TrainStepConfig, DataParallelOptions } from './ops/train-step';
 export { PRECISIONS, MEMORY_FORMATS, resolvePrecision, resolveMemoryFormat } from './ops/precision';
 export type { Precision, PrecisionSetting, MemoryFormat, MemoryFormatSetting } from './ops/precision';
-export type { NtXentOptions, NtXentResult } from './ops/nt-xent';
+export type { NtXentOptions, NtXentResult, NtXentLocalRowsResult } from './ops/nt-xent';
+export { ProcessGroup, BACKENDS, DEFAULT_TIMEOUT_MS, distributedBackends, processGroupOptionsFromEnv } from './ops/process-group';
+export type { BackendName, ProcessGroupOptions, CommunicationCounters } from './ops/process-group';
 export * from './data';
 export * from './augment';
 export { knnPredict, knnEvaluate } from './eval/knn';
@@ -37,6 +39,10 @@ export { DEFAULT_RUN_CONFIG, validateRunConfig, RUN_SETTINGS, SEED_STREAMS } fro
 export type { RunConfig, Setting, SettingName } from './train/config';
 export { runTraining } from './train/run';
 export type { TrainingRun, RunOptions } from './train/run';
+export type { DistributedRunOptions } from './train/distributed';
+export { distributedTrainingData } from './train/distributed-data';
+export { launch } from './train/launch';
+export type { LaunchOptions } from './train/launch';
 export { createModel, loadCheckpointModel, exportEncoder } from './train/run-model';
 export { trainingData } from './train/training-data';
 export type { TrainingDataOptions } from './train/training-data';

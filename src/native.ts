@@ -138,6 +138,55 @@ interface NtXentModule {
   readonly ntXentMinTemperature: number;
   ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
     Promise<{ loss: number; grad: NativeTensor }>;
+  /** The data-parallel form: this rank's rows (zLocal, at zAll[offset..]) against every rank's rows (zAll). */
+  ntXentLocalRows(zLocal: NativeTensor, zAll: NativeTensor, offset: number, temperature: number, views: number):
+    Promise<{ loss: number; gradLocal: NativeTensor; gradAll: NativeTensor }>;
+}
+
+// ── distributed: c10d process groups (TCPStore rendezvous, Gloo / NCCL); see ops/process-group.ts ──────────────
+
+export interface NativeProcessGroupOptions {
+  masterAddr: string;
+  masterPort: number;
+  rank: number;
+  worldSize: number;
+  backend: 'gloo' | 'nccl';
+  timeoutMs: number;
+  /** The launcher serves the store (torchrun's agent); rank 0 connects to it instead of serving one. */
+  agentStore?: boolean;
+}
+
+/** Payload bytes this rank sent into each kind of collective, and how many calls. */
+export interface NativeCommunicationCounters {
+  allReduceBytes: number;
+  allReduceCalls: number;
+  allGatherBytes: number;
+  allGatherCalls: number;
+  broadcastBytes: number;
+  broadcastCalls: number;
+}
+
+/** A joined process group. Collectives run on the compute thread, in call order (every rank must call them in the
+ * same order); store keys are for coordination outside collectives. */
+export interface NativeProcessGroup {
+  rank(): number;
+  size(): number;
+  backend(): 'gloo' | 'nccl';
+  timeoutMs(): number;
+  counters(): NativeCommunicationCounters;
+  allReduceSum(tensor: NativeTensor): Promise<NativeTensor>;
+  allGather(tensor: NativeTensor): Promise<NativeTensor>;
+  allGatherRows(tensor: NativeTensor): Promise<NativeTensor>;
+  broadcast(tensor: NativeTensor, root: number): Promise<NativeTensor>;
+  setKey(key: string, value: string): Promise<void>;
+  waitKey(key: string, timeoutMs: number): Promise<string>;
+}
+
+interface DistributedModule {
+  /** Joins a group (the rendezvous blocks up to the timeout, off the JS thread). */
+  createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
+  /** The backends compiled into this binary: 'gloo', and 'nccl' for CUDA builds with the NCCL headers. */
+  distributedBackends(): string[];
 }
 
 // ── augmentation // ── augmentation & eval view: two-view and multi-crop batches, the functional ops, the deterministic eval view; see augment/ ──── eval view: SimCLR and multi-crop views, the functional ops, the eval view; see augment/ ──────────
@@ -244,12 +293,30 @@ export interface NativeTrainStepOptions {
   precision: 'fp32' | 'bf16' | 'fp16';
   memoryFormat: 'contiguous' | 'channelsLast';
   accumulationSteps: number;
+  /** Data-parallel: ask every rank to stop after this step (the result's `stop`). */
+  stopRequested: boolean;
+}
+
+/** A data-parallel optimiser's group and how its steps synchronise; complete. */
+export interface NativeDataParallelOptions {
+  group: NativeProcessGroup;
+  globalBatchNorm: boolean;
+  gatherBackward: 'sum' | 'own';
+  bucketBytes: number;
+}
+
+export interface NativeTrainStepResult {
+  loss: number;
+  localLoss: number;
+  images: number;
+  applied: boolean;
+  stop: boolean;
 }
 
 interface TrainStepModule {
-  createOptimizer(model: NativeModel, options: NativeOptimizerOptions): NativeOptimizer;
+  createOptimizer(model: NativeModel, options: NativeOptimizerOptions, dataParallel?: NativeDataParallelOptions): NativeOptimizer;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, views: NativeTensor[], options: NativeTrainStepOptions):
-    Promise<{ loss: number; applied: boolean }>;
+    Promise<NativeTrainStepResult>;
 }
 
 // ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────
@@ -286,7 +353,8 @@ interface EvalModule {
 }
 
 /** Everything the addon exports. */
-export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, AugmentModule, TrainStepModule, EvalModule {}
+export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, NtXentModule, DistributedModule, AugmentModule,
+  TrainStepModule, EvalModule {}
 
 // ── loading ──────────────────────────────────────────────────────────────────────────────────────────────────────
 

@@ -154,7 +154,7 @@ describe('native training step arguments', () => {
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     // The native side takes complete options (no defaults of its own); the facade fills them the same way.
     const optimizerOptions = { optimizer: 'sgd', momentum: 0.9, nesterov: false, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, trustCoefficient: 0.001 };
-    const stepOptions = { lr: 0.1, temperature: 0.5, views: 2, precision: 'fp32', memoryFormat: 'contiguous', accumulationSteps: 1 } as const;
+    const stepOptions = { lr: 0.1, temperature: 0.5, views: 2, precision: 'fp32', memoryFormat: 'contiguous', accumulationSteps: 1, stopRequested: false } as const;
     expect(() => native.createOptimizer(model.handle, { ...optimizerOptions, optimizer: 'rmsprop' })).toThrowKind('RangeError', "'sgd', 'adamw', 'lars'");
     expect(() => native.createOptimizer({} as never, optimizerOptions)).toThrowKind('TypeError');
     const optimizer = native.createOptimizer(model.handle, optimizerOptions);

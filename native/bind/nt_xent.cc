@@ -1,4 +1,5 @@
-// N-API glue for the fused NT-Xent op: ntXent(z, temperature, views, method) -> Promise<{ loss, grad }>.
+// N-API glue for the fused NT-Xent op: ntXent(z, temperature, views, method) -> Promise<{ loss, grad }>, and its
+// data-parallel form ntXentLocalRows(zLocal, zAll, offset, temperature, views) -> Promise<{ loss, gradLocal, gradAll }>.
 #include "bind/args.h"
 #include "bind/module.h"
 #include "bind/tensor.h"
@@ -53,8 +54,33 @@ Napi::Value NtXent(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value NtXentLocalRows(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    at::Tensor z_local = TensorWrap::FromJs(info[0], "zLocal");
+    at::Tensor z_all = TensorWrap::FromJs(info[1], "zAll");
+    const int64_t offset = ArgInt(info[2], "offset", 0, int64_t(1) << 40);
+    const double temperature = ArgFiniteNumber(info[3], "temperature");
+    const int64_t views = ArgInt(info[4], "views", 2, int64_t(1) << 31);
+    CheckNtXentLocalRowsArgs(z_local, z_all, offset, temperature, views);
+    return RunAsync<NtXentLocalRowsResult>(
+        info.Env(), "simclr.ntXentLocalRows",
+        [z_local, z_all, offset, temperature, views] {
+          return NtXentLocalRowsForwardBackward(z_local, z_all, offset, temperature, views);
+        },
+        [](Napi::Env env, NtXentLocalRowsResult& result) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", Napi::Number::New(env, result.loss.item<double>()));
+          out.Set("gradLocal", TensorWrap::Wrap(env, result.grad_local));
+          out.Set("gradAll", TensorWrap::Wrap(env, result.grad_all));
+          return out;
+        },
+        RunsOn::kComputeThread);
+  });
+}
+
 void InitNtXentModule(Napi::Env env, Napi::Object exports) {
   exports.Set("ntXent", Napi::Function::New<NtXent>(env, "ntXent"));
+  exports.Set("ntXentLocalRows", Napi::Function::New<NtXentLocalRows>(env, "ntXentLocalRows"));
   exports.Set("ntXentMinTemperature", Napi::Number::New(env, kNtXentMinTemperature));
 }
 

@@ -1,12 +1,15 @@
 // N-API glue for core/train_step.h:
-//   createOptimizer(model, options) -> NativeOptimizer { state(), loadState(names, tensors, steps) }
-//   trainStep(model, optimizer, views: Tensor | Tensor[], options) -> Promise<{ loss, applied }>, off the JS thread.
+//   createOptimizer(model, options, dataParallel?) -> NativeOptimizer { state(), loadState(names, tensors, steps) }
+//     dataParallel: { group, globalBatchNorm, gatherBackward: 'sum' | 'own', bucketBytes }
+//   trainStep(model, optimizer, views: Tensor | Tensor[], options)
+//     -> Promise<{ loss, localLoss, images, applied, stop }>, off the JS thread.
 // The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are checked again here only
 // so that bad input is an error, never a crash.
 #include <atomic>
 #include <memory>
 
 #include "bind/args.h"
+#include "bind/distributed.h"
 #include "bind/models.h"
 #include "bind/module.h"
 #include "bind/tensor.h"
@@ -44,6 +47,21 @@ TrainStepOptions TrainStepOptionsFromJs(const Napi::Value& options) {
   o.precision = PrecisionOption(options);
   o.memory_format = MemoryFormatOption(options);
   o.accumulation_steps = IntOption(options, "accumulationSteps", 1, 1 << 20);
+  o.stop_requested = BoolOption(options, "stopRequested");
+  return o;
+}
+
+DataParallelOptions DataParallelOptionsFromJs(const Napi::Value& options) {
+  DataParallelOptions o;
+  if (options.IsUndefined() || options.IsNull()) return o;
+  if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for dataParallel but received " + TypeName(options));
+  o.group = ProcessGroupFromJs(Option(options, "group"), "dataParallel.group");
+  o.global_batch_norm = BoolOption(options, "globalBatchNorm");
+  const std::string gather = StringOption(options, "gatherBackward");
+  if (gather == "sum") o.gather_backward = GatherBackward::kSumOverRanks;
+  else if (gather == "own") o.gather_backward = GatherBackward::kOwnRankOnly;
+  else ThrowRange("Expected 'sum' or 'own' for dataParallel.gatherBackward but received '" + gather + "'");
+  o.bucket_bytes = IntOption(options, "bucketBytes", 1, int64_t(1) << 40);
   return o;
 }
 
@@ -83,7 +101,8 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
 
   explicit OptimizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OptimizerWrap>(info) {
     Guarded(info.Env(), [&] {
-      state_ = std::make_shared<TrainState>(ModelFromJs(info[0], "model"), OptimizerOptionsFromJs(info[1]));
+      state_ = std::make_shared<TrainState>(ModelFromJs(info[0], "model"), OptimizerOptionsFromJs(info[1]),
+                                            DataParallelOptionsFromJs(info[2]));
       return 0;
     });
   }
@@ -135,12 +154,12 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
 
 Napi::FunctionReference* OptimizerWrap::constructor = nullptr;
 
-// createOptimizer(model, { optimizer, momentum, nesterov, weightDecay, beta1, beta2, eps, trustCoefficient })
+// createOptimizer(model, { optimizer, momentum, nesterov, weightDecay, beta1, beta2, eps, trustCoefficient }, dataParallel?)
 Napi::Value CreateOptimizer(const Napi::CallbackInfo& info) {
-  return SIMCLR_GUARD(info, { return OptimizerWrap::constructor->New({info[0], info[1]}); });
+  return SIMCLR_GUARD(info, { return OptimizerWrap::constructor->New({info[0], info[1], info[2]}); });
 }
 
-// trainStep(model, optimizer, views, { lr, temperature, views, precision, memoryFormat, accumulationSteps })
+// trainStep(model, optimizer, views, { lr, temperature, views, precision, memoryFormat, accumulationSteps, stopRequested })
 Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     LockedModelPtr model = ModelFromJs(info[0], "model");
@@ -148,7 +167,7 @@ Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
     if (optimizer->state_->model() != model) ThrowRange("this optimizer was created for another model");
     std::vector<at::Tensor> groups = ViewGroupsFromJs(info[2]);
     TrainStepOptions options = TrainStepOptionsFromJs(info[3]);
-    CheckTrainStep(groups, options);
+    CheckTrainStep(groups, options, optimizer->state_->group() != nullptr);
     if (optimizer->busy_->exchange(true)) ThrowError("a training step is already running with this optimizer");
     auto busy = std::make_shared<BusyFlag>(BusyFlag{optimizer->busy_});
     std::shared_ptr<TrainState> state = optimizer->state_;
@@ -158,7 +177,10 @@ Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
         [](Napi::Env env, TrainStepResult& result) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
           out.Set("loss", result.loss);
+          out.Set("localLoss", result.local_loss);
+          out.Set("images", double(result.images));
           out.Set("applied", result.applied);
+          out.Set("stop", result.stop);
           return out;
         },
         RunsOn::kComputeThread);

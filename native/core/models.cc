@@ -4,11 +4,22 @@
 #include <map>
 #include <sstream>
 
+#include "core/global_batch_norm.h"
 #include "core/simclr_model.h"
 
 namespace simclr {
 
 namespace nn = torch::nn;
+
+// Every BatchNorm of the model runs through here: inside a data-parallel training step (a GlobalBatchNormScope on this
+// thread) a training-mode layer takes its batch statistics over all ranks; otherwise it is the layer's own forward.
+template <typename BatchNorm>
+static at::Tensor Norm(BatchNorm& bn, const at::Tensor& x) {
+  ProcessGroup* group = GlobalBatchNormGroup();
+  if (group == nullptr || !bn.is_training()) return bn.forward(x);
+  return GlobalBatchNorm(*group, x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked,
+                         bn.options.momentum(), bn.options.eps());
+}
 
 const std::vector<std::string>& BackboneNames() {
   static const std::vector<std::string> names = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
@@ -43,7 +54,7 @@ static at::Tensor Convolve(nn::Conv2dImpl& conv, const at::Tensor& x) {
 
 // downsample = Sequential(conv 1x1, BatchNorm2d), as torchvision's _make_layer builds it.
 static at::Tensor Downsample(const nn::Sequential& downsample, const at::Tensor& x) {
-  return downsample->ptr(1)->as<nn::BatchNorm2d>()->forward(Convolve(*downsample->ptr(0)->as<nn::Conv2d>(), x));
+  return Norm(*downsample->ptr(1)->as<nn::BatchNorm2d>(), Convolve(*downsample->ptr(0)->as<nn::Conv2d>(), x));
 }
 
 // ReLUs after BatchNorm run in place, as torchvision's ReLU(inplace=True): BatchNorm's backward needs its input, not
@@ -57,8 +68,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = bn1(Convolve(*conv1, x)).relu_();
-  out = bn2(Convolve(*conv2, out));
+  at::Tensor out = Norm(*bn1, Convolve(*conv1, x)).relu_();
+  out = Norm(*bn2, Convolve(*conv2, out));
   out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
 }
@@ -74,9 +85,9 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = bn1(Convolve(*conv1, x)).relu_();
-  out = bn2(Convolve(*conv2, out)).relu_();
-  out = bn3(Convolve(*conv3, out));
+  at::Tensor out = Norm(*bn1, Convolve(*conv1, x)).relu_();
+  out = Norm(*bn2, Convolve(*conv2, out)).relu_();
+  out = Norm(*bn3, Convolve(*conv3, out));
   out += downsample ? Downsample(downsample, x) : x;
   return at::relu_(out);
 }
@@ -145,7 +156,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
 
 at::Tensor ResNetImpl::forward(const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected images of shape N x 3 x H x W, got ", x.sizes());
-  at::Tensor out = bn1(conv1(x)).relu_();
+  at::Tensor out = Norm(*bn1, conv1(x)).relu_();
   if (!options.cifar_stem) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
   out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
@@ -170,7 +181,15 @@ ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& opts) : opti
   for (const auto& child : layers->named_children()) register_module(child.key(), child.value());
 }
 
-at::Tensor ProjectionHeadImpl::forward(const at::Tensor& h) { return layers->forward(h); }
+at::Tensor ProjectionHeadImpl::forward(const at::Tensor& h) {
+  at::Tensor out = h;
+  for (const auto& layer : layers->children()) {
+    if (auto* linear = layer->as<nn::Linear>()) out = linear->forward(out);
+    else if (auto* bn = layer->as<nn::BatchNorm1d>()) out = Norm(*bn, out);
+    else out = layer->as<nn::ReLU>()->forward(out);
+  }
+  return out;
+}
 
 SimCLRModelImpl::SimCLRModelImpl(const ResNetOptions& encoder_options,
                                  const std::optional<ProjectionHeadOptions>& head_options) {

@@ -226,6 +226,105 @@ class NtXentFunction : public torch::autograd::Function<NtXentFunction> {
   }
 };
 
+// --- Local rows x global columns (the data-parallel form): row tiles of this rank's anchors against every column.
+
+int64_t LocalTileRows(const at::Tensor& u_local, int64_t columns) {
+  const int64_t rows = u_local.size(0);
+  const int64_t elements = u_local.is_cpu() ? kCpuTileElements : kGpuTileElements;
+  return std::min(rows, std::max(kMinTileRows, elements / columns));
+}
+
+// Rows [begin, begin + count) of s = (u_local/τ)·u_allᵀ with each anchor's own column (offset + its row) set to −inf,
+// written into `buffer`.
+at::Tensor LocalSimilarityTile(const at::Tensor& u_local_over_t, const at::Tensor& u_all, int64_t offset, int64_t begin,
+                               int64_t count, const at::Tensor& buffer) {
+  const int64_t columns = u_all.size(0);
+  at::Tensor tile = buffer.narrow(0, 0, count * columns).view({count, columns});
+  at::mm_out(tile, u_local_over_t.narrow(0, begin, count), u_all.t());
+  tile.narrow(1, offset + begin, count).diagonal().fill_(-std::numeric_limits<double>::infinity());
+  return tile;
+}
+
+// log Σ_{k≠self} exp(s_ik) for each local anchor, unshifted when exp cannot overflow (see ExpFitsWithoutShift).
+at::Tensor LocalRowLogSumExp(const at::Tensor& u_local, const at::Tensor& u_all, int64_t offset, double temperature) {
+  const int64_t rows = u_local.size(0);
+  const int64_t tile_rows = LocalTileRows(u_local, u_all.size(0));
+  const bool unshifted = ExpFitsWithoutShift(u_all, temperature);
+  at::Tensor u_over_t = u_local / temperature;
+  at::Tensor buffer = at::empty({tile_rows * u_all.size(0)}, u_local.options());
+  at::Tensor lse = at::empty({rows}, u_local.options());
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    at::Tensor tile = LocalSimilarityTile(u_over_t, u_all, offset, begin, count, buffer);
+    if (unshifted) {
+      lse.narrow(0, begin, count).copy_(tile.exp_().sum(1).log_());
+    } else {
+      at::Tensor row_max = std::get<0>(tile.max(1, /*keepdim=*/true));
+      at::Tensor row_sum = tile.sub_(row_max).exp_().sum(1, /*keepdim=*/true);
+      lse.narrow(0, begin, count).copy_(row_sum.log_().add_(row_max).squeeze(1));
+    }
+  }
+  return lse;
+}
+
+// P·U_all for the local rows (term_local) and Pᵀ·U_local for every column (term_all), P the row softmax over k ≠ self.
+void LocalSoftmaxTerms(const at::Tensor& u_local, const at::Tensor& u_all, int64_t offset, double temperature,
+                       const at::Tensor& lse, at::Tensor& term_local, at::Tensor& term_all) {
+  const int64_t rows = u_local.size(0);
+  const int64_t tile_rows = LocalTileRows(u_local, u_all.size(0));
+  at::Tensor u_over_t = u_local / temperature;
+  at::Tensor buffer = at::empty({tile_rows * u_all.size(0)}, u_local.options());
+  for (int64_t begin = 0; begin < rows; begin += tile_rows) {
+    const int64_t count = std::min(tile_rows, rows - begin);
+    at::Tensor p = LocalSimilarityTile(u_over_t, u_all, offset, begin, count, buffer)
+                       .sub_(lse.narrow(0, begin, count).unsqueeze(1))
+                       .exp_();
+    term_local.narrow(0, begin, count).addmm_(p, u_all);
+    term_all.addmm_(p.t(), u_local.narrow(0, begin, count));
+  }
+}
+
+// Both gradients from the local forward's saved pieces, scaled by `grad_scale` (undefined means 1).
+std::pair<at::Tensor, at::Tensor> LocalRowsGradients(const Normalized& local, const Normalized& all, int64_t offset,
+                                                     double temperature, int64_t views, const at::Tensor& lse,
+                                                     const at::Tensor& positive_sums, const at::Tensor& grad_scale) {
+  at::Tensor term_local = at::zeros_like(local.u);
+  at::Tensor term_all = at::zeros_like(all.u);
+  LocalSoftmaxTerms(local.u, all.u, offset, temperature, lse, term_local, term_all);
+  at::Tensor grad_local = GradientFromSoftmaxTerm(local, term_local, positive_sums, temperature, views, grad_scale);
+  at::Tensor grad_u_all = term_all.mul_(1.0 / (double(local.u.size(0)) * temperature));
+  if (grad_scale.defined()) grad_u_all.mul_(grad_scale);
+  return {grad_local, NormalizeBackward(all, grad_u_all)};
+}
+
+class NtXentLocalRowsFunction : public torch::autograd::Function<NtXentLocalRowsFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& z_local, const at::Tensor& z_all,
+                            int64_t offset, double temperature, int64_t views) {
+    Normalized local = Normalize(InComputeType(z_local));
+    Normalized all = Normalize(InComputeType(z_all));
+    at::Tensor lse = LocalRowLogSumExp(local.u, all.u, offset, temperature);
+    ctx->save_for_backward({z_local, z_all, lse});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["views"] = views;
+    return MeanLoss(lse, local.u, PositiveSums(local.u, views), temperature, views);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const int64_t views = ctx->saved_data["views"].toInt();
+    Normalized local = Normalize(InComputeType(saved[0]));
+    Normalized all = Normalize(InComputeType(saved[1]));
+    auto grads = LocalRowsGradients(local, all, ctx->saved_data["offset"].toInt(),
+                                    ctx->saved_data["temperature"].toDouble(), views, saved[2],
+                                    PositiveSums(local.u, views), grad_outputs[0].to(local.u.scalar_type()));
+    return {grads.first.to(saved[0].scalar_type()), grads.second.to(saved[1].scalar_type()), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
 }  // namespace
 
 void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views) {
@@ -259,6 +358,48 @@ std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, dou
   at::Tensor grad_z =
       GradientFromSoftmaxTerm(n, SoftmaxTerm(n.u, temperature, lse), positive_sums, temperature, views, at::Tensor());
   return {loss, grad_z.to(z.scalar_type())};
+}
+
+void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
+                              int64_t views) {
+  for (const auto& [z, name] : {std::pair<const at::Tensor&, const char*>{z_local, "zLocal"}, {z_all, "zAll"}}) {
+    TORCH_CHECK_TYPE(z.defined(), "Expected a tensor for ", name, " but received an undefined tensor");
+    TORCH_CHECK_TYPE(at::isFloatingType(z.scalar_type()), "Expected a floating-point tensor for ", name,
+                     " but received dtype ", z.scalar_type());
+    TORCH_CHECK_VALUE(z.dim() == 2 && z.size(1) >= 1, "Expected a 2-D tensor [rows, d] for ", name,
+                      " but received shape ", z.sizes());
+  }
+  TORCH_CHECK_VALUE(z_local.size(1) == z_all.size(1), "zLocal and zAll must have the same width, got ", z_local.size(1),
+                    " and ", z_all.size(1));
+  TORCH_CHECK_VALUE(z_local.device() == z_all.device(), "zLocal and zAll must be on the same device");
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature, "Expected a finite number > ",
+                    kNtXentMinTemperature, " for temperature but received ", temperature);
+  TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
+  TORCH_CHECK_VALUE(z_local.size(0) % views == 0 && z_local.size(0) >= views, "zLocal has ", z_local.size(0),
+                    " rows: expected views = ", views, " views of at least one image (view-major)");
+  TORCH_CHECK_VALUE(z_all.size(0) >= 2 * views, "NT-Xent needs at least 2 images over all ranks, but zAll has ",
+                    z_all.size(0), " rows of ", views, " views");
+  TORCH_CHECK_VALUE(offset >= 0 && offset + z_local.size(0) <= z_all.size(0), "offset ", offset, " does not place the ",
+                    z_local.size(0), " local rows inside the ", z_all.size(0), " rows of zAll");
+}
+
+at::Tensor NtXentLocalRowsLoss(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
+                               int64_t views) {
+  CheckNtXentLocalRowsArgs(z_local, z_all, offset, temperature, views);
+  return NtXentLocalRowsFunction::apply(z_local, z_all, offset, temperature, views);
+}
+
+NtXentLocalRowsResult NtXentLocalRowsForwardBackward(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset,
+                                                     double temperature, int64_t views) {
+  CheckNtXentLocalRowsArgs(z_local, z_all, offset, temperature, views);
+  c10::AutoGradMode no_autograd(false);
+  Normalized local = Normalize(InComputeType(z_local));
+  Normalized all = Normalize(InComputeType(z_all));
+  at::Tensor lse = LocalRowLogSumExp(local.u, all.u, offset, temperature);
+  at::Tensor positive_sums = PositiveSums(local.u, views);
+  at::Tensor loss = MeanLoss(lse, local.u, positive_sums, temperature, views);
+  auto grads = LocalRowsGradients(local, all, offset, temperature, views, lse, positive_sums, at::Tensor());
+  return {loss, grads.first.to(z_local.scalar_type()), grads.second.to(z_all.scalar_type())};
 }
 
 std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views) {

@@ -41,6 +41,35 @@ at::Tensor NtXentLoss(const at::Tensor& z, double temperature, int64_t views);
 // backward of NtXentLoss, with no autograd graph or saved state.
 std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, double temperature, int64_t views);
 
+// --- Local rows x global columns: the data-parallel form.
+//
+// In a data-parallel step each rank holds the embeddings of its own images, z_local (R x d, view-major over its R/V
+// images), and has gathered every rank's, z_all (M x d, in rank order; z_local's rows are z_all[offset, offset + R)).
+// The rank's anchors are its own rows; the positives of an anchor are the other views of its image (in z_local); the
+// denominator runs over every row of z_all but the anchor itself. The loss is the mean over the R local anchors, so
+// the R-weighted mean over ranks of these losses is exactly the NT-Xent of the global batch. No rank forms the R x M
+// matrix: the same row tiles (about 2M similarities each) as the full form. Needs R >= V (one image; its negatives
+// may all come from other ranks) and M >= 2V.
+
+// Throws c10::TypeError / c10::ValueError naming the problem.
+void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
+                              int64_t views);
+
+// The local loss, differentiable in z_local and in z_all (a torch::autograd::Function; the training step puts the
+// all-gather with gradient in front of z_all).
+at::Tensor NtXentLocalRowsLoss(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
+                               int64_t views);
+
+struct NtXentLocalRowsResult {
+  at::Tensor loss;        // scalar
+  at::Tensor grad_local;  // dLoss/dz_local through the anchors and positives (R x d)
+  at::Tensor grad_all;    // dLoss/dz_all through the denominators (M x d)
+};
+
+// Forward value and both gradients without autograd (what the TS ntXentLocalRows() returns).
+NtXentLocalRowsResult NtXentLocalRowsForwardBackward(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset,
+                                                     double temperature, int64_t views);
+
 // The same loss and gradient the plain, unfused way (normalize, full similarity matrix, log_softmax, ATen autograd):
 // the in-process reference the tests compare against. Memory O((V*N)²).
 std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <utility>
 
+#include "core/global_batch_norm.h"
 #include "core/nt_xent.h"
 
 namespace simclr {
@@ -22,8 +23,26 @@ static Optimizer MakeOptimizer(const LockedModelPtr& model, const OptimizerOptio
   return Optimizer(TrainableParameters(*model->model), options);
 }
 
-TrainState::TrainState(LockedModelPtr model, const OptimizerOptions& options)
-    : model_(std::move(model)), optimizer_(MakeOptimizer(model_, options)) {}
+static std::vector<at::Tensor> Tensors(const std::vector<NamedParameter>& parameters) {
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : parameters) tensors.push_back(p.tensor);
+  return tensors;
+}
+
+TrainState::TrainState(LockedModelPtr model, const OptimizerOptions& options, DataParallelOptions data_parallel)
+    : model_(std::move(model)), optimizer_(MakeOptimizer(model_, options)), data_parallel_(std::move(data_parallel)) {
+  if (!data_parallel_.group) return;
+  TORCH_CHECK_VALUE(data_parallel_.bucket_bytes >= 1, "the gradient bucket size must be >= 1 byte");
+  std::lock_guard<std::mutex> hold(model_->mutex);
+  reducer_ = std::make_unique<GradientReducer>(data_parallel_.group, Tensors(TrainableParameters(*model_->model)),
+                                               data_parallel_.bucket_bytes);
+}
+
+TrainState::~TrainState() {
+  if (!reducer_) return;
+  std::lock_guard<std::mutex> hold(model_->mutex);  // the hooks come off the parameters while nothing runs the model
+  reducer_.reset();
+}
 
 std::map<std::string, at::Tensor> TrainState::State(int64_t* steps) const {
   std::lock_guard<std::mutex> hold(model_->mutex);
@@ -44,7 +63,7 @@ void TrainState::LoadState(const std::map<std::string, at::Tensor>& state, int64
   pending_micro_batches_ = 0;
 }
 
-void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options) {
+void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options, bool data_parallel) {
   TORCH_CHECK_VALUE(!view_groups.empty(), "a training step needs at least one tensor of views");
   TORCH_CHECK_VALUE(options.views >= 2, "views must be >= 2, got ", options.views);
   TORCH_CHECK_VALUE(std::isfinite(options.lr) && options.lr >= 0, "Expected a learning rate >= 0, got ", options.lr);
@@ -59,8 +78,10 @@ void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepO
     TORCH_CHECK_VALUE(views.device() == view_groups.front().device(), "all view tensors must be on one device");
     rows += views.size(0);
   }
-  TORCH_CHECK_VALUE(rows % options.views == 0 && rows / options.views >= 2, "the views hold ", rows, " rows: expected ",
-                    options.views, " views of at least 2 images");
+  const int64_t min_images = data_parallel ? 1 : 2;
+  TORCH_CHECK_VALUE(rows % options.views == 0 && rows / options.views >= min_images, "the views hold ", rows,
+                    " rows: expected ", options.views, " views of at least ",
+                    data_parallel ? "1 image on each rank" : "2 images");
   const int64_t images = rows / options.views;
   for (const at::Tensor& views : view_groups) {
     TORCH_CHECK_VALUE(views.size(0) % images == 0, "a group of views has ", views.size(0), " rows, not a multiple of ",
@@ -71,7 +92,8 @@ void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepO
 // Runs under the model's lock: the step reads and writes the model and the state's optimiser.
 struct TrainStepRunner {
   static TrainStepResult Run(TrainState& state, const std::vector<at::Tensor>& view_groups, const TrainStepOptions& o) {
-    CheckTrainStep(view_groups, o);
+    ProcessGroup* group = state.data_parallel_.group.get();
+    CheckTrainStep(view_groups, o, group != nullptr);
     std::lock_guard<std::mutex> hold(state.model_->mutex);
     SimCLRModelImpl& model = *state.model_->model;
     const at::Device device = model.encoder->conv1->weight.device();
@@ -79,10 +101,12 @@ struct TrainStepRunner {
     const at::ScalarType input_type = view_groups.front().scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     model.train();
     if (o.memory_format == MemoryFormat::kChannelsLast) ToMemoryFormat(model.parameters(), o.memory_format);
+    if (group) PrepareDataParallel(state, model);
     if (state.pending_micro_batches_ == 0) state.optimizer_.ZeroGrad();
 
     std::vector<at::Tensor> embeddings;
     {
+      GlobalBatchNormScope batch_norm(group && state.data_parallel_.global_batch_norm ? group : nullptr);
       AutocastScope autocast(device, o.precision);
       for (const at::Tensor& views : view_groups) {
         at::Tensor input = views.to(device, input_type).contiguous(AtenFormat(o.memory_format));
@@ -90,14 +114,44 @@ struct TrainStepRunner {
       }
     }
     // NT-Xent in float32 (or float64 for float64 views), outside the autocast region.
-    at::Tensor z = embeddings.size() == 1 ? embeddings.front() : at::cat(embeddings, 0);
-    at::Tensor loss = NtXentLoss(z.to(input_type), o.temperature, o.views);
-    at::Tensor objective = o.accumulation_steps > 1 ? loss / double(o.accumulation_steps) : loss;
-    const bool scaled = o.precision == Precision::kFloat16;
-    (scaled ? objective * state.scaler_.scale() : objective).backward();
-
+    at::Tensor z = (embeddings.size() == 1 ? embeddings.front() : at::cat(embeddings, 0)).to(input_type);
     TrainStepResult result;
-    result.loss = loss.item<double>();
+    at::Tensor loss;
+    double weight = 1;  // data-parallel: R_r·W/M, so that the mean over ranks of the gradients is the global loss's
+    if (group) {
+      GatheredRows all = AllGatherWithGradient(*group, z, state.data_parallel_.gather_backward);
+      loss = NtXentLocalRowsLoss(z, all.rows, all.offset, o.temperature, o.views);
+      weight = double(z.size(0)) * double(group->size()) / double(all.rows.size(0));
+      result.images = all.rows.size(0) / o.views;
+    } else {
+      loss = NtXentLoss(z, o.temperature, o.views);
+      result.images = z.size(0) / o.views;
+    }
+    const double divisor = double(o.accumulation_steps) / weight;
+    at::Tensor objective = divisor != 1 ? loss / divisor : loss;
+    const bool scaled = o.precision == Precision::kFloat16;
+    const bool applying = state.pending_micro_batches_ + 1 >= o.accumulation_steps;
+    if (group && applying) state.reducer_->Prepare();
+    try {
+      (scaled ? objective * state.scaler_.scale() : objective).backward();
+      if (group && applying) state.reducer_->Finish();
+    } catch (...) {
+      if (group) state.reducer_->Cancel();
+      throw;
+    }
+
+    result.local_loss = loss.item<double>();
+    result.loss = result.local_loss;
+    result.stop = o.stop_requested;
+    if (group) {
+      // The global loss (the R-weighted mean of the ranks' losses) and whether any rank asked to stop, in one call.
+      at::Tensor summary = at::tensor({result.local_loss * double(z.size(0)), o.stop_requested ? 1.0 : 0.0},
+                                      at::TensorOptions().dtype(at::kDouble).device(device));
+      group->AllReduceSum(summary);
+      summary = summary.cpu();
+      result.loss = summary[0].item<double>() / double(result.images * o.views);
+      result.stop = summary[1].item<double>() > 0;
+    }
     if (++state.pending_micro_batches_ < o.accumulation_steps) return result;
     state.pending_micro_batches_ = 0;
     bool finite = true;
@@ -111,6 +165,23 @@ struct TrainStepRunner {
     if (finite) state.optimizer_.Step(o.lr);
     result.applied = finite;
     return result;
+  }
+
+  // Before a data-parallel step: rank 0's parameters and buffers reach every rank once (and its buffers before every
+  // step without global BatchNorm, whose running statistics would otherwise drift apart); the store learns how far
+  // this rank got, for failure reports.
+  static void PrepareDataParallel(TrainState& state, SimCLRModelImpl& model) {
+    ProcessGroup& group = *state.data_parallel_.group;
+    group.MarkProgress(state.calls_++);
+    std::vector<at::Tensor> buffers = model.buffers();
+    if (!state.broadcast_done_) {
+      std::vector<at::Tensor> everything = model.parameters();
+      everything.insert(everything.end(), buffers.begin(), buffers.end());
+      BroadcastFromRank0(group, everything);
+      state.broadcast_done_ = true;
+    } else if (!state.data_parallel_.global_batch_norm && !buffers.empty()) {
+      BroadcastFromRank0(group, buffers);
+    }
   }
 };
 

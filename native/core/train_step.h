@@ -10,11 +10,26 @@
 #include <string>
 #include <vector>
 
+#include "core/data_parallel.h"
 #include "core/optimizer.h"
 #include "core/precision.h"
+#include "core/process_group.h"
 #include "core/simclr_model.h"
 
 namespace simclr {
+
+// How a step runs data-parallel over a process group (as PyTorch's DistributedDataParallel, plus SimCLR's global
+// negatives and BatchNorm): the model's parameters and buffers are broadcast from rank 0 before the first step; each
+// rank's embeddings are all-gathered with gradient and its own rows are scored against every rank's (NT-Xent local
+// rows x global columns); gradients are all-reduced as a mean in buckets while backward runs.
+struct DataParallelOptions {
+  ProcessGroupPtr group;
+  // BatchNorm statistics over all ranks (SimCLR's global BN). Off: each rank normalises by its own batch, and buffers
+  // (running statistics) are broadcast from rank 0 before every step, as DDP does.
+  bool global_batch_norm = true;
+  GatherBackward gather_backward = GatherBackward::kSumOverRanks;
+  int64_t bucket_bytes = int64_t(25) << 20;  // DDP's default bucket cap
+};
 
 // What persists from one step to the next besides the model: the optimiser, the float16 loss scaler, and how many
 // micro-batches have gradients waiting (gradient accumulation).
@@ -22,9 +37,12 @@ class TrainState {
  public:
   // Optimises every parameter of `model` that requires a gradient. Biases and BatchNorm weights (the 1-D parameters)
   // are excluded from weight decay and LARS adaptation, as SimCLR does.
-  TrainState(LockedModelPtr model, const OptimizerOptions& options);
+  // With `data_parallel.group` set, every step is a data-parallel step over that group.
+  TrainState(LockedModelPtr model, const OptimizerOptions& options, DataParallelOptions data_parallel = {});
+  ~TrainState();
 
   const LockedModelPtr& model() const { return model_; }
+  const ProcessGroupPtr& group() const { return data_parallel_.group; }
 
   // The optimiser's and the loss scaler's state as named tensors (copies) and the optimiser's step count; Load restores
   // both. Both hold the model's lock. Waiting micro-batch gradients are not part of the state.
@@ -37,6 +55,10 @@ class TrainState {
   Optimizer optimizer_;
   LossScaler scaler_;
   int64_t pending_micro_batches_ = 0;
+  DataParallelOptions data_parallel_;
+  std::unique_ptr<GradientReducer> reducer_;
+  bool broadcast_done_ = false;  // rank 0's parameters and buffers reached every rank
+  int64_t calls_ = 0;            // steps run, recorded in the group's store for failure reports
 };
 
 struct TrainStepOptions {
@@ -48,16 +70,24 @@ struct TrainStepOptions {
   // The update is applied once every `accumulation_steps` calls, on the mean of their gradients (each call's loss is
   // divided by it); the calls in between only accumulate.
   int64_t accumulation_steps = 1;
+  // Data-parallel: this rank asks every rank to stop after this step (the answer is TrainStepResult::stop), so that
+  // all ranks stop at the same step and none waits in a collective for the others.
+  bool stop_requested = false;
 };
 
 struct TrainStepResult {
-  double loss = 0;       // this micro-batch's NT-Xent loss
+  double loss = 0;       // this micro-batch's NT-Xent loss (data-parallel: over the global batch, the same on every rank)
+  double local_loss = 0;  // data-parallel: this rank's anchors only; otherwise = loss
+  int64_t images = 0;    // images in the (global) batch
   bool applied = false;  // whether the optimiser update ran (false while accumulating, or when fp16 found Inf/NaN)
+  bool stop = false;     // some rank asked to stop after this step (stop_requested on any rank)
 };
 
 // Throws c10::ValueError / c10::TypeError unless `view_groups` are float tensors `V_g*B x 3 x H_g x W_g` of the same B
-// >= 2 images whose view counts V_g add up to options.views, and the options are in range.
-void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options);
+// images (B >= 2; data-parallel, B >= 1 on each rank) whose view counts V_g add up to options.views, and the options
+// are in range.
+void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options,
+                    bool data_parallel = false);
 
 // One step. `view_groups` holds the views by resolution (one tensor for plain SimCLR, more for multi-crop), view-major
 // inside each group; the embeddings are concatenated in group order, so with two groups of 2 and 4 views NT-Xent sees

@@ -13,3 +13,5 @@ export { SeededRandom } from './random';
 export { IMAGE_EXTENSIONS } from './decode';
 export { Subset } from './subset';
 export { openDataset } from './open';
+export { DistributedSampler } from './sampler';
+export type { DistributedSamplerOptions } from './sampler';

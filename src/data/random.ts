@@ -17,6 +17,20 @@ const xoroshiro = require('pure-rand/generator/xoroshiro128plus') as {
   xoroshiro128plusFromState(state: readonly number[]): JumpableGenerator;
 };
 
+/** MurmurHash3's 32-bit finaliser: every input bit affects every output bit. */
+function mix32(x: number): number {
+  let h = x >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function checkKeyPart(part: number, index: number): void {
+  if (typeof part !== 'number' || !Number.isInteger(part) || part < 0 || part > Number.MAX_SAFE_INTEGER) {
+    throw invalid('a non-negative safe integer', `key[${index}]`, part, typeof part === 'number' ? 'range' : 'type');
+  }
+}
+
 export class SeededRandom {
   private generator: JumpableGenerator;
 
@@ -38,6 +52,24 @@ export class SeededRandom {
     const random = new SeededRandom(seed);
     for (let i = 0; i < k; i++) random.generator.jump();
     return random;
+  }
+
+  /**
+   * A generator for a tuple of integers, e.g. (seed, rank, epoch, batch): the tuple is hashed into the whole 128-bit
+   * state, so tuples that differ in one place give unrelated sequences. No state to save: the tuple recreates it.
+   */
+  static forKey(...parts: number[]): SeededRandom {
+    parts.forEach((p, i) => checkKeyPart(p, i));
+    const state = [0, 1, 2, 3].map((word) => {
+      let h = mix32(0x9e3779b9 + word);
+      for (const part of parts) {
+        h = mix32(h ^ (part >>> 0));
+        h = mix32(h ^ Math.floor(part / 2 ** 32));
+      }
+      return h | 0;
+    });
+    if (!state.some((v) => v !== 0)) state[0] = 1; // the one state xoroshiro cannot leave
+    return new SeededRandom(state);
   }
 
   /** Uniform in [0, 1), 53 random bits. */

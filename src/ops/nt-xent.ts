@@ -49,3 +49,35 @@ export async function ntXent(z: Tensor, options: NtXentOptions = {}): Promise<Nt
   const result = await withCallerStack(native.ntXent(z.handle, temperature, views));
   return { loss: result.loss, grad: new Tensor(result.grad) };
 }
+
+export interface NtXentLocalRowsResult {
+  /** The mean loss over this rank's anchors (the rows of zLocal). */
+  loss: number;
+  /** dLoss/dzLocal through the anchors and their positives. */
+  gradLocal: Tensor;
+  /** dLoss/dzAll through the denominators: in a training step the all-gather's backward sums it over ranks and hands
+   * each rank its slice. */
+  gradAll: Tensor;
+}
+
+/**
+ * NT-Xent in its data-parallel form: this rank's rows against every rank's. `zLocal` (`[V*B, d]`, view-major over this
+ * rank's B images) holds the anchors, `zAll` (`[M, d]`, every rank's rows in rank order, `zLocal`'s at
+ * `zAll[offset .. offset + V*B)`) the columns. Positives are the other views of the anchor's image in `zLocal`; the
+ * denominator runs over every row of `zAll` but the anchor. The loss is the mean over the local anchors: averaged over
+ * ranks (weighted by their row counts) it is {@link ntXent} of the global batch, and with the gradients combined as the
+ * training step does (`gradLocal` plus this rank's slice of the sum over ranks of `gradAll`) so is the gradient. The
+ * same tiled kernel as {@link ntXent}: the `V*B x M` matrix is never built.
+ *
+ * @throws TypeError for non-Tensors or non-float dtypes; RangeError for shapes, offset, temperature or views out of range.
+ */
+export async function ntXentLocalRows(zLocal: Tensor, zAll: Tensor, offset: number, options: NtXentOptions): Promise<NtXentLocalRowsResult> {
+  if (!(zLocal instanceof Tensor)) throw invalid('a Tensor', 'zLocal', zLocal);
+  if (!(zAll instanceof Tensor)) throw invalid('a Tensor', 'zAll', zAll);
+  if (typeof options !== 'object' || options === null) throw invalid('an options object { temperature, views }', 'options', options);
+  checkInteger(offset, 'offset', 0);
+  const temperature = checkNumber(options.temperature, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true);
+  const views = checkInteger(options.views ?? 2, 'views', 2);
+  const result = await withCallerStack(native.ntXentLocalRows(zLocal.handle, zAll.handle, offset, temperature, views));
+  return { loss: result.loss, gradLocal: new Tensor(result.gradLocal), gradAll: new Tensor(result.gradAll) };
+}

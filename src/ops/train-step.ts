@@ -4,12 +4,13 @@
  * optimiser is an object of its own, so a custom loop chooses its schedule, logging and checkpoints; the `Trainer`
  * (train/trainer.ts) is one such loop.
  */
-import { native, NativeOptimizer } from '../native';
+import { native, NativeDataParallelOptions, NativeOptimizer } from '../native';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
 import { checkInteger, checkNumber, checkOneOf, invalid, withCallerStack } from '../errors';
 import { NT_XENT_MIN_TEMPERATURE } from './nt-xent';
 import { MEMORY_FORMATS, MemoryFormatSetting, PRECISIONS, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from './precision';
+import { ProcessGroup } from './process-group';
 
 /** The optimisers of the native step. */
 export const OPTIMIZERS = ['sgd', 'adamw', 'lars'] as const;
@@ -29,6 +30,43 @@ export interface OptimizerOptions {
   eps?: number;
   /** LARS trust coefficient η (default 0.001, as SimCLR). */
   trustCoefficient?: number;
+  /** Makes every step with this optimiser a data-parallel step over a process group (see {@link DataParallelOptions}). */
+  dataParallel?: DataParallelOptions;
+}
+
+/**
+ * Data parallelism as PyTorch's DistributedDataParallel, plus what SimCLR needs: each rank steps on its own images;
+ * before the first step the parameters and buffers of rank 0 are broadcast; the embeddings of all ranks are gathered
+ * (with gradient) so that every rank scores its own rows against the global batch's N·B negatives; gradients are
+ * all-reduced as a mean in ~25 MB buckets while backward runs. N ranks with batch B then compute the step one worker
+ * with batch N·B would (with global BatchNorm), up to float rounding.
+ */
+export interface DataParallelOptions {
+  group: ProcessGroup;
+  /** BatchNorm statistics over all ranks, SimCLR's global BN (default true). False: per rank, with the buffers
+   * (running statistics) broadcast from rank 0 before each step, as DDP does. */
+  globalBatchNorm?: boolean;
+  /** Size of the gradient buckets in MiB (default 25, DDP's). */
+  bucketMegabytes?: number;
+  /**
+   * @internal What the all-gather's backward does: 'sum' (default, right) sums each row's gradient over all ranks;
+   * 'own' keeps the rank's own only, the bug lightly shipped (#1528). For tests that show why the sum matters.
+   */
+  gatherBackward?: 'sum' | 'own';
+}
+
+function nativeDataParallel(options: DataParallelOptions | undefined): NativeDataParallelOptions | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== 'object' || options === null) throw invalid('an options object { group }', 'dataParallel', options);
+  if (!(options.group instanceof ProcessGroup)) throw invalid('a ProcessGroup (ProcessGroup.init)', 'dataParallel.group', options.group);
+  const globalBatchNorm = options.globalBatchNorm ?? true;
+  if (typeof globalBatchNorm !== 'boolean') throw invalid('a boolean', 'dataParallel.globalBatchNorm', globalBatchNorm);
+  return {
+    group: options.group.handle,
+    globalBatchNorm,
+    gatherBackward: checkOneOf(options.gatherBackward ?? 'sum', 'dataParallel.gatherBackward', ['sum', 'own'] as const),
+    bucketBytes: Math.round(checkNumber(options.bucketMegabytes ?? 25, 'dataParallel.bucketMegabytes', 0, 2 ** 20, true) * 2 ** 20),
+  };
 }
 
 /** The defaults of the optional optimiser options (PyTorch's for AdamW, SimCLR's for LARS). */
@@ -61,10 +99,13 @@ export class Optimizer {
   /** @internal */
   readonly handle: NativeOptimizer;
   readonly model: Trainable;
+  /** The process group of a data-parallel optimiser. */
+  readonly group: ProcessGroup | undefined;
 
-  private constructor(model: Trainable, handle: NativeOptimizer) {
+  private constructor(model: Trainable, handle: NativeOptimizer, group: ProcessGroup | undefined) {
     this.model = model;
     this.handle = handle;
+    this.group = group;
   }
 
   static create(model: Trainable, options: OptimizerOptions): Optimizer {
@@ -82,7 +123,7 @@ export class Optimizer {
       beta2: checkNumber(options.beta2 ?? d.beta2, 'beta2', 0, 0.999999),
       eps: checkNumber(options.eps ?? d.eps, 'eps', 0, Infinity, true),
       trustCoefficient: checkNumber(options.trustCoefficient ?? d.trustCoefficient, 'trustCoefficient', 0, Infinity, true),
-    }));
+    }, nativeDataParallel(options.dataParallel)), options.dataParallel?.group);
   }
 
   /** Copies of the optimiser's buffers (empty before the first step) and its step count. */
@@ -119,19 +160,30 @@ export interface TrainStepOptions {
   memoryFormat?: MemoryFormatSetting;
   /** Apply the update once every this many calls, on the mean of their gradients (default 1: every call). */
   accumulationSteps?: number;
+  /** Data-parallel: ask every rank to stop after this step; the answer is the result's `stop` (default false). */
+  stopRequested?: boolean;
 }
 
 export interface TrainStepResult {
-  /** This batch's NT-Xent loss (before the update). */
+  /** This batch's NT-Xent loss (before the update); data-parallel: the global batch's, the same on every rank. */
   loss: number;
+  /** Data-parallel: the loss of this rank's anchors only; otherwise the same as `loss`. */
+  localLoss: number;
+  /** Images in the batch (data-parallel: over all ranks). */
+  images: number;
   /** Whether the optimiser update ran: false while accumulating, or when fp16's loss scaler found Inf/NaN. */
   applied: boolean;
+  /** Whether a rank asked to stop after this step (`stopRequested`): every rank gets the same answer. */
+  stop: boolean;
 }
 
 /** The native step options, complete and checked (`device` decides what 'auto' means). */
 function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device: string) {
   const precision = resolvePrecision(checkOneOf(options.precision ?? 'auto', 'precision', PRECISIONS), device);
+  const stopRequested = options.stopRequested ?? false;
+  if (typeof stopRequested !== 'boolean') throw invalid('a boolean', 'stopRequested', stopRequested);
   return {
+    stopRequested,
     lr: checkNumber(options.lr, 'lr', 0),
     temperature: checkNumber(options.temperature, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true),
     views: checkInteger(options.views ?? 2, 'views', 2, 64),
@@ -155,6 +207,8 @@ function checkViews(views: Tensor | readonly Tensor[]): Tensor[] {
  *
  * `views` is `V*B x 3 x H x W` with view-major rows (rows i and i + B are views of image i), or, for multi-crop, one
  * such tensor per resolution (all views of image i in every tensor are its positives). The model is put in train mode.
+ * With a data-parallel optimiser every rank must call this with its own images, the same number of times; a rank may
+ * hold a different number of images than the others (at least one).
  */
 export async function trainStep(model: Trainable, views: Tensor | readonly Tensor[], options: TrainStepOptions): Promise<TrainStepResult> {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
@@ -166,7 +220,8 @@ export async function trainStep(model: Trainable, views: Tensor | readonly Tenso
   return withCallerStack(step);
 }
 
-/** The settings of a fixed training loop: an optimiser, the loss and how the step runs. */
+/** The settings of a fixed training loop: an optimiser, the loss and how the step runs (data-parallel with
+ * `dataParallel`). */
 export interface TrainStepConfig extends OptimizerOptions {
   temperature: number;
   views?: number;
@@ -182,19 +237,31 @@ export interface TrainStep {
   step(views: Tensor | readonly Tensor[], lr: number): Promise<TrainStepResult>;
   optimizerState(): OptimizerState;
   loadOptimizerState(state: OptimizerState): void;
+  /** The process group of a data-parallel step. */
+  readonly group: ProcessGroup | undefined;
+  /**
+   * Asks to stop: the next step's result has `stop` set, on every rank of a data-parallel step at the same step (a
+   * rank that stopped on its own would leave the others waiting in a collective).
+   */
+  requestStop(): void;
 }
 
 /** A training step for `model` (a SimCLRModel: it needs a projection head) with its own optimiser. */
 export function createTrainStep(model: Trainable, config: TrainStepConfig): TrainStep {
   if (typeof config !== 'object' || config === null) throw invalid('an options object', 'options', config);
   const { temperature, views, precision, memoryFormat, accumulationSteps, ...optimizerOptions } = config;
-  const optimizer = Optimizer.create(model, optimizerOptions);
-  const fixed = { optimizer, temperature, views, precision, memoryFormat, accumulationSteps };
+  const fixed = { temperature, views, precision, memoryFormat, accumulationSteps };
   nativeStepOptions({ ...fixed, lr: 0 }, model.handle.device()); // settings errors now, not at the first step
+  const optimizer = Optimizer.create(model, optimizerOptions);
+  let stopRequested = false;
   return {
     optimizer,
-    step: (batch, lr) => trainStep(model, batch, { ...fixed, lr }),
+    step: (batch, lr) => trainStep(model, batch, { ...fixed, optimizer, lr, stopRequested }),
     optimizerState: () => optimizer.state(),
     loadOptimizerState: (state) => optimizer.loadState(state),
+    group: optimizer.group,
+    requestStop: () => {
+      stopRequested = true;
+    },
   };
 }

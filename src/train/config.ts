@@ -10,6 +10,7 @@ import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
 import { OPTIMIZERS } from '../ops/train-step';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
 import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
+import { BACKENDS, DEFAULT_TIMEOUT_MS } from '../ops/process-group';
 import { AUGMENT_DEFAULTS } from '../augment/config';
 import { DEFAULT_BASE_SIZE } from '../data/dataset';
 import { FOLDER_LABELS } from '../data/image-folder';
@@ -17,6 +18,9 @@ import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
 
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
 export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
+
+/** The c10d backends of a data-parallel run, and 'auto'. */
+export const DIST_BACKENDS = ['auto', ...BACKENDS] as const;
 
 /** Size of the evaluation bank (a subset of the training split) when `evalSubset` is not set. */
 export const DEFAULT_EVAL_BANK_SIZE = 10000;
@@ -54,7 +58,7 @@ export const RUN_SETTINGS = {
   projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
   projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
-  batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views)' },
+  batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
   accumulationSteps: { kind: 'int', min: 1, max: 1048576, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
   dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
@@ -74,6 +78,9 @@ export const RUN_SETTINGS = {
   knnK: { kind: 'int', min: 1, default: 200, help: 'neighbours of the kNN monitor' },
   knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },
   workers: { kind: 'int', min: 1, default: 4, help: 'decoding concurrency (x16 images in flight)' },
+  globalBatchNorm: { kind: 'bool', default: true, help: 'data-parallel runs: BatchNorm statistics over all workers (SimCLR\'s global BN); false: per worker' },
+  distBackend: { kind: 'enum', choices: DIST_BACKENDS, default: 'auto', help: 'data-parallel runs: the c10d backend; auto: nccl on CUDA devices when compiled in, else gloo' },
+  distTimeout: { kind: 'number', min: 1, default: DEFAULT_TIMEOUT_MS / 1000, help: 'data-parallel runs: seconds before a rendezvous or collective with a dead or stuck worker fails' },
   out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
   checkpointEvery: {
     kind: 'string', default: '10m', format: { pattern: /^(\d+|\d+(\.\d+)?m|epoch)$/, expected: "N steps ('500'), M minutes ('10m') or 'epoch'" },

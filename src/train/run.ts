@@ -16,6 +16,9 @@ import { RunConfig, SEED_STREAMS, SettingName, validateRunConfig } from './confi
 import { trainingData } from './training-data';
 import { createModel } from './run-model';
 import { RunFolderLock } from './run-folder';
+import { distributedTrainingData } from './distributed-data';
+import { DistributedRunOptions, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
+import type { ProcessGroup } from '../ops/process-group';
 
 export interface TrainingRun extends TrainResult {
   config: RunConfig;
@@ -53,6 +56,14 @@ export interface RunOptions {
   onStep?: (record: StepRecord) => unknown;
   /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
   onEpoch?: (record: EpochRecord) => unknown;
+  /**
+   * Data-parallel training: this process is one worker (rank) of a group, given explicitly or by 'env' (torchrun's
+   * RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK: what `simclr train --nproc-per-node` and `torchrun
+   * --no-python` set). Every worker runs runTraining with the same config; `batchSize` is per worker; rank 0 alone
+   * locks `out`, writes metrics, checkpoints and the report and runs the kNN monitor; a resume reads rank 0's
+   * last.ckpt on every rank (it is sent to them), so the other machines need no shared disk.
+   */
+  distributed?: DistributedRunOptions | 'env';
 }
 
 /**
@@ -133,30 +144,52 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   const given: Partial<RunConfig> = { ...partial, data: absoluteData(partial.data), evalData: absoluteData(partial.evalData) };
   config = { ...config, data: absoluteData(config.data), evalData: absoluteData(config.evalData) };
   const last = path.join(config.out, 'last.ckpt');
-  if (options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
-  const lock = await RunFolderLock.acquire(config.out);
+  const distributed = resolveDistributed(options.distributed);
+  // Every worker joins first, so that a worker that fails below (rank 0's folder checks) ends the others' wait fast.
+  const group = distributed ? await joinGroup(config, distributed) : undefined;
+  const writer = !group || group.rank === 0;
+  if (writer && options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
+  const lock = writer ? await RunFolderLock.acquire(config.out) : undefined;
   try {
     let notes: string[] = [];
-    if (options.resume) {
-      ({ config, notes } = await resumedConfig(given, config.out, last));
-      for (const note of notes) process.stderr.write(`simclr: resuming with ${note}\n`);
-    } else {
-      await checkFreshFolder(config.out, options.overwrite ?? false);
+    if (!options.resume && writer) await checkFreshFolder(config.out, options.overwrite ?? false);
+    // Data-parallel: rank 0's last.ckpt reaches every rank (machines need not share a disk).
+    const resumeFrom = !options.resume ? undefined : group ? await shareCheckpoint(group, last) : { file: last, cleanup: () => undefined };
+    try {
+      if (resumeFrom) {
+        ({ config, notes } = await resumedConfig(given, config.out, resumeFrom.file));
+        if (writer) for (const note of notes) process.stderr.write(`simclr: resuming with ${note}\n`);
+      }
+      const run = await train(config, options, lock, group, distributed, resumeFrom?.file);
+      return { ...run, notes };
+    } finally {
+      resumeFrom?.cleanup();
     }
-    const run = await train(config, options, lock);
-    return { ...run, notes };
   } finally {
-    await lock.release();
+    await lock?.release();
   }
 }
 
-async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock): Promise<Omit<TrainingRun, 'notes'>> {
+async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock | undefined, group: ProcessGroup | undefined,
+  distributed: DistributedRunOptions | undefined, resumeFrom: string | undefined): Promise<Omit<TrainingRun, 'notes'>> {
   const last = path.join(config.out, 'last.ckpt');
+  const writer = !group || group.rank === 0;
+  // A rank trains on its own device; the config stored in checkpoints keeps the run's.
+  const local = distributed ? { ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) } : config;
   const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
   // A resumed run's checkpoint holds the model: its starting weights are not read again.
-  const model = await createModel(options.resume ? { ...config, weights: undefined } : config);
-  const data = trainingData(dataset, config);
-  const splits = config.knnEvery > 0 ? evaluationSplits(config) : undefined;
+  const model = await createModel(resumeFrom ? { ...local, weights: undefined } : local);
+  const data = group ? distributedTrainingData(dataset, local, group.rank, group.worldSize) : trainingData(dataset, local);
+  const splits = config.knnEvery > 0 && writer ? evaluationSplits(local) : undefined;
+  const monitor = async (epoch: number) => {
+    if (!splits || (epoch % config.knnEvery !== 0 && epoch !== config.epochs)) return undefined;
+    model.eval();
+    try {
+      return await knnMonitorAccuracy(model, splits, local);
+    } finally {
+      model.train();
+    }
+  };
   const trainer = new Trainer(model, data, {
     ...config,
     config: { ...config },
@@ -164,17 +197,11 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
     onEpoch: options.onEpoch,
-    monitor: splits
-      ? async (epoch) => {
-        if (epoch % config.knnEvery !== 0 && epoch !== config.epochs) return undefined;
-        model.eval();
-        try {
-          return await knnMonitorAccuracy(model, splits, config);
-        } finally {
-          model.train();
-        }
-      }
-      : undefined,
+    // Data-parallel: rank 0 evaluates while the others wait for its signal (not in a collective, whose timeout a long
+    // evaluation could exceed).
+    monitor: config.knnEvery === 0 ? undefined
+      : group ? rank0Monitor(group, monitor, Math.max(config.distTimeout * 1000, 3_600_000)) : monitor,
+    dataParallel: group ? { group, globalBatchNorm: config.globalBatchNorm } : undefined,
   });
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
   const quitNow = () => process.exit(stoppedBy === 'SIGTERM' ? 143 : 130);
@@ -200,16 +227,18 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   let result: TrainResult;
   const started = Date.now();
   try {
-    result = await trainer.fit(options.resume ? last : undefined);
+    result = await trainer.fit(resumeFrom);
   } finally {
     for (const [signal, listener] of [['SIGINT', onSigint], ['SIGTERM', onSigterm], ['SIGINT', quitNow], ['SIGTERM', quitNow]] as const) {
       process.removeListener(signal, listener);
     }
     options.signal?.removeEventListener('abort', onAbort);
   }
+  const stopped = result.interrupted && stoppedBy ? { stoppedBy } : {};
+  if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last, ...stopped };
   const reportPath = await writeReport(config.out, readMetrics(config.out), {
     settings: { ...config },
     timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
-  return { ...result, config, model, reportPath, checkpoint: last, ...(result.interrupted && stoppedBy ? { stoppedBy } : {}) };
+  return { ...result, config, model, reportPath, checkpoint: last, ...stopped };
 }

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { createTrainStep, TrainStep } from '../ops/train-step';
+import { createTrainStep, DataParallelOptions, TrainStep } from '../ops/train-step';
 import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
@@ -106,6 +106,12 @@ export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_
   progress?: 'auto' | 'plain' | 'none';
   /** The lock of `out` when the caller holds it already (runTraining does); otherwise fit takes it for its duration. */
   folderLock?: RunFolderLock;
+  /**
+   * Data-parallel training over a process group: `batchSize` is per rank (the learning rate scales with the global
+   * batch), every rank must train on its own shard of the data with the same number of batches, and rank 0 alone
+   * writes metrics.jsonl, the progress and the checkpoints (and holds the folder lock); the other ranks write nothing.
+   */
+  dataParallel?: DataParallelOptions;
 }
 
 /** The options with every run setting filled in. */
@@ -155,7 +161,8 @@ export class Trainer {
       baseLr: options.lr,
       scaling: options.lrScaling,
       // With accumulation an update sees accumulationSteps batches: the rate scales with that effective batch.
-      batchSize: options.batchSize * options.accumulationSteps,
+      // Data-parallel: the global batch of every rank's images.
+      batchSize: options.batchSize * options.accumulationSteps * (options.dataParallel?.group.worldSize ?? 1),
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
@@ -169,8 +176,13 @@ export class Trainer {
       precision: options.precision,
       memoryFormat: options.memoryFormat,
       accumulationSteps: options.accumulationSteps,
+      dataParallel: options.dataParallel,
     });
+    this.writer = (options.dataParallel?.group.rank ?? 0) === 0;
   }
+
+  /** Whether this process writes metrics, progress and checkpoints (rank 0 of a data-parallel run). */
+  private readonly writer: boolean;
 
   get peakLearningRate(): number {
     return peakLearningRate(this.schedule);
@@ -190,8 +202,11 @@ export class Trainer {
    * is printed above the progress line (or on stderr when the loop is not running).
    */
   requestStop(notice?: string): void {
-    this.stopRequested = true;
-    if (notice === undefined) return;
+    // Data-parallel: the request travels with the next step, and every rank stops after that same step (a rank that
+    // stopped on its own would leave the others waiting in a collective).
+    if (this.trainStep.group) this.trainStep.requestStop();
+    else this.stopRequested = true;
+    if (notice === undefined || !this.writer) return;
     if (this.progress) this.progress.log(notice);
     else process.stderr.write(`${notice}\n`);
   }
@@ -207,6 +222,8 @@ export class Trainer {
     }
     modelsInFit.add(handle);
     try {
+      // Data-parallel: only rank 0 writes into `out`, so only rank 0 locks it (the others may share its machine).
+      if (!this.writer) return await this.train(resumeFrom);
       const lock = this.options.folderLock ?? await RunFolderLock.acquire(this.options.out);
       try {
         if (!lock.held || lock.folder !== path.resolve(this.options.out)) throw new Error(`Trainer: folderLock does not hold ${this.options.out}`);
@@ -228,17 +245,17 @@ export class Trainer {
       const restored = await this.restore(resumeFrom);
       position = restored.position;
       best = restored.bestMetric;
-      await truncateMetrics(metricsFile, position);
-    } else {
+      if (this.writer) await truncateMetrics(metricsFile, position);
+    } else if (this.writer) {
       await fs.promises.writeFile(metricsFile, '');
     }
     const records: MetricsRecord[] = [];
     const log = async (record: MetricsRecord) => {
       records.push(record);
-      await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
+      if (this.writer) await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
     };
     const totalSteps = this.schedule.totalSteps;
-    const progress = new Progress(o.progress ?? 'auto', totalSteps, position.step);
+    const progress = new Progress(this.writer ? o.progress ?? 'auto' : 'none', totalSteps, position.step);
     this.progress = progress;
     let lastLoss = NaN;
     let interrupted = false;
@@ -259,7 +276,7 @@ export class Trainer {
         let exhausted = false;
         // The augmenter's state before the batch that is augmented but not yet trained on: what a checkpoint saves.
         let stateBeforePending: unknown;
-        const nextViews = async (): Promise<{ views: BatchViews; index: number | undefined; images: number } | undefined> => {
+        const nextViews = async (): Promise<{ views: BatchViews; index: number | undefined } | undefined> => {
           const next = await iterator.next();
           if (next.done) {
             exhausted = true;
@@ -268,7 +285,7 @@ export class Trainer {
           stateBeforePending = this.data.getAugmentState();
           const views = await this.data.views(next.value.images);
           next.value.images.dispose();
-          return { views, index: next.value.index, images: next.value.labels.length };
+          return { views, index: next.value.index };
         };
         const augmentState = (pending: unknown) => (pending ? stateBeforePending : this.data.getAugmentState());
         const at = (): Position => ({ epoch, batchInEpoch, step, epochLoss: { ...lossSoFar }, epochSeconds: (Date.now() - epochStart) / 1000 });
@@ -278,14 +295,16 @@ export class Trainer {
           while (pending && step < totalSteps) {
             const stepStart = process.hrtime.bigint();
             const lr = this.learningRateAt(step);
-            const { views, index, images } = pending;
+            const { views, index } = pending;
             const stepPromise = this.trainStep.step(views, lr);
             // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
             const groupOpen = (step + 1) % o.accumulationSteps !== 0;
             const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? nextViews() : Promise.resolve(undefined);
             // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
             upcoming.then((next) => stepPromise.catch(() => next && disposeViews(next.views)), () => undefined);
-            const { loss } = await stepPromise;
+            // Data-parallel: the global batch's loss and images, and whether any rank asked to stop.
+            const { loss, images, stop } = await stepPromise;
+            if (stop) this.stopRequested = true;
             disposeViews(views);
             pending = await upcoming;
             if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
@@ -341,7 +360,7 @@ export class Trainer {
         const isBest = best === null || metric > best;
         if (isBest) best = metric;
         await save({ epoch: epoch + 1, batchInEpoch: 0, step, epochLoss: { sum: 0, count: 0 }, epochSeconds: 0 }, this.data.getAugmentState());
-        if (isBest) await linkFileAtomic(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
+        if (isBest && this.writer) await linkFileAtomic(path.join(o.out, 'last.ckpt'), path.join(o.out, 'best.ckpt'));
       }
       // A stop requested while an epoch ended (during the monitor) leaves the rest of the run undone.
       interrupted ||= this.stopRequested && epoch < o.epochs && step < totalSteps;
@@ -353,6 +372,7 @@ export class Trainer {
   }
 
   private async save(file: string, at: Position, best: number | null, augmentState: unknown): Promise<void> {
+    if (!this.writer) return;
     const modelState = await this.model.stateDict();
     const optimizer = this.trainStep.optimizerState();
     const tensors = trainingTensors(modelState, optimizer.tensors);

@@ -1,0 +1,412 @@
+// c10d process groups (see process_group.h). LibTorch 1.13's Gloo/NCCL process groups derive from c10d::ProcessGroup,
+// 2.x's from c10d::Backend; their collectives have the same signatures, so only the base type differs.
+#include "core/process_group.h"
+
+#include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#ifdef SIMCLR_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace simclr {
+
+#if TORCH_VERSION_MAJOR >= 2
+using BackendBase = c10d::Backend;
+#else
+using BackendBase = c10d::ProcessGroup;
+#endif
+
+bool NcclCompiledIn() {
+#ifdef SIMCLR_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+std::string MessageOf(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
+
+bool Contains(const std::string& text, std::initializer_list<const char*> needles) {
+  return std::any_of(needles.begin(), needles.end(), [&](const char* n) { return text.find(n) != std::string::npos; });
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+std::string Seconds(std::chrono::milliseconds ms) {
+  std::ostringstream text;
+  text << double(ms.count()) / 1000.0 << " s";
+  return text.str();
+}
+
+std::vector<uint8_t> Bytes(const std::string& text) { return std::vector<uint8_t>(text.begin(), text.end()); }
+std::string Text(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
+
+std::string HostName() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+// "<host> <pid>": how a rank is found again when a collective fails.
+std::string Identity() { return HostName() + " " + std::to_string(getpid()); }
+
+// Whether the process `identity` names has exited or is exiting (a zombie), which is only knowable on this machine.
+bool ExitedOnThisMachine(const std::string& identity) {
+  const auto space = identity.rfind(' ');
+  if (space == std::string::npos || identity.substr(0, space) != HostName()) return false;
+  const pid_t pid = static_cast<pid_t>(std::stoll(identity.substr(space + 1)));
+  if (kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto state = line.rfind(')');  // "pid (comm) S ...": the state follows the command name
+  return state != std::string::npos && state + 2 < line.size() && (line[state + 2] == 'Z' || line[state + 2] == 'X');
+}
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  ProcessGroupOptions options;
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> keys;  // our own keys, apart from the backend's
+  c10::intrusive_ptr<BackendBase> backend;
+  std::atomic<int64_t> all_reduce_bytes{0}, all_reduce_calls{0};
+  std::atomic<int64_t> all_gather_bytes{0}, all_gather_calls{0};
+  std::atomic<int64_t> broadcast_bytes{0}, broadcast_calls{0};
+
+  std::string Where() const {
+    return "rank " + std::to_string(options.rank) + " of " + std::to_string(options.world_size);
+  }
+
+  // Which ranks died or fell behind: a failed collective usually means one of them died or hangs. Each rank recorded
+  // its host and pid at the rendezvous (a dead process on this machine is certain) and how far it got (its step
+  // count). The store lives in rank 0's process, so when it cannot be reached rank 0 is the one gone.
+  std::string Diagnose() const {
+    try {
+      store->setTimeout(std::chrono::milliseconds(3000));
+      std::vector<std::string> identities(options.world_size);
+      std::vector<int64_t> progress(options.world_size, -1);
+      for (int64_t q = 0; q < options.world_size; ++q) {
+        const std::string who = "who/" + std::to_string(q);
+        const std::string key = "progress/" + std::to_string(q);
+        if (q != options.rank && keys->check({who})) identities[q] = Text(keys->get(who));
+        if (keys->check({key})) progress[q] = std::stoll(Text(keys->get(key)));
+      }
+      // A peer's connection closes while it exits: give it a moment to be gone.
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        std::ostringstream dead;
+        for (int64_t q = 0; q < options.world_size; ++q) {
+          if (!identities[q].empty() && ExitedOnThisMachine(identities[q])) {
+            dead << (dead.tellp() > 0 ? ", " : "") << "rank " << q << " (pid "
+                 << identities[q].substr(identities[q].rfind(' ') + 1) << ")";
+          }
+        }
+        if (dead.tellp() > 0) return dead.str() + " exited";
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      const int64_t ahead = *std::max_element(progress.begin(), progress.end());
+      std::ostringstream behind;
+      for (int64_t q = 0; q < options.world_size; ++q) {
+        if (progress[q] < ahead) {
+          behind << (behind.tellp() > 0 ? ", " : "") << "rank " << q << " (at step "
+                 << (progress[q] < 0 ? std::string("none") : std::to_string(progress[q])) << ")";
+        }
+      }
+      if (behind.tellp() > 0) return "behind the others (at step " + std::to_string(ahead) + "): " + behind.str() + ", which died or hangs";
+      return "another rank died or hangs (see the other ranks' errors)";
+    } catch (const std::exception&) {
+      return "the rendezvous store on rank 0 (" + options.master_addr + ":" + std::to_string(options.master_port) +
+             ") cannot be reached: rank 0 died or hangs";
+    }
+  }
+
+  [[noreturn]] void Fail(const char* what, const std::exception& e) const {
+    const std::string message = MessageOf(e);
+    const bool timed_out = Contains(message, {"imed out", "imeout"});
+    TORCH_CHECK(false, "distributed ", what, " failed on ", Where(),
+                timed_out ? " after the collective timeout (" + Seconds(options.timeout) + ")" : std::string(), ": ",
+                Diagnose(), ". (c10d: ", message.substr(0, 300), ")");
+  }
+
+  template <typename Start>
+  void Run(const char* what, Start start) {
+    try {
+      start()->wait();
+    } catch (const std::exception& e) {
+      Fail(what, e);
+    }
+  }
+};
+
+namespace {
+
+class PendingWork : public PendingCollective {
+ public:
+  PendingWork(const ProcessGroup::Impl* group, c10::intrusive_ptr<c10d::Work> work) : group_(group), work_(std::move(work)) {}
+  void Wait() override {
+    try {
+      work_->wait();
+    } catch (const std::exception& e) {
+      group_->Fail("all-reduce", e);
+    }
+  }
+
+ private:
+  const ProcessGroup::Impl* group_;
+  c10::intrusive_ptr<c10d::Work> work_;
+};
+
+void CheckOptions(const ProcessGroupOptions& o) {
+  TORCH_CHECK_VALUE(!o.master_addr.empty(), "MASTER_ADDR (masterAddr) must name the host of rank 0");
+  TORCH_CHECK_VALUE(o.master_port >= 1 && o.master_port <= 65535, "MASTER_PORT (masterPort) must be in 1..65535, got ",
+                    o.master_port);
+  TORCH_CHECK_VALUE(o.world_size >= 1, "WORLD_SIZE (worldSize) must be >= 1, got ", o.world_size);
+  TORCH_CHECK_VALUE(o.rank >= 0 && o.rank < o.world_size, "RANK (rank) must be in 0..WORLD_SIZE-1 = 0..",
+                    o.world_size - 1, ", got ", o.rank);
+  TORCH_CHECK_VALUE(o.timeout.count() >= 1, "the timeout must be at least 1 ms");
+}
+
+c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(o.master_port);
+  store_options.isServer = o.rank == 0 && o.rank0_serves_store;
+  store_options.numWorkers = static_cast<size_t>(o.world_size);
+  store_options.waitWorkers = false;  // joining is checked below, with messages that name the missing ranks
+  store_options.timeout = o.timeout;
+  const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options);
+  } catch (const std::exception& e) {
+    const std::string message = MessageOf(e);
+    TORCH_CHECK(!(store_options.isServer && Contains(message, {"already in use", "EADDRINUSE", "errno: 98"})), "MASTER_PORT ",
+                o.master_port, " is in use on this machine: rank 0 cannot serve the rendezvous there. Pick a free port "
+                "(--master-port, MASTER_PORT) or stop the process that holds it");
+    TORCH_CHECK(!store_options.isServer, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
+    TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
+                ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", message.substr(0, 300), ")");
+  }
+}
+
+// A store operation during the rendezvous; a broken connection means rank 0, which serves the store, is gone.
+template <typename Operation>
+auto WithStore(const ProcessGroupOptions& o, Operation operation) -> decltype(operation()) {
+  try {
+    return operation();
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "rank ", o.rank, " lost the rendezvous store at ", o.master_addr, ":", o.master_port,
+                " while joining: rank 0 exited (see its error). (", MessageOf(e).substr(0, 200), ")");
+  }
+}
+
+// Every rank records its rank, host, pid and world size; each then waits for ranks 0..W-1 and checks that they agree.
+void Join(const ProcessGroupOptions& o, c10d::Store& keys) {
+  const std::string rank = std::to_string(o.rank);
+  const int64_t claims = WithStore(o, [&] { return keys.add("claims/" + rank, 1); });
+  TORCH_CHECK_VALUE(claims == 1, "RANK ", o.rank, " is taken by another worker of this group: each worker needs its own RANK");
+  WithStore(o, [&] {
+    keys.set("who/" + rank, Bytes(Identity()));
+    keys.set("world/" + rank, Bytes(std::to_string(o.world_size)));
+    return 0;
+  });
+  std::vector<std::string> all;
+  for (int64_t q = 0; q < o.world_size; ++q) all.push_back("world/" + std::to_string(q));
+  bool joined = true;
+  try {
+    keys.wait(all, o.timeout);
+  } catch (const std::exception& e) {
+    joined = false;
+  }
+  if (!joined) {
+    std::ostringstream missing;
+    WithStore(o, [&] {
+      for (int64_t q = 0; q < o.world_size; ++q) {
+        if (!keys.check({all[q]})) missing << (missing.tellp() > 0 ? ", " : "") << q;
+      }
+      return 0;
+    });
+    TORCH_CHECK(false, "rendezvous at ", o.master_addr, ":", o.master_port, " timed out after ", Seconds(o.timeout),
+                ": rank(s) ", missing.str(), " of WORLD_SIZE=", o.world_size, " never joined");
+  }
+  for (int64_t q = 0; q < o.world_size; ++q) {
+    const std::string theirs = WithStore(o, [&] { return Text(keys.get(all[q])); });
+    TORCH_CHECK_VALUE(theirs == std::to_string(o.world_size), "rank ", q, " was started with WORLD_SIZE=", theirs,
+                      " but rank ", o.rank, " with WORLD_SIZE=", o.world_size, ": every worker needs the same world size");
+  }
+}
+
+c10::intrusive_ptr<BackendBase> CreateBackend(const ProcessGroupOptions& o, const c10::intrusive_ptr<c10d::Store>& store) {
+  if (o.backend == CommBackend::kNccl) {
+#ifdef SIMCLR_WITH_NCCL
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = o.timeout;
+    return c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", store), o.rank,
+                                                       o.world_size, options);
+#else
+    TORCH_CHECK_VALUE(false, "backend 'nccl' is not compiled into this binary: it needs a CUDA LibTorch and the CUDA and "
+                      "NCCL headers at build time (see `simclr doctor`); use backend 'gloo' or rebuild");
+#endif
+  }
+  auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+  // As PyTorch: GLOO_SOCKET_IFNAME picks the interface; a loopback master means a single machine, so stay on loopback;
+  // otherwise the interface this host's name resolves to.
+  const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+  if (interface != nullptr && *interface != '\0') {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
+  } else if (IsLoopback(o.master_addr)) {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  } else {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", store), o.rank,
+                                                     o.world_size, options);
+}
+
+}  // namespace
+
+std::shared_ptr<ProcessGroup> ProcessGroup::Create(const ProcessGroupOptions& options) {
+  CheckOptions(options);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->store = ConnectStore(options);
+  impl->keys = c10::make_intrusive<c10d::PrefixStore>("simclr", impl->store);
+  Join(options, *impl->keys);
+  try {
+    impl->backend = CreateBackend(options, impl->store);
+  } catch (const c10::ValueError&) {
+    throw;
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "the ", options.backend == CommBackend::kNccl ? "NCCL" : "Gloo", " backend could not connect ",
+                impl->Where(), " within ", Seconds(options.timeout), ": ", MessageOf(e).substr(0, 300));
+  }
+  return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
+}
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProcessGroup::~ProcessGroup() = default;
+
+int64_t ProcessGroup::rank() const { return impl_->options.rank; }
+int64_t ProcessGroup::size() const { return impl_->options.world_size; }
+CommBackend ProcessGroup::backend() const { return impl_->options.backend; }
+std::chrono::milliseconds ProcessGroup::timeout() const { return impl_->options.timeout; }
+
+static int64_t ByteSize(const at::Tensor& t) { return t.numel() * int64_t(t.element_size()); }
+
+void ProcessGroup::AllReduceSum(at::Tensor& tensor) {
+  TORCH_CHECK(tensor.is_contiguous(), "all-reduce needs a contiguous tensor");
+  impl_->all_reduce_bytes += ByteSize(tensor);
+  ++impl_->all_reduce_calls;
+  std::vector<at::Tensor> tensors = {tensor};
+  impl_->Run("all-reduce", [&] { return impl_->backend->allreduce(tensors, c10d::AllreduceOptions()); });
+}
+
+std::unique_ptr<PendingCollective> ProcessGroup::StartAllReduceSum(at::Tensor tensor) {
+  TORCH_CHECK(tensor.is_contiguous(), "all-reduce needs a contiguous tensor");
+  impl_->all_reduce_bytes += ByteSize(tensor);
+  ++impl_->all_reduce_calls;
+  std::vector<at::Tensor> tensors = {tensor};
+  try {
+    return std::make_unique<PendingWork>(impl_.get(), impl_->backend->allreduce(tensors, c10d::AllreduceOptions()));
+  } catch (const std::exception& e) {
+    impl_->Fail("all-reduce", e);
+  }
+}
+
+at::Tensor ProcessGroup::AllGather(const at::Tensor& tensor) {
+  std::vector<at::Tensor> input = {tensor.contiguous()};
+  std::vector<std::vector<at::Tensor>> output(1);
+  for (int64_t q = 0; q < size(); ++q) output[0].push_back(at::empty_like(input[0]));
+  impl_->all_gather_bytes += ByteSize(tensor);
+  ++impl_->all_gather_calls;
+  impl_->Run("all-gather", [&] { return impl_->backend->allgather(output, input, c10d::AllgatherOptions()); });
+  return at::stack(output[0]);
+}
+
+at::Tensor ProcessGroup::AllGatherRows(const at::Tensor& tensor, std::vector<int64_t>* counts) {
+  TORCH_CHECK(tensor.dim() >= 1, "all-gather of rows needs a tensor with at least one dimension");
+  at::Tensor gathered_counts = AllGather(at::full({1}, tensor.size(0), tensor.options().dtype(at::kLong))).cpu();
+  counts->assign(gathered_counts.data_ptr<int64_t>(), gathered_counts.data_ptr<int64_t>() + size());
+  const int64_t rows = *std::max_element(counts->begin(), counts->end());
+  at::Tensor padded = tensor;
+  if (tensor.size(0) < rows) {
+    std::vector<int64_t> shape = tensor.sizes().vec();
+    shape[0] = rows - tensor.size(0);
+    padded = at::cat({tensor, at::zeros(shape, tensor.options())}, 0);
+  }
+  at::Tensor stacked = AllGather(padded);
+  std::vector<at::Tensor> parts;
+  for (int64_t q = 0; q < size(); ++q) parts.push_back(stacked[q].narrow(0, 0, (*counts)[q]));
+  return at::cat(parts, 0);
+}
+
+void ProcessGroup::Broadcast(at::Tensor& tensor, int64_t root) {
+  TORCH_CHECK(tensor.is_contiguous(), "broadcast needs a contiguous tensor");
+  TORCH_CHECK_VALUE(root >= 0 && root < size(), "broadcast root must be a rank, got ", root);
+  impl_->broadcast_bytes += ByteSize(tensor);
+  ++impl_->broadcast_calls;
+  std::vector<at::Tensor> tensors = {tensor};
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  impl_->Run("broadcast", [&] { return impl_->backend->broadcast(tensors, options); });
+}
+
+void ProcessGroup::SetKey(const std::string& key, const std::string& value) {
+  try {
+    impl_->keys->set("user/" + key, Bytes(value));
+  } catch (const std::exception& e) {
+    impl_->Fail("store write", e);
+  }
+}
+
+std::string ProcessGroup::WaitKey(const std::string& key, std::chrono::milliseconds timeout) {
+  try {
+    impl_->keys->wait({"user/" + key}, timeout);
+    return Text(impl_->keys->get("user/" + key));
+  } catch (const std::exception& e) {
+    const std::string message = MessageOf(e);
+    TORCH_CHECK(!Contains(message, {"imed out", "imeout"}), impl_->Where(), " waited ", Seconds(timeout),
+                " for rank 0 to signal '", key, "': ", impl_->Diagnose());
+    impl_->Fail("store wait", e);
+  }
+}
+
+void ProcessGroup::MarkProgress(int64_t progress) {
+  try {
+    impl_->keys->set("progress/" + std::to_string(rank()), Bytes(std::to_string(progress)));
+  } catch (const std::exception& e) {
+    impl_->Fail("progress update", e);
+  }
+}
+
+CommunicationCounters ProcessGroup::counters() const {
+  CommunicationCounters c;
+  c.all_reduce_bytes = impl_->all_reduce_bytes;
+  c.all_reduce_calls = impl_->all_reduce_calls;
+  c.all_gather_bytes = impl_->all_gather_bytes;
+  c.all_gather_calls = impl_->all_gather_calls;
+  c.broadcast_bytes = impl_->broadcast_bytes;
+  c.broadcast_calls = impl_->broadcast_calls;
+  return c;
+}
+
+}  // namespace simclr

@@ -1,0 +1,248 @@
+/**
+ * Data-parallel training on c10d (Gloo on 127.0.0.1): the distributed sampler; 2 workers with batch B against 1
+ * process with batch 2B (the same parameters after 3 steps, up to float32 rounding), and the two mistakes that break
+ * it (a gather backward without the sum over ranks, per-rank BatchNorm); the launcher when a worker dies; a 2-worker
+ * run stopped by Ctrl-C and resumed. Workers run the built package (dist/), as users do.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DistributedSampler } from '../src';
+import { freePort } from '../src/train/launch';
+
+const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const folders: string[] = [];
+const tmp = () => {
+  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-dist-')));
+  return folders[folders.length - 1];
+};
+afterAll(() => {
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('DistributedSampler', () => {
+  it('gives the ranks disjoint shards that cover the epoch, padded to the same length', () => {
+    const shards = [0, 1, 2].map((rank) => Array.from(new DistributedSampler(10, { rank, worldSize: 3, seed: 4 }).indices(2)));
+    expect(shards.map((s) => s.length)).toEqual([4, 4, 4]);
+    const all = shards.flat();
+    expect(new Set(all)).toEqual(new Set(Array.from({ length: 10 }, (_, i) => i)));
+    // 12 places for 10 samples: exactly 2 repeat (the padding), every other index appears once.
+    expect(all.length - new Set(all).size).toBe(2);
+  });
+
+  it('drops the tail with dropLast: disjoint shards of equal length', () => {
+    const shards = [0, 1, 2].map((rank) => Array.from(new DistributedSampler(10, { rank, worldSize: 3, dropLast: true }).indices(0)));
+    expect(shards.map((s) => s.length)).toEqual([3, 3, 3]);
+    expect(new Set(shards.flat()).size).toBe(9);
+  });
+
+  it('shuffles by (seed, epoch) alone: every rank draws the same order, another epoch or seed another', () => {
+    const order = (seed: number, epoch: number) => [0, 1].flatMap((rank) => Array.from(new DistributedSampler(50, { rank, worldSize: 2, seed }).indices(epoch)));
+    expect(order(1, 3)).toEqual(order(1, 3));
+    expect(order(1, 3)).not.toEqual(order(1, 4));
+    expect(order(1, 3)).not.toEqual(order(2, 3));
+  });
+
+  it('rejects bad options', () => {
+    expect(() => new DistributedSampler(10, { rank: 2, worldSize: 2 })).toThrow(RangeError);
+    expect(() => new DistributedSampler(1, { rank: 0, worldSize: 2, dropLast: true })).toThrow(/no sample/);
+    expect(() => new DistributedSampler(0, { rank: 0, worldSize: 1 })).toThrow(/datasetLength/);
+  });
+});
+
+interface WorkerResult {
+  losses: number[];
+  params: Float32Array;
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve(code) : reject(new Error(`worker exited with ${code}: ${stderr}`))));
+  });
+}
+
+/**
+ * 3 SGD steps of a CIFAR-stem ResNet-18 on 2 x 8 images of 32 px, as `worldSize` workers (1: the one-process
+ * reference on all 16 images). Every rank starts from another random init: the broadcast from rank 0 must unify them.
+ */
+async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gatherBackward?: 'sum' | 'own'; reverse?: boolean } = {}): Promise<WorkerResult> {
+  const dir = tmp();
+  const port = await freePort();
+  const base = { worldSize, port, imagesPerRank: [8, 8], size: 32, views: 2, seed: 3, steps: 3, lrs: [0.01, 0.02, 0.005], globalBatchNorm: true, gatherBackward: 'sum', ...options };
+  const ranks = Array.from({ length: worldSize }, (_, rank) => rank);
+  await Promise.all(ranks.map((rank) => exitOf(spawn(process.execPath, [WORKER, JSON.stringify({ ...base, rank, out: path.join(dir, `rank${rank}`) })],
+    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 }))));
+  const read = (rank: number) => ({
+    losses: JSON.parse(fs.readFileSync(path.join(dir, `rank${rank}.json`), 'utf8')).losses as number[],
+    params: new Float32Array(new Uint8Array(fs.readFileSync(path.join(dir, `rank${rank}.bin`))).buffer),
+  });
+  const results = ranks.map(read);
+  // Every rank reports the same (global) losses and ends with the same model (with per-rank BatchNorm the running
+  // statistics are each rank's own after the last step).
+  for (const r of results.slice(1)) {
+    expect(r.losses).toEqual(results[0].losses);
+    if (options.globalBatchNorm !== false) expect(distance(r.params, results[0].params).maxAbs).toBe(0);
+  }
+  return results[0];
+}
+
+/** ‖a − b‖ / ‖b‖ over all parameters and buffers, and the largest absolute difference. */
+function distance(a: Float32Array, b: Float32Array): { relative: number; maxAbs: number } {
+  expect(a.length).toBe(b.length);
+  let diff = 0;
+  let norm = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    diff += d * d;
+    norm += b[i] * b[i];
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  return { relative: Math.sqrt(diff / norm), maxAbs };
+}
+
+describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
+  // The yardstick is float32 rounding itself: the one-process run on the same batch with its images in reverse order
+  // (the same loss and gradients in exact arithmetic, rounded otherwise). BatchNorm over small batches amplifies such
+  // differences step by step (see test/trainer.test.ts), so "equal" means: within 10x of what reordering alone moves.
+  let one: WorkerResult;
+  let reordered: WorkerResult;
+  const within = (run: WorkerResult) => {
+    const rounding = distance(reordered.params, one.params);
+    const d = distance(run.params, one.params);
+    const lossesOk = run.losses.every((loss, i) => Math.abs(loss - one.losses[i]) <= 1e-5 * Math.abs(one.losses[i]) + 10 * Math.abs(reordered.losses[i] - one.losses[i]));
+    return { lossesOk, paramsOk: d.relative <= 10 * rounding.relative + 1e-7, distance: d, rounding };
+  };
+
+  beforeAll(async () => {
+    one = await train(1);
+    reordered = await train(1, { reverse: true });
+  }, 600_000);
+
+  it('reach the same losses and parameters after 3 steps, with global BatchNorm', async () => {
+    const dp = await train(2);
+    const r = within(dp);
+    expect(r.lossesOk).toBe(true);
+    expect(r.paramsOk).toBe(true);
+    expect(r.distance.maxAbs).toBeLessThan(1e-3);
+    process.stdout.write(`2 workers vs 1 process: parameters ‖Δ‖/‖θ‖ ${r.distance.relative.toExponential(2)}, max |Δ| ${r.distance.maxAbs.toExponential(2)} ` +
+      `(reordering alone: ${r.rounding.relative.toExponential(2)}, ${r.rounding.maxAbs.toExponential(2)})\n`);
+  }, 300_000);
+
+  it('do not without the sum over ranks in the all-gather\'s backward (lightly #1528)', async () => {
+    const r = within(await train(2, { gatherBackward: 'own' }));
+    expect(r.lossesOk && r.paramsOk).toBe(false);
+  }, 300_000);
+
+  it('do not with per-rank BatchNorm', async () => {
+    const r = within(await train(2, { globalBatchNorm: false }));
+    expect(r.lossesOk && r.paramsOk).toBe(false);
+  }, 300_000);
+});
+
+/** `simclr train <args>` as a user starts it; resolves with its exit code, signal and output. */
+function simclr(args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'train', ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  return { child, exit };
+}
+
+/** 24 Fashion-MNIST images, 2 workers x 4 per step: 3 steps an epoch. */
+const TINY = ['--nproc-per-node', '2', '--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--base-size', '16',
+  '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
+
+const stepRecords = (out: string) => (fs.existsSync(path.join(out, 'metrics.jsonl')) ? fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8') : '')
+  .split('\n').flatMap((line) => {
+    try {
+      const r = JSON.parse(line);
+      return r.step !== undefined ? [{ step: r.step, loss: r.loss, lr: r.lr }] : [];
+    } catch {
+      return [];
+    }
+  });
+
+/** The pids of `parent`'s child processes (the launcher's workers). */
+function childrenOf(parent: number): number[] {
+  const tasks = fs.readdirSync(`/proc/${parent}/task`);
+  return tasks.flatMap((t) => fs.readFileSync(`/proc/${parent}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+}
+
+function rankOf(pid: number): number {
+  const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  return Number(env.find((v) => v.startsWith('RANK='))!.slice(5));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie has exited: only its parent has not reaped it yet.
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return !/\) [ZX] /.test(stat);
+}
+
+async function until(condition: () => boolean, what: string, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('simclr train --nproc-per-node 2', () => {
+  it('ends every worker and the launcher, non-zero and naming the rank, when one worker is killed', async () => {
+    const out = tmp();
+    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '60', '--out', out]);
+    await until(() => stepRecords(out).length >= 2, 'the first steps');
+    const workers = childrenOf(run.child.pid!);
+    expect(workers).toHaveLength(2);
+    const victim = workers.find((pid) => rankOf(pid) === 1)!;
+    const killedAt = Date.now();
+    process.kill(victim, 'SIGKILL');
+    const result = await run.exit;
+    expect(result.code).not.toBe(0);
+    expect(result.code).not.toBeNull();
+    expect(result.stderr).toMatch(/rank 1 \(pid \d+\) was killed by SIGKILL/);
+    // Well within the collective timeout (60 s): a dead peer's closed connection fails the collective at once.
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+    for (const pid of workers) expect(alive(pid)).toBe(false);
+  }, 240_000);
+
+  it('stops every worker on Ctrl-C with last.ckpt saved, and resumes to the losses of an uninterrupted run', async () => {
+    const straight = tmp();
+    const full = await simclr([...TINY, '--epochs', '2', '--out', straight]).exit;
+    expect(full.code === 0 ? '' : full.stderr + full.stdout).toBe('');
+    const reference = stepRecords(straight);
+    expect(reference).toHaveLength(6);
+
+    const out = tmp();
+    const run = simclr([...TINY, '--epochs', '2', '--out', out]);
+    await until(() => stepRecords(out).length >= 2, 'the first steps');
+    run.child.kill('SIGINT');
+    const stopped = await run.exit;
+    expect(stopped.code).toBe(130);
+    const done = stepRecords(out).length;
+    expect(done).toBeLessThan(6);
+    const resumed = await simclr([...TINY, '--epochs', '2', '--out', out, '--resume']).exit;
+    expect(resumed.code).toBe(0);
+    const records = stepRecords(out);
+    expect(records.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    for (let i = 0; i < 6; i++) {
+      expect(records[i].lr).toBeCloseTo(reference[i].lr, 12);
+      expect(Math.abs(records[i].loss - reference[i].loss)).toBeLessThan(1e-5 * reference[i].loss);
+    }
+  }, 300_000);
+});
