@@ -10,7 +10,7 @@ export { PRECISIONS, MEMORY_FORMATS, resolvePrecision, resolveMemoryFormat } fro
 export type { Precision, PrecisionSetting, MemoryFormat, MemoryFormatSetting } from './ops/precision';
 export type { NtXentOptions, NtXentResult, NtXentLocalRowsResult } from './ops/nt-xent';
 export { ProcessGroup, BACKENDS, DEFAULT_TIMEOUT_MS, distributedBackends, processGroupOptionsFromEnv } from './ops/process-group';
-export type { BackendName, ProcessGroupOptions, CommunicationCounters } from './ops/process-group';
+export type { BackendName, ProcessGroupOptions, CommunicationCounters, Environment } from './ops/process-group';
 export * from './data';
 export * from './augment';
 export { knnPredict, knnEvaluate } from './eval/knn';

@@ -47,6 +47,9 @@ export interface CommunicationCounters {
   broadcastCalls: number;
 }
 
+/** Environment variables, as `process.env` holds them (declared here so that the types need no @types/node). */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
 /** The backends compiled into the loaded binary. */
 export function distributedBackends(): BackendName[] {
   return native.distributedBackends() as BackendName[];
@@ -64,7 +67,7 @@ export function resolveBackend(backend: BackendName | 'auto', device: Device): B
  * --nproc-per-node`, by torchrun (`torchrun --no-python … simclr train …`) or by a scheduler finds its group.
  * @throws RangeError naming the variable that is missing or malformed.
  */
-export function processGroupOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
+export function processGroupOptionsFromEnv(env: Environment = process.env):
   (Omit<ProcessGroupOptions, 'backend' | 'device' | 'timeoutMs'> & { localRank: number; localWorldSize: number; agentStore: boolean }) | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
   const integer = (name: string, min: number, fallback?: number): number => {
@@ -167,13 +170,13 @@ export class ProcessGroup {
   }
 
   /** `root`'s bytes on every rank (the others pass undefined): e.g. a checkpoint that only rank 0's machine holds. */
-  async broadcastBytes(bytes: Uint8Array | undefined, root = 0): Promise<Buffer> {
+  async broadcastBytes(bytes: Uint8Array | undefined, root = 0): Promise<Uint8Array> {
     const mine = this.rank === root;
     if (mine && !(bytes instanceof Uint8Array)) throw invalid('a Uint8Array on the root rank', 'bytes', bytes);
     const length = await this.broadcast(Tensor.fromTypedArray(new Float64Array([mine ? bytes!.length : 0]), [1]), root);
     const size = length.toTypedArray()[0] as number;
     const data = await this.broadcast(Tensor.fromTypedArray(mine ? bytes! : new Uint8Array(size), [size]), root);
-    return Buffer.from(data.toTypedArray() as Uint8Array);
+    return data.toTypedArray() as Uint8Array;
   }
 
   /** Sets `key` in the group's store: what {@link waitFor} on other ranks waits for. Not a collective. */

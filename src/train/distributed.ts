@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ProcessGroup, processGroupOptionsFromEnv } from '../ops/process-group';
+import { Environment, ProcessGroup, processGroupOptionsFromEnv } from '../ops/process-group';
 import type { RunConfig } from './config';
 
 /** Where this worker sits in a data-parallel run (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK). */
@@ -24,7 +24,7 @@ export interface DistributedRunOptions {
  * `runTraining`'s `distributed` option: explicit options, 'env' (torchrun's environment: required), or undefined
  * (a plain run). Returns the options, or undefined for a plain run.
  */
-export function resolveDistributed(distributed: DistributedRunOptions | 'env' | undefined, env: NodeJS.ProcessEnv = process.env):
+export function resolveDistributed(distributed: DistributedRunOptions | 'env' | undefined, env: Environment = process.env):
   DistributedRunOptions | undefined {
   if (distributed !== 'env') return distributed;
   const fromEnv = processGroupOptionsFromEnv(env);

@@ -10,6 +10,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as net from 'net';
 import * as os from 'os';
 import { checkInteger, invalid } from '../errors';
+import type { Environment } from '../ops/process-group';
 
 export interface LaunchOptions {
   /** Workers on this machine (one per GPU, or per share of the CPU cores). */
@@ -26,7 +27,7 @@ export interface LaunchOptions {
   command: string;
   args: readonly string[];
   /** Environment of the workers (default process.env), to which the rank's variables are added. */
-  env?: NodeJS.ProcessEnv;
+  env?: Environment;
   /** Milliseconds between SIGTERM and SIGKILL when stopping the workers (default 10 s). */
   graceMs?: number;
   /** Where the launcher's own messages go (default stderr). */

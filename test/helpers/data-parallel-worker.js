@@ -47,7 +47,7 @@ function batch(step) {
 }
 
 (async () => {
-  setNumThreads(1);
+  setNumThreads(cfg.threads ?? 1);
   // A different seed on every rank: the broadcast from rank 0 must make them one model.
   manualSeed(cfg.seed + rank);
   const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar', head: { batchNorm: false } });
