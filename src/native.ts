@@ -238,13 +238,13 @@ export interface NativeAugmentGroupsOptions extends NativeAugmentKernels {
 interface AugmentModule {
   augmentViews(images: NativeTensor, params: NativeViewParams, options: NativeAugmentOptions): Promise<NativeTensor>;
   /** An RGB image resized as PIL's `Image.resize(size, BILINEAR)` (the seed's torchvision Resize), off the JS thread. */
-  resizeImage(pixels: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Promise<Buffer>;
+  resizeImage(pixels: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Promise<Uint8Array>;
   /**
    * A JPEG (bytes, or a file path read in the same job) decoded to RGB as Pillow does and, with outWidth x outHeight
    * > 0, scaled on load as PIL's draft and resized as PIL's BILINEAR; null for a file that is no JPEG, colour spaces
    * left to sharp (CMYK) or without libjpeg. Damaged data and unreadable files reject.
    */
-  decodeJpeg(source: Uint8Array | string, outWidth: number, outHeight: number): Promise<{ image: Buffer; width: number; height: number } | null>;
+  decodeJpeg(source: Uint8Array | string, outWidth: number, outHeight: number): Promise<{ image: Uint8Array; width: number; height: number } | null>;
   /** Whether the addon was built with libjpeg (else decodeJpeg always resolves null). */
   readonly jpegDecoder: boolean;
   /** The uint8 batch `B x H x W x 3` of B decoded RGB images of `height` x `width`, each copied once. */
