@@ -14,21 +14,10 @@ import { native } from '../src/native';
 import { createTrainStep, TrainStepConfig } from '../src/ops/train-step';
 import { splitTrainingTensors, trainingTensors } from '../src/train/checkpoint';
 import { onCuda, testDevice } from './helpers/device';
+import { relativeError } from './helpers/numerics';
 
 const gpuOnly = onCuda ? it : it.skip;
 const cpuMachineOnly = cuda.isAvailable() ? it.skip : it;
-
-/** ‖a − b‖ / ‖b‖. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += b[i] ** 2;
-  }
-  return Math.sqrt(diff / norm);
-}
 
 const relative = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 

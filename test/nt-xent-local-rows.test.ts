@@ -7,6 +7,7 @@
 import { Tensor, ntXent, ntXentLocalRows } from '../src';
 import { seededNormal } from './helpers/synthetic-features';
 import { testDevice } from './helpers/device';
+import { relativeError } from './helpers/numerics';
 
 type Dtype = 'float32' | 'float64';
 
@@ -54,17 +55,6 @@ function oneProcessBatch(all: Shard[], views: number): number[][] {
   const out: number[][] = [];
   all.forEach((s, r) => s.rows.forEach((row, k) => (out[where[r][k]] = row)));
   return out;
-}
-
-function relativeError(a: number[], b: number[]): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += b[i] ** 2;
-  }
-  return Math.sqrt(diff / norm);
 }
 
 /**

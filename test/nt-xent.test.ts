@@ -5,6 +5,7 @@ import { onCuda, testDevice } from './helpers/device';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { relativeError } from './helpers/numerics';
 
 type Method = 'fused' | 'autograd' | 'reference';
 
@@ -21,18 +22,6 @@ function values(t: Tensor): number[] {
 async function run(z: Tensor, temperature: number, views: number, method: Method) {
   const out = await native.ntXent(z.handle, temperature, views, method);
   return { loss: out.loss, grad: values(new Tensor(out.grad)) };
-}
-
-/** ‖a − b‖ / ‖b‖: elementwise relative errors are meaningless where a gradient entry is near zero. */
-function relativeError(a: number[], b: number[]): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i] - b[i]) ** 2;
-    norm += b[i] ** 2;
-  }
-  return Math.sqrt(diff / norm);
 }
 
 function rows(data: number[], d: number): number[][] {
