@@ -183,10 +183,12 @@ function buildFlags(lt, jpeg = hasLibJpeg()) {
   const ldflags = [
     `-L${lt.libDir}`,
     '-Wl,-z,now', // an ABI mismatch then fails at require(), not at the first error path
+    // CMake puts these flags before the objects, so a library linked "as needed" would be dropped unseen and its symbols
+    // left to whatever the LibTorch happens to load (Debian's links libjpeg; pip's does not): all are needed.
     '-Wl,--no-as-needed',
     ...lt.libraries.map((l) => `-l${l}`),
-    '-Wl,--as-needed',
     ...(jpeg ? ['-ljpeg'] : []),
+    '-Wl,--as-needed',
     ...(lt.rpath ? [`-Wl,-rpath,${lt.libDir}`] : []),
   ];
   return {

@@ -86,3 +86,16 @@ describe('build files', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('the loaded addon', () => {
+  it('names libjpeg among its own dependencies when it decodes JPEGs (not borrowed from whichever LibTorch loads it)', () => {
+    // Debian's LibTorch links libjpeg, pip's does not: an addon that only resolved jpeg_* through the former loads there
+    // and fails to load against the latter (a CMake link line once dropped -ljpeg "as needed").
+    const addon = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(ROOT);
+    const needed = execSync(`readelf -d '${addon}'`, { encoding: 'utf8' }).split('\n')
+      .map((l) => l.match(/\(NEEDED\)\s+Shared library: \[(.*)\]/)?.[1]).filter((l): l is string => Boolean(l));
+    const { hasJpegDecoder } = require('../src/augment/image-batch') as typeof import('../src/augment/image-batch');
+    expect(needed.some((l) => l.startsWith('libjpeg.so'))).toBe(hasJpegDecoder());
+    expect(needed.some((l) => l.startsWith('libc10'))).toBe(true);
+  });
+});
