@@ -17,6 +17,8 @@ export interface DoctorReport {
   /** Native bfloat16 on this CPU (from /proc/cpuinfo), and what precision 'auto' means here. */
   cpu: { avx512bf16: boolean; amxBf16: boolean; autoPrecision: 'fp32' | 'bf16' };
   blas: { libraries: string[]; kind: 'openblas' | 'mkl' | 'reference' | 'unknown' };
+  /** Who decodes image files: JPEGs natively (libjpeg, built in) when it can, everything else with sharp. */
+  decoding: { jpeg: 'libjpeg (native)' | 'sharp'; other: 'sharp' };
   warnings: string[];
 }
 
@@ -55,6 +57,7 @@ export function doctor(): DoctorReport {
     threads: native.getNumThreads(),
     cpu: { ...cpuBf16Support(), autoPrecision: resolvePrecision('auto', 'cpu') as 'fp32' | 'bf16' },
     blas: { libraries, kind: blasKind(libraries, info.config) },
+    decoding: { jpeg: native.jpegDecoder ? 'libjpeg (native)' : 'sharp', other: 'sharp' },
     warnings: [],
   };
   if (report.blas.kind === 'reference') {
@@ -75,6 +78,7 @@ export function formatDoctor(report: DoctorReport): string {
     `cpu bf16    ${report.cpu.avx512bf16 || report.cpu.amxBf16 ? [report.cpu.avx512bf16 && 'avx512_bf16', report.cpu.amxBf16 && 'amx_bf16'].filter(Boolean).join(', ')
       : 'none (no avx512_bf16 or amx_bf16: bf16 would be emulated, many times slower than fp32)'}; precision 'auto' on the CPU: ${report.cpu.autoPrecision}`,
     `blas        ${report.blas.kind}${report.blas.libraries.length ? ' (' + report.blas.libraries.join(', ') + ')' : ''}`,
+    `decoding    JPEG: ${report.decoding.jpeg}${report.decoding.jpeg === 'sharp' ? ' (built without libjpeg: slower; apt-get install libjpeg62-turbo-dev, then npm rebuild simclr)' : ''}; PNG, WebP, TIFF: ${report.decoding.other}`,
     ...report.warnings.map((w) => `warning     ${w}`),
   ];
   return lines.join('\n');

@@ -52,6 +52,13 @@ describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => 
     expect(report.cpu.autoPrecision).toBe(report.cpu.avx512bf16 || report.cpu.amxBf16 ? 'bf16' : 'fp32');
     expect(simclr('doctor').stdout).toMatch(/cpu bf16 .*precision 'auto' on the CPU: (fp32|bf16)/);
   });
+
+  it('doctor says who decodes JPEGs: the native libjpeg decoder when the addon has it, else sharp', () => {
+    const report = JSON.parse(simclr('doctor', '--json').stdout);
+    const { hasJpegDecoder } = require('../src/augment/image-batch') as typeof import('../src/augment/image-batch');
+    expect(report.decoding).toEqual({ jpeg: hasJpegDecoder() ? 'libjpeg (native)' : 'sharp', other: 'sharp' });
+    expect(simclr('doctor').stdout).toMatch(/^decoding {4}JPEG: (libjpeg \(native\)|sharp)/m);
+  });
 });
 
 describeWithOracle('simclr CLI: train, eval, embed and export on Fashion-MNIST', (python) => {
