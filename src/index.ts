@@ -45,7 +45,6 @@ export { launch } from './train/launch';
 export type { LaunchOptions } from './train/launch';
 export { createModel, loadCheckpointModel, exportEncoder } from './train/run-model';
 export { trainingData } from './train/training-data';
-export type { TrainingDataOptions } from './train/training-data';
 export { extractFeatures } from './eval/features';
 export type { Embedder } from './eval/features';
 export { evaluate, evaluationSplits } from './eval/evaluate';

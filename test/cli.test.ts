@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { readCheckpointHeader, CheckpointMeta } from '../src';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const simclr = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 600_000 });
@@ -58,6 +59,26 @@ describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => 
     const { hasJpegDecoder } = require('../src/augment/image-batch') as typeof import('../src/augment/image-batch');
     expect(report.decoding).toEqual({ jpeg: hasJpegDecoder() ? 'libjpeg (native)' : 'sharp', other: 'sharp' });
     expect(simclr('doctor').stdout).toMatch(/^decoding {4}JPEG: (libjpeg \(native\)|sharp)/m);
+  });
+});
+
+describe('simclr train --small-crops (multi-crop)', () => {
+  it('trains on 2 + K views per image and stores the setting in the checkpoint', async () => {
+    const out = tmp();
+    const run = simclr('train', '--data', 'fashion-mnist', '--subset', '16', '--batch-size', '8', '--epochs', '1', '--base-size', '16',
+      '--image-size', '16', '--small-crops', '2', '--small-crop-size', '8', '--knn-every', '0', '--workers', '1', '--progress', 'none', '--out', out);
+    expect(run.stderr).not.toMatch(/Error/);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout).steps).toBe(2);
+    const header = await readCheckpointHeader<CheckpointMeta>(path.join(out, 'last.ckpt'));
+    expect(header.meta.config).toMatchObject({ smallCrops: 2, smallCropSize: 8, smallCropMinScale: 0.05, smallCropMaxScale: 0.14 });
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('names both flags when the small crops\' scale range is empty', () => {
+    const run = simclr('train', '--small-crops', '2', '--small-crop-min-scale', '0.3', '--small-crop-max-scale', '0.1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad'));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/smallCropMinScale \(0\.3\) must not exceed smallCropMaxScale \(0\.1\)/);
   });
 });
 

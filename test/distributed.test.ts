@@ -71,7 +71,7 @@ function exitOf(child: ChildProcess): Promise<number | null> {
  * 3 SGD steps of a CIFAR-stem ResNet-18 on 2 x 8 images of 32 px, as `worldSize` workers (1: the one-process
  * reference on all 16 images). Every rank starts from another random init: the broadcast from rank 0 must unify them.
  */
-async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gatherBackward?: 'sum' | 'own'; reverse?: boolean } = {}): Promise<WorkerResult> {
+async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gatherBackward?: 'sum' | 'own'; reverse?: boolean; smallViews?: number; smallSize?: number } = {}): Promise<WorkerResult> {
   const dir = tmp();
   const port = await freePort();
   const base = { worldSize, port, imagesPerRank: [8, 8], size: 32, views: 2, seed: 3, steps: 3, lrs: [0.01, 0.02, 0.005], globalBatchNorm: true, gatherBackward: 'sum', ...options };
@@ -113,10 +113,12 @@ describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
   // differences step by step (see test/trainer.test.ts), so "equal" means: within 10x of what reordering alone moves.
   let one: WorkerResult;
   let reordered: WorkerResult;
-  const within = (run: WorkerResult) => {
-    const rounding = distance(reordered.params, one.params);
-    const d = distance(run.params, one.params);
-    const lossesOk = run.losses.every((loss, i) => Math.abs(loss - one.losses[i]) <= 1e-5 * Math.abs(one.losses[i]) + 10 * Math.abs(reordered.losses[i] - one.losses[i]));
+  // Against the two-view references, or others given (the same yardstick for another setting).
+  const within = (run: WorkerResult, references?: { one: WorkerResult; reordered: WorkerResult }) => {
+    const { one: base, reordered: rounded } = references ?? { one, reordered };
+    const rounding = distance(rounded.params, base.params);
+    const d = distance(run.params, base.params);
+    const lossesOk = run.losses.every((loss, i) => Math.abs(loss - base.losses[i]) <= 1e-5 * Math.abs(base.losses[i]) + 10 * Math.abs(rounded.losses[i] - base.losses[i]));
     return { lossesOk, paramsOk: d.relative <= 10 * rounding.relative + 1e-7, distance: d, rounding };
   };
 
@@ -134,6 +136,14 @@ describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
     process.stdout.write(`2 workers vs 1 process: parameters ‖Δ‖/‖θ‖ ${r.distance.relative.toExponential(2)}, max |Δ| ${r.distance.maxAbs.toExponential(2)} ` +
       `(reordering alone: ${r.rounding.relative.toExponential(2)}, ${r.rounding.maxAbs.toExponential(2)})\n`);
   }, 300_000);
+
+  it('reach the same losses and parameters with multi-crop (2 large + 2 small views per image)', async () => {
+    const multiCrop = { smallViews: 2, smallSize: 16 };
+    const r = within(await train(2, multiCrop), { one: await train(1, multiCrop), reordered: await train(1, { ...multiCrop, reverse: true }) });
+    expect(r.lossesOk).toBe(true);
+    expect(r.paramsOk).toBe(true);
+    expect(r.distance.maxAbs).toBeLessThan(1e-3);
+  }, 600_000);
 
   it('do not without the sum over ranks in the all-gather\'s backward (lightly #1528)', async () => {
     const r = within(await train(2, { gatherBackward: 'own' }));

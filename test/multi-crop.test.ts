@@ -9,6 +9,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { Augmenter, resolveAugmentConfig, viewGroups, Tensor, ntXent, ImageFolder, DEFAULT_RUN_CONFIG, trainingData, Trainer, createModel, manualSeed, validateRunConfig } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { distributedTrainingData } from '../src/train/distributed-data';
 
 const SMALL = { views: 4, size: 12, scale: [0.05, 0.14] as [number, number] };
 
@@ -185,15 +186,22 @@ describe("multi-crop in a run's data side", () => {
       await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 60 * i, g: 100, b: 200 - 50 * i } } })
         .png().toFile(path.join(dir, `${i}.png`));
     }
-    const config = { ...DEFAULT_RUN_CONFIG, batchSize: 3, baseSize: 32, imageSize: 16 };
-    const data = trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config, { smallCrops: { views: 2, size: 8 } });
+    const config = { ...DEFAULT_RUN_CONFIG, batchSize: 3, baseSize: 32, imageSize: 16, smallCrops: 2, smallCropSize: 8 };
+    const data = trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config);
     expect(data.viewsPerImage).toBe(4);
     for await (const batch of data.batches(0, 0)) {
       const views = await data.views(batch.images);
       expect(Array.isArray(views) ? views.map((v) => v.shape) : views.shape).toEqual([[6, 3, 16, 16], [6, 3, 8, 8]]);
     }
-    const plain = trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config);
+    const plain = trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), { ...config, smallCrops: 0 });
     expect(plain.viewsPerImage).toBe(2);
+    // A data-parallel rank's data side alike (rank 0 of 2: 2 of the 3 images, the sampler padding the epoch to 4).
+    const rank = distributedTrainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), { ...config, batchSize: 2 }, 0, 2);
+    expect(rank.viewsPerImage).toBe(4);
+    for await (const batch of rank.batches(0, 0)) {
+      const views = await rank.views(batch.images);
+      expect(Array.isArray(views) ? views.map((v) => v.shape) : views.shape).toEqual([[4, 3, 16, 16], [4, 3, 8, 8]]);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
@@ -208,10 +216,9 @@ describe('multi-crop in training', () => {
     }
     const config = validateRunConfig({
       batchSize: 4, baseSize: 32, imageSize: 16, stem: 'cifar', epochs: 1, lr: 0.1, precision: 'fp32', memoryFormat: 'contiguous',
-      temperature: 0.5, knnEvery: 0, seed: 7,
+      temperature: 0.5, knnEvery: 0, seed: 7, smallCrops: 2, smallCropSize: 8,
     });
-    const smallCrops = { views: 2, size: 8 };
-    const data = () => trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config, { smallCrops });
+    const data = () => trainingData(new ImageFolder(dir, { labels: 'none', size: 32 }), config);
     manualSeed(1);
     const model = await createModel(config);
     // The views the Trainer's first step gets (the same seeds), embedded by the model as it is before that step.

@@ -1,5 +1,6 @@
 /** The run settings table: one default, one range and one list of choices per setting, used at every edge. */
-import { Backbones, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, SimCLRModel, Tensor, validateRunConfig } from '../src';
+import { Backbones, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, RunConfig, SimCLRModel, Tensor, validateRunConfig } from '../src';
+import { augmenterFor } from '../src/train/training-data';
 import { Trainer, TrainerOptions, TrainingData } from '../src/train/trainer';
 
 const messageOf = (fn: () => unknown): string => {
@@ -26,6 +27,17 @@ describe('run settings', () => {
   it('takes the temperature bound from NT-Xent', () => {
     expect(() => validateRunConfig({ temperature: NT_XENT_MIN_TEMPERATURE })).toThrowKind('RangeError', 'temperature');
     expect(validateRunConfig({ temperature: NT_XENT_MIN_TEMPERATURE * 2 }).temperature).toBe(NT_XENT_MIN_TEMPERATURE * 2);
+  });
+
+  it("multi-crop's small views: SwAV's size ratio and scale range unless set, and a range that is not empty", () => {
+    const groups = (overrides: Partial<RunConfig>) => augmenterFor(validateRunConfig(overrides), 0).groups.map(({ views, size, scale }) => ({ views, size, scale }));
+    expect(groups({ imageSize: 224 })).toEqual([{ views: 2, size: 224, scale: [DEFAULT_RUN_CONFIG.minScale, 1] }]);
+    expect(groups({ imageSize: 224, smallCrops: 6 })[1]).toEqual({ views: 6, size: 96, scale: [0.05, 0.14] });
+    expect(groups({ imageSize: 32, smallCrops: 4 })[1]).toEqual({ views: 4, size: 14, scale: [0.05, 0.14] });
+    expect(groups({ imageSize: 32, smallCrops: 4, smallCropSize: 16, smallCropMinScale: 0.1, smallCropMaxScale: 0.3 })[1])
+      .toEqual({ views: 4, size: 16, scale: [0.1, 0.3] });
+    expect(() => validateRunConfig({ smallCrops: 2, smallCropMinScale: 0.5, smallCropMaxScale: 0.2 })).toThrowKind('RangeError', 'smallCropMaxScale');
+    expect(() => validateRunConfig({ smallCrops: -1 })).toThrowKind('RangeError', 'smallCrops');
   });
 
   it('accepts only its own keys (what a JSON config may hold)', () => {

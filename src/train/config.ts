@@ -25,6 +25,9 @@ export const DIST_BACKENDS = ['auto', ...BACKENDS] as const;
 /** Size of the evaluation bank (a subset of the training split) when `evalSubset` is not set. */
 export const DEFAULT_EVAL_BANK_SIZE = 10000;
 
+/** The side of multi-crop's small views as a fraction of the large views' when not set: SwAV's 96 px beside 224. */
+export const SMALL_CROP_RATIO = [96, 224] as const;
+
 /** One run setting. Without a `default` it is optional (undefined: not set). */
 export type Setting =
   | { kind: 'int'; min: number; max?: number; default?: number; help: string }
@@ -54,6 +57,10 @@ export const RUN_SETTINGS = {
   jitterStrength: { kind: 'number', min: 0, default: AUGMENT_DEFAULTS.jitterStrength, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on small images)' },
   blurProbability: { kind: 'number', min: 0, max: 1, default: AUGMENT_DEFAULTS.blurProbability, help: 'probability of Gaussian blur (SimCLR ImageNet: 0.5; small images: 0)' },
   minScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: AUGMENT_DEFAULTS.minScale, help: 'smallest crop area fraction of RandomResizedCrop' },
+  smallCrops: { kind: 'int', min: 0, max: 64, default: 0, help: 'multi-crop (SwAV): this many small views of each image besides the two of --image-size, all positives of one another; 0: two views only' },
+  smallCropSize: { kind: 'int', min: 1, help: `side of each small view (default: ${SMALL_CROP_RATIO.join('/')} of --image-size, SwAV's 96 px beside 224)` },
+  smallCropMinScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.05, help: 'smallest crop area fraction of the small views (SwAV: 0.05)' },
+  smallCropMaxScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.14, help: 'largest crop area fraction of the small views (SwAV: 0.14)' },
   projectionDim: { kind: 'int', min: 1, default: 128, help: 'width of z' },
   projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
   projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
@@ -183,6 +190,9 @@ export function validateRunConfig(partial: Partial<RunConfig>): RunConfig {
   if (unknown.length) throw new RangeError(`Unknown config keys: ${unknown.join(', ')}`);
   const config: RunConfig = { ...DEFAULT_RUN_CONFIG, ...stripUndefined(partial) };
   checkSettings(config, SETTING_NAMES);
+  if (config.smallCrops > 0 && config.smallCropMinScale > config.smallCropMaxScale) {
+    throw new RangeError(`smallCropMinScale (${config.smallCropMinScale}) must not exceed smallCropMaxScale (${config.smallCropMaxScale})`);
+  }
   return config;
 }
 

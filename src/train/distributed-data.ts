@@ -24,12 +24,14 @@ export function distributedTrainingData(dataset: Dataset, config: RunConfig, ran
       `training images and dropLast leaves no batch: lower --batch-size, or pass --drop-last false`);
   }
   const augmenter = augmenterFor(config, 0);
+  const multiCrop = augmenter.groups.length > 1;
   const batchesPerEpoch = config.dropLast ? Math.floor(sampler.length / config.batchSize) : Math.ceil(sampler.length / config.batchSize);
   // The generator state each yielded batch is augmented with.
   const streams = new WeakMap<Tensor, number[]>();
   return {
     sampler,
     batchesPerEpoch,
+    viewsPerImage: augmenter.viewsPerImage,
     async *batches(epoch: number, skipBatches: number) {
       const shard = new Subset(dataset, sampler.indices(epoch));
       const loader = new Loader(shard, { batchSize: config.batchSize, shuffle: false, dropLast: config.dropLast, concurrency: config.workers * 16 });
@@ -50,7 +52,7 @@ export function distributedTrainingData(dataset: Dataset, config: RunConfig, ran
       const state = streams.get(images);
       if (state === undefined) throw new Error('distributedTrainingData.views: images must come from this source\'s batches()');
       augmenter.setState(state);
-      return augmenter.views(images, { device: config.device });
+      return multiCrop ? augmenter.viewGroups(images, { device: config.device }) : augmenter.views(images, { device: config.device });
     },
     // The stream of a batch follows from (seed, rank, epoch, batch): nothing to save, nothing to restore.
     getAugmentState: (): AugmenterState => [],

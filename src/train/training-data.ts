@@ -1,27 +1,24 @@
 /** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the augmenter. */
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { Augmenter, AugmentOptions, AugmenterState } from '../augment';
+import { Augmenter, AugmenterState } from '../augment';
 import type { TrainingData } from './trainer';
-import { RunConfig, SEED_STREAMS } from './config';
-
-/** What a run's data side takes beyond its run config. */
-export interface TrainingDataOptions {
-  /** Multi-crop's small views (see AugmentConfig.smallCrops); the default: two views only. */
-  smallCrops?: AugmentOptions['smallCrops'];
-}
+import { RunConfig, SEED_STREAMS, SMALL_CROP_RATIO } from './config';
 
 /**
  * The augmentation of a run config: SimCLR's defaults with the run's size, crop scale, jitter strength and blur, plus
- * multi-crop's small views when asked for.
+ * multi-crop's small views when `smallCrops` > 0.
  */
-export function augmenterFor(config: RunConfig, seed: number, { smallCrops = null }: TrainingDataOptions = {}): Augmenter {
+export function augmenterFor(config: RunConfig, seed: number): Augmenter {
+  const smallSize = config.smallCropSize ?? Math.max(1, Math.round(config.imageSize * SMALL_CROP_RATIO[0] / SMALL_CROP_RATIO[1]));
   return new Augmenter({
     size: config.imageSize,
     crop: { scale: [config.minScale, 1] },
     jitterStrength: config.jitterStrength,
     blur: { probability: config.blurProbability },
-    smallCrops,
+    smallCrops: config.smallCrops > 0
+      ? { views: config.smallCrops, size: smallSize, scale: [config.smallCropMinScale, config.smallCropMaxScale] }
+      : null,
   }, { seed });
 }
 
@@ -30,7 +27,7 @@ export function augmenterFor(config: RunConfig, seed: number, { smallCrops = nul
  * otherwise a short last batch is trained on, except one of fewer than 2 images (a contrastive loss needs negatives).
  * With small crops the views of a batch are one tensor per resolution group (Augmenter.viewGroups).
  */
-export function trainingData(dataset: Dataset, config: RunConfig, options: TrainingDataOptions = {}):
+export function trainingData(dataset: Dataset, config: RunConfig):
   TrainingData & { loader: Loader; augmenter: Augmenter } {
   if (config.dropLast && dataset.length < config.batchSize) {
     throw new RangeError(`batchSize ${config.batchSize} is larger than the ${dataset.length} training images and dropLast leaves no batch: ` +
@@ -39,7 +36,7 @@ export function trainingData(dataset: Dataset, config: RunConfig, options: Train
   const loader = new Loader(dataset, {
     batchSize: config.batchSize, dropLast: config.dropLast, seed: config.seed + SEED_STREAMS.shuffle, concurrency: config.workers * 16,
   });
-  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment, options);
+  const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
   const multiCrop = augmenter.groups.length > 1;
   return {
     loader,

@@ -3,7 +3,8 @@
 // '<json>'` on the built package (dist/). With worldSize 1 it is the one-process reference: the same steps on the
 // images of every rank at once. Each step's batch is drawn in JS from a fixed seed, image-major over the global batch:
 // rank r takes images [first_r, first_r + B_r) of every view, so 2 ranks x B see exactly the 1 x 2B batch.
-// With `reverse` the images of the batch come in reverse order (the float32 rounding yardstick).
+// With `reverse` the images of the batch come in reverse order (the float32 rounding yardstick); with `smallViews`
+// each step has multi-crop's second group of views.
 // Writes <out>.json (losses) and <out>.bin (every float parameter and buffer, in sorted key order, float32).
 const fs = require('fs');
 const path = require('path');
@@ -27,11 +28,14 @@ function normals(seed, count) {
   return data;
 }
 
-/** The views this worker trains on at `step`: V x B x 3 x S x S, view-major, its images of the global batch. */
-function batch(step) {
+/**
+ * The views this worker trains on at `step` in one group: V x B x 3 x S x S, view-major, its images of the global
+ * batch (`salt` draws another group from the same step).
+ */
+function viewGroup(step, views, size, salt) {
   const total = imagesPerRank.reduce((a, b) => a + b, 0);
   const image = 3 * size * size;
-  const all = normals(1000 + step, views * total * image);
+  const all = normals(1000 + step + salt, views * total * image);
   const first = worldSize === 1 ? 0 : imagesPerRank.slice(0, rank).reduce((a, b) => a + b, 0);
   const mine = worldSize === 1 ? total : imagesPerRank[rank];
   const data = new Float32Array(views * mine * image);
@@ -46,6 +50,11 @@ function batch(step) {
   return Tensor.fromTypedArray(data, [views * mine, 3, size, size]);
 }
 
+/** The step's views: `views` of `size` px, and with `smallViews` multi-crop's second group of `smallSize` px. */
+function batch(step) {
+  return cfg.smallViews ? [viewGroup(step, views, size, 0), viewGroup(step, cfg.smallViews, cfg.smallSize, 500)] : viewGroup(step, views, size, 0);
+}
+
 (async () => {
   setNumThreads(cfg.threads ?? 1);
   // A different seed on every rank: the broadcast from rank 0 must make them one model.
@@ -55,20 +64,20 @@ function batch(step) {
     ? await ProcessGroup.init({ rank, worldSize, masterAddr: '127.0.0.1', masterPort: cfg.port, timeoutMs: cfg.timeoutMs ?? 60_000 })
     : undefined;
   const trainStep = createTrainStep(model, {
-    optimizer: 'sgd', momentum: 0.9, weightDecay: 1e-4, temperature: 0.2, views, precision: 'fp32', memoryFormat: 'contiguous',
+    optimizer: 'sgd', momentum: 0.9, weightDecay: 1e-4, temperature: 0.2, views: views + (cfg.smallViews ?? 0), precision: 'fp32', memoryFormat: 'contiguous',
     ...(group ? { dataParallel: { group, globalBatchNorm: cfg.globalBatchNorm, gatherBackward: cfg.gatherBackward } } : {}),
   });
   const losses = [];
   const localLosses = [];
   const seconds = [];
   for (let step = 0; step < steps; step++) {
-    const views = batch(step);
+    const input = batch(step);
     const started = process.hrtime.bigint();
-    const result = await trainStep.step(views, cfg.lrs[step]);
+    const result = await trainStep.step(input, cfg.lrs[step]);
     seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
     losses.push(result.loss);
     localLosses.push(result.localLoss);
-    views.dispose();
+    for (const t of Array.isArray(input) ? input : [input]) t.dispose();
   }
   const state = await model.stateDict();
   const parts = [];
