@@ -145,9 +145,10 @@ describe(`end to end on ${testDevice}`, () => {
     for (let i = 0; i < 3; i++) {
       const expected = (await cpuStep.step(views('cpu'), LR)).loss;
       const actual = (await deviceStep.step(views(testDevice), LR)).loss;
-      // float32 on both (measured on the CPU: 1e-6 by the third step); a GPU's convolutions may use TF32 (LibTorch's
-      // default for cuDNN), about 1e-3 relative.
-      expect(relative(actual, expected)).toBeLessThan(onCuda ? 1e-2 : 1e-5);
+      // float32 on both. On the CPU, by the third step: 1e-6 with LibTorch 1.13's kernels, 2.4e-5 with torch 2.x's
+      // (oneDNN's channels-last convolutions sum in another order; BatchNorm over 8 images amplifies it step by step).
+      // A GPU's convolutions may use TF32 (LibTorch's default for cuDNN), about 1e-3 relative.
+      expect(relative(actual, expected)).toBeLessThan(onCuda ? 1e-2 : 1e-4);
     }
   });
 

@@ -108,48 +108,68 @@ void CombineRows(const uint8_t* const* rows, const int32_t* weight, int count, u
   CombineRowsScalar(rows, weight, count, out, n);
 }
 
-}  // namespace
-
-void ResizeBilinearAntialias(const uint8_t* in, int64_t height, int64_t width, uint8_t* out, int64_t out_height,
-                             int64_t out_width) {
-  const Weights ys = Triangle(height, out_height);
-  // The horizontal pass covers only the input rows the vertical pass reads.
-  const int64_t row_first = ys.first[0], row_last = ys.first[out_height - 1] + ys.count[out_height - 1];
-  std::vector<uint8_t> narrowed;
-  const uint8_t* rows = in + row_first * width * 3;  // row r of the horizontal pass's output is input row row_first + r
-  int64_t row_bytes = width * 3;
-  if (out_width != width) {
-    const Weights xs = Triangle(width, out_width);
-    narrowed.resize((row_last - row_first) * out_width * 3);
-    for (int64_t y = row_first; y < row_last; ++y) {
-      const uint8_t* line = in + y * width * 3;
-      uint8_t* o = narrowed.data() + (y - row_first) * out_width * 3;
-      for (int64_t x = 0; x < out_width; ++x) {
-        const int32_t* k = xs.weight.data() + x * xs.taps;
-        const uint8_t* p = line + xs.first[x] * 3;
-        int32_t r = kHalf, g = kHalf, b = kHalf;
-        for (int32_t j = 0; j < xs.count[x]; ++j, p += 3) {
-          r += p[0] * k[j];
-          g += p[1] * k[j];
-          b += p[2] * k[j];
-        }
-        o[3 * x] = Round8(r);
-        o[3 * x + 1] = Round8(g);
-        o[3 * x + 2] = Round8(b);
+// Rows [row_first, row_last) of `in` (`width` pixels each) resampled horizontally to `out_width` pixels, into `out`.
+void HorizontalPass(const uint8_t* in, int64_t width, int64_t row_first, int64_t row_last, const Weights& xs,
+                    int64_t out_width, uint8_t* out) {
+  for (int64_t y = row_first; y < row_last; ++y) {
+    const uint8_t* line = in + y * width * 3;
+    uint8_t* o = out + (y - row_first) * out_width * 3;
+    for (int64_t x = 0; x < out_width; ++x) {
+      const int32_t* k = xs.weight.data() + x * xs.taps;
+      const uint8_t* p = line + xs.first[x] * 3;
+      int32_t r = kHalf, g = kHalf, b = kHalf;
+      for (int32_t j = 0; j < xs.count[x]; ++j, p += 3) {
+        r += p[0] * k[j];
+        g += p[1] * k[j];
+        b += p[2] * k[j];
       }
+      o[3 * x] = Round8(r);
+      o[3 * x + 1] = Round8(g);
+      o[3 * x + 2] = Round8(b);
     }
-    rows = narrowed.data();
-    row_bytes = out_width * 3;
   }
-  if (out_height == height) {
-    std::copy_n(rows, out_height * row_bytes, out);
-    return;
-  }
+}
+
+// `rows` holds input rows row_first, row_first + 1, ... of `row_bytes` bytes; out gets ys's output rows.
+void VerticalPass(const uint8_t* rows, int64_t row_first, int64_t row_bytes, const Weights& ys, int64_t out_height,
+                  uint8_t* out) {
   std::vector<const uint8_t*> taps(ys.taps);
   for (int64_t y = 0; y < out_height; ++y) {
     for (int32_t j = 0; j < ys.count[y]; ++j) taps[j] = rows + (ys.first[y] - row_first + j) * row_bytes;
     CombineRows(taps.data(), ys.weight.data() + y * ys.taps, ys.count[y], out + y * row_bytes, row_bytes);
   }
+}
+
+}  // namespace
+
+void ResizeBilinearAntialias(const uint8_t* in, int64_t height, int64_t width, uint8_t* out, int64_t out_height,
+                             int64_t out_width) {
+  const Weights ys = Triangle(height, out_height);
+  const int64_t row_bytes = width * 3, out_row_bytes = out_width * 3;
+  if (out_width == width) {
+    VerticalPass(in, 0, row_bytes, ys, out_height, out);
+    return;
+  }
+  const Weights xs = Triangle(width, out_width);
+  if (out_height == height) {
+    HorizontalPass(in, width, 0, height, xs, out_width, out);
+    return;
+  }
+  // Both passes round to uint8 in between, so their order shows in the bytes (by 1 in about a tenth of them). Current
+  // Pillow (13, what pip's torchvision installs) runs the vertical pass first when the width grows and the height
+  // shrinks, else the horizontal pass first; Pillow 9.4 (Debian bookworm's) always ran the horizontal one first. We
+  // follow current Pillow.
+  if (out_width > width && out_height < height) {
+    std::vector<uint8_t> shortened(out_height * row_bytes);
+    VerticalPass(in, 0, row_bytes, ys, out_height, shortened.data());
+    HorizontalPass(shortened.data(), width, 0, out_height, xs, out_width, out);
+    return;
+  }
+  // The horizontal pass covers only the input rows the vertical pass reads.
+  const int64_t row_first = ys.first[0], row_last = ys.first[out_height - 1] + ys.count[out_height - 1];
+  std::vector<uint8_t> narrowed((row_last - row_first) * out_row_bytes);
+  HorizontalPass(in, width, row_first, row_last, xs, out_width, narrowed.data());
+  VerticalPass(narrowed.data(), row_first, out_row_bytes, ys, out_height, out);
 }
 
 }  // namespace simclr
