@@ -145,10 +145,13 @@ describe(`end to end on ${testDevice}`, () => {
     for (let i = 0; i < 3; i++) {
       const expected = (await cpuStep.step(views('cpu'), LR)).loss;
       const actual = (await deviceStep.step(views(testDevice), LR)).loss;
-      // float32 on both. On the CPU, by the third step: 1e-6 with LibTorch 1.13's kernels, 2.4e-5 with torch 2.x's
-      // (oneDNN's channels-last convolutions sum in another order; BatchNorm over 8 images amplifies it step by step).
-      // A GPU's convolutions may use TF32 (LibTorch's default for cuDNN), about 1e-3 relative.
-      expect(relative(actual, expected)).toBeLessThan(onCuda ? 1e-2 : 1e-4);
+      // float32 on both. The first step is a forward of the same weights: rounding only (1e-7 on the CPU). After an
+      // update the difference is BatchNorm's: its bias gradients are sums of cancelling terms, 1e-3 relative from
+      // float32 rounding alone (4.7e-3 between LibTorch's fp32 BatchNorm and float64 on a model like this one). With
+      // torch 2.15 on 2 CPU threads the NHWC and NCHW backward reduce in different orders: bias gradients 2.8e-3
+      // apart after one step, losses 1.2e-7, 2.4e-5, 7.6e-4 apart over three (1 thread: 1.2e-7, 1.6e-6, 3.3e-7;
+      // LibTorch 1.13: below 1e-6). A GPU's convolutions may use TF32 (LibTorch's default for cuDNN), ~1e-3 relative.
+      expect(relative(actual, expected)).toBeLessThan(i === 0 && !onCuda ? 1e-5 : 1e-2);
     }
   });
 
