@@ -8,6 +8,7 @@ import * as path from 'path';
 import { Encoder, SimCLRModel, Tensor, manualSeed, ntXent, runTraining, RunConfig } from '../src';
 import { Optimizer, trainStep, createTrainStep } from '../src/ops/train-step';
 import { cpuBf16Support, resolveMemoryFormat, resolvePrecision } from '../src/ops/precision';
+import { relativeError as sharedRelativeError } from './helpers/numerics';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-precision-'));
 
@@ -32,15 +33,7 @@ function maxAbs(a: Tensor): number {
 
 /** ||a - b|| / ||a|| (Frobenius). */
 function relativeError(a: Tensor, b: Tensor): number {
-  const x = values(a);
-  const y = values(b);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i] - y[i]) ** 2;
-    den += x[i] ** 2;
-  }
-  return Math.sqrt(num / den);
+  return sharedRelativeError(values(b), values(a));
 }
 
 async function stateDiff(a: SimCLRModel, b: SimCLRModel): Promise<{ diff: number; scale: number }> {
