@@ -188,6 +188,12 @@ describe('training report', () => {
     expect(fs.existsSync(html)).toBe(true);
   });
 
+  it('a folder that cannot be made is an error at once (Node\'s recursive mkdir spins forever under /proc)', async () => {
+    const started = Date.now();
+    await expect(writeReport('/proc/simclr-report/run', run())).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('rejects records and options it cannot show', async () => {
     await expect(writeReport(dir, [])).rejects.toThrow(/at least one metrics record/);
     await expect(writeReport(dir, 'x' as never)).rejects.toThrow(TypeError);

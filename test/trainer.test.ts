@@ -279,7 +279,7 @@ describe('training loop', () => {
       const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
       try {
         await expect(run(await folder(1, 1), 1)).rejects.toThrow(/epoch 1 gave no batch of at least 2 readable images/);
-        await expect(run(await folder(0, 2), 1)).rejects.toThrow(/no sample of epoch 0 could be read/);
+        await expect(run(await folder(0, 2), 1)).rejects.toThrow(/no image of epoch 1 could be read/);
       } finally {
         warn.mockRestore();
       }

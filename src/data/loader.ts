@@ -168,7 +168,7 @@ export class Loader implements AsyncIterable<Batch> {
     } finally {
       state.stopped = true;
     }
-    if (report.samples === 0 && startBatch < this.length) throw new Error(`Loader: no sample of epoch ${epoch} could be read (${report.skippedExamples[0] ?? ''})`);
+    if (report.samples === 0 && startBatch < this.length) throw new Error(`Loader: no image of epoch ${epoch + 1} could be read (${report.skippedExamples[0] ?? ''})`);
     this.lastReport = report;
     this.onEpochEnd(report);
   }

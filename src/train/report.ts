@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vm from 'vm';
 import { pathToFileURL } from 'url';
-import { writeFileAtomic } from '../atomic-file';
+import { makeFolder, writeFileAtomic } from '../atomic-file';
 import { invalid } from '../errors';
 import { formatDuration } from './progress';
 
@@ -395,7 +395,7 @@ export async function writeReport(runDir: string, records: MetricsRecord[], opti
     '</body></html>',
     '',
   ].join('\n');
-  await fs.promises.mkdir(runDir, { recursive: true });
+  await makeFolder(runDir);
   const svgPath = path.join(runDir, 'report.svg');
   const htmlPath = path.join(runDir, 'report.html');
   await writeFileAtomic(svgPath, [svg]);
