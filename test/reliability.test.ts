@@ -15,6 +15,8 @@ const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const TINY = ['--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--epochs', '2', '--base-size', '16',
   '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
 const STEPS = 12;
+/** TINY as one epoch of 12 steps: a kill after a few steps lands mid-epoch, where epoch-end checkpoints have none. */
+const ONE_LONG_EPOCH = TINY.map((arg, i) => (TINY[i - 1] === '--subset' ? '48' : TINY[i - 1] === '--epochs' ? '1' : arg));
 const folders: string[] = [];
 const tmp = () => {
   folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-rel-')));
@@ -134,6 +136,25 @@ describe('simclr train under kills and signals', () => {
     expect(epochs(out)).toEqual(epochs(reference));
   });
 
+  it.each([
+    // Saved after steps 2, 4, ...: with k steps logged, the save after step k may not have finished.
+    ['2', (k: number) => [2 * Math.floor((k - 1) / 2), 2 * Math.floor(k / 2)]],
+    // Saved after every step (the interval, 0.6 ms, is shorter than a step).
+    ['0.00001m', (k: number) => [k - 1, k]],
+  ])('--checkpoint-every %s saves within the epoch: a kill -9 loses only the steps since the last save', async (every, savedAfter) => {
+    const out = tmp();
+    const { child, exit } = start(['train', ...ONE_LONG_EPOCH, '--checkpoint-every', every, '--out', out]);
+    await until(() => steps(out).length >= 3, 'three steps');
+    child.kill('SIGKILL');
+    expect((await exit).signal).toBe('SIGKILL');
+    const logged = steps(out).length;
+    expect(logged).toBeLessThan(12);
+    const saved = await meta(out);
+    expect(savedAfter(logged)).toContain(saved.step);
+    expect(saved).toMatchObject({ epoch: 0, batchInEpoch: saved.step });
+    expect(saved.step).toBeGreaterThanOrEqual(2);
+  });
+
   it('a partial last line in metrics.jsonl (a kill mid-write) and leftover temporary files are cleared on resume', async () => {
     const out = tmp();
     expect((await simclr(['train', ...TINY, '--max-steps', '2', '--out', out])).code).toBe(0);
@@ -154,7 +175,10 @@ describe('run folders', () => {
     const out = tmp();
     const first = start(['train', ...TINY, '--out', out]);
     await until(() => steps(out).length >= 1, 'the first run to train');
+    // Paused, the first run cannot finish (and free the folder) before the second has tried it.
+    first.child.kill('SIGSTOP');
     const second = await simclr(['train', ...TINY, '--overwrite', '--out', out]);
+    first.child.kill('SIGCONT');
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`is in use by another run: process ${first.child.pid} on ${os.hostname()}`);
     expect((await first.exit).code).toBe(0);
@@ -193,6 +217,28 @@ describe('run folders', () => {
     const over = await simclr(['train', ...TINY, '--max-steps', '2', '--overwrite', '--out', out]);
     expect(over.code).toBe(0);
     expect(steps(out).map((s) => s.step)).toEqual([1, 2]);
+  });
+
+  it('best.ckpt is the epoch with the best score (the lowest loss without a kNN monitor), a link to that last.ckpt', async () => {
+    const losses = epochs(reference).map((e) => e.loss);
+    expect(losses).toHaveLength(2);
+    const bestEpoch = losses.indexOf(Math.min(...losses)) + 1; // the first of equals stays best
+    const best = (await readCheckpointHeader<CheckpointMeta>(path.join(reference, 'best.ckpt'))).meta;
+    expect(best).toMatchObject({ epoch: bestEpoch, batchInEpoch: 0, step: 6 * bestEpoch });
+    const inode = (name: string) => fs.statSync(path.join(reference, name)).ino;
+    expect(inode('best.ckpt') === inode('last.ckpt')).toBe(bestEpoch === 2);
+  });
+
+  it('a folder with fewer than 2 readable images is an error (exit 1) naming the skipped file, not a run of 0 steps', async () => {
+    const data = tmp();
+    fs.mkdirSync(path.join(data, 'a'));
+    await sharp(Buffer.alloc(16 * 16 * 3, 90), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(data, 'a', 'good.png'));
+    fs.writeFileSync(path.join(data, 'a', 'bad.png'), 'not an image');
+    const run = await simclr(['train', '--data', data, '--batch-size', '2', '--epochs', '1', '--base-size', '16', '--image-size', '16',
+      '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--progress', 'none', '--out', path.join(tmp(), 'run')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/bad\.png/);
+    expect(run.stderr).toMatch(/epoch 1 gave no batch of at least 2 readable images/);
   });
 
   it('an unusable --out is a clear error at once', async () => {

@@ -1,5 +1,6 @@
 /** The run settings table: one default, one range and one list of choices per setting, used at every edge. */
 import { Backbones, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, RunConfig, SimCLRModel, Tensor, validateRunConfig } from '../src';
+import { checkpointInterval } from '../src/train/config';
 import { augmenterFor } from '../src/train/training-data';
 import { Trainer, TrainerOptions, TrainingData } from '../src/train/trainer';
 
@@ -22,6 +23,16 @@ describe('run settings', () => {
   it('checks the backbone against the encoder\'s own names', () => {
     expect(RUN_SETTINGS.backbone.choices).toBe(Backbones.names);
     expect(() => validateRunConfig({ backbone: 'vgg16' as never })).toThrowKind('RangeError', Backbones.names.join(', '));
+  });
+
+  it('reads --checkpoint-every as steps, minutes (the default, 10m) or epoch ends only', () => {
+    expect(RUN_SETTINGS.checkpointEvery.default).toBe('10m');
+    expect(checkpointInterval('10m')).toEqual({ minutes: 10 });
+    expect(checkpointInterval('0.5m')).toEqual({ minutes: 0.5 });
+    expect(checkpointInterval('500')).toEqual({ steps: 500 });
+    expect(checkpointInterval('epoch')).toEqual({});
+    expect(checkpointInterval('0')).toEqual({});
+    for (const bad of ['10 m', '-1', '1h', '', 'm']) expect(() => checkpointInterval(bad)).toThrow(/checkpointEvery/);
   });
 
   it('takes the temperature bound from NT-Xent', () => {
