@@ -231,6 +231,35 @@ describe('simclr train --nproc-per-node 2', () => {
     for (const pid of workers) expect(alive(pid)).toBe(false);
   }, 240_000);
 
+  it('a worker that hangs fails the others after --dist-timeout, naming it; the launcher ends it and exits non-zero', async () => {
+    const out = tmp();
+    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '8', '--out', out]);
+    await until(() => stepRecords(out).length >= 2, 'the first steps');
+    const workers = childrenOf(run.child.pid!);
+    expect(workers).toHaveLength(2);
+    const hung = workers.find((pid) => rankOf(pid) === 1)!;
+    const stoppedAt = Date.now();
+    process.kill(hung, 'SIGSTOP');
+    const result = await run.exit;
+    expect(result.code).not.toBe(0);
+    expect(result.code).not.toBeNull();
+    expect(result.stderr).toMatch(new RegExp(`failed on rank 0 of 2 after the collective timeout \\(8 s\\): rank 1 \\(pid ${hung}\\) is stopped`));
+    // The timeout, the diagnosis and the launcher's grace period before SIGKILL (10 s), with room for a loaded machine.
+    expect(Date.now() - stoppedAt).toBeLessThan(60_000);
+    for (const pid of workers) expect(alive(pid)).toBe(false);
+  }, 240_000);
+
+  it('a killed launcher takes its workers with it', async () => {
+    const out = tmp();
+    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '60', '--out', out]);
+    await until(() => stepRecords(out).length >= 2, 'the first steps');
+    const workers = childrenOf(run.child.pid!);
+    expect(workers).toHaveLength(2);
+    run.child.kill('SIGKILL');
+    await run.exit;
+    await until(() => workers.every((pid) => !alive(pid)), 'the workers to exit', 30_000);
+  }, 240_000);
+
   it('stops every worker on Ctrl-C with last.ckpt saved, and resumes to the losses of an uninterrupted run', async () => {
     const straight = tmp();
     const full = await simclr([...TINY, '--epochs', '2', '--out', straight]).exit;

@@ -17,8 +17,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -71,18 +73,22 @@ std::string HostName() {
 // "<host> <pid>": how a rank is found again when a collective fails.
 std::string Identity() { return HostName() + " " + std::to_string(getpid()); }
 
-// Whether the process `identity` names has exited or is exiting (a zombie), which is only knowable on this machine.
-bool ExitedOnThisMachine(const std::string& identity) {
+// The state letter of /proc/<pid>/stat ('R', 'S', 'T' stopped, 'Z' zombie, ...) of the process `identity` names, 'X'
+// when it is gone, or '?' when it runs on another machine (where only its own messages can tell).
+char StateOnThisMachine(const std::string& identity) {
   const auto space = identity.rfind(' ');
-  if (space == std::string::npos || identity.substr(0, space) != HostName()) return false;
+  if (space == std::string::npos || identity.substr(0, space) != HostName()) return '?';
   const pid_t pid = static_cast<pid_t>(std::stoll(identity.substr(space + 1)));
-  if (kill(pid, 0) != 0) return errno == ESRCH;
+  if (kill(pid, 0) != 0) return errno == ESRCH ? 'X' : '?';
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
   const auto state = line.rfind(')');  // "pid (comm) S ...": the state follows the command name
-  return state != std::string::npos && state + 2 < line.size() && (line[state + 2] == 'Z' || line[state + 2] == 'X');
+  return state != std::string::npos && state + 2 < line.size() ? line[state + 2] : '?';
 }
+
+bool Exited(char state) { return state == 'X' || state == 'Z'; }
+bool Stopped(char state) { return state == 'T' || state == 't'; }
 
 }  // namespace
 
@@ -95,45 +101,95 @@ struct ProcessGroup::Impl {
   std::atomic<int64_t> all_gather_bytes{0}, all_gather_calls{0};
   std::atomic<int64_t> broadcast_bytes{0}, broadcast_calls{0};
 
+  // How many collectives this rank has started. A thread publishes the count to the store (on change, at most every
+  // 100 ms, over its own connection: never on the step's path), so that a rank whose collective times out can name
+  // the rank that never started it, even when both are in the same step.
+  std::atomic<int64_t> collectives_started{0};
+  c10::intrusive_ptr<c10d::Store> publisher_keys;
+  std::mutex publisher_mutex;
+  std::condition_variable publisher_wake;
+  bool publisher_stop = false;
+  std::thread publisher;
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(publisher_mutex);
+      publisher_stop = true;
+    }
+    publisher_wake.notify_all();
+    if (publisher.joinable()) publisher.join();
+  }
+
+  void PublishCollectivesStarted() {
+    const std::string key = "started/" + std::to_string(options.rank);
+    int64_t published = -1;
+    std::unique_lock<std::mutex> lock(publisher_mutex);
+    while (!publisher_stop) {
+      const int64_t started = collectives_started.load();
+      if (started != published) {
+        lock.unlock();
+        try {
+          publisher_keys->set(key, Bytes(std::to_string(started)));
+        } catch (const std::exception&) {
+          return;  // the store is gone with rank 0: the collectives' own errors say so
+        }
+        published = started;
+        lock.lock();
+      }
+      publisher_wake.wait_for(lock, std::chrono::milliseconds(100), [this] { return publisher_stop; });
+    }
+  }
+
   std::string Where() const {
     return "rank " + std::to_string(options.rank) + " of " + std::to_string(options.world_size);
   }
 
-  // Which ranks died or fell behind: a failed collective usually means one of them died or hangs. Each rank recorded
-  // its host and pid at the rendezvous (a dead process on this machine is certain) and how far it got (its step
-  // count). The store lives in rank 0's process, so when it cannot be reached rank 0 is the one gone.
+  // Which ranks died, stopped or fell behind: a failed collective usually means one of them died or hangs. Each rank
+  // recorded its host and pid at the rendezvous (a dead or stopped process on this machine is certain), and publishes
+  // how far it got: its step count and the collectives it started. The store lives in rank 0's process, so when it
+  // cannot be reached rank 0 is the one gone.
   std::string Diagnose() const {
     try {
       store->setTimeout(std::chrono::milliseconds(3000));
+      // The peers' last counts reach the store within 100 ms.
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
       std::vector<std::string> identities(options.world_size);
-      std::vector<int64_t> progress(options.world_size, -1);
+      std::vector<int64_t> steps(options.world_size, -1), started(options.world_size, -1);
       for (int64_t q = 0; q < options.world_size; ++q) {
         const std::string who = "who/" + std::to_string(q);
-        const std::string key = "progress/" + std::to_string(q);
+        const std::string step = "progress/" + std::to_string(q);
+        const std::string collectives = "started/" + std::to_string(q);
         if (q != options.rank && keys->check({who})) identities[q] = Text(keys->get(who));
-        if (keys->check({key})) progress[q] = std::stoll(Text(keys->get(key)));
+        if (keys->check({step})) steps[q] = std::stoll(Text(keys->get(step)));
+        if (keys->check({collectives})) started[q] = std::stoll(Text(keys->get(collectives)));
       }
+      started[options.rank] = collectives_started.load();
+      const auto pid_of = [&](int64_t q) { return identities[q].substr(identities[q].rfind(' ') + 1); };
       // A peer's connection closes while it exits: give it a moment to be gone.
       for (int attempt = 0; attempt < 10; ++attempt) {
-        std::ostringstream dead;
+        std::ostringstream dead, stopped;
         for (int64_t q = 0; q < options.world_size; ++q) {
-          if (!identities[q].empty() && ExitedOnThisMachine(identities[q])) {
-            dead << (dead.tellp() > 0 ? ", " : "") << "rank " << q << " (pid "
-                 << identities[q].substr(identities[q].rfind(' ') + 1) << ")";
-          }
+          if (identities[q].empty()) continue;
+          const char state = StateOnThisMachine(identities[q]);
+          std::ostringstream& list = Exited(state) ? dead : stopped;
+          if (Exited(state) || Stopped(state)) list << (list.tellp() > 0 ? ", " : "") << "rank " << q << " (pid " << pid_of(q) << ")";
         }
         if (dead.tellp() > 0) return dead.str() + " exited";
+        if (stopped.tellp() > 0) return stopped.str() + " is stopped (SIGSTOP, Ctrl-Z or a debugger)";
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
-      const int64_t ahead = *std::max_element(progress.begin(), progress.end());
+      const auto at = [&](int64_t q) {
+        return "at step " + (steps[q] < 0 ? std::string("none") : std::to_string(steps[q])) + ", collective " +
+               std::to_string(std::max<int64_t>(started[q], 0));
+      };
+      const int64_t ahead = *std::max_element(started.begin(), started.end());
       std::ostringstream behind;
+      int64_t leader = options.rank;
       for (int64_t q = 0; q < options.world_size; ++q) {
-        if (progress[q] < ahead) {
-          behind << (behind.tellp() > 0 ? ", " : "") << "rank " << q << " (at step "
-                 << (progress[q] < 0 ? std::string("none") : std::to_string(progress[q])) << ")";
-        }
+        if (started[q] == ahead) leader = q;
+        if (started[q] < ahead) behind << (behind.tellp() > 0 ? ", " : "") << "rank " << q << " (" << at(q) << ")";
       }
-      if (behind.tellp() > 0) return "behind the others (at step " + std::to_string(ahead) + "): " + behind.str() + ", which died or hangs";
+      if (behind.tellp() > 0) return "behind the others (" + at(leader) + "): " + behind.str() + ", which died or hangs";
       return "another rank died or hangs (see the other ranks' errors)";
     } catch (const std::exception&) {
       return "the rendezvous store on rank 0 (" + options.master_addr + ":" + std::to_string(options.master_port) +
@@ -205,6 +261,22 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
     TORCH_CHECK(!store_options.isServer, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
     TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
                 ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", message.substr(0, 300), ")");
+  }
+}
+
+// Another client connection to the store: a TCPStore connection is not shared between threads. Its operations give
+// up after at most 10 s, so that a thread using it never outlives its group by long.
+c10::intrusive_ptr<c10d::Store> ConnectAnotherClient(const ProcessGroupOptions& o) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(o.master_port);
+  store_options.isServer = false;
+  store_options.waitWorkers = false;
+  store_options.timeout = std::min(o.timeout, std::chrono::milliseconds(10000));
+  try {
+    return c10::make_intrusive<c10d::PrefixStore>("simclr", c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options));
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "rank ", o.rank, " joined the group but could not open a second connection to the store at ",
+                o.master_addr, ":", o.master_port, ": ", MessageOf(e).substr(0, 300));
   }
 }
 
@@ -299,6 +371,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::Create(const ProcessGroupOptions& op
     TORCH_CHECK(false, "the ", options.backend == CommBackend::kNccl ? "NCCL" : "Gloo", " backend could not connect ",
                 impl->Where(), " within ", Seconds(options.timeout), ": ", MessageOf(e).substr(0, 300));
   }
+  impl->publisher_keys = ConnectAnotherClient(options);
+  impl->publisher = std::thread([group = impl.get()] { group->PublishCollectivesStarted(); });
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
 }
 
@@ -316,6 +390,7 @@ void ProcessGroup::AllReduceSum(at::Tensor& tensor) {
   TORCH_CHECK(tensor.is_contiguous(), "all-reduce needs a contiguous tensor");
   impl_->all_reduce_bytes += ByteSize(tensor);
   ++impl_->all_reduce_calls;
+  ++impl_->collectives_started;
   std::vector<at::Tensor> tensors = {tensor};
   impl_->Run("all-reduce", [&] { return impl_->backend->allreduce(tensors, c10d::AllreduceOptions()); });
 }
@@ -324,6 +399,7 @@ std::unique_ptr<PendingCollective> ProcessGroup::StartAllReduceSum(at::Tensor te
   TORCH_CHECK(tensor.is_contiguous(), "all-reduce needs a contiguous tensor");
   impl_->all_reduce_bytes += ByteSize(tensor);
   ++impl_->all_reduce_calls;
+  ++impl_->collectives_started;
   std::vector<at::Tensor> tensors = {tensor};
   try {
     return std::make_unique<PendingWork>(impl_.get(), impl_->backend->allreduce(tensors, c10d::AllreduceOptions()));
@@ -338,6 +414,7 @@ at::Tensor ProcessGroup::AllGather(const at::Tensor& tensor) {
   for (int64_t q = 0; q < size(); ++q) output[0].push_back(at::empty_like(input[0]));
   impl_->all_gather_bytes += ByteSize(tensor);
   ++impl_->all_gather_calls;
+  ++impl_->collectives_started;
   impl_->Run("all-gather", [&] { return impl_->backend->allgather(output, input, c10d::AllgatherOptions()); });
   return at::stack(output[0]);
 }
@@ -364,6 +441,7 @@ void ProcessGroup::Broadcast(at::Tensor& tensor, int64_t root) {
   TORCH_CHECK_VALUE(root >= 0 && root < size(), "broadcast root must be a rank, got ", root);
   impl_->broadcast_bytes += ByteSize(tensor);
   ++impl_->broadcast_calls;
+  ++impl_->collectives_started;
   std::vector<at::Tensor> tensors = {tensor};
   c10d::BroadcastOptions options;
   options.rootRank = root;
