@@ -13,10 +13,10 @@ export { ProcessGroup, BACKENDS, DEFAULT_TIMEOUT_MS, distributedBackends, proces
 export type { BackendName, ProcessGroupOptions, CommunicationCounters, Environment } from './ops/process-group';
 export * from './data';
 export * from './augment';
-export { knnPredict, knnEvaluate } from './eval/knn';
+export { knnPredict, knnEvaluate, KNN_DEFAULTS } from './eval/knn';
 export type { KnnOptions, KnnResult } from './eval/knn';
 export type { LabelledFeatures, FeatureTensors } from './eval/labelled-features';
-export { linearProbe } from './eval/linear-probe';
+export { linearProbe, LINEAR_PROBE_DEFAULTS } from './eval/linear-probe';
 export type { LinearProbeOptions, LinearProbeResult } from './eval/linear-probe';
 export { writeEmbeddings, writeNpy, readNpy, labelsPathFor } from './eval/embeddings';
 export type { NpyArray } from './eval/embeddings';

@@ -106,13 +106,15 @@ export interface NativeModel {
   loadStateDictBytes(bytes: Uint8Array, strict?: boolean): Promise<NativeLoadReport>;
 }
 
+/** Complete: the facade (models/) fills in every default. `head` absent: an encoder alone; `head.hiddenDim` absent: as
+ * wide as the encoder's output. */
 export interface NativeModelOptions {
   backbone: string;
-  outDim?: number;
-  stem?: string;
-  zeroInitResidual?: boolean;
+  outDim: number;
+  stem: string;
+  zeroInitResidual: boolean;
   device?: string;
-  head?: { layers?: number; hiddenDim?: number; outDim?: number; batchNorm?: boolean };
+  head?: { layers: number; hiddenDim?: number; outDim: number; batchNorm: boolean };
 }
 
 interface ModelModule {
@@ -120,6 +122,8 @@ interface ModelModule {
   createModel(options: NativeModelOptions): Promise<NativeModel>;
   /** The backbones the native factory builds (the TS list, `Backbones.names`, is checked against it by a test). */
   readonly backboneNames: readonly string[];
+  /** The stems it builds (the TS list, `STEMS`, is checked against it by a test). */
+  readonly stemNames: readonly string[];
   /** Parses torch.save bytes with the restricted unpickler (never runs code from the file). */
   readStateDict(bytes: Uint8Array): Promise<NativeTensorMap>;
   /** torch.save-compatible zip bytes of a dict of tensors. */
@@ -129,13 +133,13 @@ interface ModelModule {
 // ── NT-Xent: the fused loss and its gradient; see ops/nt-xent.ts ────────────────────────────────────────────────
 
 interface NtXentModule {
+  /** Temperatures at or below this are an error (defined once, in native/core/nt_xent.h). */
+  readonly ntXentMinTemperature: number;
   /**
    * Loss and dLoss/dz. `method` picks the implementation: 'fused' (the default, what ntXent uses), 'autograd' (the
    * autograd Function a training step calls, then backward()) or 'reference' (unfused ATen autograd, O(rows²)
    * memory). The last two exist for tests.
    */
-  /** Temperatures at or below this are an error (defined once, in native/core/nt_xent.h). */
-  readonly ntXentMinTemperature: number;
   ntXent(z: NativeTensor, temperature: number, views: number, method?: 'fused' | 'autograd' | 'reference'):
     Promise<{ loss: number; grad: NativeTensor }>;
   /** The data-parallel form: this rank's rows (zLocal, at zAll[offset..]) against every rank's rows (zAll). */
@@ -153,7 +157,7 @@ export interface NativeProcessGroupOptions {
   backend: 'gloo' | 'nccl';
   timeoutMs: number;
   /** The launcher serves the store (torchrun's agent); rank 0 connects to it instead of serving one. */
-  agentStore?: boolean;
+  agentStore: boolean;
 }
 
 /** Payload bytes this rank sent into each kind of collective, and how many calls. */
@@ -189,7 +193,7 @@ interface DistributedModule {
   distributedBackends(): string[];
 }
 
-// ── augmentation // ── augmentation & eval view: two-view and multi-crop batches, the functional ops, the deterministic eval view; see augment/ ──── eval view: SimCLR and multi-crop views, the functional ops, the eval view; see augment/ ──────────
+// ── augmentation & eval view: SimCLR and multi-crop views, the functional ops, the eval view; see augment/ ──────
 
 /**
  * The parameters of `augmentViews` (N = 2B views) or `augmentViewGroups` (N = B x the views of all groups): rows are
@@ -314,6 +318,12 @@ export interface NativeTrainStepResult {
 }
 
 interface TrainStepModule {
+  /** The optimisers the native step has (the TS list, `OPTIMIZERS`, is checked against it by a test). */
+  readonly optimizerNames: readonly string[];
+  /** The largest momentum and AdamW beta accepted (native/core/optimizer.h). */
+  readonly maxMomentum: number;
+  /** The most calls accumulated into one update (native/core/train_step.h). */
+  readonly maxAccumulationSteps: number;
   createOptimizer(model: NativeModel, options: NativeOptimizerOptions, dataParallel?: NativeDataParallelOptions): NativeOptimizer;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, views: NativeTensor[], options: NativeTrainStepOptions):
     Promise<NativeTrainStepResult>;
@@ -321,19 +331,31 @@ interface TrainStepModule {
 
 // ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────
 
+/** Complete but for `numClasses` (absent: the largest bank label + 1); the facade (eval/knn.ts) fills in the rest. */
 export interface NativeKnnOptions {
-  k?: number;
-  temperature?: number;
+  /** Neighbours that vote (fewer when the bank is smaller). */
+  k: number;
+  /** Each vote weighs exp(similarity / temperature). */
+  temperature: number;
+  /** Number of classes. */
   numClasses?: number;
-  chunkSize?: number;
+  /** Query rows per similarity block; peak memory is about chunkSize x bank rows floats. */
+  chunkSize: number;
 }
 
+/** Complete but for `numClasses` (absent: the largest label + 1); the facade (eval/linear-probe.ts) fills in the rest. */
 export interface NativeLinearProbeOptions {
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  weightDecay?: number;
-  seed?: number;
+  /** Passes over the training split. */
+  epochs: number;
+  /** Rows per Adam step. */
+  batchSize: number;
+  /** Adam's initial learning rate, cosine-decayed to 0. */
+  learningRate: number;
+  /** L2 penalty on the weights, not the bias. */
+  weightDecay: number;
+  /** Seed of the shuffling order; the weights start at zero. */
+  seed: number;
+  /** Number of classes. */
   numClasses?: number;
 }
 
@@ -347,9 +369,9 @@ export interface NativeLinearProbeResult {
 }
 
 interface EvalModule {
-  knnPredict(bankFeatures: NativeTensor, bankLabels: NativeTensor, queryFeatures: NativeTensor, options?: NativeKnnOptions): Promise<NativeTensor>;
+  knnPredict(bankFeatures: NativeTensor, bankLabels: NativeTensor, queryFeatures: NativeTensor, options: NativeKnnOptions): Promise<NativeTensor>;
   trainLinearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor,
-    options?: NativeLinearProbeOptions): Promise<NativeLinearProbeResult>;
+    options: NativeLinearProbeOptions): Promise<NativeLinearProbeResult>;
 }
 
 /** Everything the addon exports. */

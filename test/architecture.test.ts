@@ -1,13 +1,15 @@
 /**
- * The layering of src/ as DESIGN.md draws it: src/native.ts is the one binding file and declares the whole native
- * surface; only the facades (tensor.ts, doctor.ts, models/, ops/, augment/, eval/) import it. Training, data, the
- * CLI and the quickstart reach native code through the facades only.
+ * The layering of src/ as the README's "Layout" section draws it: src/native.ts is the one binding file and declares
+ * the whole native surface; only the facades (tensor.ts, doctor.ts, models/, ops/, augment/, eval/) import it.
+ * Training, data, the CLI and the quickstart reach native code through the facades only. And that section's table
+ * names every source file, so it cannot drift from the tree.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
 
-const SRC = path.join(__dirname, '..', 'src');
+const ROOT = path.join(__dirname, '..');
+const SRC = path.join(ROOT, 'src');
 const NATIVE = path.join(SRC, 'native.ts');
 
 /** Files and folders of src/ (relative, '/'-separated) that may import native.ts. */
@@ -75,5 +77,44 @@ describe('architecture of src/', () => {
 
   it('native.ts imports nothing of the project (it is the bottom layer)', () => {
     expect(graph.get(NATIVE)!.map(rel)).toEqual([]);
+  });
+});
+
+describe('the README\'s Layout section', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((part) => part.startsWith('Layout\n'))!;
+  const ticked = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((match) => match[1]);
+  const looksLikePath = (token: string) => token.includes('/') || /\.(ts|cc|h|md|json)$/.test(token);
+  const exists = (token: string, folders: string[]) => folders.some((folder) => fs.existsSync(path.join(ROOT, folder, token)));
+  /** Table rows: the folders and files of the "Where" cell, and the backticked names of the rest. */
+  const rows = section.split('\n').filter((line) => line.startsWith('| `')).map((line) => {
+    const [where, ...what] = line.split('|').slice(1, -1);
+    return { where: ticked(where), names: ticked(what.join('|')) };
+  });
+  const prose = section.split('\n').filter((line) => !line.startsWith('|')).join('\n');
+
+  it('names only paths that exist', () => {
+    expect(rows.length).toBeGreaterThan(10);
+    const missing = [
+      ...ticked(prose).filter(looksLikePath).filter((token) => !exists(token, ['', 'src'])),
+      ...rows.flatMap((row) => [
+        ...row.where.filter((token) => !exists(token, [''])),
+        ...row.names.filter(looksLikePath).filter((token) => !exists(token, ['', ...row.where.filter((w) => w.endsWith('/'))])),
+      ]),
+    ];
+    expect(missing).toEqual([]);
+  });
+
+  it('names every file of src/, native/core/ and native/bind/ in the row of its folder', () => {
+    const native = ['native/core', 'native/bind'].flatMap((dir) =>
+      fs.readdirSync(path.join(ROOT, dir)).filter((name) => /\.(cc|h)$/.test(name)).map((name) => `${dir}/${name}`));
+    const sources = [...files.map((file) => path.relative(ROOT, file).split(path.sep).join('/')), ...native];
+    const unnamed = sources.filter((file) => {
+      const name = path.posix.basename(file);
+      const stem = name.replace(/\.[^.]+$/, '');
+      const folder = `${path.posix.dirname(file)}/`;
+      return !rows.some((row) => row.where.includes(file) || (row.where.includes(folder) && (row.names.includes(name) || row.names.includes(stem))));
+    });
+    expect(unnamed).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Backbones, Encoder, SimCLRModel, Tensor, cuda, manualSeed, readStateDict, writeStateDict } from '../src';
+import { Backbones, Encoder, STEMS, SimCLRModel, Tensor, cuda, manualSeed, readStateDict, writeStateDict } from '../src';
 import { native } from '../src/native';
 import { spawnSync } from 'child_process';
 import { CraftedTensor, deflatedZeros, stateDictZip, statePickle, zipOf } from './helpers/crafted-files';
@@ -31,11 +31,23 @@ describe('Backbones', () => {
     await expect(Encoder.create({ backbone: 'resnet19' as never, outDim: 0 })).rejects.toThrow(
       "Backbone 'resnet19' not recognized. Available backbones: resnet18, resnet34, resnet50, resnet101, resnet152",
     );
-    expect(() => native.createModel({ backbone: 'vgg16' })).toThrowKind('RangeError', 'expected one of resnet18, resnet34');
+    expect(() => native.createModel({ backbone: 'vgg16', outDim: 0, stem: 'imagenet', zeroInitResidual: false })).toThrowKind('RangeError', 'expected one of resnet18, resnet34');
   });
 
   it('knows the same backbones as the native factory', () => {
     expect([...Backbones.names]).toEqual([...native.backboneNames]);
+  });
+
+  it('knows the same stems as the native factory', () => {
+    expect([...STEMS]).toEqual([...native.stemNames]);
+    const options = { backbone: 'resnet18', outDim: 0, zeroInitResidual: false };
+    expect(() => native.createModel({ ...options, stem: 'tiny' })).toThrowKind('RangeError', "Expected one of 'imagenet', 'cifar' for options.stem");
+  });
+
+  it('the native factory has no defaults of its own: a missing option is an error naming it', () => {
+    expect(() => native.createModel({ backbone: 'resnet18', outDim: 0, zeroInitResidual: false } as never)).toThrowKind('TypeError', 'options.stem');
+    const head = { layers: 2, batchNorm: false };
+    expect(() => native.createModel({ backbone: 'resnet18', outDim: 0, stem: 'imagenet', zeroInitResidual: false, head } as never)).toThrowKind('TypeError', 'outDim');
   });
 });
 

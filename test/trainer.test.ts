@@ -6,7 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { native } from '../src/native';
-import { createTrainStep, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
+import { createTrainStep, MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZERS, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
+import { RUN_SETTINGS } from '../src/train/config';
 import sharp from 'sharp';
 import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
@@ -150,6 +151,13 @@ describeWithOracle('native training step against PyTorch', (python) => {
 });
 
 describe('native training step arguments', () => {
+  it('takes the optimiser names and the limits from native code, where each is defined once', () => {
+    expect([...OPTIMIZERS]).toEqual([...native.optimizerNames]);
+    expect([MAX_MOMENTUM, MAX_ACCUMULATION_STEPS]).toEqual([0.999999, 2 ** 20]);
+    expect([MAX_MOMENTUM, MAX_ACCUMULATION_STEPS]).toEqual([native.maxMomentum, native.maxAccumulationSteps]);
+    expect([RUN_SETTINGS.momentum.max, RUN_SETTINGS.accumulationSteps.max]).toEqual([MAX_MOMENTUM, MAX_ACCUMULATION_STEPS]);
+  });
+
   it('rejects bad options and inputs with clear errors', async () => {
     const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
     // The native side takes complete options (no defaults of its own); the facade fills them the same way.

@@ -1,5 +1,6 @@
 #include "bind/args.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -159,43 +160,47 @@ Napi::Value Option(const Napi::Value& options, const char* key) {
   return options.As<Napi::Object>().Get(key);
 }
 
-// options[key], or nullopt when it is absent and has a fallback; absent with no fallback is a TypeError.
-template <typename T>
-static std::optional<Napi::Value> Present(const Napi::Value& options, const char* key, const std::optional<T>& fallback,
-                                          const char* expected) {
+// options[key]; absent is a TypeError.
+static Napi::Value Required(const Napi::Value& options, const char* key, const char* expected) {
   Napi::Value value = Option(options, key);
-  if (!value.IsUndefined()) return value;
-  if (fallback) return std::nullopt;
-  ThrowType(std::string("Expected ") + expected + " for options." + key + " but received undefined");
+  if (value.IsUndefined()) ThrowType(std::string("Expected ") + expected + " for options." + key + " but received undefined");
+  return value;
 }
 
-double NumberOption(const Napi::Value& options, const char* key, NumberRange range, std::optional<double> fallback) {
-  auto value = Present(options, key, fallback, "a finite number");
-  if (!value) return *fallback;
+double NumberOption(const Napi::Value& options, const char* key, NumberRange range) {
+  const Napi::Value value = Required(options, key, "a finite number");
   const std::string name = std::string("options.") + key;
-  const double number = ArgFiniteNumber(*value, name);
+  const double number = ArgFiniteNumber(value, name);
   if (number < range.min || (range.exclusive_min && number == range.min) || number > range.max) {
     std::ostringstream bounds;
     if (std::isfinite(range.min)) bounds << (range.exclusive_min ? " > " : " >= ") << range.min;
     if (std::isfinite(range.max)) bounds << (std::isfinite(range.min) ? " and <= " : " <= ") << range.max;
-    ThrowRange("Expected a finite number" + bounds.str() + " for " + name + Received(*value));
+    ThrowRange("Expected a finite number" + bounds.str() + " for " + name + Received(value));
   }
   return number;
 }
 
 int64_t IntOption(const Napi::Value& options, const char* key, int64_t min, int64_t max, std::optional<int64_t> fallback) {
-  auto value = Present(options, key, fallback, "an integer");
-  return value ? ArgInt(*value, std::string("options.") + key, min, max) : *fallback;
+  if (fallback && Option(options, key).IsUndefined()) return *fallback;
+  return ArgInt(Required(options, key, "an integer"), std::string("options.") + key, min, max);
 }
 
 bool BoolOption(const Napi::Value& options, const char* key, std::optional<bool> fallback) {
-  auto value = Present(options, key, fallback, "a boolean");
-  return value ? ArgBool(*value, std::string("options.") + key) : *fallback;
+  if (fallback && Option(options, key).IsUndefined()) return *fallback;
+  return ArgBool(Required(options, key, "a boolean"), std::string("options.") + key);
 }
 
-std::string StringOption(const Napi::Value& options, const char* key, std::optional<std::string> fallback) {
-  auto value = Present(options, key, fallback, "a string");
-  return value ? ArgString(*value, std::string("options.") + key) : *fallback;
+std::string StringOption(const Napi::Value& options, const char* key) {
+  return ArgString(Required(options, key, "a string"), std::string("options.") + key);
+}
+
+size_t OneOfOption(const Napi::Value& options, const char* key, const std::vector<std::string>& names) {
+  const std::string value = StringOption(options, key);
+  const auto found = std::find(names.begin(), names.end(), value);
+  if (found != names.end()) return size_t(found - names.begin());
+  std::string list;
+  for (const auto& name : names) list += (list.empty() ? "'" : ", '") + name + "'";
+  ThrowRange("Expected one of " + list + " for options." + key + " but received '" + value + "'");
 }
 
 Precision PrecisionOption(const Napi::Value& options) {
@@ -211,6 +216,12 @@ MemoryFormat MemoryFormatOption(const Napi::Value& options) {
   if (name == "contiguous") return MemoryFormat::kContiguous;
   if (name == "channelsLast") return MemoryFormat::kChannelsLast;
   ThrowRange("Expected 'contiguous' or 'channelsLast' for options.memoryFormat but received '" + name + "'");
+}
+
+Napi::Array StringArray(Napi::Env env, const std::vector<std::string>& strings) {
+  Napi::Array array = Napi::Array::New(env, strings.size());
+  for (uint32_t i = 0; i < strings.size(); ++i) array.Set(i, strings[i]);
+  return array;
 }
 
 std::string DtypeName(at::ScalarType type) {

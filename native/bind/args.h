@@ -51,17 +51,22 @@ struct NumberRange {
 };
 inline NumberRange Above(double min) { return {min, std::numeric_limits<double>::infinity(), true}; }
 
-// options[key] checked like the positional readers and named "options.<key>". An absent key gives `fallback`; without
-// one, an absent key is a TypeError (the caller must send complete options).
-double NumberOption(const Napi::Value& options, const char* key, NumberRange range = {},
-                    std::optional<double> fallback = std::nullopt);
+// options[key] checked like the positional readers and named "options.<key>". An absent key is a TypeError: TypeScript
+// owns the defaults and sends complete options. The only fallbacks are for what has no default to own: a test-only
+// switch (an absent one is off) or a value the native side derives (0 for "as wide as its input").
+double NumberOption(const Napi::Value& options, const char* key, NumberRange range = {});
 int64_t IntOption(const Napi::Value& options, const char* key, int64_t min, int64_t max,
                   std::optional<int64_t> fallback = std::nullopt);
 bool BoolOption(const Napi::Value& options, const char* key, std::optional<bool> fallback = std::nullopt);
-std::string StringOption(const Napi::Value& options, const char* key, std::optional<std::string> fallback = std::nullopt);
+std::string StringOption(const Napi::Value& options, const char* key);
+// options[key], a string that must be one of `names`; its index in `names`. Required.
+size_t OneOfOption(const Napi::Value& options, const char* key, const std::vector<std::string>& names);
 // options.precision: 'fp32' | 'bf16' | 'fp16'; options.memoryFormat: 'contiguous' | 'channelsLast'. Required.
 Precision PrecisionOption(const Napi::Value& options);
 MemoryFormat MemoryFormatOption(const Napi::Value& options);
+
+// ---- values for JS ----
+Napi::Array StringArray(Napi::Env env, const std::vector<std::string>& strings);
 
 // ---- names of ATen things as JS sees them ----
 std::string DtypeName(at::ScalarType type);

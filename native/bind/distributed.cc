@@ -1,5 +1,5 @@
 // N-API glue for core/process_group.h:
-//   createProcessGroup({ masterAddr, masterPort, rank, worldSize, backend, timeoutMs, agentStore? }) -> Promise<NativeProcessGroup>
+//   createProcessGroup({ masterAddr, masterPort, rank, worldSize, backend, timeoutMs, agentStore }) -> Promise<NativeProcessGroup>
 //   NativeProcessGroup: rank(), size(), backend(), timeoutMs(), counters(),
 //     allReduceSum(tensor), allGather(tensor), allGatherRows(tensor), broadcast(tensor, root) -> Promise<Tensor>,
 //     setKey(key, value) -> Promise<void>, waitKey(key, timeoutMs) -> Promise<string>
@@ -31,7 +31,7 @@ ProcessGroupOptions ProcessGroupOptionsFromJs(const Napi::Value& options) {
   else if (backend == "nccl") o.backend = CommBackend::kNccl;
   else ThrowRange("Expected 'gloo' or 'nccl' for options.backend but received '" + backend + "'");
   o.timeout = std::chrono::milliseconds(IntOption(options, "timeoutMs", 1, int64_t(1) << 40));
-  o.rank0_serves_store = !BoolOption(options, "agentStore", false);
+  o.rank0_serves_store = !BoolOption(options, "agentStore");
   return o;
 }
 

@@ -69,7 +69,7 @@ int64_t NumClassesArg(const Napi::Value& options, std::initializer_list<std::pai
   return classes;
 }
 
-// knnPredict(bankFeatures, bankLabels, queryFeatures, {k, temperature, numClasses, chunkSize}) -> Promise<Tensor>
+// knnPredict(bankFeatures, bankLabels, queryFeatures, {k, temperature, chunkSize, numClasses?}) -> Promise<Tensor>
 Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor bank = FeaturesArg(info[0], "bankFeatures");
@@ -79,9 +79,9 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
     SameDims(bank, "bankFeatures", query, "queryFeatures");
     if (bank.size(0) == 0) ThrowRange("Expected at least one row in bankFeatures");
     KnnOptions options;
-    options.k = IntOption(info[3], "k", 1, int64_t(1) << 31, options.k);
-    options.temperature = NumberOption(info[3], "temperature", Above(0), options.temperature);
-    options.chunk_size = IntOption(info[3], "chunkSize", 1, int64_t(1) << 24, options.chunk_size);
+    options.k = IntOption(info[3], "k", 1, int64_t(1) << 31);
+    options.temperature = NumberOption(info[3], "temperature", Above(0));
+    options.chunk_size = IntOption(info[3], "chunkSize", 1, int64_t(1) << 24);
     options.num_classes = NumClassesArg(info[3], {{&bank_labels, "bankLabels"}});
     return RunAsync<at::Tensor>(
         info.Env(), "simclr.knnPredict", [=] { return KnnPredict(bank, bank_labels, query, options); },
@@ -90,7 +90,8 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
   });
 }
 
-// trainLinearProbe(trainFeatures, trainLabels, testFeatures, testLabels, options) -> Promise<{...}>
+// trainLinearProbe(trainFeatures, trainLabels, testFeatures, testLabels,
+//                  {epochs, batchSize, learningRate, weightDecay, seed, numClasses?}) -> Promise<{...}>
 Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor train_x = FeaturesArg(info[0], "trainFeatures");
@@ -102,11 +103,11 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
     if (train_x.size(0) == 0) ThrowRange("Expected at least one row in trainFeatures");
     const Napi::Value& raw = info[4];
     LinearProbeOptions options;
-    options.epochs = IntOption(raw, "epochs", 0, 1000000, options.epochs);
-    options.batch_size = IntOption(raw, "batchSize", 1, int64_t(1) << 24, options.batch_size);
-    options.learning_rate = NumberOption(raw, "learningRate", Above(0), options.learning_rate);
-    options.weight_decay = NumberOption(raw, "weightDecay", {0}, options.weight_decay);
-    options.seed = uint64_t(IntOption(raw, "seed", 0, (int64_t(1) << 53) - 1, int64_t(options.seed)));
+    options.epochs = IntOption(raw, "epochs", 0, 1000000);
+    options.batch_size = IntOption(raw, "batchSize", 1, int64_t(1) << 24);
+    options.learning_rate = NumberOption(raw, "learningRate", Above(0));
+    options.weight_decay = NumberOption(raw, "weightDecay", {0});
+    options.seed = uint64_t(IntOption(raw, "seed", 0, (int64_t(1) << 53) - 1));
     options.num_classes = NumClassesArg(raw, {{&train_y, "trainLabels"}, {&test_y, "testLabels"}});
     return RunAsync<LinearProbeResult>(
         info.Env(), "simclr.trainLinearProbe", [=] { return TrainLinearProbe(train_x, train_y, test_x, test_y, options); },

@@ -185,7 +185,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       out.Set("backbone", enc.backbone);
       out.Set("featureDim", double(model().encoder->feature_dim));
       out.Set("outDim", double(enc.out_dim));
-      out.Set("stem", enc.cifar_stem ? "cifar" : "imagenet");
+      out.Set("stem", StemNames()[static_cast<size_t>(enc.stem)]);
       if (model().head) {
         const ProjectionHeadOptions& head = model().head->options;
         Napi::Object h = Napi::Object::New(env);
@@ -276,20 +276,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   static Napi::Value LoadReportToJs(Napi::Env env, LoadReport& report) {
     Napi::Object out = Napi::Object::New(env);
-    auto list = [&](const std::vector<std::string>& keys) {
-      Napi::Array array = Napi::Array::New(env, keys.size());
-      for (uint32_t i = 0; i < keys.size(); ++i) array.Set(i, keys[i]);
-      return array;
-    };
-    out.Set("missingKeys", list(report.missing_keys));
-    out.Set("unexpectedKeys", list(report.unexpected_keys));
+    out.Set("missingKeys", StringArray(env, report.missing_keys));
+    out.Set("unexpectedKeys", StringArray(env, report.unexpected_keys));
     return out;
   }
 };
 
 Napi::FunctionReference* ModelWrap::constructor = nullptr;
 
-// createModel({ backbone, outDim, stem, zeroInitResidual, device, head?: { layers, hiddenDim, outDim, batchNorm } })
+// createModel({ backbone, outDim, stem, zeroInitResidual, device?, head?: { layers, hiddenDim?, outDim, batchNorm } }),
+// complete from TypeScript (src/models/), which owns the defaults.
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     const Napi::Value options = info[0];
@@ -302,21 +298,20 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
       for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
       ThrowRange("Unknown backbone '" + encoder.backbone + "': expected one of " + list);
     }
-    encoder.out_dim = IntOption(options, "outDim", 0, kMaxWidth, 0);
-    const std::string stem = StringOption(options, "stem", "imagenet");
-    if (stem != "imagenet" && stem != "cifar") ThrowRange("Expected 'imagenet' or 'cifar' for options.stem but received '" + stem + "'");
-    encoder.cifar_stem = stem == "cifar";
-    encoder.zero_init_residual = BoolOption(options, "zeroInitResidual", false);
+    encoder.out_dim = IntOption(options, "outDim", 0, kMaxWidth);
+    encoder.stem = static_cast<Stem>(OneOfOption(options, "stem", StemNames()));
+    encoder.zero_init_residual = BoolOption(options, "zeroInitResidual");
     at::Device device = ArgDevice(Option(options, "device"), "device");
     std::optional<ProjectionHeadOptions> head;
     Napi::Value head_value = Option(options, "head");
     if (!head_value.IsUndefined() && !head_value.IsNull()) {
       if (!head_value.IsObject() || head_value.IsArray()) ThrowType("Expected an options object for head but received " + TypeName(head_value));
       ProjectionHeadOptions h;
-      h.layers = IntOption(head_value, "layers", 1, 16, 2);
-      h.hidden_dim = IntOption(head_value, "hiddenDim", 1, kMaxWidth, 0);  // 0 (absent): the encoder's output width
-      h.out_dim = IntOption(head_value, "outDim", 1, kMaxWidth, 128);
-      h.batch_norm = BoolOption(head_value, "batchNorm", false);
+      h.layers = IntOption(head_value, "layers", 1, 16);
+      // Absent: as wide as the encoder's output, which only the model knows once built (SimCLRModel fills it in).
+      h.hidden_dim = IntOption(head_value, "hiddenDim", 1, kMaxWidth, 0);
+      h.out_dim = IntOption(head_value, "outDim", 1, kMaxWidth);
+      h.batch_norm = BoolOption(head_value, "batchNorm");
       head = h;
     }
     return RunAsync<SimCLRModel>(info.Env(), "simclr.createModel", [encoder, head, device] {
@@ -346,9 +341,8 @@ Napi::Value WriteStateDictJs(const Napi::CallbackInfo& info) {
 void InitModelModule(Napi::Env env, Napi::Object exports) {
   ModelWrap::Init(env, exports);
   exports.Set("createModel", Napi::Function::New<CreateModel>(env, "createModel"));
-  Napi::Array backbones = Napi::Array::New(env, BackboneNames().size());
-  for (uint32_t i = 0; i < BackboneNames().size(); ++i) backbones.Set(i, BackboneNames()[i]);
-  exports.Set("backboneNames", backbones);
+  exports.Set("backboneNames", StringArray(env, BackboneNames()));
+  exports.Set("stemNames", StringArray(env, StemNames()));
   exports.Set("readStateDict", Napi::Function::New<ReadStateDictJs>(env, "readStateDict"));
   exports.Set("writeStateDict", Napi::Function::New<WriteStateDictJs>(env, "writeStateDict"));
 }

@@ -3,6 +3,7 @@
 //     dataParallel: { group, globalBatchNorm, gatherBackward: 'sum' | 'own', bucketBytes }
 //   trainStep(model, optimizer, views: Tensor | Tensor[], options)
 //     -> Promise<{ loss, localLoss, images, applied, stop }>, off the JS thread.
+//   optimizerNames, maxMomentum, maxAccumulationSteps: what TypeScript validates against (defined in core/).
 // The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are checked again here only
 // so that bad input is an error, never a crash.
 #include <atomic>
@@ -23,16 +24,12 @@ namespace {
 OptimizerOptions OptimizerOptionsFromJs(const Napi::Value& options) {
   if (!options.IsObject() || options.IsArray()) ThrowType("Expected an options object for options but received " + TypeName(options));
   OptimizerOptions o;
-  const std::string kind = StringOption(options, "optimizer");
-  if (kind == "sgd") o.kind = OptimizerKind::kSGD;
-  else if (kind == "adamw") o.kind = OptimizerKind::kAdamW;
-  else if (kind == "lars") o.kind = OptimizerKind::kLARS;
-  else ThrowRange("Expected one of 'sgd', 'adamw', 'lars' for options.optimizer but received '" + kind + "'");
-  o.momentum = NumberOption(options, "momentum", {0, 0.999999});
+  o.kind = static_cast<OptimizerKind>(OneOfOption(options, "optimizer", OptimizerNames()));
+  o.momentum = NumberOption(options, "momentum", {0, kMaxMomentum});
   o.nesterov = BoolOption(options, "nesterov");
   o.weight_decay = NumberOption(options, "weightDecay", {0});
-  o.beta1 = NumberOption(options, "beta1", {0, 0.999999});
-  o.beta2 = NumberOption(options, "beta2", {0, 0.999999});
+  o.beta1 = NumberOption(options, "beta1", {0, kMaxMomentum});
+  o.beta2 = NumberOption(options, "beta2", {0, kMaxMomentum});
   o.eps = NumberOption(options, "eps", Above(0));
   o.trust_coefficient = NumberOption(options, "trustCoefficient", Above(0));
   return o;
@@ -46,7 +43,7 @@ TrainStepOptions TrainStepOptionsFromJs(const Napi::Value& options) {
   o.views = IntOption(options, "views", 2, 64);
   o.precision = PrecisionOption(options);
   o.memory_format = MemoryFormatOption(options);
-  o.accumulation_steps = IntOption(options, "accumulationSteps", 1, 1 << 20);
+  o.accumulation_steps = IntOption(options, "accumulationSteps", 1, kMaxAccumulationSteps);
   o.stop_requested = BoolOption(options, "stopRequested");
   return o;
 }
@@ -191,6 +188,9 @@ void InitTrainStepModule(Napi::Env env, Napi::Object exports) {
   OptimizerWrap::Init(env, exports);
   exports.Set("createOptimizer", Napi::Function::New<CreateOptimizer>(env, "createOptimizer"));
   exports.Set("trainStep", Napi::Function::New<TrainStepJs>(env, "trainStep"));
+  exports.Set("optimizerNames", StringArray(env, OptimizerNames()));
+  exports.Set("maxMomentum", Napi::Number::New(env, kMaxMomentum));
+  exports.Set("maxAccumulationSteps", Napi::Number::New(env, double(kMaxAccumulationSteps)));
 }
 
 }  // namespace

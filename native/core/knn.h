@@ -6,11 +6,12 @@
 
 namespace simclr {
 
+// Every field must be set: the defaults are the caller's (TypeScript's, src/eval/knn.ts); zero is rejected.
 struct KnnOptions {
-  int64_t k = 200;             // neighbours that vote; clamped to the bank size
-  double temperature = 0.1;    // vote weight exp(sim / temperature)
+  int64_t k = 0;               // neighbours that vote; clamped to the bank size
+  double temperature = 0;      // vote weight exp(sim / temperature)
   int64_t num_classes = 0;     // labels lie in [0, num_classes)
-  int64_t chunk_size = 1024;   // query rows per similarity block: memory is chunk_size x bank rows
+  int64_t chunk_size = 0;      // query rows per similarity block: memory is chunk_size x bank rows
 };
 
 // Predicted class (int64, one per query row) for `query` (Q x D) given the labelled `bank` (N x D, labels N, int64).

@@ -9,11 +9,12 @@
 
 namespace simclr {
 
+// Every field must be set: the defaults are the caller's (TypeScript's, src/eval/linear-probe.ts).
 struct LinearProbeOptions {
   int64_t num_classes = 0;      // labels lie in [0, num_classes)
-  int64_t epochs = 30;
-  int64_t batch_size = 256;
-  double learning_rate = 1e-3;  // Adam's peak rate, decayed to 0 by a cosine over all steps
+  int64_t epochs = 0;
+  int64_t batch_size = 0;
+  double learning_rate = 0;     // Adam's peak rate, decayed to 0 by a cosine over all steps
   double weight_decay = 0.0;    // L2 penalty coefficient on the weights
   uint64_t seed = 0;            // shuffling order; weights start at zero, so the result depends on nothing else
 };

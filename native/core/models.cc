@@ -26,6 +26,11 @@ const std::vector<std::string>& BackboneNames() {
   return names;
 }
 
+const std::vector<std::string>& StemNames() {
+  static const std::vector<std::string> names = {"imagenet", "cifar"};
+  return names;
+}
+
 static nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
@@ -122,7 +127,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
   const bool bottleneck = layout->second.first;
   const std::vector<int64_t>& blocks = layout->second.second;
 
-  conv1 = register_module("conv1", options.cifar_stem ? Conv(3, 64, 3, 1, 1) : Conv(3, 64, 7, 2, 3));
+  conv1 = register_module("conv1", options.stem == Stem::kCifar ? Conv(3, 64, 3, 1, 1) : Conv(3, 64, 7, 2, 3));
   bn1 = register_module("bn1", nn::BatchNorm2d(64));
   int64_t inplanes = 64;
   auto make = [&](int64_t planes, int64_t count, int64_t stride) {
@@ -157,7 +162,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
 at::Tensor ResNetImpl::forward(const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected images of shape N x 3 x H x W, got ", x.sizes());
   at::Tensor out = Norm(*bn1, conv1(x)).relu_();
-  if (!options.cifar_stem) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
+  if (options.stem == Stem::kImageNet) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
   out = at::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
   return fc ? fc(out) : out;

@@ -9,6 +9,11 @@
 
 namespace simclr {
 
+const std::vector<std::string>& OptimizerNames() {
+  static const std::vector<std::string> names = {"sgd", "adamw", "lars"};
+  return names;
+}
+
 Optimizer::Optimizer(std::vector<NamedParameter> parameters, OptimizerOptions options)
     : parameters_(std::move(parameters)), options_(options), buffers_(parameters_.size()) {
   TORCH_CHECK_VALUE(options_.momentum >= 0 && options_.momentum < 1, "momentum must be in [0, 1), got ", options_.momentum);

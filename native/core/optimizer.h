@@ -13,13 +13,22 @@ namespace simclr {
 
 enum class OptimizerKind { kSGD, kAdamW, kLARS };
 
+// "sgd", "adamw", "lars": the optimisers by the names JS uses, indexed by OptimizerKind.
+const std::vector<std::string>& OptimizerNames();
+
+// The largest momentum, and AdamW beta, accepted: each is the decay rate of a moving average, which at 1 would never
+// move again (and AdamW's bias correction 1 - beta^t would divide by zero).
+constexpr double kMaxMomentum = 0.999999;
+
+// Every field must be set: the defaults are the caller's (TypeScript's OPTIMIZER_DEFAULTS, src/ops/train-step.ts);
+// a zero eps or trust coefficient is rejected.
 struct OptimizerOptions {
   OptimizerKind kind = OptimizerKind::kSGD;
-  double momentum = 0.9;        // SGD, LARS
+  double momentum = 0;          // SGD, LARS
   bool nesterov = false;        // SGD
-  double weight_decay = 0.0;    // SGD: L2 added to the gradient; AdamW: decoupled; LARS: added before adaptation
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW
-  double trust_coefficient = 0.001;               // LARS (eta in the paper)
+  double weight_decay = 0;      // SGD: L2 added to the gradient; AdamW: decoupled; LARS: added before adaptation
+  double beta1 = 0, beta2 = 0, eps = 0;  // AdamW
+  double trust_coefficient = 0;          // LARS (eta in the paper)
 };
 
 // One trainable tensor. `exclude_from_decay` marks biases and BatchNorm parameters: SimCLR's LARS neither adapts

@@ -6,13 +6,14 @@
 
 namespace simclr {
 
+// out_dim and layers must be set: the defaults are the caller's (TypeScript's, src/models/simclr-model.ts).
 struct ProjectionHeadOptions {
   // 0: filled in by SimCLRModel (in_dim = the encoder's output width, hidden_dim = in_dim).
   int64_t in_dim = 0;
   int64_t hidden_dim = 0;
-  int64_t out_dim = 128;
+  int64_t out_dim = 0;
   // Number of Linear layers: 2 is SimCLR's Linear(d, d) -> ReLU -> Linear(d, 128), 3 is SimCLRv2's.
-  int64_t layers = 2;
+  int64_t layers = 0;
   // BatchNorm1d after each hidden Linear (which then has no bias, as in SimCLRv2).
   bool batch_norm = false;
 };

@@ -10,12 +10,18 @@
 
 namespace simclr {
 
+// The first layers: torchvision's 7x7 stride-2 convolution and max-pool, or the 3x3 stride-1 convolution and no
+// max-pool that 32 px images need (conv1 keeps its name either way).
+enum class Stem { kImageNet, kCifar };
+
+// "imagenet", "cifar": the stems by the names JS uses, indexed by Stem.
+const std::vector<std::string>& StemNames();
+
 struct ResNetOptions {
   std::string backbone = "resnet18";  // one of BackboneNames()
   // Size of the final Linear `fc`; 0 leaves `fc` out, so the output is the pooled features.
   int64_t out_dim = 1000;
-  // The 3x3 stride-1 first convolution and no max-pool that 32 px images need (conv1 keeps its name).
-  bool cifar_stem = false;
+  Stem stem = Stem::kImageNet;
   // Zero-initialises the last BatchNorm weight of each residual branch, as torchvision's zero_init_residual.
   bool zero_init_residual = false;
 };

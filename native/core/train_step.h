@@ -61,6 +61,10 @@ class TrainState {
   int64_t calls_ = 0;            // steps run, recorded in the group's store for failure reports
 };
 
+// The most calls accumulated into one update: far more than any run needs, so that a mistyped value is an error
+// rather than a run that never updates.
+constexpr int64_t kMaxAccumulationSteps = int64_t(1) << 20;
+
 struct TrainStepOptions {
   double lr = 0;                // the learning rate of this step's update, >= 0
   double temperature = 0;       // NT-Xent temperature, > kNtXentMinTemperature

@@ -3,21 +3,16 @@
  * similarity, exactly as lightly's `knn_predict` (k = 200, temperature 0.1 by default). It tracks representation quality
  * during pretraining without training anything.
  */
-import { native } from '../native';
+import { native, NativeKnnOptions } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkNumber, invalid, withCallerStack } from '../errors';
 import { LabelledFeatures, accuracyOf, checkLabelledFeatures } from './labelled-features';
 
-export interface KnnOptions {
-  /** Neighbours that vote (default 200; fewer when the bank is smaller). */
-  k?: number;
-  /** Each vote weighs exp(similarity / temperature) (default 0.1). */
-  temperature?: number;
-  /** Number of classes (default: the largest bank label + 1). */
-  numClasses?: number;
-  /** Query rows per similarity block; peak memory is about chunkSize x bank rows floats (default 1024). */
-  chunkSize?: number;
-}
+/** The kNN settings left out of {@link KnnOptions}: lightly's (RUN_SETTINGS' knnK and knnTemperature come from here). */
+export const KNN_DEFAULTS = Object.freeze({ k: 200, temperature: 0.1, chunkSize: 1024 });
+
+/** Each setting left out takes its {@link KNN_DEFAULTS} value; `numClasses` defaults to the largest bank label + 1. */
+export type KnnOptions = Partial<NativeKnnOptions>;
 
 export interface KnnResult {
   /** Top-1 accuracy of the predictions against the query labels. */
@@ -26,14 +21,15 @@ export interface KnnResult {
   predictions: Tensor;
 }
 
-function checkOptions(options: KnnOptions): KnnOptions {
+/** The checked options, complete: the native side has no defaults. */
+function checkOptions(options: KnnOptions): NativeKnnOptions {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-  const checked: KnnOptions = {};
-  if (options.k !== undefined) checked.k = checkInteger(options.k, 'k', 1, 2 ** 31);
-  if (options.temperature !== undefined) checked.temperature = checkNumber(options.temperature, 'temperature', 0, Infinity, true);
-  if (options.numClasses !== undefined) checked.numClasses = checkInteger(options.numClasses, 'numClasses', 1, 2 ** 20);
-  if (options.chunkSize !== undefined) checked.chunkSize = checkInteger(options.chunkSize, 'chunkSize', 1, 2 ** 24);
-  return checked;
+  const d = KNN_DEFAULTS;
+  const k = checkInteger(options.k ?? d.k, 'k', 1, 2 ** 31);
+  const temperature = checkNumber(options.temperature ?? d.temperature, 'temperature', 0, Infinity, true);
+  const numClasses = options.numClasses === undefined ? undefined : checkInteger(options.numClasses, 'numClasses', 1, 2 ** 20);
+  const chunkSize = checkInteger(options.chunkSize ?? d.chunkSize, 'chunkSize', 1, 2 ** 24);
+  return { k, temperature, numClasses, chunkSize };
 }
 
 /**

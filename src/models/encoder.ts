@@ -27,7 +27,10 @@ function checkBackbone(name: unknown): BackboneName {
   return name as BackboneName;
 }
 
-/** First-layer variants: `imagenet` (torchvision's 7x7/2 conv + max-pool) or `cifar` (3x3/1 conv, no max-pool). */
+/**
+ * First-layer variants: `imagenet` (torchvision's 7x7/2 conv + max-pool) or `cifar` (3x3/1 conv, no max-pool). Written
+ * out for their literal types (RunConfig's `stem`); a test checks them against the native list, `native.stemNames`.
+ */
 export const STEMS = ['imagenet', 'cifar'] as const;
 /** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model) and `memoryFormat` (NCHW or NHWC);
  * `'auto'` (the default for both) as {@link resolvePrecision} and {@link resolveMemoryFormat} say. */
@@ -57,20 +60,22 @@ export interface EncoderOptions {
   device?: Device;
   /** 'cifar': 3x3 stride-1 first convolution and no max-pool, for small (32 px) images. Default 'imagenet'. */
   stem?: Stem;
-  /** Zero-initialise the last BatchNorm of each residual branch (torchvision's zero_init_residual). */
+  /** Zero-initialise the last BatchNorm of each residual branch (torchvision's zero_init_residual). Default false. */
   zeroInitResidual?: boolean;
 }
 
-/** @internal Checks the encoder options and turns them into native options. */
+/**
+ * @internal Checks the encoder options and turns them into complete native options (the native side has no defaults).
+ * An absent `outDim` is 0, the pooled features: SimCLRModel's default (Encoder.create requires it).
+ */
 export function encoderNativeOptions(options: Omit<EncoderOptions, 'outDim'> & { outDim?: number }): NativeModelOptions {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-  const out: NativeModelOptions = { backbone: checkBackbone(options.backbone) };
-  if (options.outDim !== undefined) out.outDim = checkInteger(options.outDim, 'outDim', 0, 2 ** 20);
-  if (options.stem !== undefined) out.stem = checkOneOf(options.stem, 'stem', STEMS);
-  if (options.zeroInitResidual !== undefined) {
-    if (typeof options.zeroInitResidual !== 'boolean') throw invalid('a boolean', 'zeroInitResidual', options.zeroInitResidual);
-    out.zeroInitResidual = options.zeroInitResidual;
-  }
+  const backbone = checkBackbone(options.backbone);
+  const outDim = checkInteger(options.outDim ?? 0, 'outDim', 0, 2 ** 20);
+  const stem = checkOneOf(options.stem ?? DEFAULT_STEM, 'stem', STEMS);
+  const zeroInitResidual = options.zeroInitResidual ?? false;
+  if (typeof zeroInitResidual !== 'boolean') throw invalid('a boolean', 'zeroInitResidual', zeroInitResidual);
+  const out: NativeModelOptions = { backbone, outDim, stem, zeroInitResidual };
   if (options.device !== undefined) out.device = options.device;
   if (options.weights !== undefined && (typeof options.weights !== 'string' || options.weights === '')) {
     throw invalid('a file path', 'weights', options.weights);

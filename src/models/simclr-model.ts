@@ -1,5 +1,5 @@
 /** The SimCLR model: encoder f and projection head g; h = f(x) is the representation, z = g(h) feeds the loss. */
-import { native } from '../native';
+import { native, NativeModelOptions } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
 import { EncoderOptions, encoderNativeOptions, ForwardOptions, ModelBase, checkImages } from './encoder';
@@ -15,12 +15,15 @@ export interface ProjectionHeadOptions {
   batchNorm?: boolean;
 }
 
+/** The head when a setting is left out: SimCLR's (RUN_SETTINGS' projection settings take their defaults from here). */
+export const PROJECTION_HEAD_DEFAULTS = Object.freeze({ layers: 2, outDim: 128, batchNorm: false });
+
 /** Projection head presets. Layers are named as a Python nn.Sequential: `head.0.weight`, `head.1.weight`, ... */
 export const ProjectionHead = {
   /** SimCLR: Linear(d, d) → ReLU → Linear(d, 128). */
-  simclr: (): ProjectionHeadOptions => ({ layers: 2, outDim: 128, batchNorm: false }),
+  simclr: (): ProjectionHeadOptions => ({ ...PROJECTION_HEAD_DEFAULTS }),
   /** SimCLRv2: three Linear layers with BatchNorm and ReLU between them. */
-  simclrV2: (): ProjectionHeadOptions => ({ layers: 3, outDim: 128, batchNorm: true }),
+  simclrV2: (): ProjectionHeadOptions => ({ layers: 3, outDim: PROJECTION_HEAD_DEFAULTS.outDim, batchNorm: true }),
 };
 
 export interface SimCLRModelOptions extends Omit<EncoderOptions, 'outDim'> {
@@ -29,18 +32,17 @@ export interface SimCLRModelOptions extends Omit<EncoderOptions, 'outDim'> {
   head?: ProjectionHeadOptions;
 }
 
-function headOptions(head: ProjectionHeadOptions | undefined): ProjectionHeadOptions {
-  if (head === undefined) return ProjectionHead.simclr();
+/** The checked head options, complete: each one left out takes its {@link PROJECTION_HEAD_DEFAULTS} value (an absent
+ * `hiddenDim` stays absent: the native model makes the hidden layers as wide as the encoder's output). */
+function headOptions(head: ProjectionHeadOptions = {}): NonNullable<NativeModelOptions['head']> {
   if (typeof head !== 'object' || head === null) throw invalid('an options object', 'head', head);
-  const out: ProjectionHeadOptions = {};
-  if (head.layers !== undefined) out.layers = checkInteger(head.layers, 'head.layers', 1, 16);
-  if (head.hiddenDim !== undefined) out.hiddenDim = checkInteger(head.hiddenDim, 'head.hiddenDim', 1, 2 ** 20);
-  if (head.outDim !== undefined) out.outDim = checkInteger(head.outDim, 'head.outDim', 1, 2 ** 20);
-  if (head.batchNorm !== undefined) {
-    if (typeof head.batchNorm !== 'boolean') throw invalid('a boolean', 'head.batchNorm', head.batchNorm);
-    out.batchNorm = head.batchNorm;
-  }
-  return out;
+  const d = PROJECTION_HEAD_DEFAULTS;
+  const layers = checkInteger(head.layers ?? d.layers, 'head.layers', 1, 16);
+  const hiddenDim = head.hiddenDim === undefined ? undefined : checkInteger(head.hiddenDim, 'head.hiddenDim', 1, 2 ** 20);
+  const outDim = checkInteger(head.outDim ?? d.outDim, 'head.outDim', 1, 2 ** 20);
+  const batchNorm = head.batchNorm ?? d.batchNorm;
+  if (typeof batchNorm !== 'boolean') throw invalid('a boolean', 'head.batchNorm', batchNorm);
+  return { layers, hiddenDim, outDim, batchNorm };
 }
 
 /**

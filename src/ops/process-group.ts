@@ -4,7 +4,7 @@
  * CUDA, and a timeout on every collective so that a dead or stuck worker ends the run instead of hanging it. A data-
  * parallel training step takes a group (`dataParallel` in {@link Optimizer.create} / {@link createTrainStep}).
  */
-import { native, NativeProcessGroup } from '../native';
+import { native, NativeCommunicationCounters, NativeProcessGroup } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 
@@ -38,14 +38,7 @@ export interface ProcessGroupOptions {
 }
 
 /** What this rank sent into each kind of collective since the group was created: payload bytes and calls. */
-export interface CommunicationCounters {
-  allReduceBytes: number;
-  allReduceCalls: number;
-  allGatherBytes: number;
-  allGatherCalls: number;
-  broadcastBytes: number;
-  broadcastCalls: number;
-}
+export type CommunicationCounters = NativeCommunicationCounters;
 
 /** Environment variables, as `process.env` holds them (declared here so that the types need no @types/node). */
 export type Environment = Readonly<Record<string, string | undefined>>;

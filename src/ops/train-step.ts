@@ -12,8 +12,15 @@ import { NT_XENT_MIN_TEMPERATURE } from './nt-xent';
 import { MEMORY_FORMATS, MemoryFormatSetting, PRECISIONS, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from './precision';
 import { ProcessGroup } from './process-group';
 
-/** The optimisers of the native step. */
+/** The optimisers of the native step, written out for their literal types (RunConfig's `optimizer`); a test checks them
+ * against the native list, `native.optimizerNames`. */
 export const OPTIMIZERS = ['sgd', 'adamw', 'lars'] as const;
+
+/** The largest momentum (and AdamW beta): a moving average at 1 would never move again. Defined in native/core. */
+export const MAX_MOMENTUM: number = native.maxMomentum;
+
+/** The most batches accumulated into one update (far more than a run needs: a bound on typos). Defined in native/core. */
+export const MAX_ACCUMULATION_STEPS: number = native.maxAccumulationSteps;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
 export interface OptimizerOptions {
@@ -111,7 +118,7 @@ export class Optimizer {
   static create(model: Trainable, options: OptimizerOptions): Optimizer {
     if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
     const d = OPTIMIZER_DEFAULTS;
-    const momentum = checkNumber(options.momentum ?? d.momentum, 'momentum', 0, 0.999999);
+    const momentum = checkNumber(options.momentum ?? d.momentum, 'momentum', 0, MAX_MOMENTUM);
     const nesterov = options.nesterov ?? d.nesterov;
     if (typeof nesterov !== 'boolean') throw invalid('a boolean', 'nesterov', nesterov);
     return new Optimizer(model, native.createOptimizer(model.handle, {
@@ -119,8 +126,8 @@ export class Optimizer {
       momentum,
       nesterov,
       weightDecay: checkNumber(options.weightDecay ?? d.weightDecay, 'weightDecay', 0),
-      beta1: checkNumber(options.beta1 ?? d.beta1, 'beta1', 0, 0.999999),
-      beta2: checkNumber(options.beta2 ?? d.beta2, 'beta2', 0, 0.999999),
+      beta1: checkNumber(options.beta1 ?? d.beta1, 'beta1', 0, MAX_MOMENTUM),
+      beta2: checkNumber(options.beta2 ?? d.beta2, 'beta2', 0, MAX_MOMENTUM),
       eps: checkNumber(options.eps ?? d.eps, 'eps', 0, Infinity, true),
       trustCoefficient: checkNumber(options.trustCoefficient ?? d.trustCoefficient, 'trustCoefficient', 0, Infinity, true),
     }, nativeDataParallel(options.dataParallel)), options.dataParallel?.group);
@@ -189,7 +196,7 @@ function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device:
     views: checkInteger(options.views ?? 2, 'views', 2, 64),
     precision,
     memoryFormat: resolveMemoryFormat(checkOneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS), device, precision),
-    accumulationSteps: checkInteger(options.accumulationSteps ?? 1, 'accumulationSteps', 1, 2 ** 20),
+    accumulationSteps: checkInteger(options.accumulationSteps ?? 1, 'accumulationSteps', 1, MAX_ACCUMULATION_STEPS),
   };
 }
 

@@ -7,13 +7,15 @@
  */
 import * as fs from 'fs';
 import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
-import { OPTIMIZERS } from '../ops/train-step';
+import { PROJECTION_HEAD_DEFAULTS } from '../models/simclr-model';
+import { MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZERS } from '../ops/train-step';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
 import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
 import { BACKENDS, DEFAULT_TIMEOUT_MS } from '../ops/process-group';
 import { AUGMENT_DEFAULTS } from '../augment/config';
 import { DEFAULT_BASE_SIZE } from '../data/dataset';
 import { FOLDER_LABELS } from '../data/image-folder';
+import { KNN_DEFAULTS } from '../eval/knn';
 import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
 
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
@@ -61,18 +63,18 @@ export const RUN_SETTINGS = {
   smallCropSize: { kind: 'int', min: 1, help: `side of each small view (default: ${SMALL_CROP_RATIO.join('/')} of --image-size, SwAV's 96 px beside 224)` },
   smallCropMinScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.05, help: 'smallest crop area fraction of the small views (SwAV: 0.05)' },
   smallCropMaxScale: { kind: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.14, help: 'largest crop area fraction of the small views (SwAV: 0.14)' },
-  projectionDim: { kind: 'int', min: 1, default: 128, help: 'width of z' },
-  projectionLayers: { kind: 'int', min: 1, default: 2, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
-  projectionBatchNorm: { kind: 'bool', default: false, help: 'BatchNorm in the projection head (SimCLRv2)' },
+  projectionDim: { kind: 'int', min: 1, default: PROJECTION_HEAD_DEFAULTS.outDim, help: 'width of z' },
+  projectionLayers: { kind: 'int', min: 1, default: PROJECTION_HEAD_DEFAULTS.layers, help: 'Linear layers in the projection head (2: SimCLR, 3: SimCLRv2)' },
+  projectionBatchNorm: { kind: 'bool', default: PROJECTION_HEAD_DEFAULTS.batchNorm, help: 'BatchNorm in the projection head (SimCLRv2)' },
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
   batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
-  accumulationSteps: { kind: 'int', min: 1, max: 1048576, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
+  accumulationSteps: { kind: 'int', min: 1, max: MAX_ACCUMULATION_STEPS, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
   dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
   optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
   lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },
-  momentum: { kind: 'number', min: 0, max: 0.999999, default: 0.9, help: 'SGD/LARS momentum' },
+  momentum: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: 0.9, help: 'SGD/LARS momentum' },
   nesterov: { kind: 'bool', default: false, help: 'Nesterov momentum (SGD)' },
   weightDecay: { kind: 'number', min: 0, default: 5e-4, help: 'weight decay (biases and BatchNorm excluded)' },
   warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },
@@ -82,8 +84,8 @@ export const RUN_SETTINGS = {
   precision: { kind: 'enum', choices: PRECISIONS, default: 'auto', help: 'fp32, or autocast to bf16/fp16 (fp16: CUDA only); auto: bf16 where the GPU or CPU (AVX-512 BF16/AMX) has it natively, else fp32' },
   memoryFormat: { kind: 'enum', choices: MEMORY_FORMATS, default: 'auto', help: 'contiguous (NCHW) or channelsLast (NHWC); auto: channelsLast on GPUs and with bf16, else contiguous' },
   knnEvery: { kind: 'int', min: 0, default: 1, help: 'run the kNN monitor every K epochs (0: never)' },
-  knnK: { kind: 'int', min: 1, default: 200, help: 'neighbours of the kNN monitor' },
-  knnTemperature: { kind: 'number', min: 0, default: 0.1, help: 'temperature of the kNN votes' },
+  knnK: { kind: 'int', min: 1, default: KNN_DEFAULTS.k, help: 'neighbours of the kNN monitor' },
+  knnTemperature: { kind: 'number', min: 0, default: KNN_DEFAULTS.temperature, help: 'temperature of the kNN votes' },
   workers: { kind: 'int', min: 1, default: 4, help: 'decoding concurrency (x16 images in flight)' },
   globalBatchNorm: { kind: 'bool', default: true, help: 'data-parallel runs: BatchNorm statistics over all workers (SimCLR\'s global BN); false: per worker' },
   distBackend: { kind: 'enum', choices: DIST_BACKENDS, default: 'auto', help: 'data-parallel runs: the c10d backend; auto: nccl on CUDA devices when compiled in, else gloo' },
