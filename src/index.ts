@@ -23,7 +23,7 @@ export type { NpyArray } from './eval/embeddings';
 export { writeReport, renderReportSvg, reportSpec } from './train/report';
 export type { MetricsRecord, StepRecord, EpochRecord, ReportOptions } from './train/report';
 export { Backbones, Encoder, ModelBase, STEMS, DEFAULT_STEM } from './models/encoder';
-export type { BackboneName, EncoderOptions, Stem, ModelDescription, ForwardOptions } from './models/encoder';
+export type { BackboneName, EncoderOptions, Stem, ModelDescription, ForwardOptions, ModelDtype } from './models/encoder';
 export { SimCLRModel, ProjectionHead } from './models/simclr-model';
 export type { SimCLRModelOptions, ProjectionHeadOptions } from './models/simclr-model';
 export { readStateDict, writeStateDict } from './models/state-dict';

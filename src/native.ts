@@ -96,8 +96,9 @@ export interface NativeModel {
   zeroGrad(): void;
   train(mode?: boolean): void;
   isTraining(): boolean;
-  to(device: string): void;
+  to(device: string, dtype: string): void;
   device(): string;
+  dtype(): string;
   parameterCount(): number;
   describe(): NativeModelDescription;
   stateDict(): Promise<NativeTensorMap>;

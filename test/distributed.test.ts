@@ -55,7 +55,7 @@ describe('DistributedSampler', () => {
 
 interface WorkerResult {
   losses: number[];
-  params: Float32Array;
+  params: Float64Array;
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {
@@ -71,7 +71,7 @@ function exitOf(child: ChildProcess): Promise<number | null> {
  * 3 SGD steps of a CIFAR-stem ResNet-18 on 2 x 8 images of 32 px, as `worldSize` workers (1: the one-process
  * reference on all 16 images). Every rank starts from another random init: the broadcast from rank 0 must unify them.
  */
-async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gatherBackward?: 'sum' | 'own'; reverse?: boolean; smallViews?: number; smallSize?: number } = {}): Promise<WorkerResult> {
+async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gatherBackward?: 'sum' | 'own'; reverse?: boolean; smallViews?: number; smallSize?: number; float64?: boolean } = {}): Promise<WorkerResult> {
   const dir = tmp();
   const port = await freePort();
   const base = { worldSize, port, imagesPerRank: [8, 8], size: 32, views: 2, seed: 3, steps: 3, lrs: [0.01, 0.02, 0.005], globalBatchNorm: true, gatherBackward: 'sum', ...options };
@@ -80,7 +80,7 @@ async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gat
     { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 }))));
   const read = (rank: number) => ({
     losses: JSON.parse(fs.readFileSync(path.join(dir, `rank${rank}.json`), 'utf8')).losses as number[],
-    params: new Float32Array(new Uint8Array(fs.readFileSync(path.join(dir, `rank${rank}.bin`))).buffer),
+    params: new Float64Array(new Uint8Array(fs.readFileSync(path.join(dir, `rank${rank}.bin`))).buffer),
   });
   const results = ranks.map(read);
   // Every rank reports the same (global) losses and ends with the same model (with per-rank BatchNorm the running
@@ -93,7 +93,7 @@ async function train(worldSize: 1 | 2, options: { globalBatchNorm?: boolean; gat
 }
 
 /** ‖a − b‖ / ‖b‖ over all parameters and buffers, and the largest absolute difference. */
-function distance(a: Float32Array, b: Float32Array): { relative: number; maxAbs: number } {
+function distance(a: Float64Array, b: Float64Array): { relative: number; maxAbs: number } {
   expect(a.length).toBe(b.length);
   let diff = 0;
   let norm = 0;
@@ -143,6 +143,17 @@ describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
     expect(r.lossesOk).toBe(true);
     expect(r.paramsOk).toBe(true);
     expect(r.distance.maxAbs).toBeLessThan(1e-3);
+  }, 600_000);
+
+  it('in float64, reach the losses and parameters of 1 process within 1e-10 (float32 rounding hides nothing there)', async () => {
+    const exact = { float64: true };
+    const single = await train(1, exact);
+    const dp = await train(2, exact);
+    const d = distance(dp.params, single.params);
+    process.stdout.write(`float64, 2 workers vs 1 process: parameters ‖Δ‖/‖θ‖ ${d.relative.toExponential(2)}, max |Δ| ${d.maxAbs.toExponential(2)}, ` +
+      `losses ${dp.losses.map((l, i) => Math.abs(l / single.losses[i] - 1).toExponential(1)).join(', ')} apart (relative)\n`);
+    expect(d.relative).toBeLessThan(1e-10);
+    dp.losses.forEach((loss, i) => expect(Math.abs(loss - single.losses[i])).toBeLessThan(1e-10 * single.losses[i]));
   }, 600_000);
 
   it('do not without the sum over ranks in the all-gather\'s backward (lightly #1528)', async () => {

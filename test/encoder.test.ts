@@ -141,6 +141,21 @@ describe('Encoder', () => {
     if (!cuda.isAvailable()) expect(() => encoder.to('cuda')).toThrow(/CUDA/);
   });
 
+  it('casts to float64 and back with to(device, { dtype }); a float64 model takes float32 input and keeps its values', async () => {
+    const encoder = await Encoder.create({ backbone: 'resnet18', outDim: 8, stem: 'cifar' });
+    encoder.eval();
+    const x = Tensor.randn([2, 3, 16, 16]);
+    const before = (await encoder.forward(x)).toTypedArray() as Float32Array;
+    expect(encoder.dtype).toBe('float32');
+    expect(encoder.to('cpu', { dtype: 'float64' }).dtype).toBe('float64');
+    expect((await encoder.stateDict())['conv1.weight'].dtype).toBe('float64');
+    const exact = (await encoder.forward(x)).toTypedArray() as Float32Array;
+    exact.forEach((v, i) => expect(Math.abs(v - before[i])).toBeLessThan(1e-4 * (1 + Math.abs(before[i]))));
+    expect(encoder.to('cpu').dtype).toBe('float64'); // a move keeps the type
+    expect(encoder.to('cpu', { dtype: 'float32' }).dtype).toBe('float32');
+    expect(() => encoder.to('cpu', { dtype: 'int32' as never })).toThrowKind('RangeError', 'dtype');
+  });
+
   it('rejects bad arguments with TypeError or RangeError', async () => {
     await expect(Encoder.create({ backbone: 'resnet18', outDim: -1 })).rejects.toThrow(RangeError);
     await expect(Encoder.create({ backbone: 'resnet18', outDim: 1.5 })).rejects.toThrow(RangeError);

@@ -32,6 +32,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       InstanceMethod<&ModelWrap::IsTraining>("isTraining"),
       InstanceMethod<&ModelWrap::To>("to"),
       InstanceMethod<&ModelWrap::Device>("device"),
+      InstanceMethod<&ModelWrap::Dtype>("dtype"),
       InstanceMethod<&ModelWrap::ParameterCount>("parameterCount"),
       InstanceMethod<&ModelWrap::Describe>("describe"),
       InstanceMethod<&ModelWrap::StateDict>("stateDict"),
@@ -158,13 +159,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return Napi::Boolean::New(info.Env(), model().is_training());
   }
 
+  // to(device, dtype): parameters and buffers moved and cast; float64 is for checks against exact arithmetic.
   Napi::Value To(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
       at::Device device = ArgDevice(info[0], "device");
+      const at::ScalarType dtype = ArgDtype(info[1], "dtype");
+      if (dtype != at::kFloat && dtype != at::kDouble) {
+        ThrowRange("Expected 'float32' or 'float64' for dtype but received '" + DtypeName(dtype) + "'");
+      }
       std::lock_guard<std::mutex> hold(locked_->mutex);
-      model().to(device);
+      model().to(device, dtype);
       return info.Env().Undefined();
     });
+  }
+
+  Napi::Value Dtype(const Napi::CallbackInfo& info) {
+    return SIMCLR_GUARD(info, { return Napi::String::New(info.Env(), DtypeName(model().encoder->conv1->weight.scalar_type())); });
   }
 
   Napi::Value Device(const Napi::CallbackInfo& info) {

@@ -218,6 +218,9 @@ std::pair<at::Tensor, at::Tensor> ForwardWithPrecision(SimCLRModelImpl& model, c
   CheckPrecision(precision, device);
   if (format == MemoryFormat::kChannelsLast) ToMemoryFormat(model.parameters(), format);
   at::Tensor input = x.dim() == 4 ? x.contiguous(AtenFormat(format)) : x;
+  // A float64 model (cast for checks against exact arithmetic) takes any floating-point input in its own type.
+  const at::ScalarType weights = model.encoder->conv1->weight.scalar_type();
+  if (weights == at::kDouble && input.is_floating_point()) input = input.to(weights);
   at::Tensor h, z;
   {
     AutocastScope autocast(device, precision);

@@ -98,7 +98,8 @@ struct TrainStepRunner {
     SimCLRModelImpl& model = *state.model_->model;
     const at::Device device = model.encoder->conv1->weight.device();
     CheckPrecision(o.precision, device);
-    const at::ScalarType input_type = view_groups.front().scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    // The step computes in the parameters' type: float32, or float64 (a model cast for checks against exact arithmetic).
+    const at::ScalarType input_type = model.encoder->conv1->weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     model.train();
     if (o.memory_format == MemoryFormat::kChannelsLast) ToMemoryFormat(model.parameters(), o.memory_format);
     if (group) PrepareDataParallel(state, model);
@@ -113,7 +114,7 @@ struct TrainStepRunner {
         embeddings.push_back(model.forward(input).second);
       }
     }
-    // NT-Xent in float32 (or float64 for float64 views), outside the autocast region.
+    // NT-Xent in float32 (float64 for a float64 model), outside the autocast region.
     at::Tensor z = (embeddings.size() == 1 ? embeddings.front() : at::cat(embeddings, 0)).to(input_type);
     TrainStepResult result;
     at::Tensor loss;

@@ -40,6 +40,9 @@ export interface ForwardOptions {
 }
 
 export type Stem = (typeof STEMS)[number];
+/** Parameter types a model can be cast to with `to(device, { dtype })`. */
+export const MODEL_DTYPES = ['float32', 'float64'] as const;
+export type ModelDtype = (typeof MODEL_DTYPES)[number];
 /** torchvision's stem, the default everywhere (RUN_SETTINGS.stem too), so torchvision weights load as they are. */
 export const DEFAULT_STEM: Stem = 'imagenet';
 
@@ -147,15 +150,24 @@ export abstract class ModelBase {
     return this.handle.isTraining();
   }
 
-  /** Moves the parameters and buffers to `device`. Returns this. */
-  to(device: Device): this {
-    this.handle.to(device);
+  /**
+   * Moves the parameters and buffers to `device`; `dtype` casts them too (default: keep theirs). A float64 model trains
+   * and runs in float64: slow, for checks against exact arithmetic (e.g. data-parallel against one process). Returns this.
+   */
+  to(device: Device, options: { dtype?: ModelDtype } = {}): this {
+    if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+    this.handle.to(device, checkOneOf(options.dtype ?? this.dtype, 'dtype', MODEL_DTYPES));
     useModelDevice(device);
     return this;
   }
 
   get device(): Device {
     return this.handle.device();
+  }
+
+  /** The type of the parameters: 'float32', or 'float64' after `to(device, { dtype: 'float64' })`. */
+  get dtype(): ModelDtype {
+    return this.handle.dtype() as ModelDtype;
   }
 
   /** Number of parameters (BatchNorm running statistics are buffers, not counted), as PyTorch's sum of numel(). */

@@ -5,7 +5,8 @@
 // rank r takes images [first_r, first_r + B_r) of every view, so 2 ranks x B see exactly the 1 x 2B batch.
 // With `reverse` the images of the batch come in reverse order (the float32 rounding yardstick); with `smallViews`
 // each step has multi-crop's second group of views.
-// Writes <out>.json (losses) and <out>.bin (every float parameter and buffer, in sorted key order, float32).
+// With `float64` the model, the views and the whole step are float64 (exact enough to compare without a yardstick).
+// Writes <out>.json (losses) and <out>.bin (every float parameter and buffer, in sorted key order, as float64).
 const fs = require('fs');
 const path = require('path');
 const { SimCLRModel, Tensor, manualSeed, setNumThreads, createTrainStep, ProcessGroup } = require(path.join(__dirname, '..', '..', 'dist'));
@@ -38,7 +39,7 @@ function viewGroup(step, views, size, salt) {
   const all = normals(1000 + step + salt, views * total * image);
   const first = worldSize === 1 ? 0 : imagesPerRank.slice(0, rank).reduce((a, b) => a + b, 0);
   const mine = worldSize === 1 ? total : imagesPerRank[rank];
-  const data = new Float32Array(views * mine * image);
+  const data = new (cfg.float64 ? Float64Array : Float32Array)(views * mine * image);
   for (let v = 0; v < views; v++) data.set(all.subarray((v * total + first) * image, (v * total + first + mine) * image), v * mine * image);
   if (cfg.reverse) {
     // The same batch with its images in reverse order: the same loss and gradients, rounded otherwise.
@@ -60,6 +61,7 @@ function batch(step) {
   // A different seed on every rank: the broadcast from rank 0 must make them one model.
   manualSeed(cfg.seed + rank);
   const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar', head: { batchNorm: false } });
+  if (cfg.float64) model.to('cpu', { dtype: 'float64' });
   const group = worldSize > 1
     ? await ProcessGroup.init({ rank, worldSize, masterAddr: '127.0.0.1', masterPort: cfg.port, timeoutMs: cfg.timeoutMs ?? 60_000 })
     : undefined;
@@ -85,12 +87,12 @@ function batch(step) {
   for (const key of Object.keys(state).sort()) {
     const values = state[key].toTypedArray();
     if (values instanceof Float32Array || values instanceof Float64Array) {
-      parts.push(Float32Array.from(values));
+      parts.push(Float64Array.from(values));
       keys.push([key, values.length]);
     }
   }
   const total = parts.reduce((n, p) => n + p.length, 0);
-  const flat = new Float32Array(total);
+  const flat = new Float64Array(total);
   let offset = 0;
   for (const p of parts) {
     flat.set(p, offset);
