@@ -51,7 +51,7 @@ export const RUN_SETTINGS = {
   evalSubset: { kind: 'int', min: 1, help: `size of the evaluation splits (bank and queries; without it the bank has ${DEFAULT_EVAL_BANK_SIZE} images)` },
   backbone: { kind: 'enum', choices: Backbones.names, default: 'resnet18', help: 'ResNet encoder, by torchvision\'s name' },
   stem: { kind: 'enum', choices: STEMS, default: DEFAULT_STEM, help: 'first layer: imagenet is torchvision\'s 7x7/2 conv + max-pool, cifar a 3x3/1 conv and no max-pool (slower, for small images)' },
-  weights: { kind: 'string', help: 'start the encoder from these weights: a torchvision .pth (e.g. resnet18-f37072fd.pth) or a simclr export' },
+  weights: { kind: 'string', help: 'start the encoder from these weights (same --backbone and --stem): a torchvision .pth, e.g. the ImageNet classifier resnet18-f37072fd.pth (its fc is left out), or a simclr export' },
   baseSize: { kind: 'int', min: 1, default: DEFAULT_BASE_SIZE, help: 'side images are resized to when decoded, before augmentation' },
   imageSize: { kind: 'int', min: 1, default: AUGMENT_DEFAULTS.size, help: 'side of each augmented view' },
   jitterStrength: { kind: 'number', min: 0, default: AUGMENT_DEFAULTS.jitterStrength, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on small images)' },
