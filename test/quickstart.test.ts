@@ -3,11 +3,9 @@ import * as path from 'path';
 import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig } from '../src';
 import { readConfigFile } from '../src/train/config';
 import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartSplits } from '../src/quickstart';
-import { fashionMnistAvailable } from './helpers/fashion-mnist-pixels';
+import { describeWithFashionMnist } from './helpers/tools';
 
-const withData = fashionMnistAvailable() ? describe : describe.skip;
-
-withData('quickstart probe protocol', () => {
+describeWithFashionMnist('quickstart probe protocol', () => {
   const config = validateRunConfig({ ...QUICKSTART_CONFIG });
 
   it('fits on 10 000 training-split images and scores on the 10 000 official test images', () => {
