@@ -8,7 +8,7 @@ import { runTraining } from './train/run';
 import { createModel } from './train/run-model';
 import { evaluate, Evaluation, EvaluationSplits } from './eval/evaluate';
 import { openDataset, maybeSubset } from './data/open';
-import { readMetrics, writeReport } from './train/report';
+import { ReportOptions, readMetrics, writeReport } from './train/report';
 import { formatDuration } from './train/progress';
 
 /**
@@ -28,6 +28,25 @@ export function quickstartSplits(config: RunConfig): EvaluationSplits {
 
 /** The quick recipe; see train/config.ts. */
 export { QUICKSTART_CONFIG } from './train/config';
+
+/**
+ * What the quickstart's report shows besides the run's own records: its settings, the baselines (raw pixels, random
+ * encoder; `rows` after the SimCLR encoder's) as lines on the kNN chart, the three linear probes as bars and in the
+ * table, and the pretraining time.
+ */
+export function quickstartReport(config: RunConfig, rows: readonly [string, Evaluation][], splits: EvaluationSplits, trainSeconds: number): ReportOptions {
+  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+  return {
+    settings: { ...config },
+    baselines: Object.fromEntries(rows.slice(1).map(([name, e]) => [name, e.knnAccuracy])),
+    results: {
+      'probe split': `${splits.bank.length} train / ${splits.query.length} test images`,
+      ...Object.fromEntries(rows.map(([name, e]) => [`linear probe: ${name}`, percent(e.linearProbe.testAccuracy)])),
+    },
+    probes: Object.fromEntries(rows.map(([name, e]) => [name, e.linearProbe.testAccuracy])),
+    timing: { 'pretraining wall time': formatDuration(trainSeconds) },
+  };
+}
 
 export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto' | 'plain' | 'none'): Promise<void> {
   if (overrides.evalSubset !== undefined || overrides.evalData !== undefined || (overrides.data ?? 'fashion-mnist') !== 'fashion-mnist') {
@@ -66,16 +85,6 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   const lastEpoch = run.records.filter((r) => !('step' in r)).pop();
   console.log(`\npretraining took ${trainSeconds.toFixed(0)} s, ${run.steps} steps; last epoch's mean loss ${lastEpoch?.loss.toFixed(4)}`);
   // The report again, now with the baselines on the kNN chart and the three probes as bars and in its table.
-  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
-  await writeReport(run.config.out, readMetrics(run.config.out), {
-    settings: { ...run.config },
-    baselines: { [rows[1][0]]: rows[1][1].knnAccuracy, [rows[2][0]]: rows[2][1].knnAccuracy },
-    results: {
-      'probe split': `${splits.bank.length} train / ${splits.query.length} test images`,
-      ...Object.fromEntries(rows.map(([name, e]) => [`linear probe: ${name}`, percent(e.linearProbe.testAccuracy)])),
-    },
-    probes: Object.fromEntries(rows.map(([name, e]) => [name, e.linearProbe.testAccuracy])),
-    timing: { 'pretraining wall time': formatDuration(trainSeconds) },
-  });
+  await writeReport(run.config.out, readMetrics(run.config.out), quickstartReport(run.config, rows, splits, trainSeconds));
   console.log(`report: ${run.reportPath}`);
 }

@@ -99,3 +99,26 @@ describe('the loaded addon', () => {
     expect(needed.some((l) => l.startsWith('libc10'))).toBe(true);
   });
 });
+
+describe('the TypeScript build (npm run build:ts, which prepack runs)', () => {
+  it('starts from an empty dist/, so a module whose source is gone is not packed', () => {
+    // A project with this package.json and scripts/ and a one-file source tree, whose dist/ holds a stale module.
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-build-ts-'));
+    try {
+      fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(project, 'package.json'));
+      fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
+      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules')), path.join(project, 'node_modules'));
+      fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
+      fs.mkdirSync(path.join(project, 'src'));
+      fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
+      fs.mkdirSync(path.join(project, 'dist'));
+      fs.writeFileSync(path.join(project, 'dist', 'renamed-away.js'), 'module.exports = "stale";\n');
+
+      const build = spawnSync('npm', ['run', 'build:ts'], { cwd: project, encoding: 'utf8' });
+      expect(build.status).toBe(0);
+      expect(fs.readdirSync(path.join(project, 'dist')).sort()).toEqual(['index.js']);
+    } finally {
+      fs.rmSync(project, { recursive: true, force: true });
+    }
+  });
+});

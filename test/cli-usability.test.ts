@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { DEFAULT_RUN_CONFIG, SimCLRModel, Encoder, createModel, validateRunConfig } from '../src';
+import { DEFAULT_RUN_CONFIG, SimCLRModel, Encoder, createModel, readNpy, validateRunConfig } from '../src';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const simclr = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -83,6 +83,43 @@ describe('--weights', () => {
     }
   });
 
+  it("starts training from a torchvision classifier's weights: the backbone loads, the ImageNet fc (1000 classes) is left out", async () => {
+    // What torchvision's resnet18(weights=...).state_dict() holds: the backbone and fc.weight 1000 x 512, fc.bias 1000.
+    const file = path.join(root, 'resnet18-imagenet-classifier.pth');
+    const classifier = await Encoder.create({ backbone: 'resnet18', outDim: 1000 });
+    await classifier.saveStateDict(file);
+    const theirs = await classifier.stateDict();
+    expect([theirs['fc.weight'].shape, theirs['fc.bias'].shape]).toEqual([[1000, 512], [1000]]);
+
+    const run = simclr('train', '--data', path.join(root, 'flat'), '--labels', 'none', '--weights', file, '--out', path.join(root, 'from-imagenet'), ...small);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    // The model a run starts from: the classifier's backbone, and the SimCLR head in place of its fc.
+    const ours = await (await createModel(validateRunConfig({ weights: file }))).stateDict();
+    for (const key of ['conv1.weight', 'layer4.1.bn2.running_var']) expect(ours[`encoder.${key}`].toTypedArray()).toEqual(theirs[key].toTypedArray());
+    expect(Object.keys(ours).filter((key) => key.startsWith('encoder.fc.'))).toEqual([]);
+  });
+
+  it.each([
+    ['another backbone (resnet34)', { backbone: 'resnet34' }, /96 unexpected key\(s\) \(layer1\.2\.conv1\.weight/],
+    ['the other stem (cifar)', { backbone: 'resnet18', stem: 'cifar' }, /Shape mismatch for encoder\.conv1\.weight/],
+  ] as const)('weights of %s are refused naming --weights, the file and the model they were meant for', async (_what, options, detail) => {
+    const file = path.join(root, `misfit-${options.backbone}-${'stem' in options ? options.stem : 'imagenet'}.pth`);
+    await (await Encoder.create({ ...options, outDim: 1000 })).saveStateDict(file);
+    const run = simclr('train', '--data', path.join(root, 'flat'), '--labels', 'none', '--weights', file, '--out', path.join(root, 'none'), ...small);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`simclr: --weights: The weights in ${file} do not fit a resnet18 encoder (imagenet stem): `);
+    expect(run.stderr).toMatch(detail);
+    expect(run.stderr.length).toBeLessThan(600);
+  });
+
+  it('the API names a missing weights file and what it should be', async () => {
+    const missing = path.join(root, 'missing.pth');
+    const expected = `Cannot read weights '${missing}': no such file (expected a PyTorch state dict: a torchvision .pth or a file written by saveStateDict / simclr export)`;
+    await expect(Encoder.create({ backbone: 'resnet18', outDim: 0, weights: missing })).rejects.toThrow(expected);
+    await expect(SimCLRModel.create({ backbone: 'resnet18', weights: missing })).rejects.toThrow(expected);
+  });
+
   it('a missing file names the flag and what it should be', () => {
     const run = simclr('train', '--weights', path.join(root, 'resnet18-nothere.pth'), '--out', path.join(root, 'none'), ...small);
     expect(run.status).toBe(1);
@@ -101,6 +138,19 @@ describe('--weights', () => {
   });
 });
 
+describe('--drop-last false', () => {
+  it("trains each epoch's short last batch too: metrics.jsonl has its step, with its images", () => {
+    // 20 images in batches of 8: two full batches and one of 4 (the default, true, drops it: 2 steps).
+    const out = path.join(root, 'keep-last');
+    const run = simclr('train', '--data', path.join(root, 'flat'), '--labels', 'none', '--drop-last', 'false', '--out', out, ...small);
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout).steps).toBe(3);
+    const steps = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.step !== undefined);
+    expect(steps.map((r) => [r.step, r.images])).toEqual([[1, 8], [2, 8], [3, 4]]);
+    expect(Number.isFinite(steps[2].loss)).toBe(true);
+  });
+});
+
 describe('help tells the truth', () => {
   it('train --help states the defaults of RUN_SETTINGS, drop-last included', () => {
     const help = simclr('train', '--help').stdout.replace(/\s+/g, ' ');
@@ -108,6 +158,21 @@ describe('help tells the truth', () => {
     expect(help).toContain(`default: ${DEFAULT_RUN_CONFIG.dropLast}`);
     expect(help).toMatch(/--stem <name> .*\(imagenet \| cifar; default: imagenet\)/);
     expect(help).toMatch(/--weights <value> start the encoder from these weights/);
+    expect(help).toContain('the ImageNet classifier resnet18-f37072fd.pth (its fc is left out)');
+  });
+
+  it("embed --help states the default of --data, and embed without it embeds the checkpoint's training images", async () => {
+    const help = simclr('embed', '--help').stdout.replace(/\s+/g, ' ');
+    expect(help).toContain("--data <value> images to embed: an image folder, a .csv/.jsonl manifest, or fashion-mnist (its test split) (default: the checkpoint's)");
+    const out = path.join(root, 'embed-run');
+    expect(simclr('train', '--data', path.join(root, 'classes'), '--out', out, ...small).status).toBe(0);
+    const file = path.join(root, 'embedded.npy');
+    const embed = simclr('embed', '--checkpoint', path.join(out, 'last.ckpt'), '--out', file);
+    expect(embed.stderr).toBe('');
+    // All 20 images of the class folder the run trained on, with their classes.
+    expect(JSON.parse(embed.stdout)).toMatchObject({ rows: 20, dim: 512 });
+    const labels = Array.from((await readNpy(path.join(root, 'embedded.labels.npy'))).data as ArrayLike<number | bigint>, Number);
+    expect(labels.sort()).toEqual([...Array(10).fill(0), ...Array(10).fill(1)]);
   });
 
   it('eval --help says where the labels come from when --eval-data is left out', () => {

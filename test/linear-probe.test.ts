@@ -4,7 +4,8 @@ import * as path from 'path';
 import { Tensor, linearProbe, writeNpy } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 import { clusters } from './helpers/synthetic-features';
-import { fashionMnistAvailable, fashionMnistPixels } from './helpers/fashion-mnist-pixels';
+import { fashionMnistPixels } from './helpers/fashion-mnist-pixels';
+import { describeWithFashionMnist } from './helpers/tools';
 
 describe('linear probe', () => {
   it('separates well-separated classes completely', async () => {
@@ -123,9 +124,7 @@ with torch.no_grad():
 `;
 
 describeWithOracle('linear probe on raw Fashion-MNIST pixels against PyTorch', (python) => {
-  const run = fashionMnistAvailable() ? it : it.skip;
-  if (!fashionMnistAvailable()) console.warn('skipping the Fashion-MNIST probe: no IDX files (apt-get install dataset-fashion-mnist)');
-  run('reaches the expected accuracy on a 10k / 2k subset, within a point of the same recipe in PyTorch', async () => {
+  describeWithFashionMnist('on Fashion-MNIST', () => it('reaches the expected accuracy on a 10k / 2k subset, within a point of the same recipe in PyTorch', async () => {
     const train = fashionMnistPixels('train', 10000);
     const test = fashionMnistPixels('t10k', 2000);
     const recipe = { epochs: 30, batchSize: 256, learningRate: 1e-3 };
@@ -150,5 +149,5 @@ describeWithOracle('linear probe on raw Fashion-MNIST pixels against PyTorch', (
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }));
 });

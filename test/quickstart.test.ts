@@ -1,13 +1,17 @@
-/** The main job's probe protocol: fixed in code, the same splits for its three rows and for the kNN curve. */
+/**
+ * The main job's probe protocol (fixed in code, the same splits for its three rows and for the kNN curve) and its
+ * report, which sets SimCLR's numbers beside the baselines'.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig } from '../src';
+import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig, writeReport } from '../src';
+import type { Evaluation, EvaluationSplits, MetricsRecord } from '../src';
 import { readConfigFile } from '../src/train/config';
-import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartSplits } from '../src/quickstart';
-import { fashionMnistAvailable } from './helpers/fashion-mnist-pixels';
+import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartReport, quickstartSplits } from '../src/quickstart';
+import { describeWithFashionMnist } from './helpers/tools';
 
-const withData = fashionMnistAvailable() ? describe : describe.skip;
-
-withData('quickstart probe protocol', () => {
+describeWithFashionMnist('quickstart probe protocol', () => {
   const config = validateRunConfig({ ...QUICKSTART_CONFIG });
 
   it('fits on 10 000 training-split images and scores on the 10 000 official test images', () => {
@@ -52,5 +56,45 @@ describe('examples/fashion-mnist-30min.json', () => {
     expect(config.epochs).toBeGreaterThan(quick.epochs);
     const { subset: _s, epochs: _e, out: _o, ...recipe } = quick;
     for (const [key, value] of Object.entries(recipe)) expect([key, config[key as keyof typeof config]]).toEqual([key, value]);
+  });
+});
+
+describe("the quickstart's report", () => {
+  it('draws the baselines as labelled lines on the kNN chart and lists them and the three probes in its table', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-quickstart-report-'));
+    try {
+      // Two epochs of a run, then the quickstart's three rows as the numbers it printed (made up here: only the
+      // report's wiring is under test, not the training).
+      const records: MetricsRecord[] = [
+        { step: 1, epoch: 1, loss: 5.2, lr: 0.06, imagesPerSecond: 90, images: 256 },
+        { step: 2, epoch: 1, loss: 5.0, lr: 0.05, imagesPerSecond: 90, images: 256 },
+        { epoch: 1, loss: 5.1, knnAccuracy: 0.7012 },
+        { step: 3, epoch: 2, loss: 4.9, lr: 0.02, imagesPerSecond: 90, images: 256 },
+        { step: 4, epoch: 2, loss: 4.8, lr: 0.01, imagesPerSecond: 90, images: 256 },
+        { epoch: 2, loss: 4.85, knnAccuracy: 0.7668 },
+      ];
+      const evaluation = (knnAccuracy: number, probe: number): Evaluation =>
+        ({ knnAccuracy, linearProbe: { trainAccuracy: probe, testAccuracy: probe }, bankSize: 10000, querySize: 10000 });
+      const rows: [string, Evaluation][] = [
+        ['SimCLR encoder (h)', evaluation(0.7668, 0.8012)], ['raw pixels', evaluation(0.7644, 0.8311)], ['random encoder', evaluation(0.7382, 0.8105)],
+      ];
+      const splits = { bank: { length: 10000 }, query: { length: 10000 } } as EvaluationSplits; // the report reads their sizes only
+      const config = validateRunConfig({ ...QUICKSTART_CONFIG, out });
+      await writeReport(out, records, quickstartReport(config, rows, splits, 514));
+      const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+
+      // The kNN chart's baseline labels: name and value (to the chart's precision).
+      for (const label of [/>raw pixels 76(\.\d+)?%<\/text>/, />random encoder 7[34](\.\d+)?%<\/text>/]) expect(html).toMatch(label);
+      // The table: the baselines' kNN accuracies, the three probes, the probe split and the pretraining time.
+      const text = html.replace(/<svg[\s\S]*<\/svg>/, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+      for (const row of [
+        'kNN accuracy of raw pixels 76.44%', 'kNN accuracy of random encoder 73.82%',
+        'linear probe: SimCLR encoder (h) 80.12%', 'linear probe: raw pixels 83.11%', 'linear probe: random encoder 81.05%',
+        'probe split 10000 train / 10000 test images',
+      ]) expect(text).toContain(row);
+      expect(text).toContain('pretraining wall time 8m34s');
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,9 @@
  * .d.ts with skipLibCheck off, as an ES module (.mts, the settings `tsc --init` writes: module nodenext, strict,
  * exactOptionalPropertyTypes, noUncheckedIndexedAccess, verbatimModuleSyntax) and as CommonJS (.cts, the body wrapped
  * in an async function); the package's types alone are also checked with no DOM and no Node types (lib es2022).
- * Then the ES module builds run with node, in README order, from the fresh project.
+ * Each check runs with the project's pinned TypeScript and with the newest (TypeScript 7, the native compiler).
+ * Then the ES module builds run with node, in README order, from the fresh project: the custom loop must lower its
+ * loss, and an example whose prose states its time on 2 CPU cores must keep to it (within a generous factor).
  */
 import { spawnSync, SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
@@ -12,13 +14,55 @@ import * as os from 'os';
 import * as path from 'path';
 
 const ROOT = path.join(__dirname, '..');
-/** The project's TypeScript, or another one to check the examples with (SIMCLR_TSC=/path/to/typescript/bin/tsc). */
-const TSC = process.env.SIMCLR_TSC ?? require.resolve('typescript/bin/tsc');
+
+/** A TypeScript compiler to check the examples with: its version and its tsc script, run with node. */
+interface Compiler {
+  version: string;
+  tsc: string;
+}
+
+/**
+ * An installed TypeScript's tsc, found through its package.json: TypeScript 7's exports map hides bin/ from
+ * require.resolve, and its bin/tsc is a node launcher of the native compiler (@typescript/typescript-<platform>).
+ */
+function installedCompiler(packageName: string): Compiler {
+  const manifest = require.resolve(`${packageName}/package.json`);
+  const { version, bin } = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { version: string; bin: { tsc: string } };
+  return { version, tsc: path.join(path.dirname(manifest), bin.tsc) };
+}
+
+/**
+ * The project's pinned TypeScript (which builds dist/ and the examples that run), the newest (the devDependency
+ * alias typescript-7), and any other given as SIMCLR_TSC=/path/to/typescript/bin/tsc.
+ */
+const PINNED = installedCompiler('typescript');
+const COMPILERS: Compiler[] = [
+  PINNED,
+  installedCompiler('typescript-7'),
+  ...(process.env.SIMCLR_TSC ? [{ version: 'SIMCLR_TSC', tsc: process.env.SIMCLR_TSC }] : []),
+];
+
+/** A README example: a ```ts block, and the minutes on 2 CPU cores the paragraph before it states, if any. */
+interface Example {
+  code: string;
+  statedMinutes?: number;
+}
+
+/** "about a minute on 2 CPU cores", "about half a minute on 2 CPU cores", "about 3 minutes on 2 CPU cores". */
+const STATED_TIME = /about (half a|a|\d+) minutes? on 2 CPU cores/;
 
 /** The ```ts blocks of README.md, in order. */
-function readmeSnippets(readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')): string[] {
-  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+function readmeExamples(readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')): Example[] {
+  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => {
+    const paragraph = readme.slice(0, m.index).trimEnd().split(/\n\s*\n/).pop() ?? '';
+    const stated = STATED_TIME.exec(paragraph)?.[1];
+    const statedMinutes = stated === undefined ? undefined : stated === 'half a' ? 0.5 : stated === 'a' ? 1 : Number(stated);
+    return { code: m[1], statedMinutes };
+  });
 }
+
+/** How much slower than the README states an example may run: room for a loaded machine, not for hours. */
+const SLOWER_THAN_STATED = 4;
 
 /** A snippet as CommonJS: its imports first, the rest inside an async function (no top-level await in CommonJS). */
 function asCommonJs(snippet: string): string {
@@ -47,7 +91,8 @@ const INIT_OPTIONS = {
 
 describe('README examples in a fresh project', () => {
   let project: string;
-  const snippets = readmeSnippets();
+  const examples = readmeExamples();
+  const snippets = examples.map((example) => example.code);
 
   beforeAll(() => {
     // dist/ is what gets packed; the test setup builds it (npm run build:ts), so it must not be older than src/.
@@ -87,39 +132,83 @@ describe('README examples in a fresh project', () => {
     if (project) fs.rmSync(project, { recursive: true, force: true });
   });
 
-  const tsc = (name: string, compilerOptions: object, files: string[]) => {
-    fs.writeFileSync(path.join(project, `${name}.json`), JSON.stringify({ compilerOptions, files }, null, 2));
-    const result = run(process.execPath, [TSC, '-p', `${name}.json`], project, 300_000);
+  const tsc = (compiler: Compiler, name: string, compilerOptions: object, files: string[]) => {
+    const config = `${name}-${compiler.version}.json`;
+    fs.writeFileSync(path.join(project, config), JSON.stringify({ compilerOptions, files }, null, 2));
+    const result = run(process.execPath, [compiler.tsc, '-p', config], project, 300_000);
     return `${result.stdout}${result.stderr}`.trim();
   };
-  // The ES module build (and its messages), made once: checked by one test, run by another.
-  let esmBuild: string | undefined;
-  const buildEsm = () => (esmBuild ??= tsc('tsconfig.esm', { ...INIT_OPTIONS, outDir: 'esm' }, snippets.map((_, i) => `example-${i + 1}.mts`)));
+  // The ES module builds (and their messages), made once per compiler: checked by one test; the pinned one's output
+  // (esm/) is run by another.
+  const esmBuilds = new Map<Compiler, string>();
+  const buildEsm = (compiler: Compiler) => {
+    if (!esmBuilds.has(compiler)) {
+      const outDir = compiler === PINNED ? 'esm' : `esm-${compiler.version}`;
+      esmBuilds.set(compiler, tsc(compiler, 'tsconfig.esm', { ...INIT_OPTIONS, outDir }, snippets.map((_, i) => `example-${i + 1}.mts`)));
+    }
+    return esmBuilds.get(compiler);
+  };
 
   it('has examples to check', () => {
     expect(snippets.length).toBeGreaterThanOrEqual(4);
   });
 
-  it('type-checks every example as an ES module (.mts) with the settings of tsc --init and skipLibCheck off', () => {
-    expect(buildEsm()).toBe('');
+  it('checks with the pinned TypeScript and a newer major version', () => {
+    const major = (compiler: Compiler) => Number(compiler.version.split('.')[0]);
+    expect(major(COMPILERS[1])).toBeGreaterThanOrEqual(7);
+    expect(major(COMPILERS[1])).toBeGreaterThan(major(PINNED));
   });
 
-  it('type-checks every example as CommonJS (.cts, wrapped in an async function)', () => {
-    const { verbatimModuleSyntax: _, ...cjs } = INIT_OPTIONS;
-    expect(tsc('tsconfig.cjs', { ...cjs, outDir: 'cjs', noEmit: true }, snippets.map((_, i) => `example-${i + 1}.cts`))).toBe('');
+  describe.each(COMPILERS)('with TypeScript $version', (compiler) => {
+    it('type-checks every example as an ES module (.mts) with the settings of tsc --init and skipLibCheck off', () => {
+      expect(buildEsm(compiler)).toBe('');
+    });
+
+    it('type-checks every example as CommonJS (.cts, wrapped in an async function)', () => {
+      const { verbatimModuleSyntax: _, ...cjs } = INIT_OPTIONS;
+      expect(tsc(compiler, 'tsconfig.cjs', { ...cjs, outDir: 'cjs', noEmit: true }, snippets.map((_, i) => `example-${i + 1}.cts`))).toBe('');
+    });
+
+    it('has types that need neither @types/node nor the DOM (lib es2022, no types)', () => {
+      expect(tsc(compiler, 'tsconfig.types', { strict: true, module: 'nodenext', lib: ['es2022'], types: [], skipLibCheck: false, noEmit: true }, ['types-only.mts'])).toBe('');
+    });
   });
 
-  it('has types that need neither @types/node nor the DOM (lib es2022, no types)', () => {
-    expect(tsc('tsconfig.types', { strict: true, module: 'nodenext', lib: ['es2022'], types: [], skipLibCheck: false, noEmit: true }, ['types-only.mts'])).toBe('');
-  });
+  // What each example printed and how long it took, filled in README order by the run below.
+  const ran: { stdout: string; seconds: number }[] = [];
+  const ranAll = () => {
+    if (ran.length !== snippets.length) throw new Error(`only ${ran.length} of ${snippets.length} examples ran (see the test that runs them)`);
+    return ran;
+  };
 
   it('runs every example with node, in README order', () => {
-    buildEsm();
+    buildEsm(PINNED);
     for (let i = 1; i <= snippets.length; i++) {
       const example = path.join(project, 'esm', `example-${i}.mjs`);
       expect(fs.existsSync(example)).toBe(true);
+      const started = process.hrtime.bigint();
       const result = run(process.execPath, [example], project, 900_000);
       if (result.status !== 0) throw new Error(`example ${i} failed (${result.status ?? result.signal}):\n${result.stderr}`);
+      ran.push({ stdout: result.stdout, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     }
+  });
+
+  it('trains in the custom-loop example: its last epoch\'s mean loss is below its first', () => {
+    const loop = snippets.findIndex((snippet) => snippet.includes('await trainStep('));
+    expect(loop).toBeGreaterThanOrEqual(0);
+    const losses = [...ranAll()[loop].stdout.matchAll(/^epoch (\d+): mean loss (\d+\.\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(losses.map(([epoch]) => epoch)).toEqual([1, 2]);
+    expect(losses[1][1]).toBeLessThan(losses[0][1]);
+  });
+
+  it(`runs each example whose paragraph states its time on 2 CPU cores within ${SLOWER_THAN_STATED}x that time`, () => {
+    const timed = examples.flatMap((example, i) => (example.statedMinutes === undefined ? [] : [{ example: i + 1, minutes: example.statedMinutes }]));
+    // The runTraining and custom-loop examples state theirs.
+    expect(timed.length).toBeGreaterThanOrEqual(2);
+    const seconds = ranAll().map((r) => Math.round(r.seconds));
+    console.log(`README examples' wall times on this machine: ${seconds.map((s, i) => `example ${i + 1}: ${s} s`).join(', ')}`);
+    const tooSlow = timed.filter(({ example, minutes }) => seconds[example - 1] > SLOWER_THAN_STATED * 60 * minutes)
+      .map(({ example, minutes }) => `example ${example}: ${seconds[example - 1]} s, the README states about ${minutes} min`);
+    expect(tooSlow).toEqual([]);
   });
 });

@@ -9,12 +9,11 @@ import {
   DEFAULT_RUN_CONFIG, EpochRecord, StepRecord, Subset, Trainer, createModel, fashionMnist, learningRate, readCheckpointHeader, trainingData,
   validateRunConfig,
 } from '../src';
-import { FASHION_MNIST_ROOT } from '../src/data';
+import { describeWithFashionMnist } from './helpers/tools';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-callbacks-'));
-const haveData = fs.existsSync(FASHION_MNIST_ROOT);
 
-(haveData ? describe : describe.skip)('Trainer callbacks and defaults', () => {
+describeWithFashionMnist('Trainer callbacks and defaults', () => {
   // 48 images in batches of 16: 3 steps per epoch, 2 epochs.
   const config = validateRunConfig({ subset: 48, batchSize: 16, epochs: 2, baseSize: 16, imageSize: 16, workers: 1, knnEvery: 0 });
   const data = () => trainingData(Subset.random(fashionMnist('train', { size: 16 }), 48, 0), config);

@@ -86,13 +86,21 @@ export function encoderNativeOptions(options: Omit<EncoderOptions, 'outDim'> & {
   return out;
 }
 
+/**
+ * @internal A starting-weights file (the `weights` option) that cannot be read or does not fit the model: its own
+ * class, so that the run settings can say which setting (`--weights`) to change.
+ */
+export class WeightsError extends Error {
+  override name = 'WeightsError';
+}
+
 /** The bytes of a weights file; a missing or unreadable file is an error that says which and what it should be. */
 async function readWeights(path: string): Promise<Buffer> {
   try {
     return await fs.readFile(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new Error(`Cannot read weights '${path}': ${reason} (expected a PyTorch state dict: a torchvision .pth or a file written by saveStateDict / simclr export)`);
+    throw new WeightsError(`Cannot read weights '${path}': ${reason} (expected a PyTorch state dict: a torchvision .pth or a file written by saveStateDict / simclr export)`);
   }
 }
 
@@ -277,20 +285,26 @@ export abstract class ModelBase {
   }
 
   /**
-   * @internal Loads backbone weights from a torch.save file into the encoder, ignoring its `fc.*` (replaced by this
-   * model's own). Every other backbone key must be present and match.
+   * @internal Loads backbone weights from a torch.save file into the encoder, ignoring its `fc.*` (a torchvision
+   * classifier's, replaced by this model's own). Every other backbone key must be present and match; any failure is a
+   * {@link WeightsError} naming the file.
    */
   protected async loadBackboneWeights(path: string, keyPrefix: string): Promise<void> {
     const bytes = await readWeights(path);
-    const file = await withCallerStack(native.readStateDict(bytes));
+    const file = await withCallerStack(native.readStateDict(bytes)).catch((err: Error) => {
+      throw new WeightsError(`Cannot read weights '${path}': ${err.message}`);
+    });
     const backbone: Record<string, (typeof file)[string]> = {};
     for (const [key, tensor] of Object.entries(file)) if (!key.startsWith('fc.')) backbone[keyPrefix + key] = tensor;
-    const report = await withCallerStack(this.handle.loadStateDict(backbone, false));
+    const { backbone: name, stem } = this.describe();
+    const doNotFit = `The weights in ${path} do not fit a ${name} encoder (${stem} stem)`;
+    const report = await withCallerStack(this.handle.loadStateDict(backbone, false)).catch((err: Error) => {
+      throw new WeightsError(`${doNotFit}: ${err.message}`);
+    });
     const missing = report.missingKeys.filter((key) => key.startsWith(keyPrefix) && !key.startsWith(`${keyPrefix}fc.`));
     if (missing.length > 0 || report.unexpectedKeys.length > 0) {
       const bare = (keys: string[]) => keys.map((key) => (key.startsWith(keyPrefix) ? key.slice(keyPrefix.length) : key));
-      throw new Error(`The weights in ${path} do not fit a ${this.describe().backbone} encoder: ` +
-        describeKeyMismatch(bare(missing), bare(report.unexpectedKeys)));
+      throw new WeightsError(`${doNotFit}: ${describeKeyMismatch(bare(missing), bare(report.unexpectedKeys))}`);
     }
   }
 }

@@ -8,7 +8,7 @@ import { native, NativeDataParallelOptions, NativeOptimizer } from '../native';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
 import { checkInteger, checkNumber, checkOneOf, invalid, withCallerStack } from '../errors';
-import { NT_XENT_MIN_TEMPERATURE } from './nt-xent';
+import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from './nt-xent';
 import { MEMORY_FORMATS, MemoryFormatSetting, PRECISIONS, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from './precision';
 import { ProcessGroup } from './process-group';
 
@@ -23,13 +23,15 @@ export const MAX_MOMENTUM: number = native.maxMomentum;
 export const MAX_ACCUMULATION_STEPS: number = native.maxAccumulationSteps;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
+/** Options left out take {@link OPTIMIZER_DEFAULTS}: the run settings' recipe (SGD, momentum 0.9, weight decay 5e-4). */
 export interface OptimizerOptions {
-  optimizer: OptimizerName;
+  /** Which optimiser (default 'sgd'). */
+  optimizer?: OptimizerName;
   /** SGD/LARS momentum (default 0.9). */
   momentum?: number;
   /** Nesterov momentum, SGD only (default false). */
   nesterov?: boolean;
-  /** L2 for SGD, decoupled for AdamW, before adaptation for LARS; never on biases and BatchNorm (default 0). */
+  /** L2 for SGD, decoupled for AdamW, before adaptation for LARS; never on biases and BatchNorm (default 5e-4). */
   weightDecay?: number;
   /** AdamW's moment decay rates and epsilon (defaults 0.9, 0.999, 1e-8, as PyTorch). */
   beta1?: number;
@@ -76,11 +78,16 @@ function nativeDataParallel(options: DataParallelOptions | undefined): NativeDat
   };
 }
 
-/** The defaults of the optional optimiser options (PyTorch's for AdamW, SimCLR's for LARS). */
+/**
+ * The defaults of the optional optimiser options: the recipe's SGD (momentum 0.9, weight decay 5e-4, lightly's CIFAR-10
+ * benchmark), PyTorch's betas and epsilon for AdamW, SimCLR's trust coefficient for LARS. The run settings
+ * (train/config.ts RUN_SETTINGS) take theirs from here, so a custom loop and a run start from the same recipe.
+ */
 export const OPTIMIZER_DEFAULTS = Object.freeze({
+  optimizer: 'sgd' as OptimizerName,
   momentum: 0.9,
   nesterov: false,
-  weightDecay: 0,
+  weightDecay: 5e-4,
   beta1: 0.9,
   beta2: 0.999,
   eps: 1e-8,
@@ -115,14 +122,14 @@ export class Optimizer {
     this.group = group;
   }
 
-  static create(model: Trainable, options: OptimizerOptions): Optimizer {
+  static create(model: Trainable, options: OptimizerOptions = {}): Optimizer {
     if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
     const d = OPTIMIZER_DEFAULTS;
     const momentum = checkNumber(options.momentum ?? d.momentum, 'momentum', 0, MAX_MOMENTUM);
     const nesterov = options.nesterov ?? d.nesterov;
     if (typeof nesterov !== 'boolean') throw invalid('a boolean', 'nesterov', nesterov);
     return new Optimizer(model, native.createOptimizer(model.handle, {
-      optimizer: checkOneOf(options.optimizer, 'optimizer', OPTIMIZERS),
+      optimizer: checkOneOf(options.optimizer ?? d.optimizer, 'optimizer', OPTIMIZERS),
       momentum,
       nesterov,
       weightDecay: checkNumber(options.weightDecay ?? d.weightDecay, 'weightDecay', 0),
@@ -157,8 +164,8 @@ export interface TrainStepOptions {
   optimizer: Optimizer;
   /** Learning rate of this step's update. */
   lr: number;
-  /** NT-Xent temperature τ. */
-  temperature: number;
+  /** NT-Xent temperature τ (default {@link NT_XENT_DEFAULT_TEMPERATURE}, 0.2, the run settings' too). */
+  temperature?: number;
   /** Views per image over all tensors of views (default 2). */
   views?: number;
   /** `auto` (default): bf16 where the hardware has it natively, else fp32 (see {@link resolvePrecision}). */
@@ -192,7 +199,7 @@ function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device:
   return {
     stopRequested,
     lr: checkNumber(options.lr, 'lr', 0),
-    temperature: checkNumber(options.temperature, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true),
+    temperature: checkNumber(options.temperature ?? NT_XENT_DEFAULT_TEMPERATURE, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true),
     views: checkInteger(options.views ?? 2, 'views', 2, 64),
     precision,
     memoryFormat: resolveMemoryFormat(checkOneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS), device, precision),
@@ -230,7 +237,7 @@ export async function trainStep(model: Trainable, views: Tensor | readonly Tenso
 /** The settings of a fixed training loop: an optimiser, the loss and how the step runs (data-parallel with
  * `dataParallel`). */
 export interface TrainStepConfig extends OptimizerOptions {
-  temperature: number;
+  temperature?: number;
   views?: number;
   precision?: PrecisionSetting;
   memoryFormat?: MemoryFormatSetting;

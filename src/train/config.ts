@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
 import { PROJECTION_HEAD_DEFAULTS } from '../models/simclr-model';
-import { MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZERS } from '../ops/train-step';
+import { MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZER_DEFAULTS, OPTIMIZERS } from '../ops/train-step';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from '../ops/nt-xent';
 import { MEMORY_FORMATS, PRECISIONS } from '../ops/precision';
 import { BACKENDS, DEFAULT_TIMEOUT_MS } from '../ops/process-group';
@@ -43,7 +43,7 @@ export type Setting =
  * the same for the API, runTraining and the CLI: SimCLR on 32 px images with torchvision's ResNet-18 (ImageNet stem),
  * SimCLR's small-image augmentation (jitter strength 0.5, no blur, crops of 20-100%), NT-Xent at τ = 0.2, SGD with
  * momentum 0.9, lr 0.06·B/256 and weight decay 5e-4 (lightly's CIFAR-10 benchmark). Where a lower layer owns a default
- * (the augmenter's, the datasets' base size, the stem, the temperature) the table takes it from there.
+ * (the augmenter's, the datasets' base size, the stem, the temperature, the optimiser's) the table takes it from there.
  */
 export const RUN_SETTINGS = {
   data: { kind: 'string', default: 'fashion-mnist', help: 'training images: an image folder, a .csv/.jsonl manifest, or fashion-mnist' },
@@ -53,7 +53,7 @@ export const RUN_SETTINGS = {
   evalSubset: { kind: 'int', min: 1, help: `size of the evaluation splits (bank and queries; without it the bank has ${DEFAULT_EVAL_BANK_SIZE} images)` },
   backbone: { kind: 'enum', choices: Backbones.names, default: 'resnet18', help: 'ResNet encoder, by torchvision\'s name' },
   stem: { kind: 'enum', choices: STEMS, default: DEFAULT_STEM, help: 'first layer: imagenet is torchvision\'s 7x7/2 conv + max-pool, cifar a 3x3/1 conv and no max-pool (slower, for small images)' },
-  weights: { kind: 'string', help: 'start the encoder from these weights: a torchvision .pth (e.g. resnet18-f37072fd.pth) or a simclr export' },
+  weights: { kind: 'string', help: 'start the encoder from these weights (same --backbone and --stem): a torchvision .pth, e.g. the ImageNet classifier resnet18-f37072fd.pth (its fc is left out), or a simclr export' },
   baseSize: { kind: 'int', min: 1, default: DEFAULT_BASE_SIZE, help: 'side images are resized to when decoded, before augmentation' },
   imageSize: { kind: 'int', min: 1, default: AUGMENT_DEFAULTS.size, help: 'side of each augmented view' },
   jitterStrength: { kind: 'number', min: 0, default: AUGMENT_DEFAULTS.jitterStrength, help: 'colour-jitter strength s (SimCLR: 1 on ImageNet, 0.5 on small images)' },
@@ -71,12 +71,12 @@ export const RUN_SETTINGS = {
   accumulationSteps: { kind: 'int', min: 1, max: MAX_ACCUMULATION_STEPS, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
   dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
   maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
-  optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
+  optimizer: { kind: 'enum', choices: OPTIMIZERS, default: OPTIMIZER_DEFAULTS.optimizer, help: 'optimiser of the training step' },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
   lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },
-  momentum: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: 0.9, help: 'SGD/LARS momentum' },
-  nesterov: { kind: 'bool', default: false, help: 'Nesterov momentum (SGD)' },
-  weightDecay: { kind: 'number', min: 0, default: 5e-4, help: 'weight decay (biases and BatchNorm excluded)' },
+  momentum: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: OPTIMIZER_DEFAULTS.momentum, help: 'SGD/LARS momentum' },
+  nesterov: { kind: 'bool', default: OPTIMIZER_DEFAULTS.nesterov, help: 'Nesterov momentum (SGD)' },
+  weightDecay: { kind: 'number', min: 0, default: OPTIMIZER_DEFAULTS.weightDecay, help: 'weight decay (biases and BatchNorm excluded)' },
   warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },
   temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: NT_XENT_DEFAULT_TEMPERATURE, help: 'NT-Xent temperature' },
   seed: { kind: 'int', min: 0, default: 0, help: 'seed of initialisation, shuffling and augmentation' },

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, manualSeed } from '../tensor';
 import { SimCLRModel } from '../models/simclr-model';
-import { Encoder } from '../models/encoder';
+import { Encoder, WeightsError } from '../models/encoder';
 import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 import { makeFolder } from '../atomic-file';
@@ -20,13 +20,19 @@ export async function createModel(config: RunConfig): Promise<SimCLRModel> {
   if (config.weights !== undefined && !fs.existsSync(config.weights)) {
     throw new Error(`--weights: ${config.weights} does not exist (give a torchvision .pth such as resnet18-f37072fd.pth, or a file written by simclr export)`);
   }
-  return SimCLRModel.create({
-    backbone: config.backbone,
-    stem: config.stem,
-    device: config.device,
-    weights: config.weights,
-    head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
-  });
+  try {
+    return await SimCLRModel.create({
+      backbone: config.backbone,
+      stem: config.stem,
+      device: config.device,
+      weights: config.weights,
+      head: { layers: config.projectionLayers, outDim: config.projectionDim, batchNorm: config.projectionBatchNorm },
+    });
+  } catch (err) {
+    // The file is the setting to change (or --backbone/--stem, which the message names).
+    if (err instanceof WeightsError) throw new WeightsError(`--weights: ${err.message}`);
+    throw err;
+  }
 }
 
 /** The model and config stored in a checkpoint (in eval mode); `overrides` change the config (e.g. device, data). */
