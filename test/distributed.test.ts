@@ -8,7 +8,8 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DistributedSampler } from '../src';
+import { DistributedSampler, doctor } from '../src';
+import { describeWithTool } from './helpers/tools';
 import { freePort } from '../src/train/launch';
 
 const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');
@@ -295,4 +296,32 @@ describe('simclr train --nproc-per-node 2', () => {
       expect(Math.abs(records[i].loss - reference[i].loss)).toBeLessThan(1e-5 * reference[i].loss);
     }
   }, 300_000);
+});
+
+/**
+ * Under torchrun (SIMCLR_TORCHRUN: a torch >= 2's, which CI takes from the pip venv; Debian's torch 1.13 torchrun
+ * cannot start processes on Python 3.11). Its agent serves the store, and LibTorch 1.x clients cannot talk to a
+ * torch >= 2 store: a build on such a LibTorch must say so within the timeout instead of hanging; a build on torch 2.x
+ * trains.
+ */
+describeWithTool('simclr train under torchrun --no-python', 'a torchrun of torch >= 2 (SIMCLR_TORCHRUN)', process.env.SIMCLR_TORCHRUN, (torchrun) => {
+  it('trains when the build\'s LibTorch speaks the launcher\'s store protocol, and says why not within the timeout when it does not', async () => {
+    const out = tmp();
+    const args = ['--nproc-per-node', '2', '--master-port', String(await freePort()), '--no-python', process.execPath, CLI, 'train',
+      ...TINY.slice(2), '--epochs', '1', '--dist-timeout', '10', '--out', out];
+    const child = spawn(torchrun, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    if (Number(doctor().libtorch.version.split('.')[0]) >= 2) {
+      expect(code === 0 ? '' : output).toBe('');
+      expect(stepRecords(out)).toHaveLength(3);
+    } else {
+      expect(code).not.toBe(0);
+      expect(output).toMatch(/rank [01]: the rendezvous store at 127\.0\.0\.1:\d+ (took the connection but )?did not answer within \d+ s\. It is the launcher's store/);
+      expect(Date.now() - started).toBeLessThan(90_000);
+    }
+  }, 180_000);
 });

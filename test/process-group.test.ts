@@ -98,6 +98,23 @@ describe('joining a process group', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  it('a store that takes the connection but never answers (torchrun >= 2\'s agent store to a LibTorch 1.x build) is an error within the timeout and a margin', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    const started = Date.now();
+    try {
+      await expect(ProcessGroup.init({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 2_000, agentStore: true }))
+        .rejects.toThrow(new RegExp(`rank 0: the rendezvous store at 127\\.0\\.0\\.1:${port} (took the connection but )?did not answer within [24] s\\. ` +
+          'It is the launcher\'s store \\(TORCHELASTIC_USE_AGENT_STORE=True\\).*LIBTORCH_USE_PYTORCH=1 npm rebuild simclr'));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it('a rank that never comes ends the rendezvous after the timeout, naming it', async () => {
     const started = Date.now();
     await expect(ProcessGroup.init({ rank: 0, worldSize: 3, masterAddr: '127.0.0.1', masterPort: await freePort(), timeoutMs: 2_000 }))

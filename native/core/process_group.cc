@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -280,14 +281,26 @@ c10::intrusive_ptr<c10d::Store> ConnectAnotherClient(const ProcessGroupOptions& 
   }
 }
 
+// What may be at MASTER_PORT when the store there takes connections but does not answer.
+std::string SilentStoreHint(const ProcessGroupOptions& o) {
+  if (o.rank0_serves_store) return " Is another program listening on MASTER_PORT?";
+  return " It is the launcher's store (TORCHELASTIC_USE_AGENT_STORE=True): a torchrun from torch >= 2 serves a store that "
+         "a LibTorch 1.x client cannot talk to (this build's is " TORCH_VERSION "). Build simclr against the torch of the "
+         "launcher (LIBTORCH_USE_PYTORCH=1 npm rebuild simclr) or start the workers with simclr train --nproc-per-node.";
+}
+
 // A store operation during the rendezvous; a broken connection means rank 0, which serves the store, is gone.
 template <typename Operation>
 auto WithStore(const ProcessGroupOptions& o, Operation operation) -> decltype(operation()) {
   try {
     return operation();
   } catch (const std::exception& e) {
+    const std::string message = MessageOf(e);
+    TORCH_CHECK(!Contains(message, {"imed out", "imeout"}), "rank ", o.rank, ": the rendezvous store at ", o.master_addr,
+                ":", o.master_port, " did not answer within ", Seconds(o.timeout), ".", SilentStoreHint(o), " (",
+                message.substr(0, 200), ")");
     TORCH_CHECK(false, "rank ", o.rank, " lost the rendezvous store at ", o.master_addr, ":", o.master_port,
-                " while joining: rank 0 exited (see its error). (", MessageOf(e).substr(0, 200), ")");
+                " while joining: rank 0 exited (see its error). (", message.substr(0, 200), ")");
   }
 }
 
@@ -327,6 +340,31 @@ void Join(const ProcessGroupOptions& o, c10d::Store& keys) {
   }
 }
 
+using Rendezvous = std::pair<c10::intrusive_ptr<c10d::TCPStore>, c10::intrusive_ptr<c10d::Store>>;
+
+// Connects to the store and joins, within the timeout and a margin. Every wait of the rendezvous has the timeout, but a
+// store that takes the connection and never answers would hold a LibTorch 1.x client forever (its receives have no
+// timeout): torchrun's agent store from torch >= 2 does exactly that. So the rendezvous runs on a thread of its own,
+// which is left behind (blocked on its socket) if it misses the deadline.
+Rendezvous RendezvousWithDeadline(const ProcessGroupOptions& o) {
+  auto joined = std::make_shared<std::promise<Rendezvous>>();
+  std::future<Rendezvous> result = joined->get_future();
+  std::thread([o, joined] {
+    try {
+      c10::intrusive_ptr<c10d::TCPStore> store = ConnectStore(o);
+      c10::intrusive_ptr<c10d::Store> keys = c10::make_intrusive<c10d::PrefixStore>("simclr", store);
+      Join(o, *keys);
+      joined->set_value({store, keys});
+    } catch (...) {
+      joined->set_exception(std::current_exception());
+    }
+  }).detach();
+  const auto deadline = o.timeout + std::min(o.timeout, std::chrono::milliseconds(10000));
+  if (result.wait_for(deadline) == std::future_status::ready) return result.get();
+  TORCH_CHECK(false, "rank ", o.rank, ": the rendezvous store at ", o.master_addr, ":", o.master_port,
+              " took the connection but did not answer within ", Seconds(deadline), ".", SilentStoreHint(o));
+}
+
 c10::intrusive_ptr<BackendBase> CreateBackend(const ProcessGroupOptions& o, const c10::intrusive_ptr<c10d::Store>& store) {
   if (o.backend == CommBackend::kNccl) {
 #ifdef SIMCLR_WITH_NCCL
@@ -360,9 +398,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::Create(const ProcessGroupOptions& op
   CheckOptions(options);
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->store = ConnectStore(options);
-  impl->keys = c10::make_intrusive<c10d::PrefixStore>("simclr", impl->store);
-  Join(options, *impl->keys);
+  std::tie(impl->store, impl->keys) = RendezvousWithDeadline(options);
   try {
     impl->backend = CreateBackend(options, impl->store);
   } catch (const c10::ValueError&) {
