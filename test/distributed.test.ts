@@ -224,16 +224,21 @@ async function until(condition: () => boolean, what: string, ms = 120_000): Prom
   }
 }
 
+/** A 2-worker run of many epochs once it has stepped: the launcher's run, its workers' pids and rank 1's. */
+async function runningWorkers(distTimeout: number) {
+  const out = tmp();
+  const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', String(distTimeout), '--out', out]);
+  await until(() => stepRecords(out).length >= 2, 'the first steps');
+  const workers = childrenOf(run.child.pid!);
+  expect(workers).toHaveLength(2);
+  return { run, workers, rank1: workers.find((pid) => rankOf(pid) === 1)! };
+}
+
 describe('simclr train --nproc-per-node 2', () => {
   it('ends every worker and the launcher, non-zero and naming the rank, when one worker is killed', async () => {
-    const out = tmp();
-    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '60', '--out', out]);
-    await until(() => stepRecords(out).length >= 2, 'the first steps');
-    const workers = childrenOf(run.child.pid!);
-    expect(workers).toHaveLength(2);
-    const victim = workers.find((pid) => rankOf(pid) === 1)!;
+    const { run, workers, rank1 } = await runningWorkers(60);
     const killedAt = Date.now();
-    process.kill(victim, 'SIGKILL');
+    process.kill(rank1, 'SIGKILL');
     const result = await run.exit;
     expect(result.code).not.toBe(0);
     expect(result.code).not.toBeNull();
@@ -244,29 +249,20 @@ describe('simclr train --nproc-per-node 2', () => {
   }, 240_000);
 
   it('a worker that hangs fails the others after --dist-timeout, naming it; the launcher ends it and exits non-zero', async () => {
-    const out = tmp();
-    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '8', '--out', out]);
-    await until(() => stepRecords(out).length >= 2, 'the first steps');
-    const workers = childrenOf(run.child.pid!);
-    expect(workers).toHaveLength(2);
-    const hung = workers.find((pid) => rankOf(pid) === 1)!;
+    const { run, workers, rank1 } = await runningWorkers(8);
     const stoppedAt = Date.now();
-    process.kill(hung, 'SIGSTOP');
+    process.kill(rank1, 'SIGSTOP');
     const result = await run.exit;
     expect(result.code).not.toBe(0);
     expect(result.code).not.toBeNull();
-    expect(result.stderr).toMatch(new RegExp(`failed on rank 0 of 2 after the collective timeout \\(8 s\\): rank 1 \\(pid ${hung}\\) is stopped`));
+    expect(result.stderr).toMatch(new RegExp(`failed on rank 0 of 2 after the collective timeout \\(8 s\\): rank 1 \\(pid ${rank1}\\) is stopped`));
     // The timeout, the diagnosis and the launcher's grace period before SIGKILL (10 s), with room for a loaded machine.
     expect(Date.now() - stoppedAt).toBeLessThan(60_000);
     for (const pid of workers) expect(alive(pid)).toBe(false);
   }, 240_000);
 
   it('a killed launcher takes its workers with it', async () => {
-    const out = tmp();
-    const run = simclr([...TINY, '--epochs', '200', '--dist-timeout', '60', '--out', out]);
-    await until(() => stepRecords(out).length >= 2, 'the first steps');
-    const workers = childrenOf(run.child.pid!);
-    expect(workers).toHaveLength(2);
+    const { run, workers } = await runningWorkers(60);
     run.child.kill('SIGKILL');
     await run.exit;
     await until(() => workers.every((pid) => !alive(pid)), 'the workers to exit', 30_000);
