@@ -53,9 +53,10 @@ function startRank(options: RankOptions): { kill: () => void; output: () => stri
   const started = Date.now();
   const child = spawn(process.execPath, ['-e', RANK_SCRIPT, JSON.stringify({ masterAddr: '127.0.0.1', ...options })],
     { env: { ...process.env, SIMCLR_DIST: DIST }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  // What the rank script prints; c10d's own warnings (torch 2.x logs store errors with stack traces) go to stderr.
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stderr!.resume();
   const result = new Promise<RankResult>((resolve) =>
     child.once('close', (code) => resolve({ code, output: output.trim(), seconds: (Date.now() - started) / 1000 })));
   return { kill: () => child.kill('SIGKILL'), output: () => output, result };
