@@ -11,12 +11,17 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
@@ -265,6 +270,61 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
   }
 }
 
+// Waits until something at master_addr:master_port accepts a TCP connection, or the timeout passes; the error names the
+// last reason (refused, unreachable, ...). Done with our own socket, before LibTorch's client, because that client
+// formats every failed attempt with a reverse DNS lookup of the address: where DNS is slow, one refused attempt can
+// outlast the whole timeout, and the rank would wrongly be told that the store took the connection and went silent.
+// A connection to itself (the kernel picked MASTER_PORT as the ephemeral port) counts as refused.
+void WaitUntilMasterAccepts(const ProcessGroupOptions& o) {
+  const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const int resolved = getaddrinfo(o.master_addr.c_str(), std::to_string(o.master_port).c_str(), &hints, &found);
+  TORCH_CHECK_VALUE(resolved == 0, "rank ", o.rank, " could not resolve MASTER_ADDR '", o.master_addr, "': ",
+                    gai_strerror(resolved));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  std::string reason = "no attempt finished";
+  while (true) {
+    for (const addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
+      const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        reason = std::strerror(errno);
+        continue;
+      }
+      int error = connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+      if (error == EINPROGRESS) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd waiting{fd, POLLOUT, 0};
+        const int ready = poll(&waiting, 1, static_cast<int>(std::clamp<int64_t>(left.count(), 1, 1000)));
+        socklen_t size = sizeof(error);
+        if (ready <= 0) error = ETIMEDOUT;
+        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
+      }
+      if (error == 0) {
+        sockaddr_storage mine{}, theirs{};
+        socklen_t mine_size = sizeof(mine), theirs_size = sizeof(theirs);
+        const bool to_itself = getsockname(fd, reinterpret_cast<sockaddr*>(&mine), &mine_size) == 0 &&
+                               getpeername(fd, reinterpret_cast<sockaddr*>(&theirs), &theirs_size) == 0 &&
+                               mine_size == theirs_size && std::memcmp(&mine, &theirs, mine_size) == 0;
+        close(fd);
+        if (!to_itself) return;
+        error = ECONNREFUSED;
+      } else {
+        close(fd);
+      }
+      reason = std::strerror(error);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
+              ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", reason, ")");
+}
+
 // Another client connection to the store: a TCPStore connection is not shared between threads. Its operations give
 // up after at most 10 s, so that a thread using it never outlives its group by long.
 c10::intrusive_ptr<c10d::Store> ConnectAnotherClient(const ProcessGroupOptions& o) {
@@ -347,6 +407,8 @@ using Rendezvous = std::pair<c10::intrusive_ptr<c10d::TCPStore>, c10::intrusive_
 // timeout): torchrun's agent store from torch >= 2 does exactly that. So the rendezvous runs on a thread of its own,
 // which is left behind (blocked on its socket) if it misses the deadline.
 Rendezvous RendezvousWithDeadline(const ProcessGroupOptions& o) {
+  const bool serves_store = o.rank == 0 && o.rank0_serves_store;
+  if (!serves_store) WaitUntilMasterAccepts(o);
   auto joined = std::make_shared<std::promise<Rendezvous>>();
   std::future<Rendezvous> result = joined->get_future();
   std::thread([o, joined] {
