@@ -224,6 +224,7 @@ export interface NativeAugmentOptions extends NativeAugmentKernels {
   mean: number[];
   std: number[];
   device?: string;
+  dtype?: 'float32' | 'bfloat16' | 'float16';
 }
 
 /** One resolution group of views: `views` views of each image, `size` px, blurred with `blurKernel` taps. */
@@ -238,6 +239,7 @@ export interface NativeAugmentGroupsOptions extends NativeAugmentKernels {
   mean: number[];
   std: number[];
   device?: string;
+  dtype?: 'float32' | 'bfloat16' | 'float16';
 }
 
 interface AugmentModule {

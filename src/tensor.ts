@@ -3,7 +3,8 @@
 import { native, NativeMemoryStats, NativeTensor } from './native';
 import { invalid } from './errors';
 
-export type Dtype = 'float32' | 'float64' | 'uint8' | 'int32' | 'int64';
+/** bfloat16 and float16: views made for a low-precision step (no typed array of their own). */
+export type Dtype = 'float32' | 'float64' | 'uint8' | 'int32' | 'int64' | 'bfloat16' | 'float16';
 /** 'cpu', 'cuda' or 'cuda:<index>'. */
 export type Device = string;
 export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array : D extends 'float64' ? Float64Array
@@ -11,7 +12,7 @@ export type TypedArrayOf<D extends string> = D extends 'float32' ? Float32Array 
 /** The typed arrays a Tensor is made from and copied into; the dtype follows the array (Int32Array: int32, ...). */
 export type SupportedTypedArray = Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array;
 
-const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int32: 4, int64: 8 };
+const BYTES_PER_ELEMENT: Record<Dtype, number> = { float32: 4, float64: 8, uint8: 1, int32: 4, int64: 8, bfloat16: 2, float16: 2 };
 
 export interface TensorOptions {
   dtype?: Dtype;

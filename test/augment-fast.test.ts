@@ -61,14 +61,30 @@ function params(batch: number, views: number, height: number, width: number, see
   return p;
 }
 
-async function run(batch: Tensor, p: NativeViewParams, groups: NativeViewGroup[], kernels: { scalar?: boolean; generic?: boolean } = {}) {
+type Kernels = { scalar?: boolean; generic?: boolean; dtype?: 'float32' | 'bfloat16' | 'float16' };
+
+async function runTyped(batch: Tensor, p: NativeViewParams, groups: NativeViewGroup[], kernels: Kernels = {}) {
   const out = await native.augmentViewGroups(batch.handle, p, { groups, mean: MEAN, std: STD, ...kernels });
   return out.map((t) => {
     const tensor = new Tensor(t);
-    const values = tensor.toFloat32Array();
+    const values = { dtype: tensor.dtype, values: tensor.toFloat32Array() };
     tensor.dispose();
     return values;
   });
+}
+
+async function run(batch: Tensor, p: NativeViewParams, groups: NativeViewGroup[], kernels: Kernels = {}) {
+  return (await runTyped(batch, p, groups, kernels)).map((g) => g.values);
+}
+
+// float32 values rounded to bfloat16 (nearest even, as c10::BFloat16 and ATen's .to() round) and back.
+function bf16Round(values: Float32Array): Float32Array {
+  const bits = new Uint32Array(Float32Array.from(values).buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    bits[i] = Number.isNaN(values[i]) ? 0x7FC00000 : ((b + ((b >>> 16) & 1) + 0x7FFF) >>> 16) * 0x10000;
+  }
+  return new Float32Array(bits.buffer);
 }
 
 describe('the fused CPU kernels', () => {
@@ -107,6 +123,34 @@ describe('the fused CPU kernels', () => {
     });
   });
 
+  it.each([['vectorised', {}], ['scalar', { scalar: true }], ['generic', { generic: true }]] as const)(
+    'bfloat16 views are the float32 views rounded to nearest even, bit for bit: %s kernels', async (_, kernels) => {
+      const groups = cases[2][1];
+      const p = params(B, 6, H, W, 37);
+      const float32 = await runTyped(input, p, groups, kernels);
+      const bf16 = await runTyped(input, p, groups, { ...kernels, dtype: 'bfloat16' });
+      expect(float32.map((g) => g.dtype)).toEqual(['float32', 'float32']);
+      expect(bf16.map((g) => g.dtype)).toEqual(['bfloat16', 'bfloat16']);
+      bf16.forEach((g, i) => {
+        const expected = bf16Round(float32[i].values);
+        expect(g.values.filter((v, j) => !Object.is(v, expected[j])).length).toBe(0);
+        // Rounding moved values, so the comparison above is not float32 against itself.
+        expect(expected.filter((v, j) => v !== float32[i].values[j]).length).toBeGreaterThan(expected.length / 2);
+      });
+    });
+
+  it('float16 views are the float32 views within float16 rounding, on the CPU too', async () => {
+    const groups = cases[0][1];
+    const p = params(B, 2, H, W, 41);
+    const [float32] = await runTyped(input, p, groups);
+    const [half] = await runTyped(input, p, groups, { dtype: 'float16' });
+    expect(half.dtype).toBe('float16');
+    let worst = 0;
+    float32.values.forEach((v, j) => { worst = Math.max(worst, Math.abs(half.values[j] - v) / Math.max(Math.abs(v), 2 ** -14)); });
+    expect(worst).toBeLessThanOrEqual(2 ** -11);
+    expect(worst).toBeGreaterThan(0);
+  });
+
   it('give the same views on 1 and 2 threads', async () => {
     const groups = cases[2][1];
     const p = params(B, 6, H, W, 29);
@@ -134,6 +178,8 @@ describe('the fused CPU kernels', () => {
       .toThrowKind('RangeError', /params.boxes/);
     expect(() => native.augmentViewGroups(input.handle, params(B, 2, H, W, 1), { groups: [{ views: 2, size: 8, blurKernel: 3 }], mean: MEAN, std: STD, scalar: true, generic: true }))
       .toThrowKind('RangeError', /at most one/);
+    expect(() => native.augmentViewGroups(input.handle, params(B, 2, H, W, 1), { groups: [{ views: 2, size: 8, blurKernel: 3 }], mean: MEAN, std: STD, dtype: 'int8' as never }))
+      .toThrowKind('RangeError', /one of 'float32', 'bfloat16', 'float16' for options.dtype/);
   });
 });
 

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Encoder, SimCLRModel, Tensor, manualSeed, ntXent, runTraining, RunConfig } from '../src';
+import { Augmenter, Encoder, SimCLRModel, Tensor, manualSeed, ntXent, runTraining, RunConfig } from '../src';
 import { Optimizer, trainStep, createTrainStep } from '../src/ops/train-step';
 import { cpuBf16Support, resolveMemoryFormat, resolvePrecision } from '../src/ops/precision';
 import { relativeError as sharedRelativeError } from './helpers/numerics';
@@ -177,6 +177,39 @@ describe('views at several resolutions (multi-crop)', () => {
     const optimizer = Optimizer.create(model, { optimizer: 'sgd' });
     await expect(trainStep(model, [Tensor.randn([8, 3, 8, 8]), Tensor.randn([6, 3, 8, 8])], { optimizer, lr: 0.1, temperature: 0.5, views: 4, precision: 'fp32' }))
       .rejects.toThrow(/not a multiple of|views of at least/);
+  });
+});
+
+describe('bf16 views', () => {
+  const images = Tensor.fromTypedArray(Uint8Array.from({ length: 4 * 12 * 12 * 3 }, (_, i) => (i * 37 + (i >> 5)) % 256), [4, 12, 12, 3]);
+  const augment = { size: 8, blur: { probability: 0.5 } };
+
+  it('train a bf16 step exactly as the float32 views that autocast rounds to bf16: same loss, same weights', async () => {
+    const float32 = await new Augmenter(augment, { seed: 2 }).views(images);
+    const bf16 = await new Augmenter(augment, { seed: 2 }).views(images, { dtype: 'bfloat16' });
+    expect([float32.dtype, bf16.dtype]).toEqual(['float32', 'bfloat16']);
+    expect(bf16.byteLength).toBe(float32.byteLength / 2);
+    const step = async (views: Tensor, precision: 'fp32' | 'bf16') => {
+      manualSeed(6);
+      const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+      const optimizer = Optimizer.create(model, { optimizer: 'sgd' });
+      const { loss } = await trainStep(model, [views], { optimizer, lr: 0.1, temperature: 0.5, precision, memoryFormat: 'contiguous' });
+      return { loss, weights: values((await model.stateDict())['encoder.conv1.weight']) };
+    };
+    const fromFloat32 = await step(float32, 'bf16');
+    const fromBf16 = await step(bf16, 'bf16');
+    expect(fromBf16.loss).toBe(fromFloat32.loss);
+    expect(Buffer.from(fromBf16.weights.buffer).equals(Buffer.from(fromFloat32.weights.buffer))).toBe(true);
+    // An fp32 step takes bf16 views too (widened to float32): the loss of the rounded inputs, close to the float32 one.
+    const fp32 = await step(float32, 'fp32');
+    const fp32FromBf16 = await step(bf16, 'fp32');
+    expect(fp32FromBf16.loss).not.toBe(fp32.loss);
+    expect(Math.abs(fp32FromBf16.loss - fp32.loss)).toBeLessThan(0.02 * fp32.loss);
+  });
+
+  it('are asked for by name: an unknown dtype is a RangeError that lists the three', async () => {
+    await expect(new Augmenter(augment, { seed: 2 }).views(images, { dtype: 'int8' as never }))
+      .rejects.toThrow(/Expected one of float32, bfloat16, float16 for dtype/);
   });
 });
 

@@ -49,6 +49,11 @@ ViewParams ReadViewParams(const Napi::CallbackInfo& info, int64_t batch, std::ve
   const bool generic = BoolOption(options, "generic", false), scalar = BoolOption(options, "scalar", false);
   if (generic && scalar) ThrowRange("Expected at most one of options.generic and options.scalar");
   p.kernels = generic ? AugmentKernels::kGeneric : scalar ? AugmentKernels::kScalar : AugmentKernels::kFast;
+  // The views' type; absent: float32, what every precision can take.
+  if (!Option(options, "dtype").IsUndefined()) {
+    const at::ScalarType types[] = {at::kFloat, at::kBFloat16, at::kHalf};
+    p.dtype = types[OneOfOption(options, "dtype", {"float32", "bfloat16", "float16"})];
+  }
   CheckViewParams(p, batch);
   return p;
 }
@@ -61,8 +66,8 @@ at::Tensor ReadImages(const Napi::CallbackInfo& info) {
   return images;
 }
 
-// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device?, generic?, scalar? })
-// -> Promise<float32 2B x 3 x S x S>: SimCLR's two views of one size.
+// augmentViews(images: uint8 B x H x W x 3, params, options: { size, blurKernel, mean, std, device?, dtype?, generic?,
+// scalar? }) -> Promise<2B x 3 x S x S of dtype (float32 when absent)>: SimCLR's two views of one size.
 Napi::Value AugmentViewsJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor images = ReadImages(info);
@@ -74,8 +79,8 @@ Napi::Value AugmentViewsJs(const Napi::CallbackInfo& info) {
   });
 }
 
-// augmentViewGroups(images, params, options: { groups: [{ views, size, blurKernel }], mean, std, device?, generic?,
-// scalar? }) -> Promise<float32 tensor per group, V_g * B x 3 x S_g x S_g>: multi-crop.
+// augmentViewGroups(images, params, options: { groups: [{ views, size, blurKernel }], mean, std, device?, dtype?,
+// generic?, scalar? }) -> Promise<a tensor per group, V_g * B x 3 x S_g x S_g>: multi-crop.
 Napi::Value AugmentViewGroupsJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor images = ReadImages(info);

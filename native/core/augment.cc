@@ -213,6 +213,8 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
     TORCH_CHECK_VALUE(g.blur_kernel >= 1 && g.blur_kernel % 2 == 1 && g.blur_kernel / 2 < g.size,
                       "augmentViews: blurKernel must be odd and smaller than twice the size, got ", g.blur_kernel);
   }
+  TORCH_CHECK_TYPE(p.dtype == at::kFloat || p.dtype == at::kBFloat16 || p.dtype == at::kHalf,
+                   "augmentViews: views are float32, bfloat16 or float16, not ", p.dtype);
   const int64_t views = ViewsPerImage(p), n = views * batch;
   auto rows = [&](const at::Tensor& t, int64_t cols, at::ScalarType type, const char* name) {
     TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.scalar_type() == type &&
@@ -305,7 +307,8 @@ at::Tensor AugmentGroupGeneric(const at::Tensor& source, const ViewParams& all, 
   // In place: the views are the biggest tensor here.
   at::Tensor mean = LikeImages(at::tensor(std::vector<double>(all.mean.begin(), all.mean.end())), views).view({1, 3, 1, 1});
   at::Tensor stddev = LikeImages(at::tensor(std::vector<double>(all.stddev.begin(), all.stddev.end())), views).view({1, 3, 1, 1});
-  return views.sub_(mean).div_(stddev);
+  views.sub_(mean).div_(stddev);
+  return all.dtype == at::kFloat ? views : views.to(all.dtype);
 }
 
 }  // namespace
@@ -317,6 +320,13 @@ std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams&
   const int64_t batch = images.size(0);
   CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop and AugmentViewsCpu
   if (device.is_cpu() && p.kernels != AugmentKernels::kGeneric) {
+    if (p.dtype == at::kHalf) {  // float16 is a CUDA precision: the CPU kernels write float32 or bfloat16 only
+      ViewParams as_float = p;
+      as_float.dtype = at::kFloat;
+      std::vector<at::Tensor> views = AugmentViewsCpu(images.to(at::kCPU), as_float, p.kernels == AugmentKernels::kFast && AugmentCpuHasAvx2());
+      for (at::Tensor& v : views) v = v.to(at::kHalf);
+      return views;
+    }
     return AugmentViewsCpu(images.to(at::kCPU), p, p.kernels == AugmentKernels::kFast && AugmentCpuHasAvx2());
   }
   std::vector<at::Tensor> out;

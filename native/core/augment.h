@@ -66,6 +66,9 @@ struct ViewParams {
   std::array<double, 3> mean{0, 0, 0};
   std::array<double, 3> stddev{1, 1, 1};
   AugmentKernels kernels = AugmentKernels::kFast;
+  // The views' type: float32, or bfloat16 / float16 for a step that runs at that precision (half the bytes to write
+  // and to move). Computed in float32 either way and rounded to nearest even at the end, as ATen's .to() rounds.
+  at::ScalarType dtype = at::kFloat;
 };
 
 // Views per image over all groups.
@@ -73,7 +76,7 @@ int64_t ViewsPerImage(const ViewParams& params);
 
 // The SimCLR augmentation of a uint8 batch `B x H x W x 3` (RGB, any device): for every view, crop + resize + flip,
 // colour jitter in per-view order, grayscale, blur, all in [0, 1], then normalisation. Runs on `device`; returns one
-// float32 tensor per group, `V_g * B x 3 x S_g x S_g`, view-major (rows i, i + B, ... are the views of image i).
+// tensor of params.dtype per group, `V_g * B x 3 x S_g x S_g`, view-major (rows i, i + B, ... are the views of image i).
 std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams& params, const at::Device& device);
 
 // The CPU paths of AugmentViews (params already checked): each view is built whole while in cache, views in parallel

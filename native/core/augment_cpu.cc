@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -136,6 +137,14 @@ struct UnitTable {
   }
 };
 
+// float -> bfloat16 bits rounded to nearest even, as c10::BFloat16 (and so ATen's .to(kBFloat16)) rounds.
+inline uint16_t BFloat16Bits(float value) {
+  if (std::isnan(value)) return 0x7FC0;
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return static_cast<uint16_t>((bits + (((bits >> 16) & 1) + 0x7FFF)) >> 16);
+}
+
 struct ViewJob {
   const uint8_t* image;  // H x W x 3
   int64_t width;
@@ -148,7 +157,8 @@ struct ViewJob {
   float sigma;  // 0: no blur
   int64_t blur_kernel;
   int64_t size;
-  float* out;  // 3 x size x size
+  float* out;  // 3 x size x size, normalised: the view itself, or where it is built before rounding to bf16_out
+  uint16_t* bf16_out;  // nullptr, or the view as bfloat16 bits
   const float* mean;
   const float* stddev;
 };
@@ -385,12 +395,30 @@ SIMCLR_AVX2 void Grayscale(Planes v, int64_t begin, int64_t end) {
   for (; i < end; ++i) v.c[0][i] = v.c[1][i] = v.c[2][i] = simclr::Luma(v.c[0][i], v.c[1][i], v.c[2][i]);
 }
 
-// (x - mean) / std from `in` to `out` (which may be the same), one plane's range.
-SIMCLR_AVX2 void Normalize(const float* in, float* out, int64_t n, float mean, float stddev) {
+// 8 floats to bfloat16 bits, rounded to nearest even exactly as BFloat16Bits.
+SIMCLR_AVX2 inline __m128i BFloat16Bits8(__m256 v) {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i bias = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)),
+                                        _mm256_set1_epi32(0x7FFF));
+  __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+  rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(0x7FC0), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+  // The 16-bit halves of the 8 lanes: packus works per 128-bit lane, so take quadwords 0 and 2.
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(rounded, rounded), 0x08));
+}
+
+// The last pass of a view stores either float32 or bfloat16 (the view's dtype).
+SIMCLR_AVX2 inline void Put(float* out, __m256 v) { _mm256_storeu_ps(out, v); }
+SIMCLR_AVX2 inline void Put(uint16_t* out, __m256 v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), BFloat16Bits8(v)); }
+inline void PutOne(float* out, float v) { *out = v; }
+inline void PutOne(uint16_t* out, float v) { *out = BFloat16Bits(v); }
+
+// (x - mean) / std from `in` to `out` (which may be the same when both are float), one plane's range.
+template <typename Out>
+SIMCLR_AVX2 void Normalize(const float* in, Out* out, int64_t n, float mean, float stddev) {
   const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(stddev);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), vmean), vstd));
-  for (; i < n; ++i) out[i] = (in[i] - mean) / stddev;
+  for (; i + 8 <= n; i += 8) Put(out + i, _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(in + i), vmean), vstd));
+  for (; i < n; ++i) PutOne(out + i, (in[i] - mean) / stddev);
 }
 
 // Per-thread buffers, grown to the largest view and image seen.
@@ -488,8 +516,8 @@ SIMCLR_AVX2 void CropRows(const ViewJob& job, const Taps& ys, int64_t y0, int64_
 // out[x] = sum over taps j in [j0, j1) of w[j] * rows[j][x] for x < n, summed from 0 in tap order (as the scalar
 // BlurPlane's AddScaled passes do), then normalised when `normalize`. Four vectors of x at a time, so that four
 // independent sums hide the latency of each addition.
-template <bool normalize>
-SIMCLR_AVX2 inline void TapSums(const float* const* rows, const float* w, int64_t j0, int64_t j1, float* out, int64_t n,
+template <bool normalize, typename Out>
+SIMCLR_AVX2 inline void TapSums(const float* const* rows, const float* w, int64_t j0, int64_t j1, Out* out, int64_t n,
                                 float mean, float stddev) {
   const __m256 vmean = _mm256_set1_ps(mean), vstd = _mm256_set1_ps(stddev);
   auto finish = [&](__m256 acc) SIMCLR_AVX2 { return normalize ? _mm256_div_ps(_mm256_sub_ps(acc, vmean), vstd) : acc; };
@@ -504,20 +532,20 @@ SIMCLR_AVX2 inline void TapSums(const float* const* rows, const float* w, int64_
       a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, _mm256_loadu_ps(r + 16)));
       a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, _mm256_loadu_ps(r + 24)));
     }
-    _mm256_storeu_ps(out + x, finish(a0));
-    _mm256_storeu_ps(out + x + 8, finish(a1));
-    _mm256_storeu_ps(out + x + 16, finish(a2));
-    _mm256_storeu_ps(out + x + 24, finish(a3));
+    Put(out + x, finish(a0));
+    Put(out + x + 8, finish(a1));
+    Put(out + x + 16, finish(a2));
+    Put(out + x + 24, finish(a3));
   }
   for (; x + 8 <= n; x += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t j = j0; j < j1; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(rows[j] + x)));
-    _mm256_storeu_ps(out + x, finish(acc));
+    Put(out + x, finish(acc));
   }
   for (; x < n; ++x) {
     float acc = 0.0f;
     for (int64_t j = j0; j < j1; ++j) acc += w[j] * rows[j][x];
-    out[x] = normalize ? (acc - mean) / stddev : acc;
+    PutOne(out + x, normalize ? (acc - mean) / stddev : acc);
   }
 }
 
@@ -540,7 +568,8 @@ SIMCLR_AVX2 void BlurRowsX(const float* plane, float* out, int64_t size, int64_t
 }
 
 // Blurs a row-blurred plane along y (reflect padding) and normalises it into `out`.
-SIMCLR_AVX2 void BlurColumnsNormalize(const float* in, float* out, int64_t size, const std::vector<float>& w, int64_t j0,
+template <typename Out>
+SIMCLR_AVX2 void BlurColumnsNormalize(const float* in, Out* out, int64_t size, const std::vector<float>& w, int64_t j0,
                                       int64_t j1, float mean, float stddev) {
   const int64_t pad = static_cast<int64_t>(w.size()) / 2;
   std::vector<const float*> rows(w.size());
@@ -610,6 +639,7 @@ SIMCLR_AVX2 void BuildView(const ViewJob& job, Scratch& s) {
   auto finish_tile = [&](int64_t y0, int64_t y1) SIMCLR_AVX2 {
     for (int c = 0; c < 3; ++c) {
       if (blur) BlurRowsX(v.c[c], s.blurred.data() + c * plane, size, y0, y1, kernel, j0, j1, s.padded);
+      else if (job.bf16_out) Normalize(v.c[c] + y0 * size, job.bf16_out + c * plane + y0 * size, (y1 - y0) * size, job.mean[c], job.stddev[c]);
       else Normalize(v.c[c] + y0 * size, v.c[c] + y0 * size, (y1 - y0) * size, job.mean[c], job.stddev[c]);
     }
   };
@@ -636,7 +666,8 @@ SIMCLR_AVX2 void BuildView(const ViewJob& job, Scratch& s) {
   }
   if (blur) {
     for (int c = 0; c < 3; ++c) {
-      BlurColumnsNormalize(s.blurred.data() + c * plane, v.c[c], size, kernel, j0, j1, job.mean[c], job.stddev[c]);
+      if (job.bf16_out) BlurColumnsNormalize(s.blurred.data() + c * plane, job.bf16_out + c * plane, size, kernel, j0, j1, job.mean[c], job.stddev[c]);
+      else BlurColumnsNormalize(s.blurred.data() + c * plane, v.c[c], size, kernel, j0, j1, job.mean[c], job.stddev[c]);
     }
   }
 }
@@ -712,22 +743,22 @@ ViewRegions& Regions() {
 }
 #endif
 
-// An uninitialised float32 tensor for a batch of views: big ones in a reused, huge-page aligned region.
-at::Tensor EmptyViews(at::IntArrayRef shape) {
+// An uninitialised tensor for a batch of views: big ones in a reused, huge-page aligned region.
+at::Tensor EmptyViews(at::IntArrayRef shape, at::ScalarType dtype) {
 #ifdef __linux__
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
-  const size_t bytes = static_cast<size_t>(numel) * sizeof(float);
+  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
   if (bytes >= 2 * ViewRegions::kHuge) {
     size_t mapped = 0;
     void* start = nullptr;
     void* region = Regions().Acquire(bytes, mapped, start);
     if (region != nullptr) {
-      return at::from_blob(start, shape, [region, mapped](void*) { Regions().Release(region, mapped); }, at::kFloat);
+      return at::from_blob(start, shape, [region, mapped](void*) { Regions().Release(region, mapped); }, dtype);
     }
   }
 #endif
-  return at::empty(shape, at::kFloat);
+  return at::empty(shape, dtype);
 }
 
 // Runs fn(worker, item) for item in [0, count) on `threads` threads (this one is worker 0), handing out items one at a
@@ -783,7 +814,7 @@ std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewPara
   std::vector<int64_t> group_of(total), first_row;
   for (size_t g = 0, row = 0; g < p.groups.size(); ++g) {
     const ViewGroup& group = p.groups[g];
-    outputs.push_back(EmptyViews({group.views * batch, 3, group.size, group.size}));
+    outputs.push_back(EmptyViews({group.views * batch, 3, group.size, group.size}, p.dtype));
     first_row.push_back(static_cast<int64_t>(row));
     for (int64_t k = 0; k < group.views * batch; ++k) group_of[row++] = static_cast<int64_t>(g);
   }
@@ -797,6 +828,8 @@ std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewPara
   const float* sigma = p.blur_sigma.data_ptr<float>();
   const float mean[3] = {static_cast<float>(p.mean[0]), static_cast<float>(p.mean[1]), static_cast<float>(p.mean[2])};
   const float stddev[3] = {static_cast<float>(p.stddev[0]), static_cast<float>(p.stddev[1]), static_cast<float>(p.stddev[2])};
+  const bool bf16 = p.dtype == at::kBFloat16;
+  TORCH_CHECK(bf16 || p.dtype == at::kFloat, "augmentViews: the CPU kernels write float32 or bfloat16 views");
   auto job_for = [&](int64_t k) {
     const int64_t g = group_of[k], local = k - first_row[g];
     const ViewGroup& group = p.groups[g];
@@ -812,20 +845,41 @@ std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewPara
     job.sigma = sigma[k];
     job.blur_kernel = group.blur_kernel;
     job.size = group.size;
-    job.out = outputs[g].data_ptr<float>() + local * 3 * group.size * group.size;
+    const int64_t offset = local * 3 * group.size * group.size;
+    job.out = bf16 ? nullptr : outputs[g].data_ptr<float>() + offset;  // bf16: the worker's buffer, set by build()
+    job.bf16_out = bf16 ? reinterpret_cast<uint16_t*>(outputs[g].data_ptr<at::BFloat16>()) + offset : nullptr;
     job.mean = mean;
     job.stddev = stddev;
     return job;
   };
   const int threads = at::get_num_threads();
+  // bfloat16 views are built in float32 in a buffer of the worker's (in cache), then rounded into the output.
+  std::vector<std::vector<float>> built(bf16 ? threads : 0);
+  auto job_of_worker = [&](int worker, int64_t k) {
+    ViewJob job = job_for(k);
+    if (bf16) {
+      built[worker].resize(3 * job.size * job.size);
+      job.out = built[worker].data();
+    }
+    return job;
+  };
   if (vectorized) {
 #if SIMCLR_AVX2_KERNELS
     std::vector<avx2::Scratch> scratch(threads);
-    ParallelItems(total, threads, [&](int worker, int64_t k) { avx2::BuildView(job_for(k), scratch[worker]); });
+    ParallelItems(total, threads, [&](int worker, int64_t k) {
+      const ViewJob job = job_of_worker(worker, k);
+      avx2::BuildView(job, scratch[worker]);  // writes bf16_out itself in its last pass
+    });
 #endif
   } else {
     std::vector<std::vector<float>> scratch(threads);
-    ParallelItems(total, threads, [&](int worker, int64_t k) { scalar::BuildView(job_for(k), scratch[worker]); });
+    ParallelItems(total, threads, [&](int worker, int64_t k) {
+      const ViewJob job = job_of_worker(worker, k);
+      scalar::BuildView(job, scratch[worker]);
+      if (job.bf16_out) {
+        for (int64_t i = 0; i < 3 * job.size * job.size; ++i) job.bf16_out[i] = BFloat16Bits(job.out[i]);
+      }
+    });
   }
   return outputs;
 }

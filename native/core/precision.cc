@@ -13,11 +13,12 @@
 #endif
 
 namespace simclr {
-namespace {
 
 at::ScalarType LowPrecisionType(Precision precision) {
   return precision == Precision::kFloat16 ? at::kHalf : at::kBFloat16;
 }
+
+namespace {
 
 bool AutocastEnabled(at::DeviceType device) {
 #ifdef SIMCLR_AUTOCAST_BY_DEVICE_TYPE

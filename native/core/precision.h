@@ -19,6 +19,9 @@ enum class Precision { kFloat32, kBFloat16, kFloat16 };
 // are the same as kContiguous up to float rounding.
 enum class MemoryFormat { kContiguous, kChannelsLast };
 
+// The type autocast computes in for a low precision (kBFloat16 or kFloat16).
+at::ScalarType LowPrecisionType(Precision precision);
+
 // Throws c10::ValueError when `precision` cannot run on `device` (float16 needs CUDA: CPU kernels for it are slow or
 // missing and there is no loss-scaling support there).
 void CheckPrecision(Precision precision, const at::Device& device);

@@ -110,7 +110,10 @@ struct TrainStepRunner {
       GlobalBatchNormScope batch_norm(group && state.data_parallel_.global_batch_norm ? group : nullptr);
       AutocastScope autocast(device, o.precision);
       for (const at::Tensor& views : view_groups) {
-        at::Tensor input = views.to(device, input_type).contiguous(AtenFormat(o.memory_format));
+        // Views already in the autocast type (bf16/fp16 from the augmenter) stay in it: autocast's first op wants it.
+        const bool low = o.precision != Precision::kFloat32 && views.scalar_type() == LowPrecisionType(o.precision);
+        const at::ScalarType type = low ? views.scalar_type() : input_type;
+        at::Tensor input = views.to(device, type).contiguous(AtenFormat(o.memory_format));
         embeddings.push_back(model.forward(input).second);
       }
     }

@@ -4,7 +4,7 @@
  */
 import { native, NativeViewParams } from '../native';
 import { Tensor, Device } from '../tensor';
-import { checkInteger, invalid, withCallerStack } from '../errors';
+import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { SeededRandom } from '../data/random';
 import { AugmentConfig, AugmentOptions, ViewGroup, resolveAugmentConfig, viewGroups } from './config';
 
@@ -16,6 +16,21 @@ export type ViewParameters = NativeViewParams;
 
 /** The state of an augmenter's parameter generator (JSON-serialisable: a checkpoint stores it). */
 export type AugmenterState = readonly number[];
+
+/** The types views can be made in: float32, or the type a bf16 / fp16 training step computes in. */
+export const VIEW_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+export type ViewDtype = typeof VIEW_DTYPES[number];
+
+export interface ViewOptions {
+  /** Where the views are computed (default: the images' device). */
+  device?: Device;
+  /**
+   * The views' type (default float32). 'bfloat16' / 'float16' halve the bytes written and moved, for a step at that
+   * precision: computed in float32 and rounded to nearest even at the end, as `.to()` in PyTorch rounds. On the CPU
+   * the fused kernels write bfloat16 directly; float16 (a CUDA precision) is converted after them.
+   */
+  dtype?: ViewDtype;
+}
 
 function checkImages(images: Tensor): number[] {
   if (!(images instanceof Tensor)) throw invalid('a Tensor', 'images', images);
@@ -125,10 +140,10 @@ export class Augmenter {
 
   /**
    * Two augmented views of each image of a uint8 batch `B x H x W x 3` (RGB, as the Loader yields), computed on
-   * `device` (default: the images' device) in one native call. Returns a float32 Tensor `2B x 3 x S x S`, normalised;
+   * `device` (default: the images' device) in one native call. Returns a Tensor `2B x 3 x S x S` of `dtype` (float32), normalised;
    * rows i and i + B are the two views of image i. With small crops configured, use {@link viewGroups}.
    */
-  async views(images: Tensor, { device }: { device?: Device } = {}): Promise<Tensor> {
+  async views(images: Tensor, { device, dtype = 'float32' }: ViewOptions = {}): Promise<Tensor> {
     const shape = checkImages(images);
     if (this.groups.length !== 1) {
       throw new Error(`Augmenter.views: this augmenter has ${this.groups.length} view groups (small crops): use viewGroups()`);
@@ -137,23 +152,24 @@ export class Augmenter {
     const { size, blur, normalize } = this.config;
     const result = native.augmentViews(images.handle, params, {
       size, blurKernel: blur.kernelSize, mean: normalize.mean, std: normalize.std, device: device ?? images.device,
+      dtype: checkOneOf(dtype, 'dtype', VIEW_DTYPES),
     });
     return new Tensor(await withCallerStack(result));
   }
 
   /**
-   * Every view of each image of a uint8 batch `B x H x W x 3`, one float32 Tensor per group (see {@link groups}):
+   * Every view of each image of a uint8 batch `B x H x W x 3`, one Tensor of `dtype` per group (see {@link groups}):
    * `V_g*B x 3 x S_g x S_g`, normalised, view-major (rows i, i + B, ... of a group are image i's views of that size).
    * Multi-crop's input to a training step: the positives of a view are all the other views of its image, in every
    * group. All groups are built in one native call on `device` (default: the images' device).
    */
-  async viewGroups(images: Tensor, { device }: { device?: Device } = {}): Promise<Tensor[]> {
+  async viewGroups(images: Tensor, { device, dtype = 'float32' }: ViewOptions = {}): Promise<Tensor[]> {
     const shape = checkImages(images);
     const params = this.sample(shape[0], shape[1], shape[2]);
     const { normalize } = this.config;
     const result = native.augmentViewGroups(images.handle, params, {
       groups: this.groups.map(({ views, size, blurKernel }) => ({ views, size, blurKernel })),
-      mean: normalize.mean, std: normalize.std, device: device ?? images.device,
+      mean: normalize.mean, std: normalize.std, device: device ?? images.device, dtype: checkOneOf(dtype, 'dtype', VIEW_DTYPES),
     });
     return (await withCallerStack(result)).map((handle) => new Tensor(handle));
   }

@@ -1,6 +1,6 @@
 /** Augmentation: the Augmenter (two views, or multi-crop), its config, and the batched functional ops. */
-export { Augmenter } from './augmenter';
-export type { ViewParameters, AugmenterState } from './augmenter';
+export { Augmenter, VIEW_DTYPES } from './augmenter';
+export type { ViewParameters, AugmenterState, ViewDtype, ViewOptions } from './augmenter';
 export { resolveAugmentConfig, defaultBlurKernel, viewGroups, SEED_AUGMENTATION, AUGMENT_DEFAULTS, SIMCLR_IMAGENET_AUGMENTATION } from './config';
 export type { AugmentConfig, AugmentOptions, ViewGroup } from './config';
 export {

@@ -55,6 +55,11 @@ export function resolvePrecision(setting: PrecisionSetting, device: string): Pre
   return cpu.avx512bf16 || cpu.amxBf16 ? 'bf16' : 'fp32';
 }
 
+/** The views' dtype for a step at `precision`: the augmenter writes them in the type autocast computes in. */
+export function viewDtypeFor(precision: Precision): 'float32' | 'bfloat16' | 'float16' {
+  return precision === 'bf16' ? 'bfloat16' : precision === 'fp16' ? 'float16' : 'float32';
+}
+
 /**
  * The memory format `setting` means on `device` for `precision`: `'auto'` is channels-last on a GPU (cuDNN's tensor
  * cores prefer NHWC) and with bf16 on a CPU (oneDNN's bf16 kernels are NHWC), else contiguous (measured on a 2-core

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Tensor, SupportedTypedArray, Dtype } from '../tensor';
+import { Tensor, SupportedTypedArray } from '../tensor';
 import { makeFolder, writeFileAtomic } from '../atomic-file';
 
 const MAGIC = 'SIMCLRCK';
@@ -20,7 +20,7 @@ const PREFIX_BYTES = 24;
 /** Where one tensor lies in the data section, as the header lists it. */
 export interface CheckpointTensorEntry {
   name: string;
-  dtype: Dtype;
+  dtype: keyof typeof ARRAYS;
   shape: number[];
   offset: number;
   bytes: number;
@@ -88,8 +88,10 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
   let offset = 0;
   let largest = 0;
   for (const [name, tensor] of Object.entries(contents.tensors)) {
+    const { dtype } = tensor;
+    if (!Object.hasOwn(ARRAYS, dtype)) throw new TypeError(`checkpoint tensor ${name} is ${dtype}: checkpoints hold ${Object.keys(ARRAYS).join(', ')} tensors`);
     const bytes = tensor.byteLength;
-    entries.push({ name, dtype: tensor.dtype, shape: tensor.shape, offset, bytes });
+    entries.push({ name, dtype: dtype as keyof typeof ARRAYS, shape: tensor.shape, offset, bytes });
     offset += align8(bytes);
     largest = Math.max(largest, align8(bytes));
   }

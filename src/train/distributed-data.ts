@@ -9,7 +9,7 @@ import { Dataset, DistributedSampler, Loader, SeededRandom, Subset } from '../da
 import type { AugmenterState } from '../augment';
 import type { TrainingData } from './trainer';
 import { RunConfig, SEED_STREAMS } from './config';
-import { augmenterFor } from './training-data';
+import { augmenterFor, viewOptionsFor } from './training-data';
 
 /**
  * Rank `rank` of `worldSize`: every rank has the same number of batches per epoch (the sampler pads the epoch's order
@@ -25,6 +25,7 @@ export function distributedTrainingData(dataset: Dataset, config: RunConfig, ran
   }
   const augmenter = augmenterFor(config, 0);
   const multiCrop = augmenter.groups.length > 1;
+  const viewOptions = viewOptionsFor(config);
   const batchesPerEpoch = config.dropLast ? Math.floor(sampler.length / config.batchSize) : Math.ceil(sampler.length / config.batchSize);
   // The generator state each yielded batch is augmented with.
   const streams = new WeakMap<Tensor, number[]>();
@@ -52,7 +53,7 @@ export function distributedTrainingData(dataset: Dataset, config: RunConfig, ran
       const state = streams.get(images);
       if (state === undefined) throw new Error('distributedTrainingData.views: images must come from this source\'s batches()');
       augmenter.setState(state);
-      return multiCrop ? augmenter.viewGroups(images, { device: config.device }) : augmenter.views(images, { device: config.device });
+      return multiCrop ? augmenter.viewGroups(images, viewOptions) : augmenter.views(images, viewOptions);
     },
     // The stream of a batch follows from (seed, rank, epoch, batch): nothing to save, nothing to restore.
     getAugmentState: (): AugmenterState => [],

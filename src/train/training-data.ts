@@ -1,7 +1,8 @@
 /** The trainer's data source for a run config: the loader (seeded shuffle, batches) and the augmenter. */
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
-import { Augmenter, AugmenterState } from '../augment';
+import { Augmenter, AugmenterState, ViewOptions } from '../augment';
+import { resolvePrecision, viewDtypeFor } from '../ops/precision';
 import type { TrainingData } from './trainer';
 import { RunConfig, SEED_STREAMS, SMALL_CROP_RATIO } from './config';
 
@@ -22,6 +23,11 @@ export function augmenterFor(config: RunConfig, seed: number): Augmenter {
   }, { seed });
 }
 
+/** Where and in which type a run's views are made: on its device, in the type its steps compute in. */
+export function viewOptionsFor(config: RunConfig): ViewOptions {
+  return { device: config.device, dtype: viewDtypeFor(resolvePrecision(config.precision, config.device)) };
+}
+
 /**
  * Loader + augmenter as the trainer's data source. With `dropLast` (the default) every batch has `batchSize` images;
  * otherwise a short last batch is trained on, except one of fewer than 2 images (a contrastive loss needs negatives).
@@ -38,6 +44,7 @@ export function trainingData(dataset: Dataset, config: RunConfig):
   });
   const augmenter = augmenterFor(config, config.seed + SEED_STREAMS.augment);
   const multiCrop = augmenter.groups.length > 1;
+  const viewOptions = viewOptionsFor(config);
   return {
     loader,
     augmenter,
@@ -52,7 +59,7 @@ export function trainingData(dataset: Dataset, config: RunConfig):
         yield { images: batch.images, labels: batch.labels, index: batch.step };
       }
     },
-    views: (images: Tensor) => (multiCrop ? augmenter.viewGroups(images, { device: config.device }) : augmenter.views(images, { device: config.device })),
+    views: (images: Tensor) => (multiCrop ? augmenter.viewGroups(images, viewOptions) : augmenter.views(images, viewOptions)),
     getAugmentState: () => augmenter.getState(),
     setAugmentState: (state: AugmenterState) => augmenter.setState(state),
   };
