@@ -675,8 +675,8 @@ SIMCLR_AVX2 void BuildView(const ViewJob& job, Scratch& s) {
 }  // namespace avx2
 #endif  // SIMCLR_AVX2_KERNELS
 
-// Memory for batches of views. A fresh 50 MB output costs ~12k page faults in 4 kB pages (in a gVisor sandbox, 48 ms
-// against 2.4 ms to write it when mapped: more than the kernels); transparent huge pages cut that to ~11 ms, and
+// Memory for batches of views. A fresh 50 MB output costs ~12k page faults in 4 kB pages (on this project's 2-core VM,
+// 48 ms against 2.4 ms to write it when mapped: more than the kernels); transparent huge pages cut that to ~11 ms, and
 // reusing the region of a disposed batch to nothing. A training loop asks for the same sizes every step, so the regions
 // of released batches are kept for the next ones: at most kIdleRegions of them (a prefetched batch of multi-crop's two
 // groups needs 4) and kIdleBytes in all, the oldest unmapped first.
@@ -846,7 +846,7 @@ std::vector<at::Tensor> AugmentViewsCpu(const at::Tensor& images, const ViewPara
     job.blur_kernel = group.blur_kernel;
     job.size = group.size;
     const int64_t offset = local * 3 * group.size * group.size;
-    job.out = bf16 ? nullptr : outputs[g].data_ptr<float>() + offset;  // bf16: the worker's buffer, set by build()
+    job.out = bf16 ? nullptr : outputs[g].data_ptr<float>() + offset;  // bf16: the worker's buffer, set by job_of_worker
     job.bf16_out = bf16 ? reinterpret_cast<uint16_t*>(outputs[g].data_ptr<at::BFloat16>()) + offset : nullptr;
     job.mean = mean;
     job.stddev = stddev;

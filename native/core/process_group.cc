@@ -249,6 +249,13 @@ void CheckOptions(const ProcessGroupOptions& o) {
   TORCH_CHECK_VALUE(o.timeout.count() >= 1, "the timeout must be at least 1 ms");
 }
 
+// The error of a rank that found nobody at MASTER_ADDR:MASTER_PORT within the timeout; `reason`: the last failure.
+[[noreturn]] void ThrowUnreachableMaster(const ProcessGroupOptions& o, const std::string& reason) {
+  TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", o.master_addr, ":", o.master_port, " within ",
+              Seconds(o.timeout), ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", reason, ")");
+  std::abort();  // not reached: TORCH_CHECK(false, ...) throws
+}
+
 c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(o.master_port);
@@ -265,8 +272,7 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
                 o.master_port, " is in use on this machine: rank 0 cannot serve the rendezvous there. Pick a free port "
                 "(--master-port, MASTER_PORT) or stop the process that holds it");
     TORCH_CHECK(!store_options.isServer, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
-    TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
-                ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", message.substr(0, 300), ")");
+    ThrowUnreachableMaster(o, message.substr(0, 300));
   }
 }
 
@@ -276,7 +282,6 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
 // outlast the whole timeout, and the rank would wrongly be told that the store took the connection and went silent.
 // A connection to itself (the kernel picked MASTER_PORT as the ephemeral port) counts as refused.
 void WaitUntilMasterAccepts(const ProcessGroupOptions& o) {
-  const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -321,8 +326,7 @@ void WaitUntilMasterAccepts(const ProcessGroupOptions& o) {
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  TORCH_CHECK(false, "rank ", o.rank, " could not reach the master at ", where, " within ", Seconds(o.timeout),
-              ": is rank 0 running, and are MASTER_ADDR and MASTER_PORT right? (", reason, ")");
+  ThrowUnreachableMaster(o, reason);
 }
 
 // Another client connection to the store: a TCPStore connection is not shared between threads. Its operations give
