@@ -354,9 +354,11 @@ export interface NativeLinearProbeOptions {
   batchSize: number;
   /** Adam's initial learning rate, cosine-decayed to 0. */
   learningRate: number;
-  /** L2 penalty on the weights, not the bias. */
-  weightDecay: number;
-  /** Seed of the shuffling order; the weights start at zero. */
+  /** L2 penalties on the weights (not the bias) to choose from on held-out rows; one: that penalty. */
+  weightDecays: number[];
+  /** Share of the training rows held out to choose the weight decay, in (0, 1); unused for one penalty. */
+  validationFraction: number;
+  /** Seed of the shuffling order and the held-out rows; the weights start at zero. */
   seed: number;
   /** Number of classes. */
   numClasses?: number;
@@ -369,6 +371,8 @@ export interface NativeLinearProbeResult {
   trainLoss: number;
   trainAccuracy: number;
   testAccuracy: number;
+  weightDecay: number;
+  validationAccuracies: number[];
 }
 
 interface EvalModule {

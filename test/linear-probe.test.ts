@@ -11,7 +11,7 @@ describe('linear probe', () => {
   it('separates well-separated classes completely', async () => {
     const train = clusters(600, 20, 4, 0.3, 1);
     const test = clusters(200, 20, 4, 0.3, 2);
-    const result = await linearProbe(train, test, { epochs: 50, learningRate: 0.01 });
+    const result = await linearProbe(train, test, { epochs: 50, learningRate: 0.01, weightDecay: 0 });
     expect(result.trainAccuracy).toBe(1);
     expect(result.testAccuracy).toBe(1);
     expect(result.trainLoss).toBeLessThan(0.05);
@@ -65,9 +65,31 @@ describe('linear probe', () => {
     const train = clusters(200, 8, 2, 0.5, 9);
     const norm = (t: Tensor) => Math.hypot(...t.toFloat32Array());
     // Separable data: without decay the weights keep growing; with it they settle at a smaller norm.
-    const free = await linearProbe(train, train, { epochs: 100, learningRate: 0.05 });
+    const free = await linearProbe(train, train, { epochs: 100, learningRate: 0.05, weightDecay: 0 });
     const decayed = await linearProbe(train, train, { epochs: 100, learningRate: 0.05, weightDecay: 0.1 });
     expect(norm(decayed.weights)).toBeLessThan(0.5 * norm(free.weights));
+  });
+
+  it('chooses the weight decay on held-out training rows and refits on all of them with it', async () => {
+    // Few noisy rows in many dimensions: without a penalty the probe fits the noise.
+    const train = clusters(200, 400, 2, 6, 11);
+    const test = clusters(2000, 400, 2, 6, 12);
+    const candidates = [0, 1e-3, 1e-2, 1e-1, 1];
+    const chosen = await linearProbe(train, test, { weightDecay: candidates });
+    expect(chosen.validation.map((v) => v.weightDecay)).toEqual(candidates);
+    const best = Math.max(...chosen.validation.map((v) => v.accuracy));
+    // The most accurate on the held-out rows, the larger penalty of a tie.
+    expect(chosen.weightDecay).toBe(Math.max(...chosen.validation.filter((v) => v.accuracy === best).map((v) => v.weightDecay)));
+    const refit = await linearProbe(train, test, { weightDecay: chosen.weightDecay });
+    expect(refit.validation).toEqual([]);
+    expect(refit.weights.toFloat32Array()).toEqual(chosen.weights.toFloat32Array());
+    expect(refit.testAccuracy).toBe(chosen.testAccuracy);
+    const free = await linearProbe(train, test, { weightDecay: 0 });
+    console.log(`probe on 200 noisy rows x 400 dims: no penalty train ${free.trainAccuracy} test ${free.testAccuracy}; ` +
+      `chosen ${chosen.weightDecay} (held-out ${chosen.validation.map((v) => v.accuracy.toFixed(3)).join(' ')}) test ${chosen.testAccuracy}`);
+    expect(free.trainAccuracy).toBe(1);
+    expect(chosen.weightDecay).toBeGreaterThan(0);
+    expect(chosen.testAccuracy).toBeGreaterThan(free.testAccuracy);
   });
 
   it('refuses NaN or infinite features instead of reporting an accuracy, naming the split and the first bad row', async () => {
@@ -91,6 +113,13 @@ describe('linear probe', () => {
       .toRejectKind('RangeError', 'at least one row');
     await expect(linearProbe(split, split, { numClasses: 1 })).toRejectKind('RangeError', 'numClasses');
     await expect(linearProbe(null as never, split)).toRejectKind('TypeError', 'train');
+    await expect(linearProbe(split, split, { weightDecay: [] })).toRejectKind('TypeError', 'weightDecay');
+    await expect(linearProbe(split, split, { weightDecay: [0, -1] })).toRejectKind('RangeError', 'weightDecay[1]');
+    await expect(linearProbe(split, split, { weightDecay: 'auto' as never })).toRejectKind('TypeError', 'weightDecay');
+    await expect(linearProbe(split, split, { validationFraction: 0 })).toRejectKind('RangeError', 'validationFraction');
+    // Holding out all rows (or none) leaves nothing to fit or to validate on.
+    await expect(linearProbe(split, split, { validationFraction: 1 })).toRejectKind('RangeError', 'single weightDecay');
+    await expect(linearProbe(clusters(2, 4, 2, 1, 1), split, { validationFraction: 0.1 })).toRejectKind('RangeError', 'single weightDecay');
   });
 });
 
@@ -127,7 +156,7 @@ describeWithOracle('linear probe on raw Fashion-MNIST pixels against PyTorch', (
   describeWithFashionMnist('on Fashion-MNIST', () => it('reaches the expected accuracy on a 10k / 2k subset, within a point of the same recipe in PyTorch', async () => {
     const train = fashionMnistPixels('train', 10000);
     const test = fashionMnistPixels('t10k', 2000);
-    const recipe = { epochs: 30, batchSize: 256, learningRate: 1e-3 };
+    const recipe = { epochs: 30, batchSize: 256, learningRate: 1e-3, weightDecay: 0 };
     const started = Date.now();
     const ours = await linearProbe(
       { features: Tensor.fromTypedArray(train.pixels, [10000, 784]), labels: Tensor.fromTypedArray(train.labels, [10000]) },

@@ -90,8 +90,26 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// options.weightDecays: a non-empty array of finite penalties >= 0.
+std::vector<double> WeightDecaysOption(const Napi::Value& options) {
+  const Napi::Value value = Option(options, "weightDecays");
+  if (!value.IsArray() || value.As<Napi::Array>().Length() == 0) {
+    ThrowType("Expected a non-empty array of numbers for options.weightDecays but received " + TypeName(value));
+  }
+  const auto array = value.As<Napi::Array>();
+  std::vector<double> decays;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    const std::string name = "options.weightDecays[" + std::to_string(i) + "]";
+    const double decay = ArgFiniteNumber(array.Get(i), name);
+    if (decay < 0) ThrowRange("Expected a finite number >= 0 for " + name + " but received " + std::to_string(decay));
+    decays.push_back(decay);
+  }
+  return decays;
+}
+
 // trainLinearProbe(trainFeatures, trainLabels, testFeatures, testLabels,
-//                  {epochs, batchSize, learningRate, weightDecay, seed, numClasses?}) -> Promise<{...}>
+//                  {epochs, batchSize, learningRate, weightDecays, validationFraction, seed, numClasses?})
+//   -> Promise<{weight, bias, testPredictions, trainLoss, trainAccuracy, testAccuracy, weightDecay, validationAccuracies}>
 Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor train_x = FeaturesArg(info[0], "trainFeatures");
@@ -106,7 +124,8 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
     options.epochs = IntOption(raw, "epochs", 0, 1000000);
     options.batch_size = IntOption(raw, "batchSize", 1, int64_t(1) << 24);
     options.learning_rate = NumberOption(raw, "learningRate", Above(0));
-    options.weight_decay = NumberOption(raw, "weightDecay", {0});
+    options.weight_decays = WeightDecaysOption(raw);
+    options.validation_fraction = NumberOption(raw, "validationFraction", {0, 1, true});
     options.seed = uint64_t(IntOption(raw, "seed", 0, (int64_t(1) << 53) - 1));
     options.num_classes = NumClassesArg(raw, {{&train_y, "trainLabels"}, {&test_y, "testLabels"}});
     return RunAsync<LinearProbeResult>(
@@ -119,6 +138,10 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
           out.Set("trainLoss", result.train_loss);
           out.Set("trainAccuracy", result.train_accuracy);
           out.Set("testAccuracy", result.test_accuracy);
+          out.Set("weightDecay", result.weight_decay);
+          Napi::Array validation = Napi::Array::New(env, result.validation_accuracies.size());
+          for (size_t i = 0; i < result.validation_accuracies.size(); ++i) validation.Set(uint32_t(i), result.validation_accuracies[i]);
+          out.Set("validationAccuracies", validation);
           return out;
         },
         RunsOn::kComputeThread);

@@ -33,31 +33,16 @@ double Accuracy(const at::Tensor& predictions, const at::Tensor& labels) {
   return predictions.eq(labels).to(at::kDouble).mean().item<double>();
 }
 
-}  // namespace
+// A fitted probe, with the standardisation folded in so that it applies to raw features: logits = x W^T + b.
+struct FittedProbe {
+  at::Tensor weight;
+  at::Tensor bias;
+};
 
-LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::Tensor& train_labels,
-                                   const at::Tensor& test_features, const at::Tensor& test_labels,
-                                   const LinearProbeOptions& options) {
-  TORCH_CHECK(train_features.dim() == 2 && test_features.dim() == 2, "probe features must be 2-D (rows x dims)");
-  TORCH_CHECK(train_features.size(1) == test_features.size(1), "probe train features have ", train_features.size(1),
-              " dims but test features have ", test_features.size(1));
-  TORCH_CHECK(train_features.size(0) > 0, "the probe needs at least one training row");
-  TORCH_CHECK(train_labels.numel() == train_features.size(0) && test_labels.numel() == test_features.size(0),
-              "the probe needs one label per feature row");
-  TORCH_CHECK(options.num_classes >= 1 && options.epochs >= 0 && options.batch_size >= 1 && options.learning_rate >= 0 &&
-                  options.weight_decay >= 0,
-              "probe options out of range");
-  CheckFiniteRows(train_features, "probe train features");
-  CheckFiniteRows(test_features, "probe test features");
-
-  const at::ScalarType dtype = train_features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor train_x = train_features.to(dtype);
-  const at::Tensor test_x = test_features.to(dtype);
-  const at::Tensor train_y = train_labels.to(at::kLong).reshape({-1});
-  const at::Tensor test_y = test_labels.to(at::kLong).reshape({-1});
+FittedProbe FitProbe(const at::Tensor& train_x, const at::Tensor& train_y, const LinearProbeOptions& options,
+                     double weight_decay) {
   const int64_t rows = train_x.size(0);
   const int64_t dims = train_x.size(1);
-
   // Standardising makes one learning rate suit pixels and embeddings alike. A constant feature (a blank border pixel)
   // keeps scale 1 rather than being divided by zero, as sklearn's StandardScaler does.
   const at::Tensor mean = train_x.mean(0);
@@ -82,10 +67,10 @@ LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::T
       const at::Tensor y = train_y.index_select(0, index);
       // Gradient of the mean cross-entropy with respect to the logits: softmax minus one-hot, over the batch size.
       at::Tensor logits_grad = at::softmax(at::addmm(bias, x, weight.t()), 1)
-                                   .sub_(at::one_hot(y, options.num_classes).to(dtype))
+                                   .sub_(at::one_hot(y, options.num_classes).to(train_x.scalar_type()))
                                    .div_(double(count));
       at::Tensor weight_grad = logits_grad.t().mm(x);
-      if (options.weight_decay > 0) weight_grad.add_(weight, options.weight_decay);
+      if (weight_decay > 0) weight_grad.add_(weight, weight_decay);
       const at::Tensor bias_grad = logits_grad.sum(0);
       ++step;
       const double learning_rate = options.learning_rate * 0.5 * (1 + std::cos(M_PI * double(step - 1) / double(total_steps)));
@@ -93,15 +78,73 @@ LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::T
       bias_state.Step(bias, bias_grad, learning_rate, step);
     }
   }
+  return {weight / scale, bias - (weight * (mean / scale)).sum(1)};
+}
+
+at::Tensor Logits(const FittedProbe& probe, const at::Tensor& x) { return at::addmm(probe.bias, x, probe.weight.t()); }
+
+}  // namespace
+
+LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::Tensor& train_labels,
+                                   const at::Tensor& test_features, const at::Tensor& test_labels,
+                                   const LinearProbeOptions& options) {
+  TORCH_CHECK(train_features.dim() == 2 && test_features.dim() == 2, "probe features must be 2-D (rows x dims)");
+  TORCH_CHECK(train_features.size(1) == test_features.size(1), "probe train features have ", train_features.size(1),
+              " dims but test features have ", test_features.size(1));
+  TORCH_CHECK(train_features.size(0) > 0, "the probe needs at least one training row");
+  TORCH_CHECK(train_labels.numel() == train_features.size(0) && test_labels.numel() == test_features.size(0),
+              "the probe needs one label per feature row");
+  TORCH_CHECK(options.num_classes >= 1 && options.epochs >= 0 && options.batch_size >= 1 && options.learning_rate >= 0 &&
+                  !options.weight_decays.empty() &&
+                  std::all_of(options.weight_decays.begin(), options.weight_decays.end(), [](double d) { return d >= 0; }),
+              "probe options out of range");
+  CheckFiniteRows(train_features, "probe train features");
+  CheckFiniteRows(test_features, "probe test features");
+
+  const at::ScalarType dtype = train_features.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor train_x = train_features.to(dtype);
+  const at::Tensor test_x = test_features.to(dtype);
+  const at::Tensor train_y = train_labels.to(at::kLong).reshape({-1});
+  const at::Tensor test_y = test_labels.to(at::kLong).reshape({-1});
+  const int64_t rows = train_x.size(0);
 
   LinearProbeResult result;
-  // Folding the standardisation into the layer gives weights that apply to the caller's raw features.
-  result.weight = weight / scale;
-  result.bias = bias - (weight * (mean / scale)).sum(1);
-  const at::Tensor train_logits = at::addmm(result.bias, train_x, result.weight.t());
+  result.weight_decay = options.weight_decays.front();
+  if (options.weight_decays.size() > 1) {
+    const int64_t held_out = std::llround(double(rows) * options.validation_fraction);
+    TORCH_CHECK_VALUE(options.validation_fraction > 0 && options.validation_fraction < 1 && held_out >= 1 && held_out < rows,
+                "choosing the probe's weight decay holds out ", options.validation_fraction, " of the ", rows,
+                " training rows, which leaves no rows to fit or none to validate on: pass more rows, another "
+                "validationFraction, or a single weightDecay");
+    // The held-out rows come from their own stream, so the fits' shuffles stay those of the seed.
+    at::Generator split_generator = at::detail::createCPUGenerator(options.seed ^ 0x9E3779B97F4A7C15ULL);
+    const at::Tensor order = at::randperm(rows, split_generator, at::TensorOptions().dtype(at::kLong)).to(train_x.device());
+    const at::Tensor validation_rows = order.narrow(0, 0, held_out);
+    const at::Tensor fit_rows = order.narrow(0, held_out, rows - held_out);
+    const at::Tensor fit_x = train_x.index_select(0, fit_rows);
+    const at::Tensor fit_y = train_y.index_select(0, fit_rows);
+    const at::Tensor validation_x = train_x.index_select(0, validation_rows);
+    const at::Tensor validation_y = train_y.index_select(0, validation_rows);
+    double best = -1;
+    for (double weight_decay : options.weight_decays) {
+      const FittedProbe probe = FitProbe(fit_x, fit_y, options, weight_decay);
+      const double accuracy = Accuracy(Logits(probe, validation_x).argmax(1), validation_y);
+      result.validation_accuracies.push_back(accuracy);
+      // Of equally accurate penalties, the larger: the simpler probe.
+      if (accuracy > best || (accuracy == best && weight_decay > result.weight_decay)) {
+        best = accuracy;
+        result.weight_decay = weight_decay;
+      }
+    }
+  }
+
+  const FittedProbe probe = FitProbe(train_x, train_y, options, result.weight_decay);
+  result.weight = probe.weight;
+  result.bias = probe.bias;
+  const at::Tensor train_logits = Logits(probe, train_x);
   result.train_loss = at::nll_loss(at::log_softmax(train_logits, 1), train_y).item<double>();
   result.train_accuracy = Accuracy(train_logits.argmax(1), train_y);
-  result.test_predictions = at::addmm(result.bias, test_x, result.weight.t()).argmax(1);
+  result.test_predictions = Logits(probe, test_x).argmax(1);
   result.test_accuracy = Accuracy(result.test_predictions, test_y);
   return result;
 }

@@ -75,7 +75,8 @@ export async function knnMonitorAccuracy(model: Embedder, splits: EvaluationSpli
 
 export interface Evaluation {
   knnAccuracy: number;
-  linearProbe: { trainAccuracy: number; testAccuracy: number };
+  /** The probe's accuracies and the L2 penalty it chose on held-out bank rows. */
+  linearProbe: { trainAccuracy: number; testAccuracy: number; weightDecay: number };
   bankSize: number;
   querySize: number;
 }
@@ -93,7 +94,7 @@ export async function evaluate(model: Embedder | undefined, config: RunConfig, s
     probe.testPredictions.dispose();
     return {
       knnAccuracy: knn.accuracy,
-      linearProbe: { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy },
+      linearProbe: { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy, weightDecay: probe.weightDecay },
       bankSize: splits.bank.length,
       querySize: splits.query.length,
     };
