@@ -7,6 +7,7 @@
 //   npm run bench -- recipes '{"batchSize":128,"temperature":0.5}'   one recipe
 //   npm run bench -- recipes '{"stem":"cifar"}' --baselines          also the raw-pixel and random-encoder rows
 //   npm run bench -- recipes '{...}' --probe 5000                    a smaller probe (5000/5000) while searching
+//   npm run bench -- recipes '{...}' --keep runs/r1                  keep the run's folder (checkpoints) there
 //   npm run bench -- recipes --table                                 bench/out/recipes.jsonl as a markdown table
 //
 // Wall times depend on the machine's load (uptime is recorded with each row); accuracies do not.
@@ -20,13 +21,14 @@ const { fmt } = require('./common');
 const RESULTS = path.join(__dirname, 'out', 'recipes.jsonl');
 
 function parseArgs(argv) {
-  const args = { overrides: {}, baselines: false, probe: undefined, table: false, label: undefined };
+  const args = { overrides: {}, baselines: false, probe: undefined, table: false, label: undefined, keep: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--baselines') args.baselines = true;
     else if (a === '--table') args.table = true;
     else if (a === '--probe') args.probe = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
+    else if (a === '--keep') args.keep = argv[++i];
     else args.overrides = { ...args.overrides, ...JSON.parse(fs.existsSync(a) ? fs.readFileSync(a, 'utf8') : a) };
   }
   return args;
@@ -49,7 +51,7 @@ function splitsFor(config, probe) {
 async function main() {
   const args = parseArgs(process.argv.slice(3));
   if (args.table) return printMarkdown();
-  const out = path.join(os.tmpdir(), `simclr-recipe-${process.pid}`);
+  const out = args.keep ?? path.join(os.tmpdir(), `simclr-recipe-${process.pid}`);
   // The kNN monitor during training uses the run's evaluation splits: the same protocol as the final rows.
   const config = validateRunConfig({ ...QUICKSTART_CONFIG, out, ...args.overrides, evalSubset: args.probe });
   const splits = splitsFor(config, args.probe);
@@ -73,20 +75,21 @@ async function main() {
   row.evalSeconds = (Date.now() - evalStart) / 1000;
   row.knn = ours.knnAccuracy;
   row.probeAccuracy = ours.linearProbe.testAccuracy;
+  row.probeTrainAccuracy = ours.linearProbe.trainAccuracy;
   if (args.baselines) {
     const raw = await evaluate(undefined, run.config, splits);
     const random = await createModel({ ...run.config, seed: run.config.seed + SEED_STREAMS.randomEncoder });
     random.eval();
     const rand = await evaluate(random, run.config, splits);
     row.baselines = {
-      raw: { knn: raw.knnAccuracy, probe: raw.linearProbe.testAccuracy },
-      random: { knn: rand.knnAccuracy, probe: rand.linearProbe.testAccuracy },
+      raw: { knn: raw.knnAccuracy, probe: raw.linearProbe.testAccuracy, probeTrain: raw.linearProbe.trainAccuracy },
+      random: { knn: rand.knnAccuracy, probe: rand.linearProbe.testAccuracy, probeTrain: rand.linearProbe.trainAccuracy },
     };
   }
   row.loadAfter = load();
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
   fs.appendFileSync(RESULTS, JSON.stringify(row) + '\n');
-  fs.rmSync(out, { recursive: true, force: true });
+  if (!args.keep) fs.rmSync(out, { recursive: true, force: true });
   console.log(formatRow(row));
   if (row.baselines) {
     console.log(`  raw pixels      probe ${fmt(100 * row.baselines.raw.probe)}  kNN ${fmt(100 * row.baselines.raw.knn)}`);
@@ -96,7 +99,7 @@ async function main() {
 
 function formatRow(r) {
   return [r.label, `probe ${r.probe}`, `steps ${r.steps}`, `train ${fmt(r.trainSeconds, 0)} s`, `${fmt(r.imagesPerSecond, 1)} img/s`,
-    `kNN/epoch ${r.knnCurve.map((a) => fmt(100 * a)).join(' ')}`, `kNN ${fmt(100 * r.knn)}`, `probe ${fmt(100 * r.probeAccuracy)}`,
+    `kNN/epoch ${r.knnCurve.map((a) => fmt(100 * a)).join(' ')}`, `kNN ${fmt(100 * r.knn)}`, `probe ${fmt(100 * r.probeAccuracy)} (train ${fmt(100 * r.probeTrainAccuracy)})`,
     `load ${r.loadBefore} -> ${r.loadAfter}`].join(' | ');
 }
 
