@@ -52,9 +52,9 @@ async function main() {
   const args = parseArgs(process.argv.slice(3));
   if (args.table) return printMarkdown();
   const out = args.keep ?? path.join(os.tmpdir(), `simclr-recipe-${process.pid}`);
-  // The kNN monitor during training uses the run's evaluation splits: the same protocol as the final rows. --keep names
-  // the run's folder even when the overrides (a config file) name another.
-  const config = validateRunConfig({ ...QUICKSTART_CONFIG, out, ...args.overrides, ...(args.keep ? { out } : {}), evalSubset: args.probe });
+  // The kNN monitor during training uses the run's evaluation splits: the same protocol as the final rows. The run
+  // always writes to its own folder (a temporary one, or --keep's), never to the `out` a config file names.
+  const config = validateRunConfig({ ...QUICKSTART_CONFIG, ...args.overrides, out, evalSubset: args.probe });
   const splits = splitsFor(config, args.probe);
   const row = {
     label: args.label ?? describe(config), overrides: args.overrides, config, probe: `${splits.bank.length}/${splits.query.length}`,
