@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { resizeImage } from '../src';
+import { IdxDataset, resizeImage } from '../src';
 import { decodeJpeg, hasJpegDecoder } from '../src/augment/image-batch';
 import { decodeFile } from '../src/data/decode';
 import { SampleError } from '../src/data/dataset';
@@ -146,6 +146,27 @@ describeWithOracle('decoding to the base size gives PIL\'s bytes', (python) => {
     // The order matters for wider-but-shorter sizes, and the installed Pillow, when current, agrees in one call.
     expect(expected[5].hex).not.toBe(expected[5].horizontalFirst);
     if (Number(expected[0].pillow.split('.')[0]) >= 13) expected.forEach((e) => expect(e.direct).toBe(e.hex));
+  });
+
+  it('resizes IDX (Fashion-MNIST) images as the PyTorch peer does: gray to RGB, then resize BILINEAR', async () => {
+    const [width, height] = [28, 28];
+    const gray = texture(width, height, 11).filter((_, i) => i % 3 === 0);
+    const header = Buffer.alloc(16);
+    header[2] = 0x08;
+    header[3] = 3;
+    [1, height, width].forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+    const file = path.join(root, 'one.idx3');
+    fs.writeFileSync(file, Buffer.concat([header, gray]));
+    const rgb = Buffer.from(Array.from(gray).flatMap((v) => [v, v, v]));
+    const raw = path.join(root, 'gray.rgb');
+    fs.writeFileSync(raw, rgb);
+    const sizes: [number, number][] = [[32, 32], [20, 36]];
+    const expected = pil(python, sizes.map((size) => ({ raw, width, height, size })));
+    for (const [i, [w, h]] of sizes.entries()) {
+      const sample = await new IdxDataset(file, undefined, { size: [h, w] }).get(0);
+      expect([sample.width, sample.height]).toEqual([w, h]);
+      expect(differing(sample.image, expected[i].hex)).toBe(0);
+    }
   });
 });
 

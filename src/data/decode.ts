@@ -141,8 +141,3 @@ export async function decodeFile(path: string, size: readonly [number, number] |
   const image = await resizeImage(decoded.image, decoded.width, decoded.height, size[1], size[0]);
   return { image, width: size[1], height: size[0] };
 }
-
-/** Resizes raw pixels (`channels` 1 or 3) to RGB at `size`. */
-export async function resizeRaw(pixels: Uint8Array, width: number, height: number, channels: 1 | 3, size: readonly [number, number]): Promise<Omit<Sample, 'label'>> {
-  return raw(toRgb(sharp(pixels, { raw: { width, height, channels } }), size));
-}
