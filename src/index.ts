@@ -48,4 +48,4 @@ export { trainingData } from './train/training-data';
 export { extractFeatures } from './eval/features';
 export type { Embedder } from './eval/features';
 export { evaluate, evaluationSplits } from './eval/evaluate';
-export type { Evaluation, EvaluationSplits } from './eval/evaluate';
+export type { Evaluation, EvaluationSplits, SplitFeatures } from './eval/evaluate';

@@ -11,6 +11,7 @@ import { RUN_SETTINGS } from '../src/train/config';
 import sharp from 'sharp';
 import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { evaluate, evaluationSplits, featuresOf } from '../src/eval/evaluate';
 
 const folders: string[] = [];
 const tmp = () => {
@@ -204,6 +205,26 @@ describe('training loop', () => {
     expect(stepLosses(parts)).toEqual(stepLosses(whole));
     expect(fs.existsSync(path.join(parts, 'best.ckpt'))).toBe(true);
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
+  });
+
+  it("keeps the final kNN monitor's features on request: those of the trained model, which evaluate then reuses", async () => {
+    const config = { ...base, knnEvery: 1, evalSubset: 24, out: tmp() };
+    const run = await runTraining(config, { progress: 'none', keepMonitorFeatures: true });
+    const kept = run.monitorFeatures!;
+    expect(kept.bank.features.shape).toEqual([24, 512]);
+    run.model.eval();
+    const splits = evaluationSplits(run.config)!;
+    const fresh = await featuresOf(run.model, splits, run.config);
+    expect(kept.bank.features.toFloat32Array()).toEqual(fresh.bank.features.toFloat32Array());
+    expect(kept.query.features.toFloat32Array()).toEqual(fresh.query.features.toFloat32Array());
+    expect(kept.query.labels.toTypedArray()).toEqual(fresh.query.labels.toTypedArray());
+    const last = run.records.filter((r) => !('step' in r)).pop() as { knnAccuracy: number };
+    const reused = await evaluate(run.model, run.config, splits, kept);
+    expect(reused).toEqual(await evaluate(run.model, run.config, splits));
+    expect(reused.knnAccuracy).toBe(last.knnAccuracy);
+    expect(kept.bank.features.disposed && kept.query.features.disposed).toBe(true); // evaluate freed what it was given
+    // Without the option the monitor frees its features.
+    expect((await runTraining({ ...config, out: tmp() }, { progress: 'none' })).monitorFeatures).toBeUndefined();
   });
 
   it('drops the short last batch by default (10 images in batches of 4: 4, 4)', async () => {

@@ -46,7 +46,7 @@ export function evaluationSplits(config: RunConfig): EvaluationSplits | undefine
 
 /** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
 export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
-  Promise<{ bank: FeatureTensors; query: FeatureTensors }> {
+  Promise<SplitFeatures> {
   const options = {
     size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
     forward: { precision: config.precision, memoryFormat: config.memoryFormat },
@@ -54,23 +54,39 @@ export async function featuresOf(model: Embedder | undefined, splits: Evaluation
   return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
 }
 
-function disposeFeatures(f: { bank: FeatureTensors; query: FeatureTensors }): void {
+function disposeFeatures(f: SplitFeatures): void {
   for (const part of [f.bank, f.query]) {
     part.features.dispose();
     part.labels.dispose();
   }
 }
 
-/** kNN-monitor accuracy of `model`'s features on the splits (what the Trainer's monitor reports each epoch). */
-export async function knnMonitorAccuracy(model: Embedder, splits: EvaluationSplits, config: RunConfig): Promise<number> {
+/** The features of both evaluation splits under one model. */
+export interface SplitFeatures {
+  bank: FeatureTensors;
+  query: FeatureTensors;
+}
+
+/**
+ * kNN-monitor accuracy of `model`'s features on the splits (what the Trainer's monitor reports each epoch). With `keep`
+ * the features are returned too (the caller then owns them: {@link evaluate} takes them instead of extracting them
+ * again); else they are freed here.
+ */
+export async function knnMonitor(model: Embedder, splits: EvaluationSplits, config: RunConfig, keep = false):
+  Promise<{ accuracy: number; features?: SplitFeatures }> {
   const features = await featuresOf(model, splits, config);
+  let accuracy: number;
   try {
     const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
     knn.predictions.dispose();
-    return knn.accuracy;
-  } finally {
+    accuracy = knn.accuracy;
+  } catch (err) {
     disposeFeatures(features);
+    throw err;
   }
+  if (keep) return { accuracy, features };
+  disposeFeatures(features);
+  return { accuracy };
 }
 
 export interface Evaluation {
@@ -81,10 +97,17 @@ export interface Evaluation {
   querySize: number;
 }
 
-/** kNN and linear-probe accuracy of `model`'s features (undefined: raw pixels) on the run's evaluation splits. */
-export async function evaluate(model: Embedder | undefined, config: RunConfig, splits = evaluationSplits(config)): Promise<Evaluation> {
-  if (!splits) throw new Error(`evaluation needs labels and '${config.data}' has none: pass --eval-data <labelled folder | manifest>`);
-  const features = await featuresOf(model, splits, config);
+/**
+ * kNN and linear-probe accuracy of `model`'s features (undefined: raw pixels) on the run's evaluation splits.
+ * `features`: the same model's features of `splits` when already extracted (a run's final kNN monitor, see
+ * `RunOptions.keepMonitorFeatures`), used instead of extracting them again; they are freed here either way.
+ */
+export async function evaluate(model: Embedder | undefined, config: RunConfig, splits = evaluationSplits(config), features?: SplitFeatures): Promise<Evaluation> {
+  if (!splits) {
+    if (features) disposeFeatures(features);
+    throw new Error(`evaluation needs labels and '${config.data}' has none: pass --eval-data <labelled folder | manifest>`);
+  }
+  features ??= await featuresOf(model, splits, config);
   try {
     const knn = await knnEvaluate(features.bank, features.query, { k: config.knnK, temperature: config.knnTemperature });
     knn.predictions.dispose();

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { openDataset, maybeSubset } from '../data/open';
-import { evaluationSplits, knnMonitorAccuracy } from '../eval/evaluate';
+import { evaluationSplits, knnMonitor, SplitFeatures } from '../eval/evaluate';
 import type { SimCLRModel } from '../models/simclr-model';
 import { readMetrics, writeReport, EpochRecord, StepRecord } from './report';
 import { formatDuration } from './progress';
@@ -27,6 +27,11 @@ export interface TrainingRun extends TrainResult {
   checkpoint: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: 'SIGINT' | 'SIGTERM';
+  /**
+   * With `keepMonitorFeatures`: the final epoch's kNN-monitor features (the trained model's features of the run's
+   * evaluation splits), for `evaluate` to take; the caller frees them (evaluate does).
+   */
+  monitorFeatures?: SplitFeatures;
   /** On resume: the settings that were changed from the run's (those that may change), one line each. */
   notes: string[];
 }
@@ -56,6 +61,8 @@ export interface RunOptions {
   onStep?: (record: StepRecord) => unknown;
   /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
   onEpoch?: (record: EpochRecord) => unknown;
+  /** Return the final epoch's kNN-monitor features in `monitorFeatures`, so that evaluating the run does not extract them again. */
+  keepMonitorFeatures?: boolean;
   /**
    * Data-parallel training: this process is one worker (rank) of a group, given explicitly or by 'env' (torchrun's
    * RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK: what `simclr train --nproc-per-node` and `torchrun
@@ -181,11 +188,14 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   const model = await createModel(resumeFrom ? { ...local, weights: undefined } : local);
   const data = group ? distributedTrainingData(dataset, local, group.rank, group.worldSize) : trainingData(dataset, local);
   const splits = config.knnEvery > 0 && writer ? evaluationSplits(local) : undefined;
+  let monitorFeatures: SplitFeatures | undefined;
   const monitor = async (epoch: number) => {
     if (!splits || (epoch % config.knnEvery !== 0 && epoch !== config.epochs)) return undefined;
     model.eval();
     try {
-      return await knnMonitorAccuracy(model, splits, local);
+      const result = await knnMonitor(model, splits, local, options.keepMonitorFeatures && epoch === config.epochs);
+      monitorFeatures = result.features;
+      return result.accuracy;
     } finally {
       model.train();
     }
@@ -240,5 +250,5 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     settings: { ...config },
     timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
-  return { ...result, config, model, reportPath, checkpoint: last, ...stopped };
+  return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(monitorFeatures ? { monitorFeatures } : {}) };
 }
