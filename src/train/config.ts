@@ -220,12 +220,13 @@ export function readConfigFile(file: string): Partial<RunConfig> {
 }
 
 /**
- * The quick recipe (`simclr quickstart`), sized for under ten minutes on 2 cores: ResNet-18 with the ImageNet stem on
- * 28 px views of Fashion-MNIST's own 28 px images (no upsampling: a step costs about 0.7 of one at 32 px), a 50k-image
- * subset for 2 epochs of batch 128 (780 steps), with stronger colour jitter (s = 1.5), Gaussian blur (p = 0.5), gentler
- * crops (scale [0.5, 1]) and half the rate (0.03·B/256) of lightly's CIFAR-10 recipe. In the recipe search (bench/README.md), on
- * the quickstart's fixed protocol (src/quickstart.ts), 28 px at batch 128 saw twice the images of the 32 px batch-64
- * recipe in the same time, and its probe beat raw pixels for both seeds tried (+0.52 and +0.79 points).
+ * The quick recipe (`simclr quickstart`), sized for about ten minutes on 2 cores: ResNet-18 with the ImageNet stem on
+ * 28 px views of Fashion-MNIST's own 28 px images (no upsampling: at batch 128 a 28 px step costs about 0.8 of a 32 px
+ * one), a 50k-image subset for 2 epochs of batch 128 (780 steps), with stronger colour jitter (s = 1.5), Gaussian blur
+ * (p = 0.5), gentler crops (scale [0.5, 1]) and half the rate (0.03·B/256) of lightly's CIFAR-10 recipe. In the recipe
+ * search (bench/README.md), on the quickstart's fixed protocol (src/quickstart.ts), 28 px at batch 128 saw twice the
+ * images of the 32 px batch-64 recipe in the same time, and its probe beat raw pixels for both seeds tried (+0.52 and
+ * +0.79 points); 45k and 40k images fell short of raw pixels.
  */
 export const QUICKSTART_CONFIG: Partial<RunConfig> = {
   data: 'fashion-mnist',
