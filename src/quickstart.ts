@@ -69,7 +69,8 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   console.log(`\nlinear probes on frozen features: ${splits.bank.length} train / ${splits.query.length} test images`);
   const rows: [string, Evaluation][] = [];
   run.model.eval();
-  // The final kNN monitor ran on these same splits (a test holds them equal) with the trained model: its features are reused.
+  // The final kNN monitor ran on these same splits (a test holds them equal) with the trained model: its features
+  // are reused.
   rows.push(['SimCLR encoder (h)', await evaluate(run.model, run.config, splits, run.monitorFeatures)]);
   rows.push(['raw pixels', await evaluate(undefined, run.config, splits)]);
   const random = await createModel({ ...run.config, seed: run.config.seed + SEED_STREAMS.randomEncoder });

@@ -61,7 +61,10 @@ export interface RunOptions {
   onStep?: (record: StepRecord) => unknown;
   /** Called after every epoch with its record (mean loss, kNN accuracy when monitored). */
   onEpoch?: (record: EpochRecord) => unknown;
-  /** Return the final epoch's kNN-monitor features in `monitorFeatures`, so that evaluating the run does not extract them again. */
+  /**
+   * Return the final epoch's kNN-monitor features in `monitorFeatures`, so that evaluating the run does not extract
+   * them again.
+   */
   keepMonitorFeatures?: boolean;
   /**
    * Data-parallel training: this process is one worker (rank) of a group, given explicitly or by 'env' (torchrun's
