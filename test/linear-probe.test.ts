@@ -92,6 +92,26 @@ describe('linear probe', () => {
     expect(chosen.testAccuracy).toBeGreaterThan(free.testAccuracy);
   });
 
+  it('fits the candidate penalties independently of one another', async () => {
+    // The candidates are fitted side by side in one pass; each must score as if fitted without the others. A candidate
+    // listed twice is a search whose other candidate cannot influence it except through a leak between the probes. The
+    // largest penalty holds its probe's weights near zero, so a leak of penalties between probes would show.
+    const train = clusters(300, 200, 3, 4, 11);
+    const test = clusters(60, 200, 3, 4, 12);
+    const candidates = [0, 1e-2, 1000];
+    const together = await linearProbe(train, test, { weightDecay: candidates });
+    const heldOutRows = Math.round(300 * 0.2);
+    const rows = (accuracy: number) => Math.round(accuracy * heldOutRows);
+    for (const [i, decay] of candidates.entries()) {
+      const alone = await linearProbe(train, test, { weightDecay: [decay, decay] });
+      expect(alone.validation[0].accuracy).toBe(alone.validation[1].accuracy);
+      // Stacked products may round differently from a lone one, which can move a row that sits on the boundary.
+      expect(Math.abs(rows(alone.validation[0].accuracy) - rows(together.validation[i].accuracy))).toBeLessThanOrEqual(1);
+    }
+    console.log(`candidates ${candidates.join(', ')}: held-out ${together.validation.map((v) => v.accuracy.toFixed(3)).join(' ')}`);
+    expect(rows(together.validation[0].accuracy) - rows(together.validation[2].accuracy)).toBeGreaterThan(5);
+  });
+
   it('refuses NaN or infinite features instead of reporting an accuracy, naming the split and the first bad row', async () => {
     const labels = Tensor.fromTypedArray(new BigInt64Array([0n, 1n, 0n, 1n]), [4]);
     const good = { features: Tensor.fromTypedArray(new Float32Array([1, 0, 0, 1, 1, 0.1, 0.1, 1]), [4, 2]), labels };

@@ -33,16 +33,22 @@ double Accuracy(const at::Tensor& predictions, const at::Tensor& labels) {
   return predictions.eq(labels).to(at::kDouble).mean().item<double>();
 }
 
-// A fitted probe, with the standardisation folded in so that it applies to raw features: logits = x W^T + b.
-struct FittedProbe {
-  at::Tensor weight;
-  at::Tensor bias;
+// Fitted probes, one per weight decay, with the standardisation folded in so that they apply to raw features:
+// logits of probe k = x weight[k]^T + bias[k].
+struct FittedProbes {
+  at::Tensor weight;  // decays x classes x D
+  at::Tensor bias;    // decays x classes
 };
 
-FittedProbe FitProbe(const at::Tensor& train_x, const at::Tensor& train_y, const LinearProbeOptions& options,
-                     double weight_decay) {
+// Fits one probe per weight decay in a single pass: the probes share the shuffle (the same seed) and the batches, and
+// their trajectories are independent, so stacking their classes turns each step's small products into one larger one
+// (and one Adam update) instead of one per decay. The candidate search costs about two fits instead of eight.
+FittedProbes FitProbes(const at::Tensor& train_x, const at::Tensor& train_y, const LinearProbeOptions& options,
+                       const std::vector<double>& weight_decays) {
   const int64_t rows = train_x.size(0);
   const int64_t dims = train_x.size(1);
+  const int64_t classes = options.num_classes;
+  const int64_t probes = int64_t(weight_decays.size());
   // Standardising makes one learning rate suit pixels and embeddings alike. A constant feature (a blank border pixel)
   // keeps scale 1 rather than being divided by zero, as sklearn's StandardScaler does.
   const at::Tensor mean = train_x.mean(0);
@@ -50,8 +56,14 @@ FittedProbe FitProbe(const at::Tensor& train_x, const at::Tensor& train_y, const
   scale = at::where(scale > 1e-8, scale, at::ones_like(scale));
   const at::Tensor standard_x = (train_x - mean) / scale;
 
-  at::Tensor weight = at::zeros({options.num_classes, dims}, train_x.options());
-  at::Tensor bias = at::zeros({options.num_classes}, train_x.options());
+  // Row p * classes + c of the stacked weight is class c of probe p.
+  at::Tensor weight = at::zeros({probes * classes, dims}, train_x.options());
+  at::Tensor bias = at::zeros({probes * classes}, train_x.options());
+  const bool any_decay = std::any_of(weight_decays.begin(), weight_decays.end(), [](double d) { return d > 0; });
+  const at::Tensor row_decay = at::tensor(weight_decays, at::TensorOptions().dtype(at::kDouble))
+                                   .to(train_x.scalar_type())
+                                   .repeat_interleave(classes)
+                                   .unsqueeze(1);
   AdamState weight_state(weight), bias_state(bias);
 
   at::Generator generator = at::detail::createCPUGenerator(options.seed);
@@ -65,12 +77,14 @@ FittedProbe FitProbe(const at::Tensor& train_x, const at::Tensor& train_y, const
       const at::Tensor index = order.narrow(0, start, count);
       const at::Tensor x = standard_x.index_select(0, index);
       const at::Tensor y = train_y.index_select(0, index);
-      // Gradient of the mean cross-entropy with respect to the logits: softmax minus one-hot, over the batch size.
-      at::Tensor logits_grad = at::softmax(at::addmm(bias, x, weight.t()), 1)
-                                   .sub_(at::one_hot(y, options.num_classes).to(train_x.scalar_type()))
-                                   .div_(double(count));
+      // Gradient of each probe's mean cross-entropy with respect to its logits: softmax minus one-hot, over the batch
+      // size.
+      at::Tensor logits_grad = at::softmax(at::addmm(bias, x, weight.t()).view({count, probes, classes}), 2)
+                                   .sub_(at::one_hot(y, classes).to(train_x.scalar_type()).unsqueeze(1))
+                                   .div_(double(count))
+                                   .view({count, probes * classes});
       at::Tensor weight_grad = logits_grad.t().mm(x);
-      if (weight_decay > 0) weight_grad.add_(weight, weight_decay);
+      if (any_decay) weight_grad.addcmul_(weight, row_decay);
       const at::Tensor bias_grad = logits_grad.sum(0);
       ++step;
       const double learning_rate = options.learning_rate * 0.5 * (1 + std::cos(M_PI * double(step - 1) / double(total_steps)));
@@ -78,10 +92,14 @@ FittedProbe FitProbe(const at::Tensor& train_x, const at::Tensor& train_y, const
       bias_state.Step(bias, bias_grad, learning_rate, step);
     }
   }
-  return {weight / scale, bias - (weight * (mean / scale)).sum(1)};
+  const at::Tensor raw_weight = weight / scale;
+  const at::Tensor raw_bias = bias - (weight * (mean / scale)).sum(1);
+  return {raw_weight.view({probes, classes, dims}), raw_bias.view({probes, classes})};
 }
 
-at::Tensor Logits(const FittedProbe& probe, const at::Tensor& x) { return at::addmm(probe.bias, x, probe.weight.t()); }
+at::Tensor Logits(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& x) {
+  return at::addmm(bias, x, weight.t());
+}
 
 }  // namespace
 
@@ -125,10 +143,17 @@ LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::T
     const at::Tensor fit_y = train_y.index_select(0, fit_rows);
     const at::Tensor validation_x = train_x.index_select(0, validation_rows);
     const at::Tensor validation_y = train_y.index_select(0, validation_rows);
+    const FittedProbes candidates = FitProbes(fit_x, fit_y, options, options.weight_decays);
+    const int64_t classes = options.num_classes;
+    // Held-out predictions of every candidate at once: validation rows x candidates.
+    const at::Tensor predictions =
+        Logits(candidates.weight.view({-1, train_x.size(1)}), candidates.bias.view({-1}), validation_x)
+            .view({held_out, -1, classes})
+            .argmax(2);
     double best = -1;
-    for (double weight_decay : options.weight_decays) {
-      const FittedProbe probe = FitProbe(fit_x, fit_y, options, weight_decay);
-      const double accuracy = Accuracy(Logits(probe, validation_x).argmax(1), validation_y);
+    for (size_t candidate = 0; candidate < options.weight_decays.size(); ++candidate) {
+      const double weight_decay = options.weight_decays[candidate];
+      const double accuracy = Accuracy(predictions.select(1, int64_t(candidate)), validation_y);
       result.validation_accuracies.push_back(accuracy);
       // Of equally accurate penalties, the larger: the simpler probe.
       if (accuracy > best || (accuracy == best && weight_decay > result.weight_decay)) {
@@ -138,13 +163,13 @@ LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::T
     }
   }
 
-  const FittedProbe probe = FitProbe(train_x, train_y, options, result.weight_decay);
-  result.weight = probe.weight;
-  result.bias = probe.bias;
-  const at::Tensor train_logits = Logits(probe, train_x);
+  const FittedProbes final_fit = FitProbes(train_x, train_y, options, {result.weight_decay});
+  result.weight = final_fit.weight.select(0, 0);
+  result.bias = final_fit.bias.select(0, 0);
+  const at::Tensor train_logits = Logits(result.weight, result.bias, train_x);
   result.train_loss = at::nll_loss(at::log_softmax(train_logits, 1), train_y).item<double>();
   result.train_accuracy = Accuracy(train_logits.argmax(1), train_y);
-  result.test_predictions = Logits(probe, test_x).argmax(1);
+  result.test_predictions = Logits(result.weight, result.bias, test_x).argmax(1);
   result.test_accuracy = Accuracy(result.test_predictions, test_y);
   return result;
 }
