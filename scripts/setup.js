@@ -4,7 +4,7 @@
 //      --for-tests the PyTorch/torchvision oracle, tmux (terminal test) and chromium (report test)
 //   2. node_modules (npm ci), whose install hook loads the prebuild or builds the addon
 //   3. a source build when the binary that would load is missing, stale, or built against another LibTorch
-//   4. the TypeScript build (dist/, from an empty folder), which the CLI runs from
+//   4. the TypeScript build (dist/, from an empty folder), which the CLI runs from, unless dist/ is current
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
@@ -86,7 +86,7 @@ try {
   ensureSystemPackages();
   ensureNodeModules();
   ensureNativeBinary();
-  run(process.execPath, [path.join(__dirname, 'build-ts.js')]);
+  run(process.execPath, [path.join(__dirname, 'build-ts.js'), '--if-stale']);
 } catch (err) {
   log(err.message);
   process.exit(1);
