@@ -1,6 +1,6 @@
 /** `simclr doctor`: what LibTorch the addon uses, how it was built, and what would make it slow. */
 import * as fs from 'fs';
-import { native, nativeBinaryPath } from './native';
+import { hostMemoryRetained, native, nativeBinaryPath } from './native';
 import { cpuBf16Support, resolvePrecision } from './ops/precision';
 
 /** Build facts shared with the install and setup scripts (scripts/binary.js). */
@@ -14,6 +14,8 @@ export interface DoctorReport {
   libtorch: { version: string; source: string; libDir: string; compiledWithCuda: boolean };
   cuda: { available: boolean; devices: number };
   threads: number;
+  /** Whether the C library's heap keeps freed memory for the next step (see SIMCLR_MALLOC in the README). */
+  hostMemoryRetained: boolean;
   /** Native bfloat16 on this CPU (from /proc/cpuinfo), and what precision 'auto' means here. */
   cpu: { avx512bf16: boolean; amxBf16: boolean; autoPrecision: 'fp32' | 'bf16' };
   blas: { libraries: string[]; kind: 'openblas' | 'mkl' | 'reference' | 'unknown' };
@@ -55,6 +57,7 @@ export function doctor(): DoctorReport {
     },
     cuda: { available: native.cudaIsAvailable(), devices: native.cudaDeviceCount() },
     threads: native.getNumThreads(),
+    hostMemoryRetained,
     cpu: { ...cpuBf16Support(), autoPrecision: resolvePrecision('auto', 'cpu') as 'fp32' | 'bf16' },
     blas: { libraries, kind: blasKind(libraries, info.config) },
     decoding: { jpeg: native.jpegDecoder ? 'libjpeg (native)' : 'sharp', other: 'sharp' },
@@ -75,6 +78,8 @@ export function formatDoctor(report: DoctorReport): string {
     `libtorch    ${report.libtorch.version} (${report.libtorch.source}) ${report.libtorch.libDir}`,
     `cuda        ${report.libtorch.compiledWithCuda ? 'compiled in' : 'not compiled in'}; available: ${report.cuda.available}; devices: ${report.cuda.devices}`,
     `threads     ${report.threads}`,
+    `host heap   ${report.hostMemoryRetained ? 'freed memory kept for reuse (SIMCLR_MALLOC=default: the C library\'s defaults)'
+      : 'the C library\'s defaults'}`,
     `cpu bf16    ${report.cpu.avx512bf16 || report.cpu.amxBf16 ? [report.cpu.avx512bf16 && 'avx512_bf16', report.cpu.amxBf16 && 'amx_bf16'].filter(Boolean).join(', ')
       : 'none (no avx512_bf16 or amx_bf16: bf16 would be emulated, many times slower than fp32)'}; precision 'auto' on the CPU: ${report.cpu.autoPrecision}`,
     `blas        ${report.blas.kind}${report.blas.libraries.length ? ' (' + report.blas.libraries.join(', ') + ')' : ''}`,

@@ -9,6 +9,7 @@
 #include "bind/module.h"
 #include "bind/worker.h"
 #include "core/device.h"
+#include "core/host_memory.h"
 
 #ifndef SIMCLR_SOURCE_HASH
 #define SIMCLR_SOURCE_HASH "unknown"
@@ -89,6 +90,11 @@ static Napi::Value CudaResetPeakMemoryStats(const Napi::CallbackInfo& info) {
   });
 }
 
+// retainFreedHostMemory() -> whether the C library's heap now keeps freed memory (false: not glibc, nothing changed).
+static Napi::Value RetainFreedHostMemoryJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), RetainFreedHostMemory());
+}
+
 static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -116,6 +122,7 @@ static void InitRuntimeModule(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSynchronize", Napi::Function::New<CudaSynchronize>(env, "cudaSynchronize"));
   exports.Set("cudaMemoryStats", Napi::Function::New<CudaMemoryStats>(env, "cudaMemoryStats"));
   exports.Set("cudaResetPeakMemoryStats", Napi::Function::New<CudaResetPeakMemoryStats>(env, "cudaResetPeakMemoryStats"));
+  exports.Set("retainFreedHostMemory", Napi::Function::New<RetainFreedHostMemoryJs>(env, "retainFreedHostMemory"));
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
 }
 SIMCLR_MODULE(runtime, InitRuntimeModule);
