@@ -2,8 +2,8 @@
 // The TypeScript build (dist/, which npm pack ships) from an empty folder: a module whose source was deleted or renamed
 // would otherwise stay in dist/ and be packed. `npm run build:ts` (and so prepack) and scripts/setup.js run it.
 // With --if-stale (setup.js, so every `npm start` and `npm test`) it does nothing when dist/ was built from the sources
-// as they are: a hash of the build's inputs is kept beside node_modules' other caches. tsc takes ~6 s here, a tenth of
-// the quickstart's margin.
+// as they are: a hash of the build's inputs is kept beside node_modules' other caches. tsc takes ~6 s here, which every
+// `npm start` paid.
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');

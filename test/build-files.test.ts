@@ -107,7 +107,9 @@ describe('the TypeScript build (npm run build:ts, which prepack runs)', () => {
     try {
       fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(project, 'package.json'));
       fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
-      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules')), path.join(project, 'node_modules'));
+      // node_modules of its own (the compiler linked in), so that the build's stored hash stays in this project.
+      fs.mkdirSync(path.join(project, 'node_modules'));
+      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'typescript')), path.join(project, 'node_modules', 'typescript'));
       fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
       fs.mkdirSync(path.join(project, 'src'));
       fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
@@ -117,6 +119,37 @@ describe('the TypeScript build (npm run build:ts, which prepack runs)', () => {
       const build = spawnSync('npm', ['run', 'build:ts'], { cwd: project, encoding: 'utf8' });
       expect(build.status).toBe(0);
       expect(fs.readdirSync(path.join(project, 'dist')).sort()).toEqual(['index.js']);
+    } finally {
+      fs.rmSync(project, { recursive: true, force: true });
+    }
+  });
+
+  it('with --if-stale (what setup runs) keeps a dist/ built from the current sources and rebuilds it after a change', () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-build-ts-'));
+    try {
+      fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
+      // node_modules of its own (the compiler linked in), so that the stored hash stays in this project.
+      fs.mkdirSync(path.join(project, 'node_modules'));
+      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'typescript')), path.join(project, 'node_modules', 'typescript'));
+      fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
+      fs.mkdirSync(path.join(project, 'src'));
+      fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
+      const build = (...args: string[]) => spawnSync(process.execPath, [path.join(project, 'scripts', 'build-ts.js'), ...args], { cwd: project, encoding: 'utf8' });
+      const marker = path.join(project, 'dist', 'left-by-the-first-build');
+
+      expect(build('--if-stale').status).toBe(0);
+      fs.writeFileSync(marker, '');
+      expect(build('--if-stale').status).toBe(0);
+      expect(fs.existsSync(marker)).toBe(true);
+
+      fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 43;\n');
+      expect(build('--if-stale').status).toBe(0);
+      expect(fs.existsSync(marker)).toBe(false);
+      expect(fs.readFileSync(path.join(project, 'dist', 'index.js'), 'utf8')).toContain('43');
+
+      fs.writeFileSync(marker, '');
+      expect(build().status).toBe(0);
+      expect(fs.existsSync(marker)).toBe(false);
     } finally {
       fs.rmSync(project, { recursive: true, force: true });
     }
