@@ -2,7 +2,7 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 
-// Page faults a training step takes once warm (ResNet-18, 28 px, batch 8), in a fresh process with `env`.
+// Page faults of the median warm training step (ResNet-18, 28 px, batch 8), in a fresh process with `env`.
 const STEP_FAULTS = `
 const { SimCLRModel, Tensor, manualSeed, createTrainStep } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
 const { hostMemoryRetained } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'native'))});
@@ -13,9 +13,14 @@ const minorFaults = () => Number(require('fs').readFileSync('/proc/self/stat', '
   const step = createTrainStep(model, { optimizer: 'sgd', momentum: 0.9, temperature: 0.2 });
   const views = Tensor.randn([16, 3, 28, 28]);
   for (let i = 0; i < 3; i++) await step.step(views, 0.01);
-  const before = minorFaults();
-  for (let i = 0; i < 4; i++) await step.step(views, 0.01);
-  console.log(JSON.stringify({ hostMemoryRetained, faultsPerStep: (minorFaults() - before) / 4 }));
+  const faults = [];
+  for (let i = 0; i < 9; i++) {
+    const before = minorFaults();
+    await step.step(views, 0.01);
+    faults.push(minorFaults() - before);
+  }
+  // The median step: a garbage collection or a thread started in one step does not count.
+  console.log(JSON.stringify({ hostMemoryRetained, faultsPerStep: faults.sort((a, b) => a - b)[4] }));
 })();
 `;
 
@@ -35,7 +40,8 @@ describe('host memory', () => {
     // Thousands a step with glibc's adaptive thresholds (Debian bookworm's glibc 2.36): the control shows that the count
     // sees the step's allocations.
     expect(glibc.faultsPerStep).toBeGreaterThan(500);
-    expect(retained.faultsPerStep).toBeLessThan(50);
+    // The count is the whole process's (V8's heap, threads); the median step's is ~0.
+    expect(retained.faultsPerStep).toBeLessThan(glibc.faultsPerStep / 10);
   });
 
   it("leaves glibc's heap alone when the user set glibc's own variables", () => {
