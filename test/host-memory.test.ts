@@ -37,11 +37,10 @@ describe('host memory', () => {
     console.log(`minor page faults per warm step (ResNet-18, 28 px, batch 8): retained ${retained.faultsPerStep}, glibc's defaults ${glibc.faultsPerStep}`);
     expect(retained.hostMemoryRetained).toBe(true);
     expect(glibc.hostMemoryRetained).toBe(false);
-    // Thousands a step with glibc's adaptive thresholds (Debian bookworm's glibc 2.36): the control shows that the count
-    // sees the step's allocations.
-    expect(glibc.faultsPerStep).toBeGreaterThan(500);
-    // The count is the whole process's (V8's heap, threads); the median step's is ~0.
-    expect(retained.faultsPerStep).toBeLessThan(glibc.faultsPerStep / 10);
+    // glibc's adaptive thresholds fault in thousands of pages a step on the development machine, but not in every
+    // process (a CI rehearsal measured 7), so that count is printed, not asserted. The count is the whole process's
+    // (V8's heap, threads); with the heap kept, the median step's is 0-2 wherever measured.
+    expect(retained.faultsPerStep).toBeLessThan(50);
   });
 
   it("leaves glibc's heap alone when the user set glibc's own variables", () => {
