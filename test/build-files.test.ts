@@ -100,19 +100,26 @@ describe('the loaded addon', () => {
   });
 });
 
+/**
+ * A project with this package.json and scripts/ and a one-file source tree. Its node_modules is its own (the compiler
+ * linked in), so that the build's stored hash stays in this project.
+ */
+function fillTypeScriptProject(project: string): void {
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(project, 'package.json'));
+  fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
+  fs.mkdirSync(path.join(project, 'node_modules'));
+  fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'typescript')), path.join(project, 'node_modules', 'typescript'));
+  fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
+  fs.mkdirSync(path.join(project, 'src'));
+  fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
+}
+
 describe('the TypeScript build (npm run build:ts, which prepack runs)', () => {
   it('starts from an empty dist/, so a module whose source is gone is not packed', () => {
-    // A project with this package.json and scripts/ and a one-file source tree, whose dist/ holds a stale module.
+    // dist/ holds a stale module.
     const project = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-build-ts-'));
     try {
-      fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(project, 'package.json'));
-      fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
-      // node_modules of its own (the compiler linked in), so that the build's stored hash stays in this project.
-      fs.mkdirSync(path.join(project, 'node_modules'));
-      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'typescript')), path.join(project, 'node_modules', 'typescript'));
-      fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
-      fs.mkdirSync(path.join(project, 'src'));
-      fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
+      fillTypeScriptProject(project);
       fs.mkdirSync(path.join(project, 'dist'));
       fs.writeFileSync(path.join(project, 'dist', 'renamed-away.js'), 'module.exports = "stale";\n');
 
@@ -127,13 +134,7 @@ describe('the TypeScript build (npm run build:ts, which prepack runs)', () => {
   it('with --if-stale (what setup runs) keeps a dist/ built from the current sources and rebuilds it after a change', () => {
     const project = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-build-ts-'));
     try {
-      fs.cpSync(path.join(ROOT, 'scripts'), path.join(project, 'scripts'), { recursive: true });
-      // node_modules of its own (the compiler linked in), so that the stored hash stays in this project.
-      fs.mkdirSync(path.join(project, 'node_modules'));
-      fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules', 'typescript')), path.join(project, 'node_modules', 'typescript'));
-      fs.writeFileSync(path.join(project, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { rootDir: 'src', outDir: 'dist' }, include: ['src/**/*.ts'] }));
-      fs.mkdirSync(path.join(project, 'src'));
-      fs.writeFileSync(path.join(project, 'src', 'index.ts'), 'export const answer = 42;\n');
+      fillTypeScriptProject(project);
       const build = (...args: string[]) => spawnSync(process.execPath, [path.join(project, 'scripts', 'build-ts.js'), ...args], { cwd: project, encoding: 'utf8' });
       const marker = path.join(project, 'dist', 'left-by-the-first-build');
 
