@@ -3,12 +3,15 @@
 // stem, views, optimiser, schedule, epochs, batch, subset sizes), both evaluated by the same linear probe on frozen
 // features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points. The recipe is the
 // quickstart's (QUICKSTART_CONFIG) and the probe protocol the quickstart's (10 000 training-split images, the 10 000
-// test images); the peer is given simclr's training subset and probe splits by index, so both see the same images.
+// test images); the peer is given simclr's training subset and probe splits by index, so both see the same images, and
+// the precision simclr's run resolved to (the quickstart's 'auto': bf16 autocast + channels-last where the CPU has
+// native bf16, else fp32), so both train in the same arithmetic.
 // Usage: npm run bench -- quality [json overrides of the recipe, e.g. '{"epochs":2,"subset":5000}']
 const { runTraining, evaluate, createModel, validateRunConfig, getNumThreads, SEED_STREAMS } = require('../dist');
 const { Subset, openDataset } = require('../dist/data');
 const { maybeSubset } = require('../dist/data/open');
 const { QUICKSTART_CONFIG, quickstartSplits } = require('../dist/quickstart');
+const { resolvePrecision } = require('../dist/ops/precision');
 const { runPeer, printTable, fmt } = require('./common');
 const os = require('os');
 const path = require('path');
@@ -28,12 +31,13 @@ async function main() {
   const randomEval = await evaluate(random, run.config, splits);
   const indices = (dataset) => (dataset instanceof Subset ? Array.from(dataset.indices) : Array.from({ length: dataset.length }, (_, i) => i));
   const trainSet = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
+  const precision = resolvePrecision(run.config.precision, 'cpu');
   const peer = runPeer('simclr_train.py', {
-    config: run.config, threads: getNumThreads(), workers: 0, probe: true,
+    config: run.config, threads: getNumThreads(), workers: 0, probe: true, precision,
     trainIndices: indices(trainSet), bankIndices: indices(splits.bank), queryIndices: indices(splits.query),
   });
   console.log(`quality: ${config.backbone} ${config.stem} stem, ${config.subset ?? 60000} images x ${config.epochs} epochs, batch ${config.batchSize}, ` +
-    `${config.imageSize} px, ${config.optimizer} lr ${config.lr}, tau ${config.temperature}; probe ${ours.bankSize} train / ${ours.querySize} test; peer torch ${peer.version}`);
+    `${config.imageSize} px, ${config.optimizer} lr ${config.lr}, tau ${config.temperature}, ${precision} on both sides; probe ${ours.bankSize} train / ${ours.querySize} test; peer torch ${peer.version}`);
   printTable([
     { features: 'simclr pretraining', 'linear probe': fmt(100 * ours.linearProbe.testAccuracy), 'pretrain s': fmt(oursSeconds, 0), 'final loss': fmt(run.lastLoss, 3) },
     { features: 'PyTorch pretraining', 'linear probe': fmt(100 * peer.linearProbe), 'pretrain s': fmt(peer.seconds, 0), 'final loss': fmt(peer.lastLoss, 3) },
