@@ -78,7 +78,7 @@ export function formatDoctor(report: DoctorReport): string {
     `libtorch    ${report.libtorch.version} (${report.libtorch.source}) ${report.libtorch.libDir}`,
     `cuda        ${report.libtorch.compiledWithCuda ? 'compiled in' : 'not compiled in'}; available: ${report.cuda.available}; devices: ${report.cuda.devices}`,
     `threads     ${report.threads}`,
-    `host heap   ${report.hostMemoryRetained ? 'freed memory kept for reuse (SIMCLR_MALLOC=default: the C library\'s defaults)'
+    `host heap   ${report.hostMemoryRetained ? 'freed memory kept for reuse: glibc\'s heap, and tensors of 32 MiB and more (SIMCLR_MALLOC=default: the C library\'s defaults)'
       : 'the C library\'s defaults'}`,
     `cpu bf16    ${report.cpu.avx512bf16 || report.cpu.amxBf16 ? [report.cpu.avx512bf16 && 'avx512_bf16', report.cpu.amxBf16 && 'amx_bf16'].filter(Boolean).join(', ')
       : 'none (no avx512_bf16 or amx_bf16: bf16 would be emulated, many times slower than fp32)'}; precision 'auto' on the CPU: ${report.cpu.autoPrecision}`,

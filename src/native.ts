@@ -410,10 +410,11 @@ function loadFailure(cause: unknown): Error {
 export let nativeBinaryPath = '';
 
 /**
- * Whether glibc's heap keeps freed memory for reuse (set at load). Each training step frees and reallocates tens of MB
- * of activations; with glibc's adaptive defaults part of that went back to the kernel and was faulted in again, zeroed,
- * the next step: ~13 000 page faults a step for ResNet-18 at 28 px, batch 128, and a step ~8 % slower. Left as glibc
- * has it when its own variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are set or SIMCLR_MALLOC=default.
+ * Whether freed host memory is kept for reuse (set at load): glibc's heap, and LibTorch's CPU tensors of 32 MiB and
+ * more, which glibc maps and unmaps every time. Each training step frees and reallocates tens of MB of activations;
+ * with glibc's adaptive defaults part of that went back to the kernel and was faulted in again, zeroed, the next step:
+ * ~13 000 page faults a step for ResNet-18 at 28 px, batch 128, ~230 000 at 224 px, batch 16. Left as glibc has it
+ * when its own variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are set or SIMCLR_MALLOC=default.
  */
 export let hostMemoryRetained = false;
 
