@@ -183,6 +183,7 @@ export function buildProgram(): Command {
       const dataset = openDataset(config.data, 'test', config.baseSize, { labels: config.labels });
       const features = await extractFeatures(model, dataset, {
         size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
+        forward: { precision: config.precision, memoryFormat: config.memoryFormat },
       });
       await writeEmbeddings(String(out), features.features, features.labels);
       console.log(JSON.stringify({ out, rows: features.features.shape[0], dim: features.features.shape[1] }, null, 2));

@@ -32,8 +32,9 @@ function checkBackbone(name: unknown): BackboneName {
  * out for their literal types (RunConfig's `stem`); a test checks them against the native list, `native.stemNames`.
  */
 export const STEMS = ['imagenet', 'cifar'] as const;
-/** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model) and `memoryFormat` (NCHW or NHWC);
- * `'auto'` (the default for both) as {@link resolvePrecision} and {@link resolveMemoryFormat} say. */
+/** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model; default `'fp32'`, no autocast, as in
+ * PyTorch) and `memoryFormat` (NCHW or NHWC; default `'auto'`); `'auto'` as {@link resolvePrecision} and
+ * {@link resolveMemoryFormat} say. A run's settings (`precision: 'auto'` by default) pass their own. */
 export interface ForwardOptions {
   precision?: PrecisionSetting;
   memoryFormat?: MemoryFormatSetting;
@@ -201,7 +202,7 @@ export abstract class ModelBase {
   protected forwardOptions(options: ForwardOptions = {}): NativeForwardOptions {
     if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
     const device = this.handle.device();
-    const precision = resolvePrecision(options.precision ?? 'auto', device);
+    const precision = resolvePrecision(options.precision ?? 'fp32', device);
     return { precision, memoryFormat: resolveMemoryFormat(options.memoryFormat ?? 'auto', device, precision) };
   }
 

@@ -168,7 +168,8 @@ export interface TrainStepOptions {
   temperature?: number;
   /** Views per image over all tensors of views (default 2). */
   views?: number;
-  /** `auto` (default): bf16 where the hardware has it natively, else fp32 (see {@link resolvePrecision}). */
+  /** `fp32` (default, no autocast, as in PyTorch), `bf16`, `fp16` (CUDA), or `auto`: bf16 where the hardware has it
+   * natively, else fp32 (see {@link resolvePrecision}; a run's settings default to `auto`). */
   precision?: PrecisionSetting;
   /** `auto` (default): see {@link resolveMemoryFormat}. */
   memoryFormat?: MemoryFormatSetting;
@@ -193,7 +194,7 @@ export interface TrainStepResult {
 
 /** The native step options, complete and checked (`device` decides what 'auto' means). */
 function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device: string) {
-  const precision = resolvePrecision(checkOneOf(options.precision ?? 'auto', 'precision', PRECISIONS), device);
+  const precision = resolvePrecision(checkOneOf(options.precision ?? 'fp32', 'precision', PRECISIONS), device);
   const stopRequested = options.stopRequested ?? false;
   if (typeof stopRequested !== 'boolean') throw invalid('a boolean', 'stopRequested', stopRequested);
   return {
