@@ -140,10 +140,21 @@ describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
 
   it('reach the same losses and parameters with multi-crop (2 large + 2 small views per image)', async () => {
     const multiCrop = { smallViews: 2, smallSize: 16 };
-    const r = within(await train(2, multiCrop), { one: await train(1, multiCrop), reordered: await train(1, { ...multiCrop, reverse: true }) });
-    expect(r.lossesOk).toBe(true);
+    // Exactness first, in float64: the gradients of the two paths agree to the last bits (2.5e-16 apart, measured).
+    const exact = { ...multiCrop, float64: true };
+    const exactDp = await train(2, exact);
+    const exactOne = await train(1, exact);
+    expect(distance(exactDp.params, exactOne.params).relative).toBeLessThan(1e-10);
+    exactDp.losses.forEach((loss, i) => expect(Math.abs(loss - exactOne.losses[i])).toBeLessThan(1e-10 * exactOne.losses[i]));
+    // In float32 the parameters against the reordering yardstick. The last loss is not held to 10x its reordering: on
+    // an AVX-512 machine the third loss moved 1.7e-5 (relative) between 2 workers and 1 process but only 4.6e-7 under
+    // reordering, while the parameters stayed within 8x of theirs; a loss within 1e-4 says as much about the gather.
+    const dp = await train(2, multiCrop);
+    const one = await train(1, multiCrop);
+    const r = within(dp, { one, reordered: await train(1, { ...multiCrop, reverse: true }) });
     expect(r.paramsOk).toBe(true);
     expect(r.distance.maxAbs).toBeLessThan(1e-3);
+    dp.losses.forEach((loss, i) => expect(Math.abs(loss - one.losses[i])).toBeLessThan(1e-4 * one.losses[i]));
   }, 600_000);
 
   it('in float64, reach the losses and parameters of 1 process within 1e-10 (float32 rounding hides nothing there)', async () => {
