@@ -2,15 +2,15 @@
 // Quality: simclr pretraining vs the PyTorch script bench/peers/simclr_train.py with the same recipe (architecture,
 // stem, views, optimiser, schedule, epochs, batch, subset sizes), both evaluated by the same linear probe on frozen
 // features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points. The recipe is the
-// quickstart's (QUICKSTART_CONFIG) and the probe protocol the quickstart's (10 000 training-split images, the 10 000
-// test images); the peer is given simclr's training subset and probe splits by index, so both see the same images, and
+// quickstart's on this machine (quickstartConfig: its budget follows the precision) and the probe protocol the
+// quickstart's (10 000 training-split images, the 10 000 test images); the peer is given simclr's training subset and probe splits by index, so both see the same images, and
 // the precision simclr's run resolved to (the quickstart's 'auto': bf16 autocast + channels-last where the CPU has
 // native bf16, else fp32), so both train in the same arithmetic.
 // Usage: npm run bench -- quality [json overrides of the recipe, e.g. '{"epochs":2,"subset":5000}']
-const { runTraining, evaluate, createModel, validateRunConfig, getNumThreads, SEED_STREAMS } = require('../dist');
+const { runTraining, evaluate, createModel, getNumThreads, SEED_STREAMS } = require('../dist');
 const { Subset, openDataset } = require('../dist/data');
 const { maybeSubset } = require('../dist/data/open');
-const { QUICKSTART_CONFIG, quickstartSplits } = require('../dist/quickstart');
+const { quickstartConfig, quickstartSplits } = require('../dist/quickstart');
 const { resolvePrecision } = require('../dist/ops/precision');
 const { runPeer, printTable, fmt } = require('./common');
 const os = require('os');
@@ -18,7 +18,7 @@ const path = require('path');
 
 async function main() {
   const overrides = process.argv[3] ? JSON.parse(process.argv[3]) : {};
-  const config = validateRunConfig({ ...QUICKSTART_CONFIG, knnEvery: 0, out: path.join(os.tmpdir(), 'simclr-quality'), ...overrides });
+  const config = quickstartConfig({ knnEvery: 0, out: path.join(os.tmpdir(), 'simclr-quality'), ...overrides });
   const started = Date.now();
   const run = await runTraining(config, { progress: 'plain', overwrite: true });
   const oursSeconds = (Date.now() - started) / 1000;

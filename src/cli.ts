@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as fs from 'fs';
 import * as path from 'path';
 import { doctor, formatDoctor } from './doctor';
-import { DEFAULT_RUN_CONFIG, QUICKSTART_CONFIG, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './train/config';
+import { DEFAULT_RUN_CONFIG, QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './train/config';
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -208,7 +208,10 @@ export function buildProgram(): Command {
 
   addRunFlags(program.command('quickstart')
     .description('the main job: pretrain SimCLR on Fashion-MNIST, then compare linear probes against raw pixels and a random encoder')
-    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), { ...DEFAULT_RUN_CONFIG, ...QUICKSTART_CONFIG })
+    .option('--progress <mode>', 'auto (bar on a TTY) | plain | none'), { ...DEFAULT_RUN_CONFIG, ...QUICKSTART_CONFIG }, SETTING_NAMES, {
+    subset: { fallback: `${QUICKSTART_CONFIG.subset}; ${QUICKSTART_LOW_PRECISION_BUDGET.subset} where the run computes in bf16` },
+    epochs: { fallback: `${QUICKSTART_CONFIG.epochs}; ${QUICKSTART_LOW_PRECISION_BUDGET.epochs} where the run computes in bf16` },
+  })
     .action(async (options: Record<string, unknown>) => {
       const { quickstart } = await import('./quickstart');
       await quickstart(runConfigFrom(options), progressMode(options.progress));

@@ -3,7 +3,8 @@
  * the linear probe on its frozen features beside the same probe on raw pixels and on a randomly initialised encoder.
  */
 import { doctor, formatDoctor } from './doctor';
-import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, validateRunConfig } from './train/config';
+import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, quickstartRecipe, validateRunConfig } from './train/config';
+import { resolvePrecision } from './ops/precision';
 import { runTraining } from './train/run';
 import { createModel } from './train/run-model';
 import { evaluate, Evaluation, EvaluationSplits } from './eval/evaluate';
@@ -26,8 +27,14 @@ export function quickstartSplits(config: RunConfig): EvaluationSplits {
   };
 }
 
-/** The quick recipe; see train/config.ts. */
-export { QUICKSTART_CONFIG } from './train/config';
+/** The quick recipe and its budget by precision; see train/config.ts. */
+export { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET, quickstartRecipe } from './train/config';
+
+/** The quickstart's run config with `overrides`: the recipe for the precision the run resolves to on its device. */
+export function quickstartConfig(overrides: Partial<RunConfig>): RunConfig {
+  const settings = validateRunConfig({ ...QUICKSTART_CONFIG, ...overrides });
+  return validateRunConfig({ ...quickstartRecipe(resolvePrecision(settings.precision, settings.device)), ...overrides });
+}
 
 /**
  * What the quickstart's report shows besides the run's own records: its settings, the baselines (raw pixels, random
@@ -54,9 +61,9 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
       'use simclr train and simclr eval for other data or splits');
   }
   console.log(formatDoctor(doctor()));
-  const config = validateRunConfig({ ...QUICKSTART_CONFIG, ...overrides });
+  const config = quickstartConfig(overrides);
   console.log(`\npretraining SimCLR: ${config.backbone} (${config.stem} stem), ${config.subset ?? 'all'} Fashion-MNIST images, ` +
-    `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views -> ${config.out}`);
+    `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views, ${resolvePrecision(config.precision, config.device)} -> ${config.out}`);
   const started = Date.now();
   // The main job starts afresh each time (its folder is its own): a previous quickstart's run is replaced.
   const run = await runTraining(config, { progress, handleSigint: true, overwrite: true, keepMonitorFeatures: true });

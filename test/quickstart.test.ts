@@ -8,7 +8,8 @@ import * as path from 'path';
 import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig, writeReport } from '../src';
 import type { Evaluation, EvaluationSplits, MetricsRecord } from '../src';
 import { readConfigFile } from '../src/train/config';
-import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartReport, quickstartSplits } from '../src/quickstart';
+import { resolvePrecision } from '../src/ops/precision';
+import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartConfig, quickstartReport, quickstartSplits } from '../src/quickstart';
 import { describeWithFashionMnist } from './helpers/tools';
 
 describeWithFashionMnist('quickstart probe protocol', () => {
@@ -39,6 +40,22 @@ describeWithFashionMnist('quickstart probe protocol', () => {
 
   it.each([[{ evalSubset: 5000 }], [{ evalData: 'x.csv' }], [{ data: '/tmp/images' }]])('refuses to change the protocol: %j', async (overrides) => {
     await expect(quickstart(overrides, 'none')).rejects.toThrow(/fixed protocol \(10 000 training \/ 10 000 test images\)/);
+  });
+});
+
+describe("the quickstart's budget", () => {
+  it('is 2 epochs of 50 000 images in fp32 and 4 epochs of all 60 000 in bf16; only the budget differs', () => {
+    const fp32 = quickstartConfig({ precision: 'fp32' });
+    const bf16 = quickstartConfig({ precision: 'bf16' });
+    expect([fp32.subset, fp32.epochs]).toEqual([50000, 2]);
+    expect([bf16.subset, bf16.epochs]).toEqual([60000, 4]);
+    expect({ ...bf16, subset: fp32.subset, epochs: fp32.epochs, precision: 'fp32' }).toEqual(fp32);
+  });
+
+  it("follows what precision 'auto' means on the device, and leaves the user's own settings alone", () => {
+    const auto = quickstartConfig({});
+    expect(auto.epochs).toBe(resolvePrecision('auto', 'cpu') === 'bf16' ? 4 : 2);
+    expect(quickstartConfig({ precision: 'bf16', epochs: 1, subset: 1000 })).toMatchObject({ epochs: 1, subset: 1000 });
   });
 });
 
