@@ -146,14 +146,15 @@ describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
     const exactOne = await train(1, exact);
     expect(distance(exactDp.params, exactOne.params).relative).toBeLessThan(1e-10);
     exactDp.losses.forEach((loss, i) => expect(Math.abs(loss - exactOne.losses[i])).toBeLessThan(1e-10 * exactOne.losses[i]));
-    // In float32 the parameters against the reordering yardstick. The last loss is not held to 10x its reordering: on
-    // an AVX-512 machine the third loss moved 1.7e-5 (relative) between 2 workers and 1 process but only 4.6e-7 under
-    // reordering, while the parameters stayed within 8x of theirs; a loss within 1e-4 says as much about the gather.
+    // In float32, fixed bounds rather than the reordering yardstick: on an AVX-512 machine 2 workers and 1 process
+    // ended 2.5e-5 apart (relative; max |Δ| 2.2e-4; third loss 1.7e-5) with both LibTorch builds, while reordering
+    // alone moved the parameters by 1.3e-6 in one build and 3.3e-6 in the other, so 10x of it passed in one and not
+    // the other. The bounds below are 4x and 5x what was measured.
     const dp = await train(2, multiCrop);
     const one = await train(1, multiCrop);
-    const r = within(dp, { one, reordered: await train(1, { ...multiCrop, reverse: true }) });
-    expect(r.paramsOk).toBe(true);
-    expect(r.distance.maxAbs).toBeLessThan(1e-3);
+    const d = distance(dp.params, one.params);
+    expect(d.relative).toBeLessThan(1e-4);
+    expect(d.maxAbs).toBeLessThan(1e-3);
     dp.losses.forEach((loss, i) => expect(Math.abs(loss - one.losses[i])).toBeLessThan(1e-4 * one.losses[i]));
   }, 600_000);
 
