@@ -247,8 +247,9 @@ export const QUICKSTART_CONFIG: Partial<RunConfig> = {
 
 /**
  * The quickstart's budget where its run computes in bf16 (precision 'auto' on a CPU with AVX-512 BF16 or AMX, or on a
- * GPU), whose step ran ~2.7x as fast as fp32's on the 2-core AVX-512 BF16 machine: all 60 000 images for 4 epochs in
- * about the ten minutes of fp32's 2 epochs of 50 000. Measured there (bench/README.md): 415 s of pretraining, probe
+ * GPU): all 60 000 images for 4 epochs, in about the ten minutes that fp32's 2 epochs of 50 000 take on a 2-core AVX2
+ * CPU (420 s of pretraining). A CPU with bf16 instructions has AVX-512 too: on the 2-core AVX-512 BF16 machine the
+ * quickstart's step ran 1.66x as fast in bf16 as in fp32, and 4 epochs of 60 000 took 415–450 s of pretraining, probe
  * 84.34 % and kNN 78.92 % (raw pixels 83.34 / 76.65), where the fp32 budget in bf16 gave 83.36 / 77.73 in 154 s.
  */
 export const QUICKSTART_LOW_PRECISION_BUDGET: Partial<RunConfig> = Object.freeze({ subset: 60000, epochs: 4 });
