@@ -18,10 +18,13 @@ function peerPython() {
   throw new Error('no Python with torch found for the PyTorch peer: set PYTHON=/path/to/python');
 }
 
-/** Runs bench/peers/<script> with JSON arguments and returns its JSON output (the last stdout line). */
+/**
+ * Runs bench/peers/<script> with JSON arguments on its stdin (they may hold every image index of a dataset: more than
+ * one command-line argument may carry) and returns its JSON output (the last stdout line).
+ */
 function runPeer(script, args) {
-  const out = execFileSync(peerPython(), [path.join(__dirname, 'peers', script), JSON.stringify(args)], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
+  const out = execFileSync(peerPython(), [path.join(__dirname, 'peers', script)], {
+    input: JSON.stringify(args), encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 1 << 26,
   });
   return JSON.parse(out.trim().split('\n').pop());
 }

@@ -3,9 +3,9 @@
 // stem, views, optimiser, schedule, epochs, batch, subset sizes), both evaluated by the same linear probe on frozen
 // features, plus the raw-pixel and random-encoder probes. Target: simclr >= PyTorch - 0.5 points. The recipe is the
 // quickstart's on this machine (quickstartConfig: its budget follows the precision) and the probe protocol the
-// quickstart's (10 000 training-split images, the 10 000 test images); the peer is given simclr's training subset and probe splits by index, so both see the same images, and
-// the precision simclr's run resolved to (the quickstart's 'auto': bf16 autocast + channels-last where the CPU has
-// native bf16, else fp32), so both train in the same arithmetic.
+// quickstart's (10 000 training-split images, the 10 000 test images); the peer is given simclr's training subset and
+// probe splits by index, so both see the same images, and the precision simclr's run resolved to (the quickstart's
+// 'auto': bf16 autocast + channels-last where the CPU has native bf16, else fp32), so both train in the same arithmetic.
 // Usage: npm run bench -- quality [json overrides of the recipe, e.g. '{"epochs":2,"subset":5000}']
 const { runTraining, evaluate, createModel, getNumThreads, SEED_STREAMS } = require('../dist');
 const { Subset, openDataset } = require('../dist/data');

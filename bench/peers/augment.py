@@ -56,7 +56,7 @@ def images_per_second(dataset, workers, batch):
 
 
 def main():
-    args = json.loads(sys.argv[1])
+    args = json.load(sys.stdin)
     torch.set_num_threads(args["threads"])
     torch.manual_seed(0)
     paths = sorted(os.path.join(args["dir"], f) for f in os.listdir(args["dir"]))[: args["images"]]

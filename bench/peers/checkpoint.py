@@ -9,7 +9,7 @@ from timing import median_time
 
 
 def main():
-    args = json.loads(sys.argv[1])
+    args = json.load(sys.stdin)
     torch.set_num_threads(args["threads"])
     model = torch.load(args["state"])
     momentum = {f"{k}/momentum": v.clone() for k, v in model.items() if v.is_floating_point()}

@@ -48,7 +48,7 @@ def rss_kib(field):
 
 
 def main():
-    args = json.loads(sys.argv[1])
+    args = json.load(sys.stdin)
     torch.set_num_threads(args["threads"])
     torch.manual_seed(0)
     loss_fn = {"lean": lean_loss, "sthalles": sthalles_loss}[args["form"]]

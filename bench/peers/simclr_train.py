@@ -134,12 +134,16 @@ def make_optimizer(model, c):
     return torch.optim.SGD(groups, lr=c["lr"], momentum=c["momentum"], nesterov=c["nesterov"])
 
 
-def features(model, loader):
+def features(model, loader, bf16):
+    """Features h in eval mode, computed as the training ran (bf16 autocast + channels-last, as simclr's evaluation
+    of a bf16 run does), returned as float32."""
     model.eval()
     xs, ys = [], []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for x, y in loader:
-            xs.append(model.encoder(x))
+            if bf16:
+                x = x.contiguous(memory_format=torch.channels_last)
+            xs.append(model.encoder(x).float())
             ys.append(y)
     return torch.cat(xs), torch.cat(ys)
 
@@ -168,7 +172,7 @@ def linear_probe(train, test, epochs=30, batch=256, lr=1e-3, seed=0):
 
 
 def main():
-    a = json.loads(sys.argv[1])
+    a = json.load(sys.stdin)
     c = a["config"]
     torch.set_num_threads(a.get("threads", 2))
     torch.manual_seed(c["seed"])
@@ -229,8 +233,8 @@ def main():
         bank = np.array(a["bankIndices"]) if a.get("bankIndices") else np.random.default_rng(c["seed"] + 7).permutation(len(tr_images))[: a["evalSubset"]]
         query = np.array(a["queryIndices"]) if a.get("queryIndices") else np.random.default_rng(c["seed"] + 8).permutation(len(te_images))[: a["evalSubset"]]
         mk = lambda im, lb, idx: torch.utils.data.DataLoader(ArrayImages(im[idx], lb[idx], c["baseSize"], ev), batch_size=256)
-        train_f = features(model, mk(tr_images, tr_labels, bank))
-        test_f = features(model, mk(te_images, te_labels, query))
+        train_f = features(model, mk(tr_images, tr_labels, bank), bf16)
+        test_f = features(model, mk(te_images, te_labels, query), bf16)
         out["linearProbe"] = linear_probe(train_f, test_f, seed=c["seed"])
     print(json.dumps(out))
 

@@ -11,7 +11,7 @@ from timing import median_time
 
 
 def main():
-    args = json.loads(sys.argv[1])
+    args = json.load(sys.stdin)
     torch.set_num_threads(args["threads"])
     n, calls = args["elements"], args["calls"]
     data = (np.arange(n) % 251).astype(np.float32)
