@@ -1,19 +1,22 @@
 'use strict';
-// Finds the LibTorch that a source build compiles and links against. One order, one error (like tch-rs):
-//   1. LIBTORCH=<folder>            a libtorch distribution (include/ and lib/ inside)
-//   2. LIBTORCH_USE_PYTORCH=1       the LibTorch inside Python's `torch` package (pip, conda), found with
-//                                   $PYTHON or python3
-//   3. the system's LibTorch        Debian's libtorch-dev (headers in /usr/include, libraries on the default path)
-// Also the one place that says how the addon is compiled (sources, include folders, defines, C++ standard, linker
-// flags): CMakeLists.txt and binding.gyp both ask this file, so the two builds cannot drift apart.
+// Finds LibTorch: at require('simclr'), to choose the binary that matches it (scripts/binary.js), and for a source
+// build, to compile against it (scripts/build-flags.js). One order, one error (like tch-rs):
+//   1. LIBTORCH=<folder>        a libtorch distribution (include/ and lib/ inside)
+//   2. Python's torch           the `torch` importable by $PYTHON, else by the python3 on PATH (an activated venv just
+//                               works); LIBTORCH_USE_PYTORCH=1 makes this step required
+//   3. the system's LibTorch    Debian's libtorch-dev / libtorch1.13
+// Python is asked where torch lives without importing it (importlib's find_spec). Its answer is cached in
+// $XDG_CACHE_HOME/simclr (~/.cache/simclr), keyed by the interpreter and the variables that change what it imports, and
+// trusted while the modification times of its import folders and of torch/version.py are unchanged (a pip install or
+// uninstall touches them), so a plain require starts no Python. SIMCLR_LIBTORCH_CACHE=0 turns the cache off.
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
-const { execFileSync } = require('child_process');
+const { spawnSync } = require('child_process');
 
-const ROOT = path.join(__dirname, '..');
-const NATIVE = path.join(ROOT, 'native');
 const SYSTEM_INCLUDE = '/usr/include';
 const SYSTEM_LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'];
+const CACHE_VERSION = 1;
 
 class LibTorchNotFound extends Error {}
 
@@ -21,13 +24,15 @@ function howToChoose(reason) {
   return [
     `No usable LibTorch: ${reason}`,
     'simclr looks for LibTorch in this order:',
-    '  1. LIBTORCH=/path/to/libtorch        a libtorch folder (with include/ and lib/)',
-    '  2. LIBTORCH_USE_PYTORCH=1            the LibTorch inside Python torch (pip install torch); PYTHON picks the interpreter',
-    '  3. the system LibTorch               on Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp',
+    '  1. LIBTORCH=/path/to/libtorch   a libtorch folder (with include/ and lib/)',
+    '  2. Python\'s torch               the torch importable by $PYTHON, else by python3 on PATH (an activated venv):',
+    '                                  pip install torch',
+    '  3. the system LibTorch          on Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp',
   ].join('\n');
 }
 
-function readVersionHeader(includeDir) {
+/** `major.minor.patch` from the C++ headers' version.h, or undefined without headers. */
+function versionFromHeaders(includeDir) {
   const header = path.join(includeDir, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
   if (!fs.existsSync(header)) return undefined;
   const text = fs.readFileSync(header, 'utf8');
@@ -36,183 +41,199 @@ function readVersionHeader(includeDir) {
   return major === undefined ? undefined : `${major}.${minor}.${patch}`;
 }
 
-function fromFolder(root, source) {
-  const includeDir = path.join(root, 'include');
-  const libDir = path.join(root, 'lib');
-  if (!fs.existsSync(path.join(includeDir, 'ATen', 'ATen.h'))) {
-    throw new LibTorchNotFound(howToChoose(`${source} points at ${root}, which has no include/ATen/ATen.h`));
-  }
-  if (!fs.readdirSync(libDir).some((f) => f.startsWith('libtorch_cpu.'))) {
-    throw new LibTorchNotFound(howToChoose(`${source} points at ${root}, whose lib/ has no libtorch_cpu`));
-  }
-  return describe({ source, root, includeDir, libDir, rpath: true });
-}
-
-function fromPython() {
-  const python = process.env.PYTHON || 'python3';
-  let info;
-  try {
-    const code = 'import json, os, torch; print(json.dumps({"root": os.path.dirname(torch.__file__), ' +
-      '"abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "version": torch.__version__, "cuda": torch.version.cuda}))';
-    info = JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
-  } catch (err) {
-    throw new LibTorchNotFound(howToChoose(`LIBTORCH_USE_PYTORCH=1 but \`${python} -c "import torch"\` failed: ${err.message.split('\n')[0]}`));
-  }
-  const found = fromFolder(info.root, 'LIBTORCH_USE_PYTORCH');
-  return { ...found, version: info.version.split('+')[0], cxx11abi: info.abi === 1, python };
-}
-
-function fromSystem() {
-  if (!fs.existsSync(path.join(SYSTEM_INCLUDE, 'ATen', 'ATen.h'))) {
-    throw new LibTorchNotFound(howToChoose('LIBTORCH is unset, LIBTORCH_USE_PYTORCH is unset, and no system LibTorch headers are in /usr/include'));
-  }
-  const libDir = SYSTEM_LIB_DIRS.find((dir) => fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith('libtorch_cpu.so')));
-  if (!libDir) throw new LibTorchNotFound(howToChoose('system LibTorch headers exist but libtorch_cpu.so was not found'));
-  return describe({ source: 'system', root: '/usr', includeDir: SYSTEM_INCLUDE, libDir, rpath: false });
-}
-
-/** The first of `dirs` that holds `file`, or undefined. */
-function findIn(dirs, file) {
-  return dirs.find((dir) => fs.existsSync(path.join(dir, file)));
+/** The version in a versioned file name (Debian's libtorch_cpu.so.1.13.0), for a LibTorch installed without headers. */
+function versionFromSoname(libDir) {
+  const versioned = fs.readdirSync(libDir).map((f) => f.match(/^libtorch_cpu\.so\.(\d+\.\d+(?:\.\d+)?)$/)?.[1]).filter(Boolean);
+  return versioned.sort((a, b) => b.length - a.length)[0];
 }
 
 /**
- * c10d's Gloo headers (ProcessGroupGloo.hpp includes <gloo/...>). LibTorch ships only its own c10d headers: Debian's
- * libgloo-dev (/usr/include/gloo) supplies Gloo's, for the system LibTorch and for pip torch alike (the headers only
- * declare what ProcessGroupGloo's interface names, behind pointers). GLOO_INCLUDE_DIR points elsewhere.
+ * Whether the libraries use the C++11 ABI of libstdc++ (`_GLIBCXX_USE_CXX11_ABI=1`): c10's exported names then spell
+ * std::string as std::__cxx11::basic_string. Read from libc10 (a few MB) rather than by importing torch.
  */
-function glooIncludes(found, env) {
-  const dirs = [env.GLOO_INCLUDE_DIR, found.includeDir, SYSTEM_INCLUDE].filter(Boolean);
-  const dir = findIn(dirs, path.join('gloo', 'algorithm.h'));
-  if (!dir) {
-    throw new LibTorchNotFound(['c10d\'s Gloo headers were not found (gloo/algorithm.h), which the distributed training step needs:',
-      '  on Debian/Ubuntu: apt-get install libgloo-dev      or set GLOO_INCLUDE_DIR to a folder holding gloo/'].join('\n'));
-  }
-  return dir === SYSTEM_INCLUDE || dir === found.includeDir ? [] : [dir];
+function usesCxx11Abi(libDir) {
+  const c10 = fs.readdirSync(libDir).filter((f) => /^libc10\.so(\.|$)/.test(f)).sort((a, b) => a.length - b.length)[0];
+  if (!c10) return undefined;
+  return fs.readFileSync(path.join(libDir, c10)).includes('St7__cxx11');
 }
 
-/**
- * The include folders for c10d's NCCL backend, or a reason why it is left out. Only a CUDA LibTorch has it, and its
- * headers need a complete CUDA toolkit (cuda_runtime.h with crt/) and nccl.h: CUDA_INCLUDE_DIRS (':'-separated),
- * CUDA_HOME, CUDA_PATH, /usr/local/cuda, pip's nvidia packages next to torch; NCCL_INCLUDE_DIR for nccl.h.
- * SIMCLR_NCCL=0 leaves it out.
- */
-function ncclIncludes(found, env) {
-  if (!found.cuda) return { dirs: [], reason: 'this LibTorch has no CUDA' };
-  if (env.SIMCLR_NCCL === '0') return { dirs: [], reason: 'SIMCLR_NCCL=0' };
-  const nvidia = path.join(path.dirname(found.root), 'nvidia');
-  const pip = fs.existsSync(nvidia) ? fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, 'include')).filter((d) => fs.existsSync(d)) : [];
-  const toolkit = (env.CUDA_INCLUDE_DIRS ? env.CUDA_INCLUDE_DIRS.split(':') : [env.CUDA_HOME, env.CUDA_PATH, '/usr/local/cuda']
-    .filter(Boolean).map((d) => path.join(d, 'include'))).filter((d) => fs.existsSync(d));
-  const cudaDirs = [...toolkit, ...pip];
-  if (!findIn(cudaDirs, 'cuda_runtime.h') || !findIn(cudaDirs, path.join('crt', 'host_config.h'))) {
-    return { dirs: [], reason: 'no complete CUDA toolkit headers (cuda_runtime.h and crt/host_config.h; set CUDA_HOME)' };
-  }
-  const nccl = findIn([env.NCCL_INCLUDE_DIR, ...cudaDirs, SYSTEM_INCLUDE].filter(Boolean), 'nccl.h');
-  if (!nccl) return { dirs: [], reason: 'nccl.h not found (set NCCL_INCLUDE_DIR)' };
-  return { dirs: [...new Set([...cudaDirs, ...(nccl === SYSTEM_INCLUDE ? [] : [nccl])])], reason: undefined };
-}
-
-function describe(found) {
-  const libs = fs.readdirSync(found.libDir);
+/** What the loader and the build need to know of a LibTorch found in `libDir` (headers in `includeDir`, if any). */
+function describe({ source, how, root, includeDir, libDir, version, python }) {
+  const libs = fs.readdirSync(libDir);
   const has = (name) => libs.some((f) => f === `lib${name}.so` || f.startsWith(`lib${name}.so.`));
-  // Newer LibTorch headers refuse to compile below C++20 (ATen.h says so); older ones are fine with C++17.
-  const atenHeader = fs.readFileSync(path.join(found.includeDir, 'ATen', 'ATen.h'), 'utf8');
-  const cuda = has('torch_cuda');
-  const nccl = ncclIncludes({ ...found, cuda }, process.env);
   return {
-    ...found,
-    cxxStandard: atenHeader.includes('C++20 or later') ? 20 : 17,
-    version: readVersionHeader(found.includeDir),
-    cxx11abi: true,
-    cuda,
-    glooIncludes: glooIncludes(found, process.env),
-    nccl: nccl.reason === undefined,
-    ncclIncludes: nccl.dirs,
-    ...(nccl.reason ? { ncclMissing: nccl.reason } : {}),
-    // Linking torch_cuda (with --no-as-needed) registers the CUDA backend; code stays device-agnostic ATen.
-    libraries: ['torch', 'torch_cpu', 'c10', ...(has('torch_cuda') ? ['torch_cuda', 'c10_cuda'] : [])].filter(has),
+    source,
+    how,
+    root,
+    includeDir,
+    libDir,
+    version: version || versionFromHeaders(includeDir) || versionFromSoname(libDir) || 'unknown',
+    cxx11abi: usesCxx11Abi(libDir) ?? true,
+    cuda: has('torch_cuda'),
+    ...(python ? { python } : {}),
   };
 }
 
-/** Returns the LibTorch that a build should use, or throws LibTorchNotFound listing every option. */
-function findLibTorch(env = process.env) {
-  if (env.LIBTORCH) return fromFolder(path.resolve(env.LIBTORCH), 'LIBTORCH');
-  if (env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true') return fromPython();
-  return fromSystem();
+function hasLibTorchCpu(dir) {
+  return fs.existsSync(dir) && fs.readdirSync(dir).some((f) => /^libtorch_cpu\.so(\.|$)/.test(f));
 }
 
-/** True when the user asked for a specific LibTorch, so the prebuilt binary (system LibTorch) must not be used. */
-function explicitLibTorchRequested(env = process.env) {
-  return Boolean(env.LIBTORCH) || env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true';
+function fromFolder(root, how) {
+  const libDir = path.join(root, 'lib');
+  if (!hasLibTorchCpu(libDir)) throw new LibTorchNotFound(howToChoose(`${how}, whose lib/ has no libtorch_cpu.so`));
+  return describe({ source: 'LIBTORCH', how, root, includeDir: path.join(root, 'include'), libDir });
 }
 
-/** The addon's C++ sources: native/core (compute) and native/bind (N-API glue), relative to the package root. */
-function nativeSources() {
-  return ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(NATIVE, dir)).filter((f) => f.endsWith('.cc')).sort()
-    .map((f) => `native/${dir}/${f}`));
+function systemLibDir() {
+  return SYSTEM_LIB_DIRS.find(hasLibTorchCpu);
+}
+
+/** Debian's LibTorch (libtorch1.13; the headers come with libtorch-dev), or undefined. */
+function fromSystem(how = 'the system LibTorch') {
+  const libDir = systemLibDir();
+  return libDir ? describe({ source: 'system', how, root: '/usr', includeDir: SYSTEM_INCLUDE, libDir }) : undefined;
+}
+
+/** The first `name` on PATH that is an executable file, as an absolute path. */
+function onPath(name, env) {
+  for (const dir of (env.PATH || '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.resolve(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+// Asks the interpreter where it would import torch from, without importing it, and which folders it imports from.
+const PROBE = [
+  'import importlib.util, json, os, sys',
+  'spec = importlib.util.find_spec("torch")',
+  'root = os.path.dirname(spec.origin) if spec is not None and spec.origin else None',
+  'print(json.dumps({"executable": sys.executable, "torch": root,',
+  '  "importFolders": sorted({os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)})}))',
+].join('\n');
+
+function cacheFile(env) {
+  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'simclr', 'python-torch.json');
+}
+
+function mtimes(files) {
+  return Object.fromEntries(files.map((f) => {
+    try {
+      return [f, fs.statSync(f).mtimeMs];
+    } catch {
+      return [f, null];
+    }
+  }));
+}
+
+/** What `python` says of torch: `{ executable, torch }`, from the cache while its stamps hold, else by running it. */
+function askPython(python, env) {
+  const useCache = env.SIMCLR_LIBTORCH_CACHE !== '0';
+  const key = JSON.stringify([python, ...['PYTHONPATH', 'PYTHONHOME', 'PYTHONNOUSERSITE', 'PYENV_VERSION', 'CONDA_PREFIX'].map((v) => env[v] ?? null)]);
+  const file = cacheFile(env);
+  let cache = { version: CACHE_VERSION, entries: {} };
+  if (useCache) {
+    try {
+      const read = JSON.parse(fs.readFileSync(file, 'utf8'));
+      if (read.version === CACHE_VERSION) cache = read;
+    } catch {
+      // no cache yet, or an unreadable one: ask Python
+    }
+    const hit = cache.entries[key];
+    if (hit && Object.entries(mtimes(Object.keys(hit.stamps))).every(([f, t]) => hit.stamps[f] === t)) return hit.answer;
+  }
+  const run = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', env, timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (run.status !== 0) {
+    const why = run.error ? run.error.message : (run.stderr || '').trim().split('\n').pop();
+    return { failed: `\`${python}\` could not run (${why})` };
+  }
+  const { executable, torch, importFolders } = JSON.parse(run.stdout);
+  const answer = { executable, torch };
+  if (useCache) {
+    const stamped = [...importFolders, ...(torch ? [path.join(torch, 'version.py')] : [])];
+    cache.entries[key] = { answer, stamps: mtimes(stamped) };
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(cache));
+      fs.renameSync(tmp, file);
+    } catch {
+      // a read-only home: no cache, Python is asked each time
+    }
+  }
+  return answer;
+}
+
+/** The torch package's own version (`2.15.0+cu132` → `2.15.0`) from torch/version.py. */
+function torchPackageVersion(root) {
+  try {
+    return fs.readFileSync(path.join(root, 'version.py'), 'utf8').match(/__version__\s*(?::\s*str\s*)?=\s*['"]([^'"+]+)/)?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Whether libjpeg(-turbo)'s header and library are on the system (Debian: libjpeg62-turbo-dev; Debian's LibTorch links
- * libjpeg.so.62 already). With them the addon decodes JPEGs itself (native/core/image_decode.cc); without, sharp does.
+ * The LibTorch inside Python's torch, `{ found }`, or `{ skipped }` saying why there is none. A torch whose libraries
+ * are the system's (Debian's python3-torch links them from /usr/lib) is the system LibTorch.
  */
-function hasLibJpeg() {
-  return fs.existsSync(path.join(SYSTEM_INCLUDE, 'jpeglib.h')) &&
-    SYSTEM_LIB_DIRS.some((dir) => fs.existsSync(path.join(dir, 'libjpeg.so')));
-}
-
-/** Compiler and linker flags, shared by CMakeLists.txt and binding.gyp so both builds agree. */
-function buildFlags(lt, jpeg = hasLibJpeg()) {
-  // Sources include "core/x.h" and "bind/x.h" from native/.
-  const includes = [NATIVE, path.dirname(require.resolve('node-addon-api/package.json')), lt.includeDir,
-    path.join(lt.includeDir, 'torch', 'csrc', 'api', 'include'), ...lt.glooIncludes, ...lt.ncclIncludes];
-  const defines = [
-    `_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi ? 1 : 0}`,
-    ...(lt.cuda ? ['SIMCLR_WITH_CUDA=1'] : []),
-    // c10d: Gloo always (CPU); NCCL when the LibTorch has CUDA and the CUDA and NCCL headers were found.
-    'USE_C10D_GLOO',
-    ...(lt.nccl ? ['USE_C10D_NCCL', 'SIMCLR_WITH_NCCL=1'] : []),
-    'NAPI_VERSION=8',
-    // Any C++ exception thrown in a callback becomes a JS error instead of aborting the process.
-    'NODE_ADDON_API_CPP_EXCEPTIONS',
-    'NODE_ADDON_API_CPP_EXCEPTIONS_ALL',
-    'NODE_ADDON_API_DISABLE_DEPRECATED',
-    ...(jpeg ? ['SIMCLR_WITH_LIBJPEG=1'] : []),
-  ];
-  const ldflags = [
-    `-L${lt.libDir}`,
-    '-Wl,-z,now', // an ABI mismatch then fails at require(), not at the first error path
-    // CMake puts these flags before the objects, so a library linked "as needed" would be dropped unseen and its symbols
-    // left to whatever the LibTorch happens to load (Debian's links libjpeg; pip's does not): all are needed.
-    '-Wl,--no-as-needed',
-    ...lt.libraries.map((l) => `-l${l}`),
-    ...(jpeg ? ['-ljpeg'] : []),
-    '-Wl,--as-needed',
-    ...(lt.rpath ? [`-Wl,-rpath,${lt.libDir}`] : []),
-  ];
+function fromPython(env) {
+  const python = env.PYTHON || onPath('python3', env);
+  const named = env.PYTHON ? `$PYTHON (${python})` : `python3 on PATH (${python})`;
+  if (!python) return { skipped: 'no $PYTHON and no python3 on PATH' };
+  const answer = askPython(python, env);
+  if (answer.failed) return { skipped: answer.failed };
+  if (!answer.torch) return { skipped: `${named} has no torch` };
+  const libDir = path.join(answer.torch, 'lib');
+  const cpu = hasLibTorchCpu(libDir) && fs.readdirSync(libDir).find((f) => /^libtorch_cpu\.so(\.|$)/.test(f));
+  if (!cpu) return { skipped: `${named} imports torch from ${answer.torch}, whose lib/ has no libtorch_cpu.so` };
+  const realDir = path.dirname(fs.realpathSync(path.join(libDir, cpu)));
+  if (SYSTEM_LIB_DIRS.includes(realDir)) {
+    return { found: fromSystem(`the torch of ${named}, whose libraries are the system's (${realDir})`) };
+  }
   return {
-    sources: nativeSources(),
-    includes,
-    defines,
-    ldflags,
-    std: [`-std=c++${lt.cxxStandard}`],
-    cxxStandard: [String(lt.cxxStandard)],
-    cflags: ['-O2', '-Wall', '-Wno-unused-parameter', '-fvisibility=hidden'],
+    found: describe({
+      source: 'python', how: `the torch of ${named}`, root: answer.torch, includeDir: path.join(answer.torch, 'include'), libDir,
+      version: torchPackageVersion(answer.torch), python,
+    }),
   };
 }
 
-module.exports = { findLibTorch, explicitLibTorchRequested, buildFlags, hasLibJpeg, nativeSources, LibTorchNotFound };
+function pythonForced(env) {
+  return env.LIBTORCH_USE_PYTORCH === '1' || env.LIBTORCH_USE_PYTORCH === 'true';
+}
+
+/**
+ * The LibTorch to load or build against: `{ source, how, root, includeDir, libDir, version, cxx11abi, cuda, python? }`,
+ * or throws LibTorchNotFound listing every option and why each was passed over.
+ */
+function findLibTorch(env = process.env) {
+  if (env.LIBTORCH) return fromFolder(path.resolve(env.LIBTORCH), `LIBTORCH=${env.LIBTORCH}`);
+  const python = fromPython(env);
+  if (python.found) return python.found;
+  if (pythonForced(env)) throw new LibTorchNotFound(howToChoose(`LIBTORCH_USE_PYTORCH=1, but ${python.skipped}`));
+  const system = fromSystem();
+  if (system) return system;
+  throw new LibTorchNotFound(howToChoose(`LIBTORCH is unset; ${python.skipped}; no libtorch_cpu.so in ${SYSTEM_LIB_DIRS.join(', ')}`));
+}
+
+/** Whether `libDir` is one the dynamic loader searches by itself (no preloading needed). */
+function isSystemLibDir(libDir) {
+  return SYSTEM_LIB_DIRS.includes(libDir);
+}
+
+module.exports = { findLibTorch, fromSystem, isSystemLibDir, LibTorchNotFound, SYSTEM_INCLUDE, SYSTEM_LIB_DIRS };
 
 if (require.main === module) {
-  // CLI for the build files: `node scripts/libtorch.js json | sources|includes|defines|ldflags|std|cxxStandard|cflags [--cmake]`
-  // (space-separated for gyp, ';'-separated CMake lists with --cmake).
   try {
-    const lt = findLibTorch();
-    const flags = buildFlags(lt);
-    const what = process.argv[2] || 'json';
-    if (what === 'json') process.stdout.write(JSON.stringify({ ...lt, ...flags }, null, 2) + '\n');
-    else process.stdout.write(flags[what].join(process.argv.includes('--cmake') ? ';' : ' ') + '\n');
+    process.stdout.write(JSON.stringify(findLibTorch(), null, 2) + '\n');
   } catch (err) {
     process.stderr.write(`${err.message}\n`);
     process.exit(1);

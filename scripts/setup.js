@@ -25,19 +25,30 @@ function debianPackagesMissing(names) {
   });
 }
 
+/** True unless a LibTorch other than the system's is found (none found yet: the system's is to be installed). */
+function usesSystemLibTorch() {
+  const { findLibTorch } = require('./libtorch');
+  try {
+    return findLibTorch().source === 'system';
+  } catch {
+    return true;
+  }
+}
+
 function ensureSystemPackages() {
   if (!fs.existsSync('/usr/bin/dpkg-query')) {
     log('not a Debian-like system: install LibTorch and OpenBLAS yourself (see README)');
     return;
   }
-  const { explicitLibTorchRequested } = require('./libtorch');
+  // The system LibTorch unless another is found first (LIBTORCH, or the torch of $PYTHON or python3 on PATH).
+  const systemLibTorch = usesSystemLibTorch();
   // libjpeg-turbo's headers: a source build decodes JPEGs natively with them (PIL's bytes), with sharp otherwise.
   const wanted = ['libopenblas0-openmp', 'dataset-fashion-mnist', 'libjpeg62-turbo-dev'];
-  if (!explicitLibTorchRequested()) wanted.push('libtorch-dev');
+  if (systemLibTorch) wanted.push('libtorch-dev');
   // c10d's Gloo headers: LibTorch ships only its own c10d headers, and a source build against any LibTorch (Debian's or
   // pip's) compiles the distributed training step with them.
   wanted.push('libgloo-dev');
-  if (forTests && !explicitLibTorchRequested()) wanted.push('python3-torchvision');
+  if (forTests && systemLibTorch) wanted.push('python3-torchvision');
   // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
   if (forTests) wanted.push('tmux', 'chromium');
   const missing = debianPackagesMissing(wanted);
@@ -63,22 +74,34 @@ function ensureNodeModules() {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
+/** Loads the binary that require('simclr') would, in a child process (one that aborts cannot take setup down). */
+function loads() {
+  const probe = spawnSync(process.execPath, ['-e', "const b = require('./scripts/binary'); b.loadBinary(b.chooseBinary())"],
+    { cwd: ROOT, encoding: 'utf8' });
+  return probe.status === 0 ? undefined : (probe.stderr.trim().split('\n').find((l) => l.includes('Error')) ?? `exit ${probe.status}`);
+}
+
 function ensureNativeBinary() {
-  const { findLibTorch, explicitLibTorchRequested } = require('./libtorch');
+  const { findLibTorch } = require('./libtorch');
   const { sourceHash } = require('./source-hash');
   const { buildNative } = require('./build-native');
-  const { probeBinary, isSourceBuild, libtorchOf } = require('./binary');
-  const loaded = probeBinary(ROOT);
+  const { matchingPrebuild, paths, readStamp } = require('./binary');
+  const found = findLibTorch();
   let reason;
-  if (!loaded) reason = 'no binary loads';
-  else if (explicitLibTorchRequested()) {
-    if (!isSourceBuild(loaded.path) || libtorchOf(loaded.path).libDir !== findLibTorch().libDir) reason = 'another LibTorch was chosen';
+  if (fs.existsSync(paths().sourceBuild)) {
+    // A stale source build is rebuilt; a stale prebuild is not (the prebuild test reports it: run `npm run prebuild`).
+    if (readStamp()?.libDir !== found.libDir) reason = `the source build links another LibTorch than ${found.how}`;
+    else if (readStamp()?.sourceHash !== sourceHash()) reason = 'native sources changed';
+  } else if (!matchingPrebuild(found)) {
+    reason = `no prebuild fits LibTorch ${found.version} (${found.how})`;
   }
-  // A stale source build is rebuilt; a stale prebuild is not (the prebuild test reports it: run `npm run prebuild`).
-  if (!reason && isSourceBuild(loaded.path) && loaded.sourceHash !== sourceHash()) reason = 'native sources changed';
+  if (!reason) {
+    const failure = loads();
+    if (failure) reason = `the binary does not load: ${failure}`;
+  }
   if (reason) {
     log(`building the native addon (${reason})`);
-    buildNative();
+    buildNative({ libtorch: found });
   }
 }
 

@@ -10,8 +10,8 @@ const ROOT = path.join(__dirname, '..');
 function nativeInputs() {
   const native = ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(ROOT, 'native', dir))
     .filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => `native/${dir}/${f}`));
-  // libtorch.js holds the compile flags (defines, standard) of both build files.
-  return [...native, 'CMakeLists.txt', 'binding.gyp', 'scripts/libtorch.js'];
+  // build-flags.js holds the compile flags (defines, standard) of both build files; preload.c is the prebuilds' loader.
+  return [...native, 'CMakeLists.txt', 'binding.gyp', 'scripts/build-flags.js', 'native/preload/preload.c'];
 }
 
 function sourceHash() {

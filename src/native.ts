@@ -12,6 +12,7 @@ export interface NativeBuildInfo {
   sourceHash: string;
   libtorchVersion: string;
   compiledWithCuda: boolean;
+  compiledWithNccl: boolean;
   config: string;
   parallel: string;
 }
@@ -391,23 +392,53 @@ export interface NativeAddon extends RuntimeModule, TensorModule, ModelModule, N
 /** The package root (where package.json, build/ and prebuilds/ live), from src/ or dist/. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..');
 
-function loadFailure(cause: unknown): Error {
+/** A LibTorch as scripts/libtorch.js describes it: where it is, how it was found, what it is. */
+export interface LibTorchDescription {
+  source: 'LIBTORCH' | 'python' | 'system';
+  how: string;
+  libDir: string;
+  version: string;
+  cxx11abi: boolean;
+  cuda: boolean;
+  python?: string;
+}
+
+/** The binary that loaded and why (scripts/binary.js chooses it before anything is loaded). */
+export interface BinaryChoice {
+  kind: 'source build' | 'prebuilt';
+  path: string;
+  /** The LibTorch it links: as found at load for a prebuild, as recorded at build time for a source build. */
+  libtorch?: LibTorchDescription;
+  /** For a prebuild: what it was built against, and whether NCCL is compiled in. */
+  prebuild?: { file: string; builtAgainst: string; nccl: boolean };
+  /** LibTorch libraries loaded by full path first, so that the prebuild's sonames resolve to them. */
+  preload: string[];
+}
+
+const binary = require('../scripts/binary') as {
+  chooseBinary(): BinaryChoice;
+  loadBinary(choice: BinaryChoice): unknown;
+};
+
+function loadFailure(cause: unknown, choice: BinaryChoice): Error {
   const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  const libtorch = choice.libtorch ? `LibTorch ${choice.libtorch.version} (${choice.libtorch.how}, ${choice.libtorch.libDir})` : 'its LibTorch';
   return new Error(
     [
-      `simclr: the native addon could not be loaded: ${reason}`,
+      `simclr: the native addon (${choice.kind}: ${choice.path}) could not be loaded with ${libtorch}: ${reason}`,
       'Likely causes and fixes:',
-      '  - No LibTorch on this machine for the prebuilt binary: apt-get install libtorch-dev libopenblas0-openmp',
-      '  - A LibTorch of your own (pip torch, libtorch zip): rebuild against it with',
-      '      LIBTORCH_USE_PYTORCH=1 npm rebuild simclr      or      LIBTORCH=/path/to/libtorch npm rebuild simclr',
-      '  - The install step was skipped (--ignore-scripts): run npm rebuild simclr',
-      '  - Run `npx simclr doctor` to see which LibTorch was found.',
+      ...(choice.kind === 'source build'
+        ? ['  - The LibTorch it was built against moved or changed: npm rebuild simclr (or delete its build/ folder to use a prebuild)']
+        : ['  - A broken or partial torch install: reinstall it (pip install --force-reinstall torch), or',
+          '    build against it: npm rebuild simclr   (needs cmake and g++)']),
+      '  - Debian\'s LibTorch: apt-get install libtorch1.13 libopenblas0-openmp',
+      '  - Run `npx simclr doctor` (or node -e "require(\'simclr\')") to see which LibTorch was found.',
     ].join('\n'),
   );
 }
 
-/** Where the loaded binary came from: a source build (build/Release) or the committed prebuild. */
-export let nativeBinaryPath = '';
+/** The binary that loaded, and why (`simclr doctor` prints it). */
+export let nativeBinary: BinaryChoice;
 
 /**
  * Whether freed host memory is kept for reuse (set at load): glibc's heap, and LibTorch's CPU tensors of 32 MiB and
@@ -425,19 +456,19 @@ function retainFreedHostMemory(addon: NativeAddon): boolean {
 }
 
 function load(): NativeAddon {
+  // Throws its own clear error (nothing found, or no prebuild fits) before anything is loaded.
+  nativeBinary = binary.chooseBinary();
+  let addon: NativeAddon;
   try {
-    // node-gyp-build looks in build/Release first (a source build), then prebuilds/<platform>-<arch>/.
-    const nodeGypBuild = require('node-gyp-build') as { (dir: string): NativeAddon; resolve(dir: string): string };
-    nativeBinaryPath = nodeGypBuild.resolve(PACKAGE_ROOT);
-    const addon = nodeGypBuild(PACKAGE_ROOT);
-    // LibTorch starts with one intra-op thread on small machines; use every core unless the user said otherwise.
-    const threads = Number(process.env.SIMCLR_NUM_THREADS) || os.availableParallelism();
-    addon.setNumThreads(threads);
-    hostMemoryRetained = retainFreedHostMemory(addon);
-    return addon;
+    addon = binary.loadBinary(nativeBinary) as NativeAddon;
   } catch (err) {
-    throw loadFailure(err);
+    throw loadFailure(err, nativeBinary);
   }
+  // LibTorch starts with one intra-op thread on small machines; use every core unless the user said otherwise.
+  const threads = Number(process.env.SIMCLR_NUM_THREADS) || os.availableParallelism();
+  addon.setNumThreads(threads);
+  hostMemoryRetained = retainFreedHostMemory(addon);
+  return addon;
 }
 
 export const native: NativeAddon = load();

@@ -1,6 +1,6 @@
 /**
  * binding.gyp and CMakeLists.txt must describe the same build: both take their sources, defines, include folders and
- * C++ standard from scripts/libtorch.js. This expands binding.gyp's commands as gyp would and reads what CMake
+ * C++ standard from scripts/build-flags.js. This expands binding.gyp's commands as gyp would and reads what CMake
  * actually configures (compile_commands.json), then compares the two.
  */
 import { execSync, spawnSync } from 'child_process';
@@ -73,11 +73,14 @@ describe('build files', () => {
     expect(gyp.includes.filter((d) => !system.has(d) && !cmake.includes.includes(d))).toEqual([]);
   });
 
-  it('every native source is compiled, and none lives outside native/core and native/bind', () => {
+  it('every native source is compiled, and none lives outside native/core and native/bind (but the prebuilds\' loader)', () => {
     const onDisk = ['core', 'bind'].flatMap((dir) => fs.readdirSync(path.join(ROOT, 'native', dir)).filter((f) => f.endsWith('.cc'))
       .map((f) => path.join(ROOT, 'native', dir, f))).sort();
     expect(fromGyp().sources).toEqual(onDisk);
-    expect(fs.readdirSync(path.join(ROOT, 'native')).sort()).toEqual(['bind', 'core']);
+    expect(fs.readdirSync(path.join(ROOT, 'native')).sort()).toEqual(['bind', 'core', 'preload']);
+    // preload.c is its own binary (npm run prebuild compiles it), which links nothing of LibTorch.
+    expect(fs.readdirSync(path.join(ROOT, 'native', 'preload'))).toEqual(['preload.c']);
+    expect(fs.readFileSync(path.join(ROOT, 'native', 'preload', 'preload.c'), 'utf8')).not.toMatch(/#include\s+[<"](torch|ATen|c10)/);
   });
 
   it('native/core is compute only: no N-API include', () => {
@@ -91,7 +94,7 @@ describe('the loaded addon', () => {
   it('names libjpeg among its own dependencies when it decodes JPEGs (not borrowed from whichever LibTorch loads it)', () => {
     // Debian's LibTorch links libjpeg, pip's does not: an addon that only resolved jpeg_* through the former loads there
     // and fails to load against the latter (a CMake link line once dropped -ljpeg "as needed").
-    const addon = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(ROOT);
+    const addon = (require('../src/native') as typeof import('../src/native')).nativeBinary.path;
     const needed = execSync(`readelf -d '${addon}'`, { encoding: 'utf8' }).split('\n')
       .map((l) => l.match(/\(NEEDED\)\s+Shared library: \[(.*)\]/)?.[1]).filter((l): l is string => Boolean(l));
     const { hasJpegDecoder } = require('../src/augment/image-batch') as typeof import('../src/augment/image-batch');

@@ -108,7 +108,7 @@ describe('joining a process group', () => {
     try {
       await expect(ProcessGroup.init({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 2_000, agentStore: true }))
         .rejects.toThrow(new RegExp(`rank 0: the rendezvous store at 127\\.0\\.0\\.1:${port} (took the connection but )?did not answer within [24] s\\. ` +
-          'It is the launcher\'s store \\(TORCHELASTIC_USE_AGENT_STORE=True\\).*LIBTORCH_USE_PYTORCH=1 npm rebuild simclr'));
+          'It is the launcher\'s store \\(TORCHELASTIC_USE_AGENT_STORE=True\\).*Run simclr on the torch of the launcher'));
     } finally {
       for (const socket of sockets) socket.destroy();
       silent.close();

@@ -112,13 +112,11 @@ setup_files() {
   node -e "require('jest/package.json'); require('sharp'); require('cmake-js/package.json'); console.log('dependencies load')"
 }
 
-# ── 3. the addon, built against the chosen torch (the dry run reuses what it can) ─────────────────────────────────────
+# ── 3. the addon for the chosen torch: the prebuild that fits it loads as it is; else a source build ─────────────────
+# PYTHON (exported below) makes the loader find that torch first, as an activated venv would.
 build_plan() {
-  if [ "$DRY" = 1 ] && [ -z "${LIBTORCH_USE_PYTORCH:-}" ] && [ -z "${LIBTORCH:-}" ] &&
-    node -e "require('node-gyp-build')('.')" 2>/dev/null; then
+  if node -e "const b = require('./scripts/binary'); b.loadBinary(b.chooseBinary())" 2>/dev/null; then
     echo "reuse"
-  elif [ "$DRY" = 1 ] && [ -n "${LIBTORCH_USE_PYTORCH:-}${LIBTORCH:-}" ]; then
-    echo "incremental"
   else
     echo "torch"
   fi
@@ -142,7 +140,7 @@ environment() {
 # The tests: SIMCLR_TEST_DEVICE makes the tests that take a device use the GPU; the oracle is the same torch.
 JEST=(node node_modules/jest/bin/jest.js --config bench/gpu/jest.config.js --ci)
 DEVICE_TESTS=(test/device.test.ts test/nt-xent.test.ts test/augment.test.ts)
-export SIMCLR_TEST_DEVICE=$DEVICE SIMCLR_REQUIRE_ORACLE=1 SIMCLR_ORACLE_PYTHON=$TORCH_PY
+export SIMCLR_TEST_DEVICE=$DEVICE SIMCLR_REQUIRE_ORACLE=1 SIMCLR_ORACLE_PYTHON=$TORCH_PY PYTHON=$TORCH_PY LIBTORCH_USE_PYTORCH=1
 export SIMCLR_JEST_WORKERS=${SIMCLR_JEST_WORKERS:-$([ "$DRY" = 1 ] && echo 2 || echo 12)}
 # The benchmarks: the peers run with the torch the addon was built against; sharp decodes on every core.
 BENCH_ENV=(env PYTHON="$TORCH_PY" SIMCLR_BENCH_DEVICE="$DEVICE" UV_THREADPOOL_SIZE="$(nproc)")
@@ -152,9 +150,8 @@ phase node - setup_node || { say "cannot continue without node"; exit 1; }
 phase files - setup_files || { say "cannot continue without the npm dependencies"; exit 1; }
 plan=$(build_plan)
 case $plan in
-  reuse) say "== build: dry run, reusing the binary that loads here ($(node -p "require('node-gyp-build').resolve('.')"))" ;;
-  incremental) phase build 300 node scripts/build-native.js || { say "cannot continue without the addon"; exit 1; } ;;
-  torch) phase build 200 env LIBTORCH_USE_PYTORCH=1 PYTHON="$TORCH_PY" node scripts/build-native.js ||
+  reuse) say "== build: none, the binary that loads here: $(node -p "require('./scripts/binary').chooseBinary().path")" ;;
+  torch) phase build 300 node scripts/build-native.js ||
     { say "cannot continue without the addon"; exit 1; } ;;
 esac
 phase environment - environment

@@ -105,6 +105,11 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #else
   out.Set("compiledWithCuda", false);
 #endif
+#ifdef SIMCLR_WITH_NCCL
+  out.Set("compiledWithNccl", true);
+#else
+  out.Set("compiledWithNccl", false);
+#endif
   out.Set("config", at::show_config());
   out.Set("parallel", at::get_parallel_info());
   return out;

@@ -349,8 +349,9 @@ c10::intrusive_ptr<c10d::Store> ConnectAnotherClient(const ProcessGroupOptions& 
 std::string SilentStoreHint(const ProcessGroupOptions& o) {
   if (o.rank0_serves_store) return " Is another program listening on MASTER_PORT?";
   return " It is the launcher's store (TORCHELASTIC_USE_AGENT_STORE=True): a torchrun from torch >= 2 serves a store that "
-         "a LibTorch 1.x client cannot talk to (this build's is " TORCH_VERSION "). Build simclr against the torch of the "
-         "launcher (LIBTORCH_USE_PYTORCH=1 npm rebuild simclr) or start the workers with simclr train --nproc-per-node.";
+         "a LibTorch 1.x client cannot talk to (this build's is " TORCH_VERSION "). Run simclr on the torch of the launcher "
+         "(activate its venv, or set PYTHON to its python: the prebuild for it loads) or start the workers with simclr "
+         "train --nproc-per-node.";
 }
 
 // A store operation during the rendezvous; a broken connection means rank 0, which serves the store, is gone.

@@ -6,7 +6,8 @@ const os = require('os');
 const path = require('path');
 
 const ROOT = path.join(__dirname, '..', '..');
-const addon = require('node-gyp-build')(ROOT);
+const binary = require(path.join(ROOT, 'scripts', 'binary'));
+const addon = binary.loadBinary(binary.chooseBinary({ root: ROOT }), ROOT);
 const calls = Number(process.argv[2] || 300);
 let state = Number(process.argv[3] || 1) >>> 0;
 const random = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32);

@@ -1,6 +1,7 @@
 /**
- * PyTorch/torchvision as the test oracle. The Python matches the LibTorch under test: $PYTHON when
- * LIBTORCH_USE_PYTORCH=1 (pip torch), else Debian's /usr/bin/python3 (python3-torch). SIMCLR_ORACLE_PYTHON overrides.
+ * PyTorch/torchvision as the test oracle. The Python matches the LibTorch under test: the Python whose torch the loaded
+ * addon links (pip torch, found as require('simclr') finds it), else Debian's /usr/bin/python3 (python3-torch).
+ * SIMCLR_ORACLE_PYTHON overrides.
  * Without an oracle the tests that need it are skipped with the reason printed, except in CI
  * (SIMCLR_REQUIRE_ORACLE=1), where a missing oracle fails.
  */
@@ -8,7 +9,8 @@ import { spawnSync } from 'child_process';
 
 function candidates(): string[] {
   if (process.env.SIMCLR_ORACLE_PYTHON) return [process.env.SIMCLR_ORACLE_PYTHON];
-  if (process.env.LIBTORCH_USE_PYTORCH === '1') return [process.env.PYTHON || 'python3'];
+  const { nativeBinary } = require('../../src/native') as typeof import('../../src/native');
+  if (nativeBinary.libtorch?.python) return [nativeBinary.libtorch.python];
   return ['/usr/bin/python3', 'python3'];
 }
 
