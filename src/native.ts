@@ -409,8 +409,8 @@ export interface BinaryChoice {
   path: string;
   /** The LibTorch it links: as found at load for a prebuild, as recorded at build time for a source build. */
   libtorch?: LibTorchDescription;
-  /** For a prebuild: what it was built against, and whether NCCL is compiled in. */
-  prebuild?: { file: string; builtAgainst: string; nccl: boolean };
+  /** For a prebuild: what it was built against, whether NCCL and the native JPEG decoder are compiled in. */
+  prebuild?: { file: string; builtAgainst: string; nccl: boolean; jpeg: boolean };
   /** LibTorch libraries loaded by full path first, so that the prebuild's sonames resolve to them. */
   preload: string[];
 }
