@@ -133,7 +133,10 @@ function buildFlags(lt) {
     ldflags,
     std: [`-std=c++${lt.cxxStandard}`],
     cxxStandard: [String(lt.cxxStandard)],
-    cflags: ['-O2', '-Wall', '-Wno-unused-parameter', '-fvisibility=hidden'],
+    cflags: ['-O2', '-Wall', '-Wno-unused-parameter', '-fvisibility=hidden',
+      // A prebuild names no folder of the machine that built it (__FILE__ in LibTorch's checks becomes a relative path).
+      // Of several maps that match, GCC applies the last: the LibTorch folder (perhaps inside the checkout) comes last.
+      ...(lt.prebuild ? [`-ffile-prefix-map=${ROOT}/=`, `-ffile-prefix-map=${lt.includeDir}/=libtorch/include/`] : [])],
   };
 }
 

@@ -4,8 +4,8 @@ export type { Dtype, Device, TensorOptions, SupportedTypedArray, MemoryStats } f
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';
 export { ntXent, ntXentLocalRows, NT_XENT_MIN_TEMPERATURE, NT_XENT_DEFAULT_TEMPERATURE } from './ops/nt-xent';
-export { Optimizer, trainStep, createTrainStep, OPTIMIZERS, OPTIMIZER_DEFAULTS } from './ops/train-step';
-export type { OptimizerOptions, OptimizerState, TrainStepOptions, TrainStepResult, TrainStep, TrainStepConfig, DataParallelOptions } from './ops/train-step';
+export { Optimizer, trainStep, launchTrainStep, createTrainStep, OPTIMIZERS, OPTIMIZER_DEFAULTS } from './ops/train-step';
+export type { OptimizerOptions, OptimizerState, TrainStepOptions, TrainStepResult, LaunchedTrainStep, TrainStep, TrainStepConfig, DataParallelOptions } from './ops/train-step';
 export { PRECISIONS, MEMORY_FORMATS, resolvePrecision, resolveMemoryFormat } from './ops/precision';
 export type { Precision, PrecisionSetting, MemoryFormat, MemoryFormatSetting } from './ops/precision';
 export type { NtXentOptions, NtXentResult, NtXentLocalRowsResult } from './ops/nt-xent';

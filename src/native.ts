@@ -314,11 +314,19 @@ export interface NativeDataParallelOptions {
   bucketBytes: number;
 }
 
+/** A step's scalars on their way to the host (an opaque handle for readTrainStepValues). */
+export type NativeTrainStepValues = { readonly __brand: 'NativeTrainStepValues' };
+
+/** Settles once the step is queued on its device (on the CPU: once it ran); its scalars come by readTrainStepValues. */
 export interface NativeTrainStepResult {
-  loss: number;
-  localLoss: number;
+  values: NativeTrainStepValues;
   images: number;
   applied: boolean;
+}
+
+export interface NativeTrainStepValuesRead {
+  loss: number;
+  localLoss: number;
   stop: boolean;
 }
 
@@ -332,6 +340,8 @@ interface TrainStepModule {
   createOptimizer(model: NativeModel, options: NativeOptimizerOptions, dataParallel?: NativeDataParallelOptions): NativeOptimizer;
   trainStep(model: NativeModel, optimizer: NativeOptimizer, views: NativeTensor[], options: NativeTrainStepOptions):
     Promise<NativeTrainStepResult>;
+  /** Waits (off the JS thread, beside the next step) for a step's scalars to reach the host. */
+  readTrainStepValues(values: NativeTrainStepValues): Promise<NativeTrainStepValuesRead>;
 }
 
 // ── evaluation: kNN monitor and linear probe on frozen features; see eval/ ──────────────────────────────────────

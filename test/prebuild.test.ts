@@ -68,6 +68,9 @@ describe('prebuilt binaries', () => {
     expect(needed.filter((l) => /^lib(torch|c10)/.test(l))).toEqual(p.libtorchLibraries);
     // libjpeg only where the prebuild says it decodes natively (Debian's); pip torch machines may lack libjpeg.so.62.
     expect(needed.some((l) => l.startsWith('libjpeg'))).toBe(p.jpeg);
+    // Nor does it name a folder of the machine that built it (LibTorch's checks quote their header's path).
+    const bytes = fs.readFileSync(path.join(DIR, file));
+    expect([bytes.includes('site-packages/torch'), bytes.includes(ROOT)]).toEqual([false, false]);
   });
 
   it('preload.node links nothing of LibTorch', () => {

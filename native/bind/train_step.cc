@@ -2,7 +2,10 @@
 //   createOptimizer(model, options, dataParallel?) -> NativeOptimizer { state(), loadState(names, tensors, steps) }
 //     dataParallel: { group, globalBatchNorm, gatherBackward: 'sum' | 'own', bucketBytes }
 //   trainStep(model, optimizer, views: Tensor | Tensor[], options)
-//     -> Promise<{ loss, localLoss, images, applied, stop }>, off the JS thread.
+//     -> Promise<{ values, images, applied }>, off the JS thread; it settles once the step is queued on its device (on
+//     the CPU, once it ran), before its loss is known there.
+//   readTrainStepValues(values) -> Promise<{ loss, localLoss, stop }>: waits (on libuv's pool, beside the next step)
+//     for the step's scalars to reach the host.
 //   optimizerNames, maxMomentum, maxAccumulationSteps: what TypeScript validates against (defined in core/).
 // The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are checked again here only
 // so that bad input is an error, never a crash.
@@ -70,6 +73,9 @@ std::vector<at::Tensor> ViewGroupsFromJs(const Napi::Value& value) {
   for (uint32_t i = 0; i < array.Length(); ++i) groups.push_back(TensorWrap::FromJs(array.Get(i), "views[" + std::to_string(i) + "]"));
   return groups;
 }
+
+// Marks the externals that carry a step's values, so that no other external passes for one.
+constexpr napi_type_tag kTrainStepValuesTag = {0x73696d636c725456, 0x616c7565733a7631};
 
 // Clears a flag when a step ends, however it ends.
 struct BusyFlag {
@@ -173,14 +179,34 @@ Napi::Value TrainStepJs(const Napi::CallbackInfo& info) {
         [state, groups, options, busy] { return TrainStep(*state, groups, options); },
         [](Napi::Env env, TrainStepResult& result) -> Napi::Value {
           Napi::Object out = Napi::Object::New(env);
-          out.Set("loss", result.loss);
-          out.Set("localLoss", result.local_loss);
+          auto values = Napi::External<HostCopy>::New(env, new HostCopy(std::move(result.values)),
+                                                      [](Napi::Env, HostCopy* copy) { delete copy; });
+          values.TypeTag(&kTrainStepValuesTag);
+          out.Set("values", values);
           out.Set("images", double(result.images));
           out.Set("applied", result.applied);
-          out.Set("stop", result.stop);
           return out;
         },
         RunsOn::kComputeThread);
+  });
+}
+
+// readTrainStepValues(values: the `values` of a trainStep result) -> Promise<{ loss, localLoss, stop }>
+Napi::Value ReadTrainStepValuesJs(const Napi::CallbackInfo& info) {
+  return SIMCLR_GUARD(info, {
+    if (!info[0].IsExternal() || !info[0].As<Napi::External<HostCopy>>().CheckTypeTag(&kTrainStepValuesTag)) {
+      ThrowType("Expected the values of a training step for values but received " + TypeName(info[0]));
+    }
+    const HostCopy values = *info[0].As<Napi::External<HostCopy>>().Data();
+    return RunAsync<TrainStepValues>(
+        info.Env(), "simclr.readTrainStepValues", [values] { return ReadTrainStepValues(values); },
+        [](Napi::Env env, TrainStepValues& read) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("loss", read.loss);
+          out.Set("localLoss", read.local_loss);
+          out.Set("stop", read.stop);
+          return out;
+        });
   });
 }
 
@@ -188,6 +214,7 @@ void InitTrainStepModule(Napi::Env env, Napi::Object exports) {
   OptimizerWrap::Init(env, exports);
   exports.Set("createOptimizer", Napi::Function::New<CreateOptimizer>(env, "createOptimizer"));
   exports.Set("trainStep", Napi::Function::New<TrainStepJs>(env, "trainStep"));
+  exports.Set("readTrainStepValues", Napi::Function::New<ReadTrainStepValuesJs>(env, "readTrainStepValues"));
   exports.Set("optimizerNames", StringArray(env, OptimizerNames()));
   exports.Set("maxMomentum", Napi::Number::New(env, kMaxMomentum));
   exports.Set("maxAccumulationSteps", Napi::Number::New(env, double(kMaxAccumulationSteps)));

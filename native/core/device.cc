@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/version.h>
 
 // The device-agnostic allocator interface (c10::DeviceAllocator, what torch.accelerator.memory_stats reads) arrived in
@@ -31,6 +32,27 @@ at::Tensor UploadToDevice(const at::Tensor& tensor, const at::Device& device) {
   // The host copy behind a non-blocking upload is kept alive by LibTorch's pinned allocator until the copy has run.
   const at::Tensor pinned = tensor.is_pinned() ? tensor : tensor.contiguous().pin_memory();
   return pinned.to(device, /*non_blocking=*/true);
+}
+
+HostCopy::HostCopy(const at::Tensor& tensor) {
+#ifdef SIMCLR_WITH_CUDA
+  if (tensor.device().is_cuda()) {
+    host_ = at::empty(tensor.sizes(), tensor.options().device(at::kCPU).pinned_memory(true));
+    host_.copy_(tensor, /*non_blocking=*/true);
+    copied_ = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
+    copied_->record(c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(tensor.device()));
+    return;
+  }
+#endif
+  TORCH_CHECK_VALUE(tensor.device().is_cpu(), "a host copy of a ", tensor.device().str(), " tensor needs a CUDA build");
+  host_ = tensor;
+}
+
+const at::Tensor& HostCopy::Wait() const {
+#ifdef SIMCLR_WITH_CUDA
+  if (copied_) copied_->synchronize();  // CUDA builds are LibTorch 2.x, whose events can be waited for
+#endif
+  return host_;
 }
 
 void SynchronizeDevice(const at::Device& device) {

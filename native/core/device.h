@@ -4,8 +4,10 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
 
 #include <cstdint>
+#include <memory>
 
 namespace simclr {
 
@@ -24,6 +26,21 @@ bool IsPinned(const at::Tensor& tensor);
 // memory (the copy the driver would otherwise make, synchronously, in pieces). The upload is ordered on the device's
 // current stream before any work queued after it, so the host never waits for it.
 at::Tensor UploadToDevice(const at::Tensor& tensor, const at::Device& device);
+
+// A small tensor on its way to the host without the host waiting for the device: on CUDA it is copied into page-locked
+// memory on the device's current stream and an event is recorded after the copy, so Wait() blocks until that copy is
+// done, not until the work queued behind it (the next training step) is. On the CPU it is the tensor itself.
+class HostCopy {
+ public:
+  HostCopy() = default;
+  explicit HostCopy(const at::Tensor& tensor);
+  // The tensor on the host, once the copy has run.
+  const at::Tensor& Wait() const;
+
+ private:
+  at::Tensor host_;
+  std::shared_ptr<c10::Event> copied_;
+};
 
 // Waits until the work queued on `device` so far has finished (nothing on the CPU, where ops are synchronous).
 void SynchronizeDevice(const at::Device& device);

@@ -144,17 +144,17 @@ struct TrainStepRunner {
       throw;
     }
 
-    result.local_loss = loss.item<double>();
-    result.loss = result.local_loss;
-    result.stop = o.stop_requested;
+    // The step's scalars stay on the device (a host read here would wait for the whole step on a GPU): float64
+    // [loss, local loss, stop], the same arithmetic a host read of the float32 loss followed by double maths gave.
+    const at::Tensor local_loss = loss.detach().to(at::kDouble);
+    const at::TensorOptions doubles = local_loss.options();
     if (group) {
       // The global loss (the R-weighted mean of the ranks' losses) and whether any rank asked to stop, in one call.
-      at::Tensor summary = at::tensor({result.local_loss * double(z.size(0)), o.stop_requested ? 1.0 : 0.0},
-                                      at::TensorOptions().dtype(at::kDouble).device(device));
+      at::Tensor summary = at::stack({local_loss * double(z.size(0)), at::full({}, o.stop_requested ? 1.0 : 0.0, doubles)});
       group->AllReduceSum(summary);
-      summary = summary.cpu();
-      result.loss = summary[0].item<double>() / double(result.images * o.views);
-      result.stop = summary[1].item<double>() > 0;
+      result.values = HostCopy(at::stack({summary[0] / double(result.images * o.views), local_loss, summary[1]}));
+    } else {
+      result.values = HostCopy(at::stack({local_loss, local_loss, at::full({}, o.stop_requested ? 1.0 : 0.0, doubles)}));
     }
     if (++state.pending_micro_batches_ < o.accumulation_steps) return result;
     state.pending_micro_batches_ = 0;
@@ -191,6 +191,13 @@ struct TrainStepRunner {
 
 TrainStepResult TrainStep(TrainState& state, const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options) {
   return TrainStepRunner::Run(state, view_groups, options);
+}
+
+TrainStepValues ReadTrainStepValues(const HostCopy& values) {
+  const at::Tensor& host = values.Wait();
+  TORCH_CHECK(host.defined() && host.numel() == 3 && host.scalar_type() == at::kDouble, "a training step's values are 3 doubles");
+  const double* v = host.data_ptr<double>();
+  return {v[0], v[1], v[2] > 0};
 }
 
 }  // namespace simclr

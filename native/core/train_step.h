@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/data_parallel.h"
+#include "core/device.h"
 #include "core/optimizer.h"
 #include "core/precision.h"
 #include "core/process_group.h"
@@ -79,13 +80,24 @@ struct TrainStepOptions {
   bool stop_requested = false;
 };
 
+// What a step reports, without waiting for the device: its scalars are on their way to the host (HostCopy), so a
+// caller can queue the next step before it reads them (PyTorch's loss.item() after every step waits for the GPU).
 struct TrainStepResult {
-  double loss = 0;       // this micro-batch's NT-Xent loss (data-parallel: over the global batch, the same on every rank)
-  double local_loss = 0;  // data-parallel: this rank's anchors only; otherwise = loss
+  // float64 [loss, local_loss, stop]: this micro-batch's NT-Xent loss (data-parallel: over the global batch, the same
+  // on every rank); data-parallel, this rank's anchors only (otherwise = loss); 1 when some rank asked to stop after
+  // this step (stop_requested on any rank), else 0.
+  HostCopy values;
   int64_t images = 0;    // images in the (global) batch
   bool applied = false;  // whether the optimiser update ran (false while accumulating, or when fp16 found Inf/NaN)
-  bool stop = false;     // some rank asked to stop after this step (stop_requested on any rank)
 };
+
+// The scalars of a TrainStepResult, once they have reached the host.
+struct TrainStepValues {
+  double loss = 0;
+  double local_loss = 0;
+  bool stop = false;
+};
+TrainStepValues ReadTrainStepValues(const HostCopy& values);
 
 // Throws c10::ValueError / c10::TypeError unless `view_groups` are float tensors `V_g*B x 3 x H_g x W_g` of the same B
 // images (B >= 2; data-parallel, B >= 1 on each rank) whose view counts V_g add up to options.views, and the options

@@ -226,13 +226,39 @@ function checkViews(views: Tensor | readonly Tensor[]): Tensor[] {
  * hold a different number of images than the others (at least one).
  */
 export async function trainStep(model: Trainable, views: Tensor | readonly Tensor[], options: TrainStepOptions): Promise<TrainStepResult> {
+  return (await launchTrainStep(model, views, options)).result();
+}
+
+/** A training step queued on its device: its update is ordered there before anything queued later. */
+export interface LaunchedTrainStep {
+  /** Images in the batch (data-parallel: over all ranks). */
+  readonly images: number;
+  /**
+   * The step's loss and the rest of its result, once its scalars reach the host: on a GPU, once the step has run there.
+   * Read it after queuing the next step, and the GPU does not wait for the host in between.
+   */
+  result(): Promise<TrainStepResult>;
+}
+
+/**
+ * {@link trainStep} without waiting for its loss: the promise settles once the step is queued on the model's device
+ * (on the CPU, where ATen runs synchronously, once it ran), and `result()` reads the loss when it is wanted. A loop that
+ * queues step k+1 before it reads step k's loss keeps a GPU busy; the losses and weights are the same either way.
+ */
+export async function launchTrainStep(model: Trainable, views: Tensor | readonly Tensor[], options: TrainStepOptions): Promise<LaunchedTrainStep> {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
   const { optimizer, ...rest } = options;
   if (!(optimizer instanceof Optimizer)) throw invalid('an Optimizer (Optimizer.create)', 'optimizer', optimizer);
   if (optimizer.model.handle !== model.handle) throw new RangeError('this optimizer was created for another model');
   const list = checkViews(views);
-  const step = native.trainStep(model.handle, optimizer.handle, list.map((v) => v.handle), nativeStepOptions(rest, model.handle.device()));
-  return withCallerStack(step);
+  const launched = await withCallerStack(native.trainStep(model.handle, optimizer.handle, list.map((v) => v.handle),
+    nativeStepOptions(rest, model.handle.device())));
+  let read: Promise<TrainStepResult> | undefined;
+  return {
+    images: launched.images,
+    result: () => (read ??= withCallerStack(native.readTrainStepValues(launched.values))
+      .then(({ loss, localLoss, stop }) => ({ loss, localLoss, stop, images: launched.images, applied: launched.applied }))),
+  };
 }
 
 /** The settings of a fixed training loop: an optimiser, the loss and how the step runs (data-parallel with
@@ -250,6 +276,8 @@ export interface TrainStep {
   readonly optimizer: Optimizer;
   /** One step with learning rate `lr` on `views` (see {@link trainStep}). */
   step(views: Tensor | readonly Tensor[], lr: number): Promise<TrainStepResult>;
+  /** The same step, its loss read later (see {@link launchTrainStep}). */
+  launch(views: Tensor | readonly Tensor[], lr: number): Promise<LaunchedTrainStep>;
   optimizerState(): OptimizerState;
   loadOptimizerState(state: OptimizerState): void;
   /** The process group of a data-parallel step. */
@@ -272,6 +300,7 @@ export function createTrainStep(model: Trainable, config: TrainStepConfig): Trai
   return {
     optimizer,
     step: (batch, lr) => trainStep(model, batch, { ...fixed, optimizer, lr, stopRequested }),
+    launch: (batch, lr) => launchTrainStep(model, batch, { ...fixed, optimizer, lr, stopRequested }),
     optimizerState: () => optimizer.state(),
     loadOptimizerState: (state) => optimizer.loadState(state),
     group: optimizer.group,

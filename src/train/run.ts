@@ -66,6 +66,8 @@ export interface RunOptions {
    * them again.
    */
   keepMonitorFeatures?: boolean;
+  /** Queue each step before reading the loss of the one before it (Trainer's overlapSteps; default: on a CUDA device). */
+  overlapSteps?: boolean;
   /**
    * Data-parallel training: this process is one worker (rank) of a group, given explicitly or by 'env' (torchrun's
    * RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK: what `simclr train --nproc-per-node` and `torchrun
@@ -210,6 +212,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
     onEpoch: options.onEpoch,
+    overlapSteps: options.overlapSteps,
     // Data-parallel: rank 0 evaluates while the others wait for its signal (not in a collective, whose timeout a long
     // evaluation could exceed).
     monitor: config.knnEvery === 0 ? undefined

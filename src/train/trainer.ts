@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { createTrainStep, DataParallelOptions, TrainStep } from '../ops/train-step';
+import { createTrainStep, DataParallelOptions, LaunchedTrainStep, TrainStep } from '../ops/train-step';
 import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
@@ -104,6 +104,13 @@ export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_
   lrSchedule?: (step: number, context: LrScheduleContext) => number;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. */
   progress?: 'auto' | 'plain' | 'none';
+  /**
+   * Queue each step before reading the loss of the one before it, so that the device never waits for the host between
+   * steps (PyTorch's `loss.item()` after every step makes a GPU wait). Default: on for a CUDA model, off on the CPU,
+   * where a step has run when its call returns. Losses and weights are the same either way; NaN checks, records and
+   * onStep trail by one step, so a stop asked for in onStep takes effect one step later. Not for data-parallel runs.
+   */
+  overlapSteps?: boolean;
   /** The lock of `out` when the caller holds it already (runTraining does); otherwise fit takes it for its duration. */
   folderLock?: RunFolderLock;
   /**
@@ -149,6 +156,9 @@ export class Trainer {
     if (typeof trainerOptions !== 'object' || trainerOptions === null) throw invalid('an options object', 'options', trainerOptions);
     if (trainerOptions.lrSchedule !== undefined && typeof trainerOptions.lrSchedule !== 'function') {
       throw invalid('a function (step, context) => lr', 'lrSchedule', trainerOptions.lrSchedule);
+    }
+    if (trainerOptions.overlapSteps !== undefined && typeof trainerOptions.overlapSteps !== 'boolean') {
+      throw invalid('a boolean', 'overlapSteps', trainerOptions.overlapSteps);
     }
     const defaults = Object.fromEntries(TRAINER_SETTINGS.flatMap((name) => (name in DEFAULT_RUN_CONFIG ? [[name, DEFAULT_RUN_CONFIG[name as keyof RunConfig]]] : [])));
     const given = Object.fromEntries(Object.entries(trainerOptions).filter(([, value]) => value !== undefined));
@@ -261,6 +271,8 @@ export class Trainer {
     let interrupted = false;
     let { epoch, batchInEpoch, step } = position;
     let lastSave = Date.now();
+    // Data-parallel ranks read every step's values before the next (they agree on a stop through them).
+    const overlap = !this.trainStep.group && (o.overlapSteps ?? this.model.handle.device().startsWith('cuda'));
     const save = async (at: Position, augmentState: unknown) => {
       await this.save(path.join(o.out, 'last.ckpt'), at, best, augmentState);
       lastSave = Date.now();
@@ -289,6 +301,28 @@ export class Trainer {
         };
         const augmentState = (pending: unknown) => (pending ? stateBeforePending : this.data.getAugmentState());
         const at = (): Position => ({ epoch, batchInEpoch, step, epochLoss: { ...lossSoFar }, epochSeconds: (Date.now() - epochStart) / 1000 });
+        // A step whose loss has not been read yet (overlapSteps): read once the next step is queued behind it.
+        let trailing: { launched: LaunchedTrainStep; step: number; lr: number; started: bigint } | undefined;
+        const finish = async () => {
+          if (!trailing) return;
+          const { launched, lr, started } = trailing;
+          const done = trailing.step;
+          trailing = undefined;
+          // Data-parallel: the global batch's loss and images, and whether any rank asked to stop.
+          const { loss, images, stop } = await launched.result();
+          if (stop) this.stopRequested = true;
+          if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${done - 1}: lower the learning rate`);
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+          const imagesPerSecond = images / seconds;
+          lastLoss = loss;
+          lossSoFar.sum += loss;
+          lossSoFar.count++;
+          // Epochs are numbered from 1 wherever a person reads them (metrics.jsonl, the report, the console).
+          const record: StepRecord = { step: done, epoch: epoch + 1, loss, lr, imagesPerSecond, images };
+          await log(record);
+          await o.onStep?.(record);
+          progress.update(done, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
+        };
         // The next batch's augmentation starts while the current step runs.
         let pending = await nextViews();
         try {
@@ -296,37 +330,31 @@ export class Trainer {
             const stepStart = process.hrtime.bigint();
             const lr = this.learningRateAt(step);
             const { views, index } = pending;
-            const stepPromise = this.trainStep.step(views, lr);
+            const launching = this.trainStep.launch(views, lr);
             // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
             const groupOpen = (step + 1) % o.accumulationSteps !== 0;
             const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? nextViews() : Promise.resolve(undefined);
             // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
-            upcoming.then((next) => stepPromise.catch(() => next && disposeViews(next.views)), () => undefined);
-            // Data-parallel: the global batch's loss and images, and whether any rank asked to stop.
-            const { loss, images, stop } = await stepPromise;
-            if (stop) this.stopRequested = true;
+            upcoming.then((next) => launching.catch(() => next && disposeViews(next.views)), () => undefined);
+            const launched = await launching;
             disposeViews(views);
-            pending = await upcoming;
-            if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}: lower the learning rate`);
-            const seconds = Number(process.hrtime.bigint() - stepStart) / 1e9;
-            const imagesPerSecond = images / seconds;
+            // The step before this one, now that this one is queued behind it on the device.
+            await finish();
             step++;
             batchInEpoch = index === undefined ? batchInEpoch + 1 : index + 1;
-            lastLoss = loss;
-            lossSoFar.sum += loss;
-            lossSoFar.count++;
-            // Epochs are numbered from 1 wherever a person reads them (metrics.jsonl, the report, the console).
-            const record: StepRecord = { step, epoch: epoch + 1, loss, lr, imagesPerSecond, images };
-            await log(record);
-            await o.onStep?.(record);
-            progress.update(step, { loss, lr, imagesPerSecond, epoch: epoch + 1, epochs: o.epochs });
+            trailing = { launched, step, lr, started: stepStart };
+            pending = await upcoming;
             const groupDone = step % o.accumulationSteps === 0;
-            if (this.stopRequested && groupDone) break;
             const endsHere = !pending || step >= totalSteps;
             const due = (this.checkpointEvery.steps !== undefined && step % this.checkpointEvery.steps === 0) ||
               (this.checkpointEvery.minutes !== undefined && Date.now() - lastSave >= this.checkpointEvery.minutes * 60_000);
+            // This step's loss is read now unless the next step may be queued first: a stop, a checkpoint or the end of
+            // the epoch needs it (and the model as this step left it).
+            if (!overlap || this.stopRequested || endsHere || (due && groupDone)) await finish();
+            if (this.stopRequested && groupDone) break;
             if (due && groupDone && !endsHere) await save(at(), augmentState(pending));
           }
+          await finish();
           // A run that stops exactly at an epoch's last batch has not yet seen the end of its batches: the data source
           // ends the epoch (and reports the files it skipped) when asked for one more.
           if (!pending && !exhausted && !this.stopRequested && batchInEpoch >= this.data.batchesPerEpoch) {
