@@ -1,10 +1,10 @@
 /** Image decoding with sharp (libvips, on the libuv pool): any file → RGB uint8 HWC at the base size. */
-import * as fs from 'fs';
 import * as os from 'os';
 import sharp from 'sharp';
 import { checkInteger, invalid } from '../errors';
 import { decodeJpeg, hasJpegDecoder, resizeImage } from '../augment/image-batch';
 import { BaseSize, Sample, SampleError } from './dataset';
+import { checkRegularFile, readRegularFile } from '../user-file';
 
 /**
  * The libuv pool size simclr asks for unless UV_THREADPOOL_SIZE is set: one thread per core (at least 2), since a JPEG
@@ -115,12 +115,18 @@ export async function decodeFile(path: string, size: readonly [number, number] |
   }
   const jpeg = hasJpegDecoder();
   if (jpeg && JPEG_NAME.test(path)) {
+    // The addon opens the file itself: a FIFO named *.jpg would block it, so only a regular file gets there.
+    try {
+      await checkRegularFile(path);
+    } catch (err) {
+      throw new SampleError(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : (err as Error).message);
+    }
     const decoded = await decodeJpegNamed(path, path, size);
     if (decoded) return decoded;
   }
   let bytes: Buffer;
   try {
-    bytes = await fs.promises.readFile(path);
+    bytes = await readRegularFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new SampleError(path, code === 'ENOENT' ? 'the file is missing' : err instanceof Error ? err.message : String(err));

@@ -6,6 +6,7 @@ import { invalid } from '../errors';
 import { BaseSize, checkIndex, Dataset, DEFAULT_BASE_SIZE, Sample } from './dataset';
 import { resolveBaseSize } from './decode';
 import { resizeImage } from '../augment/image-batch';
+import { readRegularFileSync } from '../user-file';
 
 export interface IdxOptions {
   /** Resize images to this; default null: keep the file's size (28 x 28 for MNIST). */
@@ -13,7 +14,7 @@ export interface IdxOptions {
 }
 
 function readIdx(file: string, dims: number): { shape: number[]; data: Uint8Array } {
-  let bytes: Buffer = fs.readFileSync(file);
+  let bytes: Buffer = readRegularFileSync(file);
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = zlib.gunzipSync(bytes);
   // Magic: two zero bytes, type 0x08 (unsigned byte), number of dimensions; then one big-endian uint32 per dimension.
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08 || bytes[3] !== dims) {

@@ -1,10 +1,10 @@
 /** A list of `path,label` rows in a CSV or JSONL file; paths are relative to the manifest's folder. */
-import * as fs from 'fs';
 import * as path from 'path';
 import { FileListDataset } from './file-list';
 import { invalid } from '../errors';
 import { BaseSize, DEFAULT_BASE_SIZE } from './dataset';
 import { resolveBaseSize } from './decode';
+import { readRegularFileSync } from '../user-file';
 
 export interface ManifestOptions {
   /** Decoded images are resized to this (default {@link DEFAULT_BASE_SIZE}, 32); null keeps each file's size. */
@@ -42,7 +42,7 @@ export class ManifestDataset extends FileListDataset {
     if (typeof file !== 'string') throw invalid('a manifest file path', 'file', file);
     this.file = path.resolve(file);
     this.size = resolveBaseSize(options.size === undefined ? DEFAULT_BASE_SIZE : options.size);
-    const text = fs.readFileSync(this.file, 'utf8');
+    const text = readRegularFileSync(this.file).toString('utf8');
     const base = path.dirname(this.file);
     const jsonl = /\.(jsonl|ndjson)$/i.test(file) || text.trimStart().startsWith('{');
     const labels: number[] = [];

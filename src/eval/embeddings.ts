@@ -2,12 +2,12 @@
  * Embeddings export as NumPy `.npy` files: features as an N x D float32 array and labels as an N int64 array in
  * `<name>.labels.npy` beside it, both loadable with `numpy.load`. Files are written atomically.
  */
-import * as fs from 'fs';
 import * as os from 'os';
 import { types } from 'util';
 import { Tensor } from '../tensor';
 import { writeFileAtomic } from '../atomic-file';
 import { invalid } from '../errors';
+import { readRegularFile } from '../user-file';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // "\x93NUMPY"
 
@@ -59,7 +59,7 @@ export async function writeNpy(filePath: string, data: NpyData, shape: readonly 
 /** Reads a `.npy` file written by {@link writeNpy} or numpy (little-endian float32 or int64, C order). */
 export async function readNpy(filePath: string): Promise<NpyArray> {
   checkLittleEndian();
-  const bytes = await fs.promises.readFile(filePath);
+  const bytes = await readRegularFile(filePath);
   if (bytes.length < 10 || !bytes.subarray(0, 6).equals(MAGIC)) throw new Error(`${filePath} is not a .npy file`);
   const major = bytes[6];
   const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);

@@ -1,11 +1,11 @@
 /** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
-import { promises as fs } from 'fs';
 import { native, NativeForwardOptions, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
 import { MemoryFormatSetting, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from '../ops/precision';
 import { Tensor, Device, useModelDevice } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { describeKeyMismatch, fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
 import { writeFileAtomic } from '../atomic-file';
+import { readRegularFile } from '../user-file';
 
 const BACKBONES = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -98,7 +98,7 @@ export class WeightsError extends Error {
 /** The bytes of a weights file; a missing or unreadable file is an error that says which and what it should be. */
 async function readWeights(path: string): Promise<Buffer> {
   try {
-    return await fs.readFile(path);
+    return await readRegularFile(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new WeightsError(`Cannot read weights '${path}': ${reason} (expected a PyTorch state dict: a torchvision .pth or a file written by saveStateDict / simclr export)`);

@@ -1,9 +1,9 @@
 /** State dicts: named tensors, read from and written to files Python's torch.save / torch.load understand. */
-import { promises as fs } from 'fs';
 import { native, NativeTensorMap } from '../native';
 import { Tensor } from '../tensor';
 import { invalid, withCallerStack } from '../errors';
 import { writeFileAtomic } from '../atomic-file';
+import { readRegularFile } from '../user-file';
 
 /** Parameter and buffer tensors by their PyTorch names (e.g. `layer1.0.conv1.weight`). */
 export type StateDict = Record<string, Tensor>;
@@ -25,7 +25,7 @@ export interface LoadResult {
  */
 export async function readStateDict(path: string): Promise<StateDict> {
   if (typeof path !== 'string' || path === '') throw invalid('a file path', 'path', path);
-  const bytes = await fs.readFile(path);
+  const bytes = await readRegularFile(path);
   return fromNative(await withCallerStack(native.readStateDict(bytes)));
 }
 

@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, SupportedTypedArray } from '../tensor';
 import { makeFolder, writeFileAtomic } from '../atomic-file';
+import { openRegularFile, readRegularFile } from '../user-file';
 
 const MAGIC = 'SIMCLRCK';
 const VERSION = 1;
@@ -160,7 +161,7 @@ function parseHeader<Meta>(json: string, file: string): CheckpointHeader<Meta> {
 export async function readCheckpointHeader<Meta>(file: string): Promise<CheckpointHeader<Meta>> {
   let handle: fs.promises.FileHandle;
   try {
-    handle = await fs.promises.open(file, 'r');
+    handle = await openRegularFile(file);
   } catch (err) {
     throw new Error(`Cannot read checkpoint ${file}: ${(err as Error).message}`);
   }
@@ -181,7 +182,7 @@ export async function readCheckpointHeader<Meta>(file: string): Promise<Checkpoi
 export async function readCheckpoint<Meta>(file: string, options: { device?: string } = {}): Promise<CheckpointContents<Meta>> {
   let data: Buffer;
   try {
-    data = await fs.promises.readFile(file);
+    data = await readRegularFile(file);
   } catch (err) {
     throw new Error(`Cannot read checkpoint ${file}: ${(err as Error).message}`);
   }

@@ -5,7 +5,6 @@
  * flags with their --help. A run's config is: defaults, then a JSON config file (`--config`), then command-line flags,
  * validated once, stored in every checkpoint.
  */
-import * as fs from 'fs';
 import { Backbones, DEFAULT_STEM, STEMS } from '../models/encoder';
 import { PROJECTION_HEAD_DEFAULTS } from '../models/simclr-model';
 import { MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZER_DEFAULTS, OPTIMIZERS } from '../ops/train-step';
@@ -17,6 +16,7 @@ import { DEFAULT_BASE_SIZE } from '../data/dataset';
 import { FOLDER_LABELS } from '../data/image-folder';
 import { KNN_DEFAULTS } from '../eval/knn';
 import { checkInteger, checkNumber, checkOneOf, invalid } from '../errors';
+import { readRegularFileSync } from '../user-file';
 
 /** How the base learning rate grows with the batch size B: `linear` lr·B/256, `sqrt` lr·√B, `none` lr. */
 export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
@@ -206,7 +206,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export function readConfigFile(file: string): Partial<RunConfig> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFileSync(file).toString('utf8');
   } catch (err) {
     throw new Error(`Cannot read config file ${file}: ${(err as Error).message}`);
   }

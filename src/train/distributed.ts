@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Environment, ProcessGroup, processGroupOptionsFromEnv } from '../ops/process-group';
 import type { RunConfig } from './config';
+import { readRegularFileSync } from '../user-file';
 
 /** Where this worker sits in a data-parallel run (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK). */
 export interface DistributedRunOptions {
@@ -56,7 +57,7 @@ export function joinGroup(config: RunConfig, options: DistributedRunOptions): Pr
  * checkpoint. Returns the file each rank reads (rank 0: `file`; the others: a temporary copy, removed by `cleanup`).
  */
 export async function shareCheckpoint(group: ProcessGroup, file: string): Promise<{ file: string; cleanup: () => void }> {
-  const mine = group.rank === 0 ? (fs.existsSync(file) ? fs.readFileSync(file) : new Uint8Array(0)) : undefined;
+  const mine = group.rank === 0 ? (fs.existsSync(file) ? readRegularFileSync(file) : new Uint8Array(0)) : undefined;
   const bytes = await group.broadcastBytes(mine);
   if (bytes.length === 0) throw new Error(`--resume: no checkpoint at ${file} on rank 0`);
   if (group.rank === 0) return { file, cleanup: () => undefined };
