@@ -107,7 +107,8 @@ function flagNames(message: string): string {
 export function buildProgram(): Command {
   const program = new Command();
   program.name('simclr').description('SimCLR self-supervised learning on LibTorch').version(require('../package.json').version)
-    .showHelpAfterError();
+    // The error and where the flags are, not ~150 lines of help that scroll the error away.
+    .showHelpAfterError('(simclr <command> --help lists its flags)');
 
   addRunFlags(program.command('train').description('pretrain a SimCLR model')
     .option('--config <file>', 'JSON file of run settings (flags override it)')

@@ -14,6 +14,12 @@ export function invalid(expected: string, name: string, value: unknown, kind: 't
   return kind === 'type' ? new TypeError(message) : new RangeError(message);
 }
 
+/** Throws unless every key of the options object `value` is one of `allowed` (a misspelt option is not ignored). */
+export function checkKnownKeys(value: object, name: string, allowed: readonly string[]): void {
+  const unknown = Object.keys(value).find((key) => !allowed.includes(key));
+  if (unknown !== undefined) throw invalid(`one of the keys ${allowed.join(', ')}`, name, unknown);
+}
+
 export function checkInteger(value: unknown, name: string, min = -Infinity, max = Infinity): number {
   if (typeof value !== 'number') throw invalid('an integer', name, value);
   if (!Number.isInteger(value) || value < min || value > max) {

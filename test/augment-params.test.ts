@@ -134,3 +134,21 @@ print(json.dumps([list(T.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 
     expect(Math.abs(ours.areaSd - theirs.areaSd)).toBeLessThan(0.1 * theirs.areaSd);
   });
 });
+
+describe('augmentation options are checked, not skipped over', () => {
+  it('a misspelt or unknown option is an error naming it and the keys there are, at every level', () => {
+    expect(() => new Augmenter({ blurProbability: NaN } as never)).toThrowKind('TypeError',
+      "Expected one of the keys size, crop, flipProbability, jitterStrength, colorJitter, grayscaleProbability, blur, normalize, smallCrops for augment options but received 'blurProbability'");
+    expect(() => resolveAugmentConfig({ blur: { probabilty: 0.5 } as never })).toThrowKind('TypeError', "keys probability, kernelSize, sigma for blur but received 'probabilty'");
+    expect(() => resolveAugmentConfig({ crop: { min: 0.2 } as never })).toThrowKind('TypeError', "for crop but received 'min'");
+    expect(() => resolveAugmentConfig({ colorJitter: { strength: 1 } as never })).toThrowKind('TypeError', "for colorJitter but received 'strength'");
+    expect(() => resolveAugmentConfig({ normalize: { means: [0, 0, 0] } as never })).toThrowKind('TypeError', "for normalize but received 'means'");
+    expect(() => resolveAugmentConfig({ smallCrops: { views: 2, sizes: 96 } as never })).toThrowKind('TypeError', "for smallCrops but received 'sizes'");
+    expect(() => resolveAugmentConfig({ blur: 0.5 as never })).toThrowKind('TypeError', 'an options object for blur');
+  });
+
+  it('a NaN where a number belongs is an error too', () => {
+    expect(() => resolveAugmentConfig({ blur: { probability: NaN } })).toThrowKind('RangeError', 'blur.probability');
+    expect(() => resolveAugmentConfig({ flipProbability: NaN })).toThrowKind('RangeError', 'flipProbability');
+  });
+});

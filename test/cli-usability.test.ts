@@ -32,6 +32,16 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
+describe('a mistyped flag', () => {
+  it('prints the error, the flag meant and where the flags are, in a few lines the error does not scroll away from', () => {
+    const run = simclr('train', '--bach-size', '3');
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual([
+      "error: unknown option '--bach-size'", '(Did you mean --batch-size?)', '(simclr <command> --help lists its flags)',
+    ]);
+  });
+});
+
 describe('image folders', () => {
   it('a flat folder is refused with the flag that fixes it', () => {
     const run = simclr('train', '--data', path.join(root, 'flat'), '--out', path.join(root, 'no-run'), ...small);

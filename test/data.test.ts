@@ -161,9 +161,21 @@ describe('ManifestDataset', () => {
     expect((await jsonl.get(0)).width).toBe(8);
   });
 
+  it('takes class names as labels: label i is the i-th of the sorted names, as ImageFolder\'s class folders', () => {
+    fs.writeFileSync(path.join(root, 'named.csv'), 'path,label\nclasses/zebra/a.png,zebra\n"classes/apple/c.JPG", apple\nclasses/mango/d.tiff\n');
+    fs.writeFileSync(path.join(root, 'named.jsonl'), '{"path": "classes/zebra/a.png", "label": "circle"}\n{"path": "flat/x.png", "label": "arc"}\n');
+    const csv = new ManifestDataset(path.join(root, 'named.csv'));
+    expect([csv.classes, Array.from(csv.labels)]).toEqual([['apple', 'zebra'], [1, 0, -1]]);
+    const jsonl = new ManifestDataset(path.join(root, 'named.jsonl'));
+    expect([jsonl.classes, Array.from(jsonl.labels)]).toEqual([['arc', 'circle'], [1, 0]]);
+    expect(new ManifestDataset(path.join(root, 'list.csv')).classes).toEqual([]);
+  });
+
   it('reports malformed lines and empty manifests with file and line', () => {
-    fs.writeFileSync(path.join(root, 'bad.csv'), 'a.png,1\nb.png,one\n');
-    expect(() => new ManifestDataset(path.join(root, 'bad.csv'))).toThrow(/bad\.csv:2: label 'one'/);
+    fs.writeFileSync(path.join(root, 'bad.jsonl'), '{"path": "a.png", "label": 1}\n{"path": "b.png", "label": true}\n');
+    expect(() => new ManifestDataset(path.join(root, 'bad.jsonl'))).toThrow(/bad\.jsonl:2: a label is an integer or a class name, not true/);
+    fs.writeFileSync(path.join(root, 'bad.csv'), 'a.png,1\nb.png,-7\n');
+    expect(() => new ManifestDataset(path.join(root, 'bad.csv'))).toThrow(/bad\.csv:2: label -7 is not an integer >= -1/);
     fs.writeFileSync(path.join(root, 'empty.csv'), 'path,label\n');
     expect(() => new ManifestDataset(path.join(root, 'empty.csv'))).toThrow(/lists no images/);
   });

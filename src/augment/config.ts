@@ -1,5 +1,5 @@
 /** The augmentation config: SimCLR's defaults written once, every field documented and checked. */
-import { checkInteger, checkNumber, invalid } from '../errors';
+import { checkInteger, checkKnownKeys, checkNumber, invalid } from '../errors';
 import { triple } from './functional';
 
 export interface AugmentConfig {
@@ -113,23 +113,34 @@ function blurKernel(value: number | undefined, size: number, name: string): numb
   return kernel;
 }
 
+/** A nested options object (`crop`, `blur`, ...): {} when not given, else an object of known keys only. */
+function part<T extends object>(value: T | undefined, name: string, keys: readonly (keyof T & string)[]): Partial<T> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('an options object', name, value);
+  checkKnownKeys(value, name, keys);
+  return value;
+}
+
 /** The full config for `options`, checked. */
 export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfig {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'augment options', options);
+  checkKnownKeys(options, 'augment options', ['size', 'crop', 'flipProbability', 'jitterStrength', 'colorJitter', 'grayscaleProbability', 'blur',
+    'normalize', 'smallCrops']);
   const size = checkInteger(options.size ?? AUGMENT_DEFAULTS.size, 'size', 1, 8192);
   const s = checkNumber(options.jitterStrength ?? AUGMENT_DEFAULTS.jitterStrength, 'jitterStrength', 0);
-  const jitter = options.colorJitter ?? {};
-  const blur = options.blur ?? {};
+  const jitter = part(options.colorJitter, 'colorJitter', ['probability', 'brightness', 'contrast', 'saturation', 'hue']);
+  const blur = part(options.blur, 'blur', ['probability', 'kernelSize', 'sigma']);
   const kernelSize = blurKernel(blur.kernelSize, size, 'blur.kernelSize');
-  const crop = options.crop ?? {};
+  const crop = part(options.crop, 'crop', ['scale', 'ratio']);
   const [ratioLow, ratioHigh] = range(crop.ratio ?? [3 / 4, 4 / 3], 'crop.ratio', 0, Infinity);
   if (ratioLow <= 0) throw invalid('ratios > 0', 'crop.ratio', ratioLow, 'range');
   const scale = cropScale(crop.scale ?? [AUGMENT_DEFAULTS.minScale, 1], 'crop.scale');
-  const normalize = options.normalize ?? {};
+  const normalize = part(options.normalize, 'normalize', ['mean', 'std']);
   let smallCrops: AugmentConfig['smallCrops'] = null;
   if (options.smallCrops !== undefined && options.smallCrops !== null) {
     const small = options.smallCrops;
     if (typeof small !== 'object') throw invalid('{ views, size?, scale?, blurKernel? } or null', 'smallCrops', small);
+    checkKnownKeys(small, 'smallCrops', ['views', 'size', 'scale', 'blurKernel']);
     const smallSize = checkInteger(small.size ?? 96, 'smallCrops.size', 1, 8192);
     smallCrops = {
       views: checkInteger(small.views, 'smallCrops.views', 1, 64),
