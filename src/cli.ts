@@ -98,6 +98,36 @@ function requireFile(file: unknown, flag: string): string {
   return file;
 }
 
+/** Whether two paths name one file (by device and inode where the first exists, else by resolved path). */
+function sameFile(a: string, b: string): boolean {
+  const sa = fs.statSync(a, { throwIfNoEntry: false });
+  const sb = fs.statSync(b, { throwIfNoEntry: false });
+  return sa && sb ? sa.dev === sb.dev && sa.ino === sb.ino : path.resolve(a) === path.resolve(b);
+}
+
+/**
+ * An output file, checked before the work that fills it: one that is an input (`--out` = `--checkpoint` would replace
+ * last.ckpt) or that cannot be written where it is asked for is an error now, naming the flag, not after the work.
+ */
+function outputFile(file: unknown, flag: string, inputs: Record<string, string>, alsoWritten: string[] = []): string {
+  if (typeof file !== 'string' || file === '') throw new Error(`${flag} is required`);
+  for (const target of [file, ...alsoWritten]) {
+    for (const [inputFlag, input] of Object.entries(inputs)) {
+      if (sameFile(target, input)) throw new Error(`${flag} ${file} would overwrite the ${inputFlag} file ${input}: choose another path`);
+    }
+    if (fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${flag} ${file}: ${target} is a folder`);
+    const folder = path.dirname(path.resolve(target));
+    const where = fs.statSync(folder, { throwIfNoEntry: false });
+    if (!where?.isDirectory()) throw new Error(`${flag} ${file}: the folder ${folder} does not exist`);
+    try {
+      fs.accessSync(folder, fs.constants.W_OK);
+    } catch {
+      throw new Error(`${flag} ${file}: the folder ${folder} is not writable`);
+    }
+  }
+  return file;
+}
+
 /** A setting named in a message ("Expected ... for batchSize but received ...") is named as its flag, --batch-size. */
 function flagNames(message: string): string {
   return message.replace(/\bfor (\w+) but received\b/g, (whole, name: string) =>
@@ -177,10 +207,12 @@ export function buildProgram(): Command {
       const { loadCheckpointModel } = await import('./train/run-model');
       const { openDataset } = await import('./data');
       const { extractFeatures } = await import('./eval/features');
-      const { writeEmbeddings } = await import('./eval/embeddings');
+      const { writeEmbeddings, labelsPathFor } = await import('./eval/embeddings');
       const { resolveAugmentConfig } = await import('./augment');
       const { out, checkpoint, ...rest } = options;
-      const { model, config } = await loadCheckpointModel(requireFile(checkpoint, '--checkpoint'), runConfigFrom(rest));
+      const checkpointFile = requireFile(checkpoint, '--checkpoint');
+      outputFile(out, '--out', { '--checkpoint': checkpointFile }, [labelsPathFor(String(out))]);
+      const { model, config } = await loadCheckpointModel(checkpointFile, runConfigFrom(rest));
       const dataset = openDataset(config.data, 'test', config.baseSize, { labels: config.labels });
       const features = await extractFeatures(model, dataset, {
         size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
@@ -196,7 +228,8 @@ export function buildProgram(): Command {
     .requiredOption('--out <file.pt>', 'output state dict')
     .action(async (options: { checkpoint: string; out: string }) => {
       const { exportEncoder } = await import('./train/run-model');
-      const result = await exportEncoder(requireFile(options.checkpoint, '--checkpoint'), options.out);
+      const checkpoint = requireFile(options.checkpoint, '--checkpoint');
+      const result = await exportEncoder(checkpoint, outputFile(options.out, '--out', { '--checkpoint': checkpoint }));
       console.log(JSON.stringify({ out: options.out, ...result }, null, 2));
     });
 

@@ -185,6 +185,24 @@ describe('help tells the truth', () => {
     expect(labels.sort()).toEqual([...Array(10).fill(0), ...Array(10).fill(1)]);
   });
 
+  it('embed and export refuse an --out that is the checkpoint, or that cannot be written, before the work', () => {
+    const out = path.join(root, 'embed-run'); // trained by the test above
+    const checkpoint = path.join(out, 'last.ckpt');
+    const before = fs.readFileSync(checkpoint);
+    for (const command of ['embed', 'export']) {
+      const same = simclr(command, '--checkpoint', checkpoint, '--out', checkpoint);
+      expect([same.status, same.stderr.trim()]).toEqual([1, `simclr: --out ${checkpoint} would overwrite the --checkpoint file ${checkpoint}: choose another path`]);
+      const nowhere = simclr(command, '--checkpoint', checkpoint, '--out', path.join(root, 'no-such-folder', 'x.npy'));
+      expect([nowhere.status, nowhere.stderr.trim()]).toEqual([1, `simclr: --out ${path.join(root, 'no-such-folder', 'x.npy')}: the folder ${path.join(root, 'no-such-folder')} does not exist`]);
+    }
+    // embed's labels file (<out>.labels.npy) is an output too.
+    const named = path.join(root, 'c.labels.npy');
+    fs.copyFileSync(checkpoint, named);
+    const labels = simclr('embed', '--checkpoint', named, '--out', path.join(root, 'c.npy'));
+    expect([labels.status, labels.stderr.trim()]).toEqual([1, `simclr: --out ${path.join(root, 'c.npy')} would overwrite the --checkpoint file ${named}: choose another path`]);
+    expect(fs.readFileSync(checkpoint).equals(before) && fs.readFileSync(named).equals(before)).toBe(true);
+  });
+
   it('eval --help says where the labels come from when --eval-data is left out', () => {
     const help = simclr('eval', '--help').stdout.replace(/\s+/g, ' ');
     expect(help).toMatch(/--eval-data <value> labelled images to classify \(default: the checkpoint's; without one, fashion-mnist's test split, or a held-out fifth of labelled --data\)/);
