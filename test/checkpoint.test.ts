@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
+import * as zlib from 'zlib';
 import { Tensor } from '../src';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../src/train/checkpoint';
 
@@ -62,7 +63,8 @@ describe('checkpoint files', () => {
     const dir = tmp();
     const file = path.join(dir, 'a.ckpt');
     await writeCheckpoint(file, { meta: {}, tensors: { w: Tensor.ones([1000]), b: Tensor.ones([2]) } });
-    // Rewrites the header with one change to the second tensor's entry; the data section stays as it is.
+    // Rewrites the header with one change to the second tensor's entry, and its checksum to match (a crafted file, not
+    // a damaged one); the data section stays as it is.
     const crafted = (change: Record<string, unknown>) => {
       const bytes = fs.readFileSync(file);
       const headerBytes = Number(bytes.readBigUInt64LE(16));
@@ -72,6 +74,7 @@ describe('checkpoint files', () => {
       json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
       const prefix = Buffer.from(bytes.subarray(0, 24));
       prefix.writeBigUInt64LE(BigInt(json.length), 16);
+      prefix.writeUInt32LE(zlib.crc32(json), 12);
       const out = path.join(dir, `crafted-${Object.keys(change)[0]}.ckpt`);
       fs.writeFileSync(out, Buffer.concat([prefix, json, bytes.subarray(24 + headerBytes)]));
       return out;
@@ -81,6 +84,49 @@ describe('checkpoint files', () => {
     await expect(readCheckpoint(crafted({ bytes: 4 }))).rejects.toThrow(/at tensor b: its shape \[2\] does not match its 4 bytes/);
     await expect(readCheckpoint(crafted({ shape: [-2] }))).rejects.toThrow(/at tensor b: its shape is not a list of sizes/);
     await expect(readCheckpoint(crafted({ dtype: 'float16' }))).rejects.toThrow(/at tensor b: unknown dtype float16/);
+  });
+
+  it('carries checksums: a flipped byte in a tensor or an edited header is refused naming the file and what changed', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'a.ckpt');
+    await writeCheckpoint(file, { meta: { epoch: 1 }, tensors: { 'model/conv1.weight': Tensor.fromTypedArray(new Float32Array([0.5, -0.25, 2])), b: Tensor.ones([2]) } });
+    const bytes = fs.readFileSync(file);
+    const headerBytes = Number(bytes.readBigUInt64LE(16));
+    // One bit of the first tensor's data.
+    const flipped = Buffer.from(bytes);
+    flipped[24 + headerBytes + 1] ^= 0x10;
+    fs.writeFileSync(path.join(dir, 'flipped.ckpt'), flipped);
+    await expect(readCheckpoint(path.join(dir, 'flipped.ckpt'))).rejects
+      .toThrow(`${path.join(dir, 'flipped.ckpt')} is corrupt: tensor model/conv1.weight does not match the checksum written with it`);
+    // The header edited in place, its length kept: float32 read as int32 would load 0.5 as 1056964608.
+    const edited = Buffer.from(bytes.toString('latin1').replace('"dtype":"float32"', '"dtype":"int32"  '), 'latin1');
+    expect(edited.length).toBe(bytes.length);
+    fs.writeFileSync(path.join(dir, 'edited.ckpt'), edited);
+    await expect(readCheckpoint(path.join(dir, 'edited.ckpt'))).rejects.toThrow(`${path.join(dir, 'edited.ckpt')} is corrupt: its header does not match`);
+    await expect(readCheckpointHeader(path.join(dir, 'edited.ckpt'))).rejects.toThrow('is corrupt: its header');
+    // Read anyway when asked.
+    const anyway = await readCheckpoint(path.join(dir, 'flipped.ckpt'), { verify: false });
+    expect(anyway.tensors['model/conv1.weight'].toTypedArray()).not.toEqual(new Float32Array([0.5, -0.25, 2]));
+    expect((await readCheckpoint(file)).tensors['model/conv1.weight'].toTypedArray()).toEqual(new Float32Array([0.5, -0.25, 2]));
+  });
+
+  it('reads version 1 checkpoints, which had no checksums', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'a.ckpt');
+    await writeCheckpoint(file, { meta: { epoch: 2 }, tensors: { w: Tensor.ones([3]) } });
+    const bytes = fs.readFileSync(file);
+    const headerBytes = Number(bytes.readBigUInt64LE(16));
+    const header = JSON.parse(bytes.toString('utf8', 24, 24 + headerBytes));
+    for (const entry of header.tensors) delete entry.crc32;
+    let json = Buffer.from(JSON.stringify(header));
+    json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+    const prefix = Buffer.from(bytes.subarray(0, 24));
+    prefix.writeUInt32LE(1, 8);
+    prefix.writeUInt32LE(0, 12);
+    prefix.writeBigUInt64LE(BigInt(json.length), 16);
+    fs.writeFileSync(path.join(dir, 'v1.ckpt'), Buffer.concat([prefix, json, bytes.subarray(24 + headerBytes)]));
+    const back = await readCheckpoint<{ epoch: number }>(path.join(dir, 'v1.ckpt'));
+    expect([back.meta.epoch, back.tensors.w.toTypedArray()]).toEqual([2, new Float32Array([1, 1, 1])]);
   });
 
   it('best.ckpt is never partial: linking it to a checkpoint, killed at random moments, leaves a whole old or new file', async () => {

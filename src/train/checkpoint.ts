@@ -3,18 +3,23 @@
  * tensors (model, optimiser state). Written atomically (writeFileAtomic), so a crash or SIGINT leaves either the old
  * or the new checkpoint, never half of one.
  *
- * Layout: "SIMCLRCK" | u32 version | u32 reserved | u64 header bytes | header JSON | tensor data (8-byte aligned).
- * The header JSON is `{ meta, tensors: [{ name, dtype, shape, offset, bytes }] }`; a training checkpoint's meta is a
- * {@link CheckpointMeta} and its tensors are `model/<state-dict key>` and `optimizer/<parameter>/<kind>`.
+ * Layout: "SIMCLRCK" | u32 version | u32 CRC-32 of the header | u64 header bytes | header JSON | tensor data (8-byte
+ * aligned). The header JSON is `{ meta, tensors: [{ name, dtype, shape, offset, bytes, crc32 }] }`; a training
+ * checkpoint's meta is a {@link CheckpointMeta} and its tensors are `model/<state-dict key>` and
+ * `optimizer/<parameter>/<kind>`. The checksums (version 2) are verified on every read: a flipped bit or an edited
+ * header is an error naming the file, not weights that train on from garbage. Version 1 files (no checksums) still read.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { Tensor, SupportedTypedArray } from '../tensor';
 import { makeFolder, writeFileAtomic } from '../atomic-file';
 import { openRegularFile, readRegularFile } from '../user-file';
 
 const MAGIC = 'SIMCLRCK';
-const VERSION = 1;
+const VERSION = 2;
+/** Versions this code reads: 1 had no checksums (its reserved word is 0). */
+const READABLE_VERSIONS = [1, 2];
 /** Bytes before the header JSON: magic, version, reserved, header length. */
 const PREFIX_BYTES = 24;
 
@@ -25,6 +30,8 @@ export interface CheckpointTensorEntry {
   shape: number[];
   offset: number;
   bytes: number;
+  /** CRC-32 of the tensor's bytes (version 2). */
+  crc32?: number;
 }
 
 export interface CheckpointContents<Meta> {
@@ -96,16 +103,23 @@ export async function writeCheckpoint<Meta>(file: string, contents: CheckpointCo
     offset += align8(bytes);
     largest = Math.max(largest, align8(bytes));
   }
+
+  // One scratch buffer for every tensor: a checkpoint's worth of copies would otherwise wait for garbage collection.
+  const scratch = Buffer.alloc(largest);
+  const tensors = Object.values(contents.tensors);
+  // The checksums go in the header, which is written first: a pass over the tensors computes them.
+  tensors.forEach((tensor, i) => {
+    const bytes = scratch.subarray(0, entries[i].bytes);
+    tensor.copyTo(bytes);
+    entries[i].crc32 = zlib.crc32(bytes);
+  });
   const header = Buffer.from(JSON.stringify({ meta: contents.meta, tensors: entries }), 'utf8');
   const paddedHeader = Buffer.concat([header, Buffer.alloc(align8(header.length) - header.length, 0x20)]);
   const prefix = Buffer.alloc(PREFIX_BYTES);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(VERSION, 8);
+  prefix.writeUInt32LE(zlib.crc32(paddedHeader), 12);
   prefix.writeBigUInt64LE(BigInt(paddedHeader.length), 16);
-
-  // One scratch buffer for every tensor: a checkpoint's worth of copies would otherwise wait for garbage collection.
-  const scratch = Buffer.alloc(largest);
-  const tensors = Object.values(contents.tensors);
   function* chunks() {
     yield prefix;
     yield paddedHeader;
@@ -140,10 +154,25 @@ function entryProblem(entry: CheckpointTensorEntry, dataBytes: number): string |
 function headerBytesOf(prefix: Buffer, fileBytes: number, file: string): number {
   if (prefix.length < PREFIX_BYTES || prefix.toString('latin1', 0, 8) !== MAGIC) throw new Error(`${file} is not a simclr checkpoint`);
   const version = prefix.readUInt32LE(8);
-  if (version !== VERSION) throw new Error(`${file} has checkpoint version ${version}; this simclr reads version ${VERSION}`);
+  if (!READABLE_VERSIONS.includes(version)) throw new Error(`${file} has checkpoint version ${version}; this simclr reads versions ${READABLE_VERSIONS.join(', ')}`);
   const headerBytes = Number(prefix.readBigUInt64LE(16));
   if (PREFIX_BYTES + headerBytes > fileBytes) throw new Error(`${file} is truncated`);
   return headerBytes;
+}
+
+/** Options of the checkpoint readers. */
+export interface ReadCheckpointOptions {
+  /** Verify the checksums (default true); false reads a damaged file as it is, at the caller's risk. */
+  verify?: boolean;
+}
+
+const corrupt = (file: string, what: string) =>
+  new Error(`${file} is corrupt: ${what} does not match the checksum written with it (the file changed after it was saved); ` +
+    'use an earlier checkpoint, or read it anyway with { verify: false }');
+
+/** Throws unless the header bytes match the prefix's checksum (version 2). */
+function verifyHeader(prefix: Buffer, header: Buffer, file: string): void {
+  if (prefix.readUInt32LE(8) >= 2 && zlib.crc32(header) !== prefix.readUInt32LE(12)) throw corrupt(file, 'its header');
 }
 
 function parseHeader<Meta>(json: string, file: string): CheckpointHeader<Meta> {
@@ -158,7 +187,7 @@ function parseHeader<Meta>(json: string, file: string): CheckpointHeader<Meta> {
  * Reads only the fixed prefix and the JSON header of a checkpoint (not the tensors): its meta and tensor list, e.g.
  * the run config to resume with.
  */
-export async function readCheckpointHeader<Meta>(file: string): Promise<CheckpointHeader<Meta>> {
+export async function readCheckpointHeader<Meta>(file: string, options: ReadCheckpointOptions = {}): Promise<CheckpointHeader<Meta>> {
   let handle: fs.promises.FileHandle;
   try {
     handle = await openRegularFile(file);
@@ -172,6 +201,7 @@ export async function readCheckpointHeader<Meta>(file: string): Promise<Checkpoi
     const headerBytes = headerBytesOf(prefix, size, file);
     const header = Buffer.alloc(headerBytes);
     await handle.read(header, 0, headerBytes, PREFIX_BYTES);
+    if (options.verify !== false) verifyHeader(prefix, header, file);
     return parseHeader<Meta>(header.toString('utf8'), file);
   } finally {
     await handle.close();
@@ -179,7 +209,7 @@ export async function readCheckpointHeader<Meta>(file: string): Promise<Checkpoi
 }
 
 /** Reads a checkpoint written by writeCheckpoint; a foreign, truncated or corrupt file is a clear error. */
-export async function readCheckpoint<Meta>(file: string, options: { device?: string } = {}): Promise<CheckpointContents<Meta>> {
+export async function readCheckpoint<Meta>(file: string, options: { device?: string } & ReadCheckpointOptions = {}): Promise<CheckpointContents<Meta>> {
   let data: Buffer;
   try {
     data = await readRegularFile(file);
@@ -187,6 +217,8 @@ export async function readCheckpoint<Meta>(file: string, options: { device?: str
     throw new Error(`Cannot read checkpoint ${file}: ${(err as Error).message}`);
   }
   const headerBytes = headerBytesOf(data.subarray(0, PREFIX_BYTES), data.length, file);
+  const verify = options.verify !== false && data.readUInt32LE(8) >= 2;
+  if (verify) verifyHeader(data, data.subarray(PREFIX_BYTES, PREFIX_BYTES + headerBytes), file);
   const header = parseHeader<Meta>(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerBytes), file);
   const base = PREFIX_BYTES + headerBytes;
   const tensors: Record<string, Tensor> = {};
@@ -198,6 +230,10 @@ export async function readCheckpoint<Meta>(file: string, options: { device?: str
     // Copy into an aligned buffer: typed arrays need offsets that are multiples of their element size.
     const bytes = new Uint8Array(entry.bytes);
     bytes.set(data.subarray(base + entry.offset, base + entry.offset + entry.bytes));
+    if (verify && zlib.crc32(bytes) !== entry.crc32) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw corrupt(file, `tensor ${entry.name}`);
+    }
     const typed = new TypedArray(bytes.buffer) as SupportedTypedArray;
     tensors[entry.name] = Tensor.fromTypedArray(typed, entry.shape, { device: options.device });
   }
