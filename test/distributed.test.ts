@@ -4,12 +4,13 @@
  * it (a gather backward without the sum over ranks, per-rank BatchNorm); the launcher when a worker dies; a 2-worker
  * run stopped by Ctrl-C and resumed. Workers run the built package (dist/), as users do.
  */
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
+import { sweepStaleResumeCopies } from '../src/train/distributed';
 import { freePort } from '../src/train/launch';
 
 const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');
@@ -107,6 +108,25 @@ function distance(a: Float64Array, b: Float64Array): { relative: number; maxAbs:
   }
   return { relative: Math.sqrt(diff / norm), maxAbs };
 }
+
+describe('resume copies of a checkpoint on the other ranks', () => {
+  it('of a process that is gone are removed by the next resume; those of live processes are kept', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-sweep-'));
+    try {
+      const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+      const deadPid = Number(gone.stdout);
+      for (const pid of [deadPid, process.pid, process.ppid]) {
+        fs.mkdirSync(path.join(folder, `simclr-resume-${pid}-x1`));
+        fs.writeFileSync(path.join(folder, `simclr-resume-${pid}-x1`, 'last.ckpt'), 'bytes');
+      }
+      fs.mkdirSync(path.join(folder, 'simclr-other-1'));
+      sweepStaleResumeCopies(folder);
+      expect(fs.readdirSync(folder).sort()).toEqual([`simclr-resume-${process.pid}-x1`, `simclr-resume-${process.ppid}-x1`, 'simclr-other-1'].sort());
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('2 Gloo workers with batch B against 1 process with batch 2B', () => {
   // The yardstick is float32 rounding itself: the one-process run on the same batch with its images in reverse order

@@ -52,18 +52,49 @@ export function joinGroup(config: RunConfig, options: DistributedRunOptions): Pr
   });
 }
 
+const RESUME_COPY = /^simclr-resume-(\d+)-/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the checkpoint copies of resumes whose process is gone (a worker killed while it resumed cannot remove its
+ * own: SIGKILL runs no handler), so that none stays in the temporary folder for good.
+ */
+export function sweepStaleResumeCopies(folder = os.tmpdir()): void {
+  for (const entry of fs.readdirSync(folder)) {
+    const owner = RESUME_COPY.exec(entry)?.[1];
+    if (owner === undefined || Number(owner) === process.pid || alive(Number(owner))) continue;
+    fs.rmSync(path.join(folder, entry), { recursive: true, force: true });
+  }
+}
+
 /**
  * Rank 0 reads `file` and every rank receives its bytes, so machines without rank 0's disk resume from the same
- * checkpoint. Returns the file each rank reads (rank 0: `file`; the others: a temporary copy, removed by `cleanup`).
+ * checkpoint. Returns the file each rank reads (rank 0: `file`; the others: a temporary copy, named after the process,
+ * removed by `cleanup`, when the process exits, or by the next resume on this machine once the process is gone).
  */
 export async function shareCheckpoint(group: ProcessGroup, file: string): Promise<{ file: string; cleanup: () => void }> {
   const mine = group.rank === 0 ? (fs.existsSync(file) ? readRegularFileSync(file) : new Uint8Array(0)) : undefined;
   const bytes = await group.broadcastBytes(mine);
   if (bytes.length === 0) throw new Error(`--resume: no checkpoint at ${file} on rank 0`);
   if (group.rank === 0) return { file, cleanup: () => undefined };
-  const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-resume-')), path.basename(file));
+  sweepStaleResumeCopies();
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), `simclr-resume-${process.pid}-`));
+  const cleanup = () => {
+    fs.rmSync(folder, { recursive: true, force: true });
+    process.removeListener('exit', cleanup);
+  };
+  process.on('exit', cleanup);
+  const copy = path.join(folder, path.basename(file));
   fs.writeFileSync(copy, bytes);
-  return { file: copy, cleanup: () => fs.rmSync(path.dirname(copy), { recursive: true, force: true }) };
+  return { file: copy, cleanup };
 }
 
 /**
