@@ -11,7 +11,7 @@ import * as path from 'path';
 import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
 import { sweepStaleResumeCopies } from '../src/train/distributed';
-import { freePort } from '../src/train/launch';
+import { freePort, launch } from '../src/train/launch';
 
 const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
@@ -265,6 +265,31 @@ async function runningWorkers(distTimeout: number) {
   expect(workers).toHaveLength(2);
   return { run, workers, rank1: workers.find((pid) => rankOf(pid) === 1)! };
 }
+
+describe('the launcher, told to stop', () => {
+  // Workers that log each signal they get and exit as simclr's do: rank 1 at once, rank 0 after saving (a while).
+  const WORKER = String.raw`
+const fs = require('fs');
+const log = (line) => fs.appendFileSync(process.env.SIGNAL_LOG, process.env.RANK + ' ' + line + '\n');
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => { log(signal); setTimeout(() => process.exit(code), process.env.RANK === '1' ? 0 : 800); });
+}
+log('ready');
+setInterval(() => {}, 1000);
+`;
+
+  it.each([['SIGTERM', 143], ['SIGINT', 130]] as const)('by %s, forwards it once to each worker and exits %i once they stopped', async (signal, code) => {
+    const signalLog = path.join(tmp(), 'signals.log');
+    fs.writeFileSync(signalLog, '');
+    const lines = () => fs.readFileSync(signalLog, 'utf8').split('\n').filter(Boolean);
+    const exit = launch({ nprocPerNode: 2, command: process.execPath, args: ['-e', WORKER], env: { ...process.env, SIGNAL_LOG: signalLog }, log: () => undefined });
+    await until(() => lines().filter((l) => l.endsWith('ready')).length === 2, 'the workers to start', 30_000);
+    process.emit(signal);
+    expect(await exit).toBe(code);
+    // Rank 1's exit is the stop asked for, not a failure that would signal rank 0 again (which then quits unsaved).
+    expect(lines().filter((l) => !l.endsWith('ready')).sort()).toEqual([`0 ${signal}`, `1 ${signal}`]);
+  }, 60_000);
+});
 
 describe('simclr train --nproc-per-node 2', () => {
   it('ends every worker and the launcher, non-zero and naming the rank, when one worker is killed', async () => {

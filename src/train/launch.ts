@@ -1,8 +1,10 @@
 /**
  * The launcher of `simclr train --nproc-per-node K`: like torchrun, it starts K workers on this machine with the
  * environment of their rank (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT) and watches
- * them. Ctrl-C / SIGTERM are forwarded to every worker; when one worker fails, the others are stopped (SIGTERM, then
- * SIGKILL after a grace period) and the launcher exits non-zero naming the rank. A worker that hangs makes the others'
+ * them. Ctrl-C / SIGTERM are forwarded to every worker, once per signal received: the workers stop after the same
+ * step, save, and exit 130 / 143, which the launcher then exits with (a worker ending so is no failure, and nothing
+ * signals the others again: a second signal would make them quit without saving). When one worker fails on its own,
+ * the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits non-zero naming the rank. A worker that hangs makes the others'
  * collectives time out, which ends them the same way. Workers exit when the launcher dies (they watch its IPC
  * channel), so none is left behind.
  */
@@ -54,8 +56,8 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 }
 
 /**
- * Starts the workers of this machine and resolves with the launcher's exit code: 0 when every worker exited 0, 130
- * after an interrupt that every worker obeyed, otherwise non-zero after stopping the rest.
+ * Starts the workers of this machine and resolves with the launcher's exit code: 0 when every worker exited 0, 130 /
+ * 143 after a SIGINT / SIGTERM that every worker obeyed, otherwise non-zero after stopping the rest.
  */
 export async function launch(options: LaunchOptions): Promise<number> {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
@@ -78,20 +80,24 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const workers: { rank: number; child: ChildProcess; exited: boolean }[] = [];
   let failure: string | undefined;
   let failureCode = 0;
-  let interrupted = false;
+  // The first signal the launcher received (and forwarded): the workers' exit 130 / 143 is then the stop it asked for.
+  let stopping: 'SIGINT' | 'SIGTERM' | undefined;
   let killTimer: NodeJS.Timeout | undefined;
 
   const stopOthers = () => {
+    // Workers already told to stop by a forwarded signal are stopping: another signal would hurry them past their save.
+    if (stopping) return;
     for (const w of workers) if (!w.exited) w.child.kill('SIGTERM');
     killTimer = setTimeout(() => {
       for (const w of workers) if (!w.exited) w.child.kill('SIGKILL');
     }, graceMs);
     killTimer.unref();
   };
-  const forward = (signal: NodeJS.Signals) => () => {
-    if (signal === 'SIGINT') interrupted = true;
+  const forward = (signal: 'SIGINT' | 'SIGTERM') => () => {
+    stopping ??= signal;
     for (const w of workers) if (!w.exited) w.child.kill(signal);
   };
+  const stopCode = (signal: 'SIGINT' | 'SIGTERM') => (signal === 'SIGINT' ? 130 : 143);
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
   process.on('SIGINT', onInt);
@@ -133,7 +139,9 @@ export async function launch(options: LaunchOptions): Promise<number> {
         });
         child.on('exit', (code, signal) => {
           worker.exited = true;
-          const ok = code === 0 || (interrupted && (code === 130 || signal === 'SIGINT'));
+          // After a forwarded signal, a worker that stopped (exit 130 or 143, or killed by the signal) did as asked.
+          const stopped = code === 130 || code === 143 || signal === 'SIGINT' || signal === 'SIGTERM';
+          const ok = code === 0 || (stopping !== undefined && stopped);
           if (!ok && failure === undefined) {
             failure = `rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; stopping the other workers`;
             failureCode = code !== null && code !== 0 ? code : 1;
@@ -142,7 +150,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
           }
           if (--remaining === 0) {
             if (killTimer) clearTimeout(killTimer);
-            resolve(failure !== undefined ? failureCode : interrupted ? 130 : 0);
+            resolve(failure !== undefined ? failureCode : stopping ? stopCode(stopping) : 0);
           }
         });
       }
