@@ -207,6 +207,36 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
+  it('refuses to resume on data that changed, or with another number of workers, saying which and how to resume', async () => {
+    const folder = tmp();
+    for (const name of ['a', 'b']) fs.mkdirSync(path.join(folder, name));
+    const image = (i: number) => sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 9 * i, g: 255 - 9 * i, b: 3 * i } } }).png().toBuffer();
+    for (let i = 0; i < 24; i++) fs.writeFileSync(path.join(folder, i % 2 ? 'a' : 'b', `${i}.png`), await image(i));
+    const config = { ...base, data: folder, subset: undefined, out: tmp() };
+    const stop = new AbortController();
+    const first = await runTraining(config, { progress: 'none', signal: stop.signal, onStep: (r) => r.step === 1 && stop.abort() });
+    expect(first.interrupted).toBe(true);
+    // Another worker count: the checkpoint's record rewritten as a 2-worker run's (header and its checksum).
+    const last = path.join(config.out, 'last.ckpt');
+    const original = fs.readFileSync(last);
+    const headerBytes = Number(original.readBigUInt64LE(16));
+    const header = original.toString('utf8', 24, 24 + headerBytes);
+    expect(JSON.parse(header).meta).toMatchObject({ worldSize: 1, images: 24 });
+    const twoWorkers = Buffer.from(header.replace('"worldSize":1,', '"worldSize":2,'));
+    const prefix = Buffer.from(original.subarray(0, 24));
+    prefix.writeUInt32LE(require('zlib').crc32(twoWorkers), 12);
+    fs.writeFileSync(last, Buffer.concat([prefix, twoWorkers, original.subarray(24 + headerBytes)]));
+    await expect(runTraining(config, { progress: 'none', resume: true })).rejects
+      .toThrow(/was written by a run of 2 worker\(s\), and this one has 1: the images per step, and with them the learning rate, would change mid-run\. Resume with 2 worker\(s\) \(--nproc-per-node 2\)/);
+    fs.writeFileSync(last, original);
+    // Images added to the folder since.
+    fs.writeFileSync(path.join(folder, 'a', 'new.png'), await image(30));
+    await expect(runTraining(config, { progress: 'none', resume: true })).rejects
+      .toThrow('--resume: the run trained on 24 images and its data now has 25: images were added since it started');
+    fs.rmSync(path.join(folder, 'a', 'new.png'));
+    expect((await runTraining(config, { progress: 'none', resume: true })).steps).toBe(6);
+  });
+
   it("keeps the final kNN monitor's features on request: those of the trained model, which evaluate then reuses", async () => {
     const config = { ...base, knnEvery: 1, evalSubset: 24, out: tmp() };
     const run = await runTraining(config, { progress: 'none', keepMonitorFeatures: true });

@@ -59,6 +59,10 @@ export interface CheckpointMeta {
   epochLoss?: { sum: number; count: number };
   /** Seconds spent in `epoch` so far. */
   epochSeconds?: number;
+  /** Workers of the run (data-parallel ranks; 1 for one process). */
+  worldSize?: number;
+  /** Images of its training data (all ranks'), when the data says. */
+  images?: number;
   /** The run config (the CLI and runTraining store the whole RunConfig). */
   config: Record<string, unknown>;
 }

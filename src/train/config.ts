@@ -70,7 +70,7 @@ export const RUN_SETTINGS = {
   batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
   accumulationSteps: { kind: 'int', min: 1, max: MAX_ACCUMULATION_STEPS, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
   dropLast: { kind: 'bool', default: true, help: 'drop each epoch\'s short last batch (fewer negatives: its loss is not comparable); evaluation never drops' },
-  maxSteps: { kind: 'int', min: 1, help: 'stop after this many steps' },
+  maxSteps: { kind: 'int', min: 1, help: 'the run\'s length in steps instead of epochs x batches: the learning-rate schedule spans it and the run stops there' },
   optimizer: { kind: 'enum', choices: OPTIMIZERS, default: OPTIMIZER_DEFAULTS.optimizer, help: 'optimiser of the training step' },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
   lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },

@@ -33,6 +33,7 @@ export function distributedTrainingData(dataset: Dataset, config: RunConfig, ran
     sampler,
     batchesPerEpoch,
     viewsPerImage: augmenter.viewsPerImage,
+    images: dataset.length,
     async *batches(epoch: number, skipBatches: number) {
       const shard = new Subset(dataset, sampler.indices(epoch));
       const loader = new Loader(shard, { batchSize: config.batchSize, shuffle: false, dropLast: config.dropLast, concurrency: config.workers * 16 });

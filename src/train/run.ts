@@ -85,7 +85,7 @@ export interface RunOptions {
 const MAY_CHANGE_ON_RESUME: Partial<Record<SettingName, string>> = {
   out: 'where the run is',
   epochs: 'the learning-rate schedule is stretched or shortened to the new length from here on',
-  maxSteps: 'the run stops at the new step count',
+  maxSteps: 'the learning-rate schedule is stretched or shortened to the new step count from here on, and the run stops there',
   device: 'training continues on the new device',
   precision: 'the steps from here on run at the new precision (losses differ from an uninterrupted run by rounding)',
   memoryFormat: 'memory layout only (results agree to rounding)',

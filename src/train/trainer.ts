@@ -64,6 +64,8 @@ export interface TrainingData {
   views(images: Tensor): Promise<BatchViews>;
   /** Views per image over all groups (default 2): what the loss counts as one image's positives plus itself. */
   viewsPerImage?: number;
+  /** Images in the whole training set (all ranks'), recorded in checkpoints so that a resume on changed data is refused. */
+  images?: number;
   getAugmentState(): AugmenterState;
   setAugmentState(state: AugmenterState): void;
 }
@@ -410,15 +412,41 @@ export class Trainer {
       optimizerSteps: optimizer.steps,
       augmentState,
       bestMetric: best,
+      worldSize: this.trainStep.group?.worldSize ?? 1,
+      ...(this.data.images !== undefined ? { images: this.data.images } : {}),
       config: { ...(this.options.config ?? {}) },
     };
     await writeCheckpoint(file, { meta, tensors });
     for (const t of Object.values(tensors)) t.dispose();
   }
 
+  /**
+   * A resume continues the same run: as many workers (each a share of the global batch, which sets the learning rate)
+   * and the same data. Either changed is an error naming what and how to resume.
+   */
+  private checkSameShape(meta: CheckpointMeta, file: string): void {
+    const workers = this.trainStep.group?.worldSize ?? 1;
+    if (meta.worldSize !== undefined && meta.worldSize !== workers) {
+      throw new Error(`--resume: ${file} was written by a run of ${meta.worldSize} worker(s), and this one has ${workers}: the images ` +
+        `per step, and with them the learning rate, would change mid-run. Resume with ${meta.worldSize} worker(s) ` +
+        `(--nproc-per-node ${meta.worldSize}${meta.worldSize === 1 ? ', or none' : ''}), or start a new run in another --out`);
+    }
+    if (meta.images !== undefined && this.data.images !== undefined && meta.images !== this.data.images) {
+      throw new Error(`--resume: the run trained on ${meta.images} images and its data now has ${this.data.images}: images were ` +
+        `${this.data.images > meta.images ? 'added' : 'removed'} since it started, so its epochs and shuffles no longer line up. ` +
+        'Resume on the data it started with, or start a new run in another --out');
+    }
+  }
+
   private async restore(file: string): Promise<{ position: Position; bestMetric: number | null }> {
     const { meta, tensors } = await readCheckpoint<CheckpointMeta>(file);
     checkTrainingMeta(meta, file);
+    try {
+      this.checkSameShape(meta, file);
+    } catch (err) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw err;
+    }
     const state = splitTrainingTensors(tensors);
     await this.model.loadStateDict(state.model, { strict: true });
     this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });

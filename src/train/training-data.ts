@@ -50,6 +50,7 @@ export function trainingData(dataset: Dataset, config: RunConfig):
     augmenter,
     batchesPerEpoch: loader.length,
     viewsPerImage: augmenter.viewsPerImage,
+    images: dataset.length,
     async *batches(epoch: number, skipBatches: number) {
       for await (const batch of loader.epoch(epoch, skipBatches)) {
         if (batch.labels.length < 2) {
