@@ -178,7 +178,7 @@ export function buildProgram(): Command {
       });
       if (!distributed || process.env.RANK === '0') {
         console.log(JSON.stringify({ steps: run.steps, epochs: run.epochsCompleted, lastLoss: run.lastLoss, interrupted: run.interrupted,
-          checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
+          ...(run.alreadyComplete ? { alreadyComplete: true } : {}), checkpoint: run.checkpoint, report: run.reportPath }, null, 2));
       }
       if (run.interrupted) process.exitCode = run.stoppedBy === 'SIGTERM' ? 143 : 130;
     });

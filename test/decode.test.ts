@@ -2,6 +2,7 @@
  * Decoding to the base size: the native JPEG decoder and resize give the seed's PIL bytes (Image.open → draft →
  * convert('RGB') → resize BILINEAR, which is torchvision's Resize on PIL images), and bad input is an error, not a crash.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -170,6 +171,21 @@ describeWithOracle('decoding to the base size gives PIL\'s bytes', (python) => {
       expect([sample.width, sample.height]).toEqual([w, h]);
       expect(differing(sample.image, expected[i].hex)).toBe(0);
     }
+  });
+});
+
+describe('sharp', () => {
+  it('is loaded by the first decode that needs it, not by importing simclr', async () => {
+    const dist = path.join(__dirname, '..', 'dist');
+    const png = path.join(root, 'lazy.png');
+    await sharp({ create: { width: 6, height: 6, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toFile(png);
+    const loaded = 'const loaded = () => Object.keys(require.cache).some((k) => k.includes(`${require("path").sep}sharp${require("path").sep}`));';
+    const probe = (code: string) => spawnSync(process.execPath, ['-e', `require(${JSON.stringify(dist)}); ${loaded} ${code}`], { encoding: 'utf8' });
+    const imported = probe('console.log(loaded());');
+    expect([imported.stderr, imported.stdout.trim()]).toEqual(['', 'false']);
+    const decoded = probe(`require(${JSON.stringify(path.join(dist, 'data', 'decode'))}).decodeFile(${JSON.stringify(png)}, [4, 4])
+      .then((d) => console.log(d.width, loaded()));`);
+    expect([decoded.stderr, decoded.stdout.trim()]).toEqual(['', '4 true']);
   });
 });
 

@@ -73,6 +73,22 @@ function asCommonJs(snippet: string): string {
     'main().catch((error: unknown) => {', '  console.error(error);', '  throw error;', '});', ''].join('\n');
 }
 
+/**
+ * The CommonJS form that `verbatimModuleSyntax` (on in `tsc --init`'s settings) requires, as the README says:
+ * `import simclr = require('simclr')`, the values taken from it, the types named through it.
+ */
+function asCommonJsRequire(snippet: string): string {
+  const lines = asCommonJs(snippet).split('\n');
+  return lines.flatMap((line) => {
+    const named = line.match(/^import \{ (.*) \} from 'simclr';$/);
+    if (!named) return [line];
+    const names = named[1].split(',').map((n) => n.trim());
+    const types = names.filter((n) => n.startsWith('type ')).map((n) => n.slice('type '.length));
+    const values = names.filter((n) => !n.startsWith('type '));
+    return ["import simclr = require('simclr');", `const { ${values.join(', ')} } = simclr;`, ...types.map((t) => `type ${t} = simclr.${t};`)];
+  }).join('\n');
+}
+
 function run(command: string, args: string[], cwd: string, timeout = 120_000): SpawnSyncReturns<string> {
   return spawnSync(command, args, { cwd, encoding: 'utf8', timeout, maxBuffer: 1 << 26 });
 }
@@ -125,6 +141,7 @@ describe('README examples in a fresh project', () => {
     snippets.forEach((snippet, i) => {
       fs.writeFileSync(path.join(project, `example-${i + 1}.mts`), snippet);
       fs.writeFileSync(path.join(project, `example-${i + 1}.cts`), asCommonJs(snippet));
+      fs.writeFileSync(path.join(project, `example-${i + 1}-require.cts`), asCommonJsRequire(snippet));
     });
     fs.writeFileSync(path.join(project, 'types-only.mts'), "import * as simclr from 'simclr';\nexport type Everything = typeof simclr;\n");
   });
@@ -164,9 +181,16 @@ describe('README examples in a fresh project', () => {
       expect(buildEsm(compiler)).toBe('');
     });
 
-    it('type-checks every example as CommonJS (.cts, wrapped in an async function)', () => {
+    it('type-checks every example as CommonJS (.cts, wrapped in an async function), without verbatimModuleSyntax', () => {
       const { verbatimModuleSyntax: _, ...cjs } = INIT_OPTIONS;
       expect(tsc(compiler, 'tsconfig.cjs', { ...cjs, outDir: 'cjs', noEmit: true }, snippets.map((_, i) => `example-${i + 1}.cts`))).toBe('');
+    });
+
+    it('type-checks every example as CommonJS with all of tsc --init\'s settings, importing with import = require', () => {
+      // With verbatimModuleSyntax, `import { … } from` in a CommonJS file is TS1286; the README says what to write.
+      expect(tsc(compiler, 'tsconfig.cjs-init', { ...INIT_OPTIONS, outDir: 'cjs-init', noEmit: true },
+        snippets.map((_, i) => `example-${i + 1}-require.cts`))).toBe('');
+      expect(tsc(compiler, 'tsconfig.cjs-import', { ...INIT_OPTIONS, outDir: 'cjs-import', noEmit: true }, ['example-1.cts'])).toMatch(/TS1286/);
     });
 
     it('has types that need neither @types/node nor the DOM (lib es2022, no types)', () => {

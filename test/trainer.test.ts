@@ -207,6 +207,15 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
+  it('resuming a finished run trains nothing and says so, with the loss it ended on', async () => {
+    const out = tmp();
+    const whole = await runTraining({ ...base, epochs: 1, out }, { progress: 'none' });
+    const again = await runTraining({ ...base, epochs: 1, out }, { progress: 'none', resume: true });
+    expect([again.alreadyComplete, again.steps, again.interrupted]).toEqual([true, whole.steps, false]);
+    expect(again.lastLoss).toBe(whole.lastLoss);
+    expect(whole.alreadyComplete).toBeUndefined();
+  });
+
   it('refuses to resume on data that changed, or with another number of workers, saying which and how to resume', async () => {
     const folder = tmp();
     for (const name of ['a', 'b']) fs.mkdirSync(path.join(folder, name));

@@ -1,6 +1,6 @@
 /** Image decoding with sharp (libvips, on the libuv pool): any file → RGB uint8 HWC at the base size. */
 import * as os from 'os';
-import sharp from 'sharp';
+import type SharpModule from 'sharp';
 import { checkInteger, invalid } from '../errors';
 import { decodeJpeg, hasJpegDecoder, resizeImage } from '../augment/image-batch';
 import { BaseSize, Sample, SampleError } from './dataset';
@@ -17,7 +17,23 @@ import { checkRegularFile, readRegularFile } from '../user-file';
 export const DECODE_THREADS = Math.min(1024, Math.max(2, os.availableParallelism()));
 if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = String(DECODE_THREADS);
 
-type Pipeline = ReturnType<typeof sharp>;
+let loadedSharp: typeof SharpModule | undefined;
+
+/**
+ * sharp, loaded by the first decode that needs it: importing simclr loads neither sharp nor libvips (a program that
+ * never decodes a file, or decodes only JPEGs natively, does without them). libvips' operation cache keeps the last 100
+ * operations for reuse; a training set decodes each file once per epoch, so it never hits, and keeping it cost ~6% of
+ * the decoding time: it is turned off on load (for the process: sharp has one cache).
+ */
+function sharp(): typeof SharpModule {
+  if (!loadedSharp) {
+    loadedSharp = require('sharp') as typeof SharpModule;
+    loadedSharp.cache(false);
+  }
+  return loadedSharp;
+}
+
+type Pipeline = ReturnType<typeof SharpModule>;
 
 /** File extensions the folder datasets pick up (lower case), as torchvision's IMG_EXTENSIONS for these formats. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff'];
@@ -79,11 +95,6 @@ async function raw(image: Pipeline): Promise<Omit<Sample, 'label'>> {
   return { image: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
 
-// libvips' operation cache keeps the last 100 operations for reuse; a training set decodes each file once per epoch, so
-// it never hits, and keeping it cost ~6% of the decoding time. Turned off (for the process: sharp has one cache) the
-// first time a file is decoded.
-let cacheOff = false;
-
 const JPEG_NAME = /\.jpe?g$/i;
 
 // decodeJpeg with its errors as SampleErrors naming `path`.
@@ -109,10 +120,6 @@ async function decodeJpegNamed(source: Uint8Array | string, path: string, size: 
  *   rest by libvips, which shrinks JPEGs on load before its bilinear resize.
  */
 export async function decodeFile(path: string, size: readonly [number, number] | null): Promise<Omit<Sample, 'label'>> {
-  if (!cacheOff) {
-    sharp.cache(false);
-    cacheOff = true;
-  }
   const jpeg = hasJpegDecoder();
   if (jpeg && JPEG_NAME.test(path)) {
     // The addon opens the file itself: a FIFO named *.jpg would block it, so only a regular file gets there.
@@ -139,7 +146,7 @@ export async function decodeFile(path: string, size: readonly [number, number] |
   const resizeHere = size !== null && header !== null && !shrinksOnLoad(header, size);
   let decoded: Omit<Sample, 'label'>;
   try {
-    decoded = await raw(toRgb(sharp(bytes, { failOn: 'warning' }), resizeHere ? null : size));
+    decoded = await raw(toRgb(sharp()(bytes, { failOn: 'warning' }), resizeHere ? null : size));
   } catch (err) {
     throw new SampleError(path, err instanceof Error ? err.message.split('\n')[0] : String(err));
   }

@@ -27,6 +27,8 @@ export interface TrainingRun extends TrainResult {
   checkpoint: string;
   /** The signal that stopped the run early, if one did. */
   stoppedBy?: 'SIGINT' | 'SIGTERM';
+  /** Resumed a run that had already finished: nothing was trained, `lastLoss` is its last step's. */
+  alreadyComplete?: boolean;
   /**
    * With `keepMonitorFeatures`: the final epoch's kNN-monitor features (the trained model's features of the run's
    * evaluation splits), for `evaluate` to take; the caller frees them (evaluate does).
@@ -252,9 +254,18 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   }
   const stopped = result.interrupted && stoppedBy ? { stoppedBy } : {};
   if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last, ...stopped };
-  const reportPath = await writeReport(config.out, readMetrics(config.out), {
+  const metrics = readMetrics(config.out);
+  // A resume of a finished run trains nothing: say so, with the loss it ended on rather than none.
+  const complete = resumeFrom !== undefined && !result.interrupted && !result.records.some((r) => 'step' in r);
+  if (complete) {
+    const lastStep = metrics.filter((r): r is StepRecord => 'step' in r).pop();
+    result = { ...result, lastLoss: lastStep?.loss ?? result.lastLoss };
+    process.stderr.write(`simclr: the run in ${config.out} was already complete (${result.steps} steps): nothing to train\n`);
+  }
+  const reportPath = await writeReport(config.out, metrics, {
     settings: { ...config },
     timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
-  return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(monitorFeatures ? { monitorFeatures } : {}) };
+  return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(complete ? { alreadyComplete: true } : {}),
+    ...(monitorFeatures ? { monitorFeatures } : {}) };
 }
