@@ -18,6 +18,24 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
   const config = validateRunConfig({ subset: 48, batchSize: 16, epochs: 2, baseSize: 16, imageSize: 16, workers: 1, knnEvery: 0 });
   const data = () => trainingData(Subset.random(fashionMnist('train', { size: 16 }), 48, 0), config);
 
+  it("a stop asked for during the epoch's monitor says it waits for the monitor, and the run ends after it", async () => {
+    const waits: string[] = [];
+    const notice = (waitsFor: 'step' | 'monitor') => {
+      waits.push(waitsFor);
+      return `simclr: stopping after the ${waitsFor}`;
+    };
+    const trainer: Trainer = new Trainer(await createModel(config), data(), {
+      ...config, out: tmp(), progress: 'none',
+      monitor: async () => {
+        trainer.requestStop(notice);
+        return 0.5;
+      },
+    });
+    const result = await trainer.fit();
+    expect(waits).toEqual(['monitor']);
+    expect([result.epochsCompleted, result.interrupted, result.steps]).toEqual([1, true, 3]);
+  });
+
   it('fills every option it is not given from the run settings', async () => {
     const trainer = new Trainer(await createModel(config), data(), { out: tmp() });
     // lr 0.06 scaled linearly by the default batch of 256: 0.06.

@@ -27,8 +27,13 @@ export interface LoaderOptions {
    * then shorter), counts it and reports it when the epoch ends; 'error' rejects naming the file.
    */
   badFiles?: 'skip' | 'error';
-  /** Called when an epoch ends; the default warns on the console when files were skipped. */
+  /**
+   * Called when an epoch ends; the default warns (through `warn`) when files were skipped, once for each set of skipped
+   * files: a later epoch that skips the same files says nothing.
+   */
   onEpochEnd?: (report: EpochReport) => void;
+  /** Where the default `onEpochEnd` writes (default console.warn); a progress line routes it above itself. */
+  warn?: (message: string) => void;
 }
 
 /** One batch. */
@@ -76,10 +81,17 @@ class Limiter {
   }
 }
 
-function warnSkipped(report: EpochReport): void {
-  if (report.skipped === 0) return;
-  // Epochs are numbered from 1 where a person reads them (report.epoch is the loader's 0-based index).
-  console.warn(`simclr: epoch ${report.epoch + 1} skipped ${report.skipped} unreadable image(s), e.g.:\n  ${report.skippedExamples.join('\n  ')}`);
+/** The default epoch-end report: the skipped files, said once for each set of them (every epoch reads the same files). */
+function skipWarner(loader: { warn: (message: string) => void }): (report: EpochReport) => void {
+  let said = '';
+  return (report) => {
+    if (report.skipped === 0) return;
+    const which = `${report.skipped}\n${report.skippedExamples.join('\n')}`;
+    if (which === said) return;
+    said = which;
+    loader.warn(`simclr: skipped ${report.skipped} unreadable image(s)${report.epoch > 0 ? ` in epoch ${report.epoch + 1}` : ''}, e.g.:\n  ` +
+      `${report.skippedExamples.join('\n  ')}${report.epoch === 0 ? '\n  (later epochs that skip the same files say nothing)' : ''}`);
+  };
 }
 
 export class Loader implements AsyncIterable<Batch> {
@@ -95,6 +107,8 @@ export class Loader implements AsyncIterable<Batch> {
   lastReport: EpochReport | undefined;
   private nextEpoch = 0;
   private readonly onEpochEnd: (report: EpochReport) => void;
+  /** Where the default epoch-end report writes (LoaderOptions.warn); the Trainer points it at its progress line. */
+  warn: (message: string) => void;
 
   constructor(dataset: Dataset, options: LoaderOptions) {
     if (!dataset || typeof dataset.get !== 'function' || !Number.isInteger(dataset.length)) {
@@ -110,7 +124,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.prefetch = checkInteger(options.prefetch ?? 2, 'prefetch', 0, 1024);
     this.concurrency = checkInteger(options.concurrency ?? Math.max(16, 4 * os.availableParallelism()), 'concurrency', 1, 4096);
     this.badFiles = checkOneOf(options.badFiles ?? 'skip', 'badFiles', ['skip', 'error'] as const);
-    this.onEpochEnd = options.onEpochEnd ?? warnSkipped;
+    this.warn = options.warn ?? ((message) => console.warn(message));
+    this.onEpochEnd = options.onEpochEnd ?? skipWarner(this);
     if (this.length === 0) {
       throw new RangeError(`Loader: dropLast with batchSize ${this.batchSize} leaves no batch of the ${dataset.length} samples`);
     }

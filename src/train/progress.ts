@@ -127,6 +127,12 @@ export class Progress {
     }
   }
 
+  /** A warning: above the status line when there is one, else on stderr, whatever the mode (even 'none'). */
+  warn(line: string): void {
+    if (this.bar) this.log(line);
+    else console.warn(line);
+  }
+
   /** Draws the final state of the status line (elapsed time in place of the ETA) and moves to a fresh line. */
   stop(): void {
     if (!this.bar) return;

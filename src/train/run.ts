@@ -225,9 +225,11 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   const quitNow = () => process.exit(stoppedBy === 'SIGTERM' ? 143 : 130);
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     stoppedBy = signal;
-    trainer.requestStop(signal === 'SIGINT'
-      ? 'simclr: stopping after this step to save last.ckpt (Ctrl-C again: quit now)'
-      : 'simclr: SIGTERM: stopping after this step to save last.ckpt (a second signal quits now)');
+    trainer.requestStop((waitsFor) => {
+      const after = waitsFor === 'monitor' ? "after this epoch's kNN monitor (one pass over the evaluation images)" : 'after this step';
+      return signal === 'SIGINT' ? `simclr: stopping ${after} to save last.ckpt (Ctrl-C again: quit now)`
+        : `simclr: SIGTERM: stopping ${after} to save last.ckpt (a second signal quits now)`;
+    });
     process.removeListener('SIGINT', onSigint);
     process.removeListener('SIGTERM', onSigterm);
     process.once('SIGINT', quitNow);

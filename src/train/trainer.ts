@@ -68,6 +68,8 @@ export interface TrainingData {
   images?: number;
   getAugmentState(): AugmenterState;
   setAugmentState(state: AugmenterState): void;
+  /** Where the data's warnings (skipped files) go while the loop runs: above the progress line. */
+  setWarn?(warn: (message: string) => void): void;
 }
 
 /** Where the loop is when it asks a custom learning-rate function. */
@@ -147,6 +149,8 @@ export class Trainer {
   private readonly trainStep: TrainStep;
   private readonly schedule: ScheduleConfig;
   private stopRequested = false;
+  /** True while the epoch's monitor (kNN) runs: a stop asked for then waits for it, not for a step. */
+  private monitoring = false;
 
   private readonly checkpointEvery: { steps?: number; minutes?: number };
   /** The progress output while fit() runs. */
@@ -210,17 +214,19 @@ export class Trainer {
   }
 
   /**
-   * Asks the loop to stop after the step in flight; it then writes last.ckpt and returns (SIGINT and SIGTERM use this). `notice`
-   * is printed above the progress line (or on stderr when the loop is not running).
+   * Asks the loop to stop after the step in flight (or, while the epoch's monitor runs, after it); it then writes last.ckpt
+   * and returns (SIGINT and SIGTERM use this). `notice` is printed above the progress line (or on stderr when the loop is
+   * not running); a function gets what the stop waits for.
    */
-  requestStop(notice?: string): void {
+  requestStop(notice?: string | ((waitsFor: 'step' | 'monitor') => string)): void {
     // Data-parallel: the request travels with the next step, and every rank stops after that same step (a rank that
     // stopped on its own would leave the others waiting in a collective).
     if (this.trainStep.group) this.trainStep.requestStop();
     else this.stopRequested = true;
     if (notice === undefined || !this.writer) return;
-    if (this.progress) this.progress.log(notice);
-    else process.stderr.write(`${notice}\n`);
+    const text = typeof notice === 'function' ? notice(this.monitoring ? 'monitor' : 'step') : notice;
+    if (this.progress) this.progress.log(text);
+    else process.stderr.write(`${text}\n`);
   }
 
   /**
@@ -269,6 +275,7 @@ export class Trainer {
     const totalSteps = this.schedule.totalSteps;
     const progress = new Progress(this.writer ? o.progress ?? 'auto' : 'none', totalSteps, position.step);
     this.progress = progress;
+    this.data.setWarn?.((message) => progress.warn(message));
     let lastLoss = NaN;
     let interrupted = false;
     let { epoch, batchInEpoch, step } = position;
@@ -379,7 +386,13 @@ export class Trainer {
         if (lossSoFar.count === 0 && firstBatch === 0) {
           throw new Error(`epoch ${epoch + 1} gave no batch of at least 2 readable images: nothing to train on (see the skipped files above)`);
         }
-        const knnAccuracy = o.monitor ? await o.monitor(epoch + 1) : undefined;
+        this.monitoring = o.monitor !== undefined;
+        let knnAccuracy: number | undefined;
+        try {
+          knnAccuracy = o.monitor ? await o.monitor(epoch + 1) : undefined;
+        } finally {
+          this.monitoring = false;
+        }
         const epochLoss = lossSoFar.sum / Math.max(1, lossSoFar.count);
         const epochRecord: EpochRecord = { epoch: epoch + 1, loss: epochLoss, ...(knnAccuracy !== undefined ? { knnAccuracy } : {}) };
         await log(epochRecord);
@@ -397,6 +410,7 @@ export class Trainer {
     } finally {
       progress.stop();
       this.progress = undefined;
+      this.data.setWarn?.((message) => console.warn(message));
     }
     return { steps: step, epochsCompleted: interrupted ? epoch : Math.min(epoch, o.epochs), lastLoss, interrupted, records };
   }

@@ -63,5 +63,8 @@ export function trainingData(dataset: Dataset, config: RunConfig):
     views: (images: Tensor) => (multiCrop ? augmenter.viewGroups(images, viewOptions) : augmenter.views(images, viewOptions)),
     getAugmentState: () => augmenter.getState(),
     setAugmentState: (state: AugmenterState) => augmenter.setState(state),
+    setWarn: (warn: (message: string) => void) => {
+      loader.warn = warn;
+    },
   };
 }
