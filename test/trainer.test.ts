@@ -207,6 +207,15 @@ describe('training loop', () => {
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
   });
 
+  it('a run that fails before writing anything leaves no empty --out behind, and keeps a folder it found', async () => {
+    const out = path.join(tmp(), 'new-run');
+    await expect(runTraining({ ...base, data: path.join(tmp(), 'no-such-data'), subset: undefined, out }, { progress: 'none' })).rejects.toThrow();
+    expect(fs.existsSync(out)).toBe(false);
+    const existing = tmp();
+    await expect(runTraining({ ...base, data: path.join(tmp(), 'no-such-data'), subset: undefined, out: existing }, { progress: 'none' })).rejects.toThrow();
+    expect(fs.existsSync(existing)).toBe(true);
+  });
+
   it('resuming a finished run trains nothing and says so, with the loss it ended on', async () => {
     const out = tmp();
     const whole = await runTraining({ ...base, epochs: 1, out }, { progress: 'none' });

@@ -163,7 +163,10 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   const group = distributed ? await joinGroup(config, distributed) : undefined;
   const writer = !group || group.rank === 0;
   if (writer && options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
+  // A run that fails before writing anything leaves no empty --out behind (one it did not find there).
+  const createdOut = writer && !fs.existsSync(config.out);
   const lock = writer ? await RunFolderLock.acquire(config.out) : undefined;
+  let failed = true;
   try {
     let notes: string[] = [];
     if (!options.resume && writer) await checkFreshFolder(config.out, options.overwrite ?? false);
@@ -175,12 +178,14 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
         if (writer) for (const note of notes) process.stderr.write(`simclr: resuming with ${note}\n`);
       }
       const run = await train(config, options, lock, group, distributed, resumeFrom?.file);
+      failed = false;
       return { ...run, notes };
     } finally {
       resumeFrom?.cleanup();
     }
   } finally {
     await lock?.release();
+    if (failed && createdOut) await fs.promises.rmdir(config.out).catch(() => undefined); // only if still empty
   }
 }
 
