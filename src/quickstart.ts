@@ -5,7 +5,7 @@
 import { doctor, formatDoctor } from './doctor';
 import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, quickstartRecipe, validateRunConfig } from './train/config';
 import { resolvePrecision } from './ops/precision';
-import { runTraining } from './train/run';
+import { reportSettings, runTraining } from './train/run';
 import { createModel } from './train/run-model';
 import { evaluate, Evaluation, EvaluationSplits } from './eval/evaluate';
 import { openDataset, maybeSubset } from './data/open';
@@ -44,7 +44,7 @@ export function quickstartConfig(overrides: Partial<RunConfig>): RunConfig {
 export function quickstartReport(config: RunConfig, rows: readonly [string, Evaluation][], splits: EvaluationSplits, trainSeconds: number): ReportOptions {
   const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
   return {
-    settings: { ...config },
+    settings: reportSettings(config),
     baselines: Object.fromEntries(rows.slice(1).map(([name, e]) => [name, e.knnAccuracy])),
     results: {
       'probe split': `${splits.bank.length} train / ${splits.query.length} test images`,

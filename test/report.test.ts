@@ -160,9 +160,13 @@ describe('training report', () => {
     expect(html).toBe(path.join(dir, 'report.html'));
     expect(fs.readdirSync(dir).sort()).toEqual(['report.html', 'report.svg']);
     const page = fs.readFileSync(html, 'utf8');
-    expect(page).toContain(fs.readFileSync(path.join(dir, 'report.svg'), 'utf8'));
+    const svg = fs.readFileSync(path.join(dir, 'report.svg'), 'utf8');
+    // The page names the run once, in its heading; the charts it shows are report.svg's without the title it carries alone.
     expect(page).toContain('<title>Run &lt;A&gt;</title>');
-    expect(page).toContain('>Run &lt;A&gt;</text>');
+    expect([...page.matchAll(/<h1>Run &lt;A&gt;<\/h1>/g)]).toHaveLength(1);
+    expect(page).not.toContain('>Run &lt;A&gt;</text>');
+    expect(svg).toContain('>Run &lt;A&gt;</text>');
+    for (const chart of ['Training loss', 'Learning rate', 'kNN monitor accuracy']) expect(page).toContain(chart);
     const sections = [...page.matchAll(/<tr class="section"><th colspan="2">(\w+)<\/th><\/tr>/g)].map((m) => m[1]);
     expect(sections).toEqual(['Result', 'Timing', 'Settings']);
     const rows = [...page.matchAll(/<tr><th>([^<]+)<\/th><td>([^<]+)<\/td><\/tr>/g)].map((m) => [m[1], m[2]]);

@@ -237,7 +237,7 @@ export function reportSpec(records: MetricsRecord[], title = 'SimCLR training re
   if (Object.keys(probes).length > 0) charts.push(probeBars(probes));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
+    ...(title ? { title } : {}),
     vconcat: charts,
     config: { background: 'white' },
   };
@@ -375,7 +375,9 @@ export async function writeReport(runDir: string, records: MetricsRecord[], opti
   checkRows(options.summary, 'summary');
   checkRows(options.timing, 'timing');
   checkRows(options.baselines, 'baselines', true);
+  // report.svg stands alone and carries the title; in the page the heading gives it, once.
   const svg = await renderReportSvg(records, title, options.baselines, options.probes);
+  const pageSvg = await renderReportSvg(records, '', options.baselines, options.probes);
   const sections = reportTable(records, options).map(({ section, rows }) =>
     `<tbody><tr class="section"><th colspan="2">${section}</th></tr>` +
     rows.map(([name, value]) => `<tr><th>${escapeHtml(name)}</th><td>${escapeHtml(value)}</td></tr>`).join('') + '</tbody>');
@@ -389,7 +391,7 @@ export async function writeReport(runDir: string, records: MetricsRecord[], opti
     'th{font-weight:normal}td{font-variant-numeric:tabular-nums}tr.section th{font-weight:bold;padding-top:1em;border-bottom:2px solid #999}</style>',
     '</head><body>',
     `<h1>${escapeHtml(title)}</h1>`,
-    `<div class="charts">${svg}</div>`,
+    `<div class="charts">${pageSvg}</div>`,
     '<h2>Run</h2>',
     `<table>${sections.join('')}</table>`,
     '</body></html>',

@@ -19,6 +19,7 @@ import { RunFolderLock } from './run-folder';
 import { distributedTrainingData } from './distributed-data';
 import { DistributedRunOptions, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
 import type { ProcessGroup } from '../ops/process-group';
+import { resolvePrecision } from '../ops/precision';
 
 export interface TrainingRun extends TrainResult {
   config: RunConfig;
@@ -137,6 +138,12 @@ async function resumedConfig(given: Partial<RunConfig>, out: string, last: strin
       `${conflicts.length > 1 ? 'these' : 'it'} out to resume, or start a new run in another --out`);
   }
   return { config: validateRunConfig(config as Partial<RunConfig>), notes };
+}
+
+/** A run's settings as its report shows them: what ran, with the setting given beside a resolved `auto`. */
+export function reportSettings(config: RunConfig): Record<string, string | number | boolean | undefined> {
+  const precision = resolvePrecision(config.precision, config.device);
+  return { ...config, precision: config.precision === 'auto' ? `${precision} (auto)` : precision };
 }
 
 /** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
@@ -270,7 +277,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     process.stderr.write(`simclr: the run in ${config.out} was already complete (${result.steps} steps): nothing to train\n`);
   }
   const reportPath = await writeReport(config.out, metrics, {
-    settings: { ...config },
+    settings: reportSettings(config),
     timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
   return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(complete ? { alreadyComplete: true } : {}),
