@@ -205,6 +205,8 @@ describe('training loop', () => {
     expect(stepLosses(parts)).toEqual(stepLosses(whole));
     expect(fs.existsSync(path.join(parts, 'best.ckpt'))).toBe(true);
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
+    // The report shows the precision that ran: 'auto' resolved, and named beside it.
+    expect(fs.readFileSync(path.join(whole, 'report.html'), 'utf8')).toMatch(/<tr><th>precision<\/th><td>(fp32|bf16) \(auto\)<\/td><\/tr>/);
   });
 
   it('a run that fails before writing anything leaves no empty --out behind, and keeps a folder it found', async () => {
