@@ -147,6 +147,14 @@ describe('augmentation options are checked, not skipped over', () => {
     expect(() => resolveAugmentConfig({ blur: 0.5 as never })).toThrowKind('TypeError', 'an options object for blur');
   });
 
+  it('a corrupt state is named as a state, not blamed on the seed', () => {
+    const augmenter = new Augmenter({}, { seed: 1 });
+    for (const state of ['oops', { 0: 1 }, 7, null]) {
+      expect(() => augmenter.setState(state as never)).toThrowKind('TypeError', 'Expected a state of 4 integers (from getState) for state');
+    }
+    expect(() => augmenter.setState([1, 2, 3] as never)).toThrowKind('RangeError', 'a state of 4 integers for state');
+  });
+
   it('a NaN where a number belongs is an error too', () => {
     expect(() => resolveAugmentConfig({ blur: { probability: NaN } })).toThrowKind('RangeError', 'blur.probability');
     expect(() => resolveAugmentConfig({ flipProbability: NaN })).toThrowKind('RangeError', 'flipProbability');

@@ -66,6 +66,8 @@ export class Augmenter {
 
   /** Restores a state from `getState()`: the following views repeat exactly. */
   setState(state: AugmenterState): void {
+    // A state is the 4 integers getState gave; anything else (a corrupt checkpoint's) is named as a state, not a seed.
+    if (!Array.isArray(state)) throw invalid('a state of 4 integers (from getState)', 'state', state);
     this.random = new SeededRandom(state);
   }
 

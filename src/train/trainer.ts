@@ -464,7 +464,12 @@ export class Trainer {
     const state = splitTrainingTensors(tensors);
     await this.model.loadStateDict(state.model, { strict: true });
     this.trainStep.loadOptimizerState({ tensors: state.optimizer, steps: meta.optimizerSteps });
-    this.data.setAugmentState(meta.augmentState as AugmenterState);
+    try {
+      this.data.setAugmentState(meta.augmentState as AugmenterState);
+    } catch (err) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw new Error(`${file} holds a corrupt augmenter state: ${(err as Error).message}`);
+    }
     for (const t of Object.values(tensors)) t.dispose();
     const position: Position = {
       epoch: meta.epoch, batchInEpoch: meta.batchInEpoch, step: meta.step,
