@@ -36,6 +36,23 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
     expect([result.epochsCompleted, result.interrupted, result.steps]).toEqual([1, true, 3]);
   });
 
+  it('a resume links best.ckpt again when a kill left it an epoch behind the best checkpoint', async () => {
+    const out = tmp();
+    const accuracy = [0.5, 0.6];
+    const trainer = async (epochs: number) => new Trainer(await createModel(config), data(), {
+      ...config, epochs, out, progress: 'none', monitor: async (epoch) => accuracy[epoch - 1],
+    });
+    await (await trainer(1)).fit();
+    const epochOne = path.join(out, 'best-epoch-1.ckpt');
+    fs.copyFileSync(path.join(out, 'best.ckpt'), epochOne);
+    await (await trainer(2)).fit(path.join(out, 'last.ckpt'));
+    expect((await readCheckpointHeader<{ epoch: number }>(path.join(out, 'best.ckpt'))).meta.epoch).toBe(2);
+    // As if killed between epoch 2's save and its link: best.ckpt still holds epoch 1 (0.5), last.ckpt the best (0.6).
+    fs.copyFileSync(epochOne, path.join(out, 'best.ckpt'));
+    await (await trainer(2)).fit(path.join(out, 'last.ckpt'));
+    expect((await readCheckpointHeader<{ epoch: number; bestMetric: number }>(path.join(out, 'best.ckpt'))).meta).toMatchObject({ epoch: 2, bestMetric: 0.6 });
+  });
+
   it('fills every option it is not given from the run settings', async () => {
     const trainer = new Trainer(await createModel(config), data(), { out: tmp() });
     // lr 0.06 scaled linearly by the default batch of 256: 0.06.

@@ -11,7 +11,7 @@ import { createTrainStep, DataParallelOptions, LaunchedTrainStep, TrainStep } fr
 import { checkInteger, checkNumber, invalid } from '../errors';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
-import { readCheckpoint, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
+import { readCheckpoint, readCheckpointHeader, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { RunFolderLock } from './run-folder';
 import { linkFileAtomic, writeFileAtomic } from '../atomic-file';
 import { Progress } from './progress';
@@ -263,7 +263,10 @@ export class Trainer {
       const restored = await this.restore(resumeFrom);
       position = restored.position;
       best = restored.bestMetric;
-      if (this.writer) await truncateMetrics(metricsFile, position);
+      if (this.writer) {
+        await truncateMetrics(metricsFile, position);
+        await this.repairBest(resumeFrom, metricsFile, position, best);
+      }
     } else if (this.writer) {
       await fs.promises.writeFile(metricsFile, '');
     }
@@ -450,6 +453,20 @@ export class Trainer {
         `${this.data.images > meta.images ? 'added' : 'removed'} since it started, so its epochs and shuffles no longer line up. ` +
         'Resume on the data it started with, or start a new run in another --out');
     }
+  }
+
+  /**
+   * A kill between an epoch's save and the link of best.ckpt to it leaves best.ckpt an epoch behind: when the checkpoint
+   * resumed from ended the epoch that set the best metric, best.ckpt is linked to it again.
+   */
+  private async repairBest(last: string, metricsFile: string, position: Position, best: number | null): Promise<void> {
+    if (best === null || position.batchInEpoch !== 0) return;
+    const records = (await fs.promises.readFile(metricsFile, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as MetricsRecord);
+    const ended = records.filter((r): r is EpochRecord => !('step' in r)).find((r) => r.epoch === position.epoch);
+    if (!ended || (ended.knnAccuracy ?? -ended.loss) !== best) return; // the best is an earlier epoch's
+    const bestFile = path.join(this.options.out, 'best.ckpt');
+    const linked = await readCheckpointHeader<CheckpointMeta>(bestFile).then(({ meta }) => meta.step === position.step, () => false);
+    if (!linked) await linkFileAtomic(last, bestFile);
   }
 
   private async restore(file: string): Promise<{ position: Position; bestMetric: number | null }> {
