@@ -12,6 +12,12 @@ export function temporaryFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/** Temporary files being written now: a process that exits meanwhile (a second Ctrl-C) removes them on its way out. */
+const unfinished = new Set<string>();
+process.on('exit', () => {
+  for (const file of unfinished) fs.rmSync(file, { force: true });
+});
+
 /** Flushes a folder's entries (a rename in it) to disk; where a filesystem cannot, the rename still happened. */
 async function syncFolder(folder: string): Promise<void> {
   let handle: fs.promises.FileHandle | undefined;
@@ -32,10 +38,11 @@ async function syncFolder(folder: string): Promise<void> {
  */
 export async function writeFileAtomic(target: string, chunks: Iterable<string | NodeJS.ArrayBufferView> | AsyncIterable<string | NodeJS.ArrayBufferView>): Promise<void> {
   const temporary = temporaryFor(target);
+  unfinished.add(temporary);
   try {
     const handle = await fs.promises.open(temporary, 'wx');
     try {
-      for await (const chunk of chunks) await handle.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+      for await (const chunk of chunks) await writeAll(handle, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
       await handle.sync();
     } finally {
       await handle.close();
@@ -43,9 +50,38 @@ export async function writeFileAtomic(target: string, chunks: Iterable<string | 
     await fs.promises.rename(temporary, target);
   } catch (err) {
     await fs.promises.rm(temporary, { force: true });
-    throw err;
+    throw named(err, target);
+  } finally {
+    unfinished.delete(temporary);
   }
   await syncFolder(path.dirname(target));
+}
+
+/**
+ * Writes all of `chunk`. FileHandle.write may write less than it is given without an error (a nearly full disk wrote
+ * 61 440 of 100 000 bytes and said nothing): the rest is written in further calls, which fail once nothing fits.
+ */
+async function writeAll(handle: fs.promises.FileHandle, chunk: NodeJS.ArrayBufferView): Promise<void> {
+  const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+    if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    done += bytesWritten;
+  }
+}
+
+/**
+ * A write error that names the file it was for (Node's ENOSPC says only "write"). A full disk gets what it means here:
+ * the new file is written beside the old one, which it replaces only once complete, so the write needs room for both.
+ */
+function named(err: unknown, target: string): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return Object.assign(new Error(`Cannot write ${target}: no space left on its disk (${code}). It is written beside the ` +
+      'file it replaces, which stays until the new one is complete, so the disk needs room for both: free some space or ' +
+      'write elsewhere'), { code });
+  }
+  return err;
 }
 
 /**
@@ -56,6 +92,7 @@ export async function writeFileAtomic(target: string, chunks: Iterable<string | 
  */
 export async function linkFileAtomic(source: string, target: string): Promise<void> {
   const temporary = temporaryFor(target);
+  unfinished.add(temporary);
   try {
     try {
       await fs.promises.link(source, temporary);
@@ -74,6 +111,8 @@ export async function linkFileAtomic(source: string, target: string): Promise<vo
   } catch (err) {
     await fs.promises.rm(temporary, { force: true });
     throw err;
+  } finally {
+    unfinished.delete(temporary);
   }
   await syncFolder(path.dirname(target));
 }

@@ -1,5 +1,5 @@
 /** Public API of the `simclr` package. */
-export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda } from './tensor';
+export { Tensor, manualSeed, setNumThreads, getNumThreads, libtorchVersion, cuda, exitWhenIdle } from './tensor';
 export type { Dtype, Device, TensorOptions, SupportedTypedArray, MemoryStats } from './tensor';
 export { doctor, formatDoctor } from './doctor';
 export type { DoctorReport } from './doctor';

@@ -32,6 +32,8 @@ interface RuntimeModule {
   cudaResetPeakMemoryStats(device: string): void;
   buildInfo(): NativeBuildInfo;
   retainFreedHostMemory(): boolean;
+  /** Native jobs submitted whose work has not finished (queued or running). */
+  jobsInFlight(): number;
 }
 
 /** The CUDA caching allocator's counters for one device, in bytes. */

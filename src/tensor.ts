@@ -155,6 +155,19 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 
+/**
+ * Exits the process with `code` as soon as no native job is queued or running: exiting while one runs destroys
+ * LibTorch's globals under a running kernel, which crashed (SIGSEGV) a run given a second Ctrl-C mid-step. Jobs
+ * submitted meanwhile are waited for too; the wait is the step in flight, not the rest of the run.
+ */
+export function exitWhenIdle(code: number): void {
+  const attempt = () => {
+    if (native.jobsInFlight() === 0) process.exit(code);
+    setTimeout(attempt, 2);
+  };
+  attempt();
+}
+
 /** The version of the LibTorch the addon was compiled against. */
 export function libtorchVersion(): string {
   return native.libtorchVersion();

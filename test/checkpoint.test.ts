@@ -5,6 +5,7 @@ import { spawn } from 'child_process';
 import * as zlib from 'zlib';
 import { Tensor } from '../src';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../src/train/checkpoint';
+import { describeWithTool } from './helpers/tools';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-ckpt-'));
 
@@ -184,6 +185,36 @@ describe('checkpoint files', () => {
       const data = tensors.w.toTypedArray() as Float32Array;
       expect(data.length).toBe(2 << 20);
       expect(data.every((v) => v === meta.value)).toBe(true);
+    }
+  });
+});
+
+// A small tmpfs (root mounts it, as CI runs) is a disk with room for one checkpoint but not two.
+const canMount = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-mount-'));
+  const ok = require('child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status === 0;
+  if (ok) require('child_process').spawnSync('umount', [probe]);
+  fs.rmSync(probe, { recursive: true, force: true });
+  return ok;
+})();
+
+describeWithTool('a full disk', 'a tmpfs mount (root)', canMount ? 'mount' : undefined, () => {
+  it('names the checkpoint, says it needs room for two, and leaves the previous one whole and no temporary file', async () => {
+    const disk = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-full-'));
+    expect(require('child_process').spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=160k', 'tmpfs', disk]).status).toBe(0);
+    try {
+      const file = path.join(disk, 'last.ckpt');
+      const tensors = (value: number) => ({ w: Tensor.fromTypedArray(new Float32Array(25_000).fill(value)) }); // 100 kB
+      await writeCheckpoint(file, { meta: { step: 1 }, tensors: tensors(1) });
+      await expect(writeCheckpoint(file, { meta: { step: 2 }, tensors: tensors(2) })).rejects
+        .toThrow(`Cannot write ${file}: no space left on its disk (ENOSPC). It is written beside the file it replaces`);
+      const kept = await readCheckpoint<{ step: number }>(file);
+      expect([kept.meta.step, (kept.tensors.w.toTypedArray() as Float32Array)[0]]).toEqual([1, 1]);
+      expect(fs.readdirSync(disk)).toEqual(['last.ckpt']);
+    } finally {
+      require('child_process').spawnSync('umount', [disk]);
+      fs.rmSync(disk, { recursive: true, force: true });
     }
   });
 });

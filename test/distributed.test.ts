@@ -291,6 +291,32 @@ setInterval(() => {}, 1000);
   }, 60_000);
 });
 
+describe('workers started by hand', () => {
+  it('with different settings (--batch-size) all fail before the first step, the odd one naming the setting', async () => {
+    const port = await freePort();
+    const out = tmp();
+    const worker = (rank: number, batchSize: string) => {
+      const args = TINY.filter((a, i) => a !== '--nproc-per-node' && TINY[i - 1] !== '--nproc-per-node')
+        .map((a, i, list) => (list[i - 1] === '--batch-size' ? batchSize : a));
+      const child = spawn(process.execPath, [CLI, 'train', ...args, '--out', out, '--dist-timeout', '60'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LOCAL_RANK: String(rank) },
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      return new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('close', (code) => resolve({ code, stderr })));
+    };
+    const started = Date.now();
+    const [rank0, rank1] = await Promise.all([worker(0, '4'), worker(1, '2')]);
+    expect(rank1.code).not.toBe(0);
+    expect(rank1.stderr).toContain('rank 1: its settings differ from rank 0\'s (batchSize 2, rank 0 4): every worker of a run takes the same settings');
+    expect(rank0.code).not.toBe(0);
+    expect(rank0.stderr).toContain('rank 0: 1 worker(s) run with settings that differ from rank 0\'s');
+    expect(stepRecords(out)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 120_000);
+});
+
 describe('simclr train --nproc-per-node 2', () => {
   it('ends every worker and the launcher, non-zero and naming the rank, when one worker is killed', async () => {
     const { run, workers, rank1 } = await runningWorkers(60);

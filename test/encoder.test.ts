@@ -293,6 +293,25 @@ describe('state dict files from hostile sources', () => {
     await expect(read(twice)).toRejectKind('Error', 'two records named archive/DATA/0');
   });
 
+  it('refuses a deflated record that expands more than 64x, even when its tensors declare that size, before expanding it', () => {
+    // 1 GiB of zeros that a float32 tensor of 2^28 elements declares: the sizes agree, the file is ~1 MB.
+    const gib = deflatedZeros(1 << 30);
+    const big = { ...w, numel: 2 ** 28, sizes: [2 ** 28], strides: [1] };
+    const file = write('bomb-declared.pt', zipOf([{ name: 'data.pkl', data: statePickle([big]) }, { name: 'data/0', ...gib }, { name: 'version', data: Buffer.from('3\n') }]));
+    expect(fs.statSync(file).size).toBeLessThan(2e6);
+    const script = `
+      const { readStateDict } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      readStateDict(${JSON.stringify(file)}).then(() => 'read', (e) => e.message).then((message) => {
+        const peakKiB = Number(/VmHWM:\\s+(\\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+        console.log(JSON.stringify({ message, maxRssMiB: peakKiB / 1024 }));
+      });`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.status).toBe(0);
+    const { message, maxRssMiB } = JSON.parse(child.stdout);
+    expect(message).toMatch(/record data\/0 would expand from \d+ to 1073741824 bytes, more than 64x: refused \(torch\.save stores records uncompressed\)/);
+    expect(maxRssMiB).toBeLessThan(700);
+  });
+
   it('bounds memory by the declared sizes: records that deflate to 1 GiB are refused before they are expanded', () => {
     const gib = deflatedZeros(1 << 30);
     const pickle = statePickle([{ ...w, numel: 4, sizes: [4], strides: [1] }]);

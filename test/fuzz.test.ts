@@ -22,3 +22,20 @@ describe('native surface under random input', () => {
     expect(summary.threw).toBeGreaterThan(100);
   });
 });
+
+describe('the public API under hostile files and options', () => {
+  it('settles 1 000 random calls (special, damaged and good files; random options) with values or errors: no crash, no hang, < 6 GiB', () => {
+    const hostile = path.join(__dirname, 'helpers', 'hostile-fuzz.js');
+    const run = spawnSync(process.execPath, [hostile, '1000', '4242'], { encoding: 'utf8', timeout: 600_000 });
+    expect(run.signal).toBeNull();
+    expect(run.stderr).toBe('');
+    const summary = JSON.parse(run.stdout.trim().split('\n').pop()!);
+    expect(summary.hung).toBeUndefined();
+    expect(run.status).toBe(0);
+    expect([summary.calls, summary.settled, summary.nonErrors]).toEqual([1000, 1000, 0]);
+    // Both outcomes occur: good files load, hostile ones are refused.
+    expect(summary.returned).toBeGreaterThan(50);
+    expect(summary.errors).toBeGreaterThan(300);
+    expect(summary.peakRssMiB).toBeLessThan(6 * 1024);
+  }, 620_000);
+});

@@ -13,6 +13,7 @@ import { Encoder, ImageFolder, Loader, readNpy, readStateDict } from '../src';
 import { readCheckpoint, readCheckpointHeader } from '../src/train/checkpoint';
 import { readConfigFile } from '../src/train/config';
 import { decodeFile } from '../src/data/decode';
+import { decodeJpeg } from '../src/augment/image-batch';
 import { SampleError } from '../src/data/dataset';
 import { ManifestDataset } from '../src/data/manifest';
 import { NotARegularFileError, readRegularFile } from '../src/user-file';
@@ -38,6 +39,7 @@ const readers: [string, (file: string) => Promise<unknown>][] = [
   ['readConfigFile', async (f) => readConfigFile(f)],
   ['ManifestDataset', async (f) => new ManifestDataset(f)],
   ['decodeFile', (f) => decodeFile(f, [8, 8])],
+  ['decodeJpeg', (f) => decodeJpeg(f, [8, 8])],
 ];
 
 describe('readers of user files refuse what is not a regular file, before reading it', () => {

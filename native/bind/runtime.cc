@@ -129,6 +129,9 @@ static void InitRuntimeModule(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaResetPeakMemoryStats", Napi::Function::New<CudaResetPeakMemoryStats>(env, "cudaResetPeakMemoryStats"));
   exports.Set("retainFreedHostMemory", Napi::Function::New<RetainFreedHostMemoryJs>(env, "retainFreedHostMemory"));
   exports.Set("buildInfo", Napi::Function::New<BuildInfo>(env, "buildInfo"));
+  exports.Set("jobsInFlight", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), double(JobsInFlight()));
+  }, "jobsInFlight"));
 }
 SIMCLR_MODULE(runtime, InitRuntimeModule);
 

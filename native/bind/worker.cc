@@ -12,12 +12,22 @@ namespace simclr {
 namespace {
 
 std::atomic<int> threads_generation{1};  // bumped by SetIntraOpThreads
+// Jobs submitted whose work has not finished yet (queued or running on either thread).
+std::atomic<int64_t> jobs_in_flight{0};
+
+// Counts a job's work as done when it leaves scope, however Run() ends.
+struct JobDone {
+  ~JobDone() { --jobs_in_flight; }
+};
 
 // A job on libuv's pool.
 class PoolWorker : public Napi::AsyncWorker {
  public:
   PoolWorker(Napi::Env env, const char* name, std::unique_ptr<Job> job) : Napi::AsyncWorker(env, name), job_(std::move(job)) {}
-  void Execute() override { job_->Run(); }
+  void Execute() override {
+    JobDone done;
+    job_->Run();
+  }
   void OnOK() override { job_->Settle(Env()); }
 
  private:
@@ -84,7 +94,10 @@ void SetIntraOpThreads(int threads) {
   ++threads_generation;
 }
 
+int64_t JobsInFlight() { return jobs_in_flight.load(); }
+
 void Submit(Napi::Env env, const char* name, std::unique_ptr<Job> job, RunsOn runs_on) {
+  ++jobs_in_flight;
   if (runs_on == RunsOn::kWorkerPool) {
     (new PoolWorker(env, name, std::move(job)))->Queue();
     return;
@@ -93,7 +106,10 @@ void Submit(Napi::Env env, const char* name, std::unique_ptr<Job> job, RunsOn ru
   Settler settler = Settler::New(env, name, 0, 1);
   Job* raw = job.release();
   ComputeThread::Instance().Push([settler, raw]() mutable {
-    raw->Run();
+    {
+      JobDone done;
+      raw->Run();
+    }
     if (settler.BlockingCall(raw) != napi_ok) delete raw;  // the environment is gone: nobody to settle with
     settler.Release();
   });

@@ -32,6 +32,10 @@ class Job {
   virtual void Settle(Napi::Env env) = 0;
 };
 
+// Jobs submitted whose work has not finished (queued or running). Exiting the process while one runs would destroy
+// LibTorch's globals under a running kernel: JS waits for 0 before it exits on a second signal.
+int64_t JobsInFlight();
+
 // Queues `job` (which settles its own promise) on `runs_on`; takes ownership.
 void Submit(Napi::Env env, const char* name, std::unique_ptr<Job> job, RunsOn runs_on);
 

@@ -475,6 +475,8 @@ constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
 // Records besides data.pkl and the storages (version, byteorder, ...) hold a few bytes; PyTorchStreamReader reads some
 // of them whole when it opens the zip, so they are bounded before it does.
 constexpr uint64_t kMaxSmallRecordBytes = uint64_t(1) << 20;
+// The most a deflated record may expand (uncompressed / compressed bytes), past its first MiB.
+constexpr uint64_t kMaxDeflateRatio = 64;
 
 NamedTensors ReadZip(const uint8_t* data, size_t size) {
   const std::map<std::string, ZipEntry> entries = ZipDirectory(data, size);
@@ -504,6 +506,12 @@ NamedTensors ReadZip(const uint8_t* data, size_t size) {
     }
     TORCH_CHECK(entry.method == 8, "state dict file: record ", name, " uses zip compression method ", entry.method,
                 " (only stored and deflated records are read)");
+    // A deflated record may declare (and its tensors agree on) gigabytes that a few MB expand to. torch.save stores
+    // records uncompressed; real tensor data deflates a few-fold at most, so more than kMaxDeflateRatio is refused
+    // before anything is expanded: memory stays bounded by the file's real size.
+    TORCH_CHECK(entry.uncompressed <= kMaxDeflateRatio * entry.compressed + kMaxSmallRecordBytes, "state dict file: record ", name,
+                " would expand from ", entry.compressed, " to ", entry.uncompressed, " bytes, more than ", kMaxDeflateRatio,
+                "x: refused (torch.save stores records uncompressed)");
     auto record = reader.getRecord(name);
     TORCH_CHECK(std::get<1>(record) == entry.uncompressed, "state dict file: record ", name, " is truncated");
     use(std::get<0>(record).get(), std::get<1>(record));

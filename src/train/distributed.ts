@@ -3,6 +3,7 @@
  * 0's checkpoint on every machine, and the kNN monitor on rank 0 alone while the others wait for it.
  */
 import * as fs from 'fs';
+import { Tensor } from '../tensor';
 import * as os from 'os';
 import * as path from 'path';
 import { Environment, ProcessGroup, processGroupOptionsFromEnv } from '../ops/process-group';
@@ -50,6 +51,32 @@ export function joinGroup(config: RunConfig, options: DistributedRunOptions): Pr
     timeoutMs: Math.round(config.distTimeout * 1000),
     agentStore: options.agentStore ?? false,
   });
+}
+
+/**
+ * Every worker of a run takes the same settings: rank 0's reach every rank, and a rank whose settings differ (started
+ * by hand with another --batch-size, say) makes every rank fail before the first step, that rank naming the settings.
+ * Otherwise the ranks would train on, each with its own recipe (rank 0 finished a run with ranks of other batch sizes).
+ */
+export async function checkSameRun(group: ProcessGroup, config: RunConfig): Promise<void> {
+  // What may differ between machines: where things are on each (paths), how many decode threads, which device.
+  const local = new Set(['out', 'data', 'evalData', 'weights', 'workers', 'device']);
+  const encode = (c: RunConfig) => JSON.stringify(Object.fromEntries(Object.entries(c).filter(([key]) => !local.has(key)).sort(([a], [b]) => (a < b ? -1 : 1))));
+  const rank0 = JSON.parse(new TextDecoder().decode(await group.broadcastBytes(group.rank === 0 ? new TextEncoder().encode(encode(config)) : undefined)));
+  const mine = JSON.parse(encode(config)) as Record<string, unknown>;
+  const differing = [...new Set([...Object.keys(rank0), ...Object.keys(mine)])]
+    .filter((key) => JSON.stringify(rank0[key]) !== JSON.stringify(mine[key]));
+  const count = await group.allReduceSum(Tensor.fromTypedArray(new Float64Array([differing.length > 0 ? 1 : 0]), [1]));
+  const ranksDiffering = Number(count.toTypedArray()[0]);
+  count.dispose();
+  if (differing.length > 0) {
+    throw new Error(`rank ${group.rank}: its settings differ from rank 0's (${differing.map((key) =>
+      `${key} ${JSON.stringify(mine[key])}, rank 0 ${JSON.stringify(rank0[key])}`).join('; ')}): every worker of a run takes the same settings`);
+  }
+  if (ranksDiffering > 0) {
+    throw new Error(`rank ${group.rank}: ${ranksDiffering} worker(s) run with settings that differ from rank 0's (each names them): ` +
+      'every worker of a run takes the same settings');
+  }
 }
 
 const RESUME_COPY = /^simclr-resume-(\d+)-/;

@@ -17,9 +17,10 @@ import { trainingData } from './training-data';
 import { createModel } from './run-model';
 import { RunFolderLock } from './run-folder';
 import { distributedTrainingData } from './distributed-data';
-import { DistributedRunOptions, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
+import { DistributedRunOptions, checkSameRun, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
 import type { ProcessGroup } from '../ops/process-group';
 import { resolvePrecision } from '../ops/precision';
+import { exitWhenIdle } from '../tensor';
 
 export interface TrainingRun extends TrainResult {
   config: RunConfig;
@@ -168,6 +169,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   const distributed = resolveDistributed(options.distributed);
   // Every worker joins first, so that a worker that fails below (rank 0's folder checks) ends the others' wait fast.
   const group = distributed ? await joinGroup(config, distributed) : undefined;
+  if (group) await checkSameRun(group, config);
   const writer = !group || group.rank === 0;
   if (writer && options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
   // A run that fails before writing anything leaves no empty --out behind (one it did not find there).
@@ -234,7 +236,9 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     dataParallel: group ? { group, globalBatchNorm: config.globalBatchNorm } : undefined,
   });
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
-  const quitNow = () => process.exit(stoppedBy === 'SIGTERM' ? 143 : 130);
+  // A second signal hurries the exit, but waits for the native job in flight (the step), so that LibTorch is not torn
+  // down under a running kernel; a checkpoint being written is left unfinished and its temporary file removed.
+  const quitNow = () => exitWhenIdle(stoppedBy === 'SIGTERM' ? 143 : 130);
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     stoppedBy = signal;
     trainer.requestStop((waitsFor) => {
