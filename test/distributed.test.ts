@@ -12,17 +12,11 @@ import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
 import { sweepStaleResumeCopies } from '../src/train/distributed';
 import { freePort, launch } from '../src/train/launch';
+import { scratchFolders } from './helpers/scratch';
 
 const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
-const folders: string[] = [];
-const tmp = () => {
-  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-dist-')));
-  return folders[folders.length - 1];
-};
-afterAll(() => {
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
+const tmp = scratchFolders('dist');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('DistributedSampler', () => {

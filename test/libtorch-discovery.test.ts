@@ -7,16 +7,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { fakeLibTorch } from './helpers/fake-libtorch';
+import type { LibTorchDescription } from '../src/native';
 
-interface Found {
-  source: string;
-  how: string;
-  libDir: string;
-  version: string;
-  cxx11abi: boolean;
-  cuda: boolean;
-  python?: string;
-}
+// A type only: importing it loads no addon (these tests need none).
+type Found = LibTorchDescription;
 const { findLibTorch } = require('../scripts/libtorch') as { findLibTorch(env: NodeJS.ProcessEnv): Found };
 const { chooseBinary, noMatchingBinary } = require('../scripts/binary') as {
   chooseBinary(options: { root: string; env: NodeJS.ProcessEnv }): { kind: string; path: string; preload: string[]; libtorch: Found };

@@ -4,21 +4,14 @@
  * the same weights, bit for bit, and checkpoints that hold the model as their step left it.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RunConfig, runTraining, StateDict, Tensor } from '../src';
 import { launchTrainStep, Optimizer } from '../src/ops/train-step';
 import { SimCLRModel } from '../src/models/simclr-model';
 import { describeWithFashionMnist } from './helpers/tools';
+import { scratchFolders } from './helpers/scratch';
 
-const folders: string[] = [];
-const tmp = () => {
-  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-overlap-')));
-  return folders[folders.length - 1];
-};
-afterAll(() => {
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
+const tmp = scratchFolders('overlap');
 
 const stepLosses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
   .map((l) => JSON.parse(l) as { step?: number; loss: number }).filter((r) => r.step !== undefined).map((r) => [r.step, r.loss]);

@@ -10,6 +10,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { readCheckpoint, readCheckpointHeader, CheckpointMeta } from '../src';
 import { RunFolderLock } from '../src/train/run-folder';
+import { scratchFolders } from './helpers/scratch';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const TINY = ['--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--epochs', '2', '--base-size', '16',
@@ -17,14 +18,7 @@ const TINY = ['--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', 
 const STEPS = 12;
 /** TINY as one epoch of 12 steps: a kill after a few steps lands mid-epoch, where epoch-end checkpoints have none. */
 const ONE_LONG_EPOCH = TINY.map((arg, i) => (TINY[i - 1] === '--subset' ? '48' : TINY[i - 1] === '--epochs' ? '1' : arg));
-const folders: string[] = [];
-const tmp = () => {
-  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-rel-')));
-  return folders[folders.length - 1];
-};
-afterAll(() => {
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
+const tmp = scratchFolders('rel');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Exit {

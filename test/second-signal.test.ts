@@ -5,19 +5,12 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { describeWithFashionMnist } from './helpers/tools';
+import { scratchFolders } from './helpers/scratch';
 
 const DIST = path.join(__dirname, '..', 'dist');
-const folders: string[] = [];
-const tmp = () => {
-  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-signal-')));
-  return folders[folders.length - 1];
-};
-afterAll(() => {
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
+const tmp = scratchFolders('signal');
 
 describe('exitWhenIdle', () => {
   it('exits only once the native job in flight has finished, with the code given', () => {

@@ -3,7 +3,6 @@
  * equals an uninterrupted one, and a short last batch trains end to end.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { native } from '../src/native';
 import { createTrainStep, MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZERS, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
@@ -12,15 +11,9 @@ import sharp from 'sharp';
 import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 import { evaluate, evaluationSplits, featuresOf } from '../src/eval/evaluate';
+import { scratchFolders } from './helpers/scratch';
 
-const folders: string[] = [];
-const tmp = () => {
-  folders.push(fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-train-')));
-  return folders[folders.length - 1];
-};
-afterAll(() => {
-  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true });
-});
+const tmp = scratchFolders('train');
 
 const ORACLE = String.raw`
 import json, sys
