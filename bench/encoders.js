@@ -12,7 +12,7 @@
 // Usage: npm run bench -- encoders [pairs]      (after dist/ is built; SIMCLR_BENCH_QUICK=1: one small configuration)
 const { SimCLRModel, Encoder, Tensor, getNumThreads, manualSeed } = require('../dist');
 const { createTrainStep } = require('../dist/ops/train-step');
-const { cpuBf16Support } = require('../dist/ops/precision');
+const { cpuBf16Support } = require('../dist/run/resolve');
 const { PeerServer, alternate, medianSeconds, printTable, fmt, loadAverage, ratioText } = require('./common');
 
 // Batches sized so that the default run stays within about ten minutes on 2 CPU cores; 32 px uses the CIFAR stem.

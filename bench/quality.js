@@ -11,7 +11,7 @@ const { runTraining, evaluate, createModel, getNumThreads, SEED_STREAMS } = requ
 const { Subset, openDataset } = require('../dist/data');
 const { maybeSubset } = require('../dist/data/open');
 const { quickstartConfig, quickstartSplits } = require('../dist/quickstart');
-const { resolvePrecision } = require('../dist/ops/precision');
+const { resolveRun } = require('../dist/run/resolve');
 const { runPeer, printTable, fmt } = require('./common');
 const os = require('os');
 const path = require('path');
@@ -31,7 +31,7 @@ async function main() {
   const randomEval = await evaluate(random, run.config, splits);
   const indices = (dataset) => (dataset instanceof Subset ? Array.from(dataset.indices) : Array.from({ length: dataset.length }, (_, i) => i));
   const trainSet = maybeSubset(openDataset(config.data, 'train', config.baseSize), config.subset, config.seed + SEED_STREAMS.subset);
-  const precision = resolvePrecision(run.config.precision, 'cpu');
+  const precision = resolveRun({ ...run.config, device: 'cpu' }).precision;
   const peer = runPeer('simclr_train.py', {
     config: run.config, threads: getNumThreads(), workers: 0, probe: true, precision,
     trainIndices: indices(trainSet), bankIndices: indices(splits.bank), queryIndices: indices(splits.query),

@@ -13,7 +13,8 @@ const path = require('path');
 const sharp = require('sharp');
 const { runTraining, validateRunConfig, getNumThreads, openDataset } = require('../dist');
 const { QUICKSTART_CONFIG } = require('../dist/quickstart');
-const { resolvePrecision } = require('../dist/ops/precision');
+const { resolveRun } = require('../dist/run/resolve');
+const { DEFAULT_RUN_CONFIG } = require('../dist/run/config');
 const { runPeer, printTable, fmt, median, loadAverage } = require('./common');
 
 const TIME_FROM = 10;
@@ -54,7 +55,7 @@ async function main() {
   if (!fs.existsSync(dir)) await makeFolder(dir, 4096);
   const config = validateRunConfig({ ...QUICKSTART_CONFIG, data: dir, subset: undefined, batchSize: 64, epochs: 1000, maxSteps: steps,
     knnEvery: 0, precision: 'auto', memoryFormat: 'auto', out: path.join(os.tmpdir(), 'simclr-throughput') });
-  const precision = resolvePrecision('auto', 'cpu');
+  const precision = resolveRun({ ...DEFAULT_RUN_CONFIG, device: 'cpu' }).precision;
   console.log(`throughput: ${pairs} pairs of ${steps} steps, precision ${precision} on both sides, threads ${getNumThreads()}, load before: ${loadAverage()}`);
   const peerArgs = (workers) => ({ config, folder: dir, threads: getNumThreads(), workers, timeFromStep: TIME_FROM, precision });
 

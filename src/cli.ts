@@ -4,27 +4,32 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as fs from 'fs';
 import * as path from 'path';
 import { doctor, formatDoctor } from './doctor';
-import { DEFAULT_RUN_CONFIG, QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './train/config';
+import { DEFAULT_RUN_CONFIG, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './run/config';
+import { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET } from './run/quickstart-recipe';
+import { configureThreadPool } from './data/decode';
+
+// The libuv pool's size for decoding, before anything uses the pool.
+configureThreadPool();
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 function parser(setting: Setting, flag: string): ((value: string) => unknown) | undefined {
   if (setting.kind === 'int') {
     return (value) => {
-      if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`--${flag} expects an integer, got '${value}'`);
+      if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`Expected an integer for --${flag} but received '${value}'`);
       return Number(value);
     };
   }
   if (setting.kind === 'number') {
     return (value) => {
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`--${flag} expects a number, got '${value}'`);
+      if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number for --${flag} but received '${value}'`);
       return n;
     };
   }
   if (setting.kind === 'bool') {
     return (value) => {
-      if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`--${flag} expects true or false, got '${value}'`);
+      if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`Expected true or false for --${flag} but received '${value}'`);
       return value === 'true';
     };
   }
@@ -88,7 +93,7 @@ function runConfigFrom(options: Record<string, unknown>, base: Partial<RunConfig
 function progressMode(value: unknown): 'auto' | 'plain' | 'none' {
   if (value === undefined) return 'auto';
   if (value === 'auto' || value === 'plain' || value === 'none') return value;
-  throw new Error(`--progress expects auto, plain or none, got '${value}'`);
+  throw new Error(`Expected auto, plain or none for --progress but received '${value}'`);
 }
 
 function requireFile(file: unknown, flag: string): string {
@@ -154,8 +159,8 @@ export function buildProgram(): Command {
     .action(async (options: Record<string, unknown>) => {
       const partial = runConfigFrom(options);
       if (LAUNCH_FLAGS.some((name) => options[name] !== undefined)) {
-        const { launch } = await import('./train/launch');
-        const { validateRunConfig } = await import('./train/config');
+        const { launch } = await import('./run/launch');
+        const { validateRunConfig } = await import('./run/config');
         validateRunConfig(partial); // a bad setting fails here once, not in every worker
         process.exitCode = await launch({
           nprocPerNode: (options.nprocPerNode as number | undefined) ?? 1,
@@ -168,8 +173,8 @@ export function buildProgram(): Command {
         });
         return;
       }
-      const { runTraining } = await import('./train/run');
-      const { exitWithLauncher } = await import('./train/launch');
+      const { runTraining } = await import('./run/run');
+      const { exitWithLauncher } = await import('./run/launch');
       exitWithLauncher();
       // Under a launcher (ours, torchrun --no-python, a scheduler) the environment says which worker this is.
       const distributed = process.env.WORLD_SIZE ? 'env' : undefined;
@@ -192,8 +197,8 @@ export function buildProgram(): Command {
     },
   })
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel } = await import('./train/run-model');
-      const { evaluate } = await import('./eval/evaluate');
+      const { loadCheckpointModel } = await import('./run/model');
+      const { evaluate } = await import('./run/evaluate');
       const { model, config } = await loadCheckpointModel(requireFile(options.checkpoint, '--checkpoint'), runConfigFrom(options));
       console.log(JSON.stringify(await evaluate(model, config), null, 2));
     });
@@ -204,7 +209,7 @@ export function buildProgram(): Command {
     data: { help: 'images to embed: an image folder, a .csv/.jsonl manifest, or fashion-mnist (its test split)' },
   })
     .action(async (options: Record<string, unknown>) => {
-      const { loadCheckpointModel } = await import('./train/run-model');
+      const { loadCheckpointModel } = await import('./run/model');
       const { openDataset } = await import('./data');
       const { extractFeatures } = await import('./eval/features');
       const { writeEmbeddings, labelsPathFor } = await import('./eval/embeddings');
@@ -212,7 +217,9 @@ export function buildProgram(): Command {
       const { out, checkpoint, ...rest } = options;
       const checkpointFile = requireFile(checkpoint, '--checkpoint');
       outputFile(out, '--out', { '--checkpoint': checkpointFile }, [labelsPathFor(String(out))]);
-      const { model, config } = await loadCheckpointModel(checkpointFile, runConfigFrom(rest));
+      const { resolveRun } = await import('./run/resolve');
+      const { model, config: stored } = await loadCheckpointModel(checkpointFile, runConfigFrom(rest));
+      const config = resolveRun(stored);
       const dataset = openDataset(config.data, 'test', config.baseSize, { labels: config.labels });
       const features = await extractFeatures(model, dataset, {
         size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
@@ -227,7 +234,7 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
     .requiredOption('--out <file.pt>', 'output state dict')
     .action(async (options: { checkpoint: string; out: string }) => {
-      const { exportEncoder } = await import('./train/run-model');
+      const { exportEncoder } = await import('./run/model');
       const checkpoint = requireFile(options.checkpoint, '--checkpoint');
       const result = await exportEncoder(checkpoint, outputFile(options.out, '--out', { '--checkpoint': checkpoint }));
       console.log(JSON.stringify({ out: options.out, ...result }, null, 2));

@@ -1,7 +1,8 @@
 /** `simclr doctor`: what LibTorch the addon uses, how it was built, and what would make it slow. */
 import * as fs from 'fs';
 import { LibTorchDescription, hostMemoryRetained, native, nativeBinary } from './native';
-import { cpuBf16Support, resolvePrecision } from './ops/precision';
+import { cpuBf16Support, resolveRun } from './run/resolve';
+import { DEFAULT_RUN_CONFIG } from './run/config';
 
 /** LibTorch discovery, shared with the loader and the build scripts. */
 const discovery = require('../scripts/libtorch') as { findLibTorch(): LibTorchDescription };
@@ -67,7 +68,7 @@ export function doctor(): DoctorReport {
     cuda: { available: native.cudaIsAvailable(), devices: native.cudaDeviceCount() },
     threads: native.getNumThreads(),
     hostMemoryRetained,
-    cpu: { ...cpuBf16Support(), autoPrecision: resolvePrecision('auto', 'cpu') as 'fp32' | 'bf16' },
+    cpu: { ...cpuBf16Support(), autoPrecision: resolveRun({ ...DEFAULT_RUN_CONFIG, device: 'cpu' }).precision as 'fp32' | 'bf16' },
     blas: { libraries, kind: blasKind(libraries, info.config) },
     decoding: { jpeg: native.jpegDecoder ? 'libjpeg (native)' : 'sharp', other: 'sharp' },
     warnings: [],

@@ -55,3 +55,20 @@ export async function withCallerStack<T>(promise: Promise<T>): Promise<T> {
     throw err;
   }
 }
+
+/** Options objects an edge has checked whole (a validated run config, and what the run layer makes of it). */
+const checkedOptions = new WeakSet<object>();
+
+/**
+ * Freezes `options` and records that every setting in it was checked at the edge that made it, so that the layers it
+ * is handed down to (Trainer, train step, optimiser) do not check the same values again.
+ */
+export function markChecked<T extends object>(options: T): Readonly<T> {
+  checkedOptions.add(Object.freeze(options));
+  return options;
+}
+
+/** Whether `options` was made by an edge that checked it ({@link markChecked}). */
+export function wasChecked(options: object): boolean {
+  return checkedOptions.has(options);
+}

@@ -455,8 +455,8 @@ export let nativeBinary: BinaryChoice;
 /**
  * Whether freed host memory is kept for reuse (set at load): glibc's heap, and LibTorch's CPU tensors of 32 MiB and
  * more, which glibc maps and unmaps every time. Each training step frees and reallocates tens of MB of activations;
- * with glibc's adaptive defaults part of that went back to the kernel and was faulted in again, zeroed, the next step:
- * ~13 000 page faults a step for ResNet-18 at 28 px, batch 128, ~230 000 at 224 px, batch 16. Left as glibc has it
+ * with glibc's adaptive defaults part of that went back to the kernel and was faulted in again, zeroed, the next step
+ * (README, Threads and host memory, has the counts). Left as glibc has it
  * when its own variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) are set or SIMCLR_MALLOC=default.
  */
 export let hostMemoryRetained = false;

@@ -3,11 +3,12 @@
  * the linear probe on its frozen features beside the same probe on raw pixels and on a randomly initialised encoder.
  */
 import { doctor, formatDoctor } from './doctor';
-import { QUICKSTART_CONFIG, RunConfig, SEED_STREAMS, quickstartRecipe, validateRunConfig } from './train/config';
-import { resolvePrecision } from './ops/precision';
-import { reportSettings, runTraining } from './train/run';
-import { createModel } from './train/run-model';
-import { evaluate, Evaluation, EvaluationSplits } from './eval/evaluate';
+import { RunConfig, SEED_STREAMS, validateRunConfig } from './run/config';
+import { QUICKSTART_CONFIG, quickstartRecipe } from './run/quickstart-recipe';
+import { resolveRun } from './run/resolve';
+import { reportSettings, runTraining } from './run/run';
+import { createModel } from './run/model';
+import { evaluate, Evaluation, EvaluationSplits } from './run/evaluate';
 import { openDataset, maybeSubset } from './data/open';
 import { ReportOptions, readMetrics, writeReport } from './train/report';
 import { formatDuration } from './train/progress';
@@ -27,13 +28,13 @@ export function quickstartSplits(config: RunConfig): EvaluationSplits {
   };
 }
 
-/** The quick recipe and its budget by precision; see train/config.ts. */
-export { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET, quickstartRecipe } from './train/config';
+/** The quick recipe and its budget by precision; see run/quickstart-recipe.ts. */
+export { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET, quickstartRecipe } from './run/quickstart-recipe';
 
 /** The quickstart's run config with `overrides`: the recipe for the precision the run resolves to on its device. */
 export function quickstartConfig(overrides: Partial<RunConfig>): RunConfig {
   const settings = validateRunConfig({ ...QUICKSTART_CONFIG, ...overrides });
-  return validateRunConfig({ ...quickstartRecipe(resolvePrecision(settings.precision, settings.device)), ...overrides });
+  return validateRunConfig({ ...quickstartRecipe(resolveRun(settings).precision), ...overrides });
 }
 
 /**
@@ -63,7 +64,7 @@ export async function quickstart(overrides: Partial<RunConfig>, progress: 'auto'
   console.log(formatDoctor(doctor()));
   const config = quickstartConfig(overrides);
   console.log(`\npretraining SimCLR: ${config.backbone} (${config.stem} stem), ${config.subset ?? 'all'} Fashion-MNIST images, ` +
-    `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views, ${resolvePrecision(config.precision, config.device)} -> ${config.out}`);
+    `${config.epochs} epochs, batch ${config.batchSize}, ${config.imageSize} px views, ${resolveRun(config).precision} -> ${config.out}`);
   const started = Date.now();
   // The main job starts afresh each time (its folder is its own): a previous quickstart's run is replaced.
   const run = await runTraining(config, { progress, handleSigint: true, overwrite: true, keepMonitorFeatures: true });

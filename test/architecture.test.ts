@@ -65,14 +65,53 @@ describe('architecture of src/', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('train/, data/, cli.ts and quickstart.ts never import native.ts', () => {
-    const layers = files.filter((file) => /^(train\/|data\/|cli\.ts$|quickstart\.ts$)/.test(rel(file)));
+  it('train/, run/, data/, cli.ts and quickstart.ts never import native.ts', () => {
+    const layers = files.filter((file) => /^(train\/|run\/|data\/|cli\.ts$|quickstart\.ts$)/.test(rel(file)));
     expect(layers.length).toBeGreaterThan(0);
     expect(layers.filter((file) => graph.get(file)!.includes(NATIVE)).map(rel)).toEqual([]);
   });
 
   it('native.ts declares the whole surface: no declare module anywhere in src/', () => {
     expect(files.flatMap(moduleDeclarations)).toEqual([]);
+  });
+
+  /**
+   * The floors of src/, bottom up: a file imports only from its own floor or below, so no arrow runs back up and no
+   * folder imports another that imports it. run/ holds everything that reads a run config; train/ and eval/ are library
+   * pieces below it.
+   */
+  const FLOORS: string[][] = [
+    ['native.ts'],
+    ['errors.ts', 'settings.ts', 'tensor.ts', 'atomic-file.ts', 'user-file.ts', 'random.ts'],
+    ['augment/', 'models/'],
+    ['data/', 'ops/'],
+    ['train/', 'eval/'],
+    ['run/'],
+    ['doctor.ts', 'quickstart.ts'],
+    ['cli.ts', 'index.ts'],
+  ];
+  const roomOf = (file: string) => {
+    const r = rel(file);
+    return r.includes('/') ? `${r.split('/')[0]}/` : r;
+  };
+  const floorOf = (file: string) => FLOORS.findIndex((floor) => floor.includes(roomOf(file)));
+
+  it('every file of src/ is on a floor, and imports only from its floor or below', () => {
+    expect(files.filter((file) => floorOf(file) < 0).map(rel)).toEqual([]);
+    const upward = files.flatMap((file) => graph.get(file)!.filter((target) => floorOf(target) > floorOf(file)).map((target) => `${rel(file)} -> ${rel(target)}`));
+    expect(upward).toEqual([]);
+  });
+
+  it('no two rooms (folders, top-level files) import each other, directly or round a circle', () => {
+    const edges = new Map<string, Set<string>>();
+    for (const [file, targets] of graph) {
+      for (const target of targets) {
+        if (roomOf(target) !== roomOf(file)) (edges.get(roomOf(file)) ?? edges.set(roomOf(file), new Set()).get(roomOf(file))!).add(roomOf(target));
+      }
+    }
+    const reaches = (from: string, to: string, seen = new Set<string>()): boolean =>
+      [...(edges.get(from) ?? [])].some((next) => next === to || (!seen.has(next) && seen.add(next) && reaches(next, to, seen)));
+    expect([...edges.keys()].filter((room) => reaches(room, room))).toEqual([]);
   });
 
   it('native.ts imports nothing of the project (it is the bottom layer)', () => {

@@ -12,8 +12,8 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-cli-'));
 
 describe('simclr CLI: bad input gives a clear error and a non-zero exit', () => {
   it.each([
-    [['train', '--epochs', 'abc'], /--epochs expects an integer, got 'abc'/],
-    [['train', '--lr', 'fast'], /--lr expects a number/],
+    [['train', '--epochs', 'abc'], /Expected an integer for --epochs but received 'abc'/],
+    [['train', '--lr', 'fast'], /Expected a number for --lr/],
     [['train', '--optimizer', 'rmsprop', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /one of sgd, adamw, lars/],
     [['train', '--data', '/nonexistent/images', '--out', path.join(os.tmpdir(), 'simclr-cli-bad')], /does not exist/],
     [['train', '--config', '/nonexistent/run.json'], /Cannot read config file/],
@@ -78,7 +78,7 @@ describe('simclr train --small-crops (multi-crop)', () => {
   it('names both flags when the small crops\' scale range is empty', () => {
     const run = simclr('train', '--small-crops', '2', '--small-crop-min-scale', '0.3', '--small-crop-max-scale', '0.1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad'));
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toMatch(/smallCropMinScale \(0\.3\) must not exceed smallCropMaxScale \(0\.1\)/);
+    expect(run.stderr).toMatch(/Expected a number <= smallCropMaxScale \(0\.1\) for smallCropMinScale but received 0\.3/);
   });
 });
 

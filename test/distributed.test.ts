@@ -10,8 +10,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
-import { sweepStaleResumeCopies } from '../src/train/distributed';
-import { freePort, launch } from '../src/train/launch';
+import { sweepStaleResumeCopies } from '../src/run/distributed';
+import { freePort, launch } from '../src/run/launch';
 import { scratchFolders } from './helpers/scratch';
 
 const WORKER = path.join(__dirname, 'helpers', 'data-parallel-worker.js');

@@ -7,21 +7,23 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { Augmenter, resolveAugmentConfig, viewGroups, Tensor, ntXent, ImageFolder, DEFAULT_RUN_CONFIG, trainingData, Trainer, createModel, manualSeed, validateRunConfig } from '../src';
+import { Augmenter, resolveAugmentConfig, viewGroups, Tensor, ntXent, ImageFolder, DEFAULT_RUN_CONFIG, trainingData, Trainer, createModel, manualSeed, validateRunConfig, resolveRun } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
-import { distributedTrainingData } from '../src/train/distributed-data';
+import { distributedTrainingData } from '../src/run/distributed-data';
 
 const SMALL = { views: 4, size: 12, scale: [0.05, 0.14] as [number, number] };
 
 describe('multi-crop config', () => {
   it('adds K small views to the two large ones, with SwAV defaults for what is left out', () => {
     expect(resolveAugmentConfig().smallCrops).toBeNull();
-    const config = resolveAugmentConfig({ size: 160, crop: { scale: [0.14, 1] }, smallCrops: { views: 6 } });
+    const config = resolveAugmentConfig({ size: 224, crop: { scale: [0.14, 1] }, smallCrops: { views: 6 } });
     expect(config.smallCrops).toEqual({ views: 6, size: 96, scale: [0.05, 0.14], blurKernel: 9 });
     expect(viewGroups(config)).toEqual([
-      { views: 2, size: 160, scale: [0.14, 1], blurKernel: 17 },
+      { views: 2, size: 224, scale: [0.14, 1], blurKernel: 23 },
       { views: 6, size: 96, scale: [0.05, 0.14], blurKernel: 9 },
     ]);
+    // The small views' side follows the large ones' (96/224 of it), as a run's --small-crop-size does.
+    expect(resolveAugmentConfig({ size: 160, smallCrops: { views: 4 } }).smallCrops).toMatchObject({ size: 69, blurKernel: 7 });
     expect(new Augmenter({ smallCrops: { views: 6 } }).viewsPerImage).toBe(8);
   });
 
@@ -233,7 +235,7 @@ describe('multi-crop in training', () => {
       break;
     }
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-multicrop-run-'));
-    const result = await new Trainer(model, data(), { ...config, out, progress: 'none' }).fit();
+    const result = await new Trainer(model, data(), { ...resolveRun(config), out, progress: 'none' }).fit();
     const steps = result.records.filter((r) => 'step' in r) as { loss: number; images: number }[];
     expect(steps.map((r) => r.images)).toEqual([4]);
     expect(Math.abs(steps[0].loss - expected)).toBeLessThan(1e-5 * expected);

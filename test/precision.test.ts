@@ -7,7 +7,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { Augmenter, Encoder, SimCLRModel, Tensor, manualSeed, ntXent, runTraining, RunConfig } from '../src';
 import { Optimizer, trainStep, createTrainStep } from '../src/ops/train-step';
-import { cpuBf16Support, resolveMemoryFormat, resolvePrecision } from '../src/ops/precision';
+import { cpuBf16Support, resolveRun } from '../src/run/resolve';
+import { DEFAULT_RUN_CONFIG } from '../src/run/config';
+
+/** What a run with these settings resolves to. */
+const resolved = (settings: Partial<RunConfig>) => resolveRun({ ...DEFAULT_RUN_CONFIG, ...settings } as RunConfig);
 import { relativeError as sharedRelativeError } from './helpers/numerics';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-precision-'));
@@ -64,25 +68,33 @@ async function twins(seed: number): Promise<[SimCLRModel, SimCLRModel]> {
   return [a, b];
 }
 
-describe("'auto' precision and memory format", () => {
+describe("'auto' precision and memory format, resolved once by resolveRun", () => {
   it('is bf16 on a CPU exactly when it has AVX-512 BF16 or AMX, and bf16 on CUDA', () => {
     const cpu = cpuBf16Support();
-    expect(resolvePrecision('auto', 'cpu')).toBe(cpu.avx512bf16 || cpu.amxBf16 ? 'bf16' : 'fp32');
-    expect(resolvePrecision('auto', 'cuda:1')).toBe('bf16');
-    expect(resolvePrecision('bf16', 'cpu')).toBe('bf16');
+    expect(resolved({ device: 'cpu' }).precision).toBe(cpu.avx512bf16 || cpu.amxBf16 ? 'bf16' : 'fp32');
+    expect(resolved({ device: 'cuda:1' }).precision).toBe('bf16');
+    expect(resolved({ device: 'cpu', precision: 'bf16' }).precision).toBe('bf16');
   });
 
   it('refuses fp16 on the CPU and unknown names', () => {
-    expect(() => resolvePrecision('fp16', 'cpu')).toThrow(/'fp16' needs a CUDA device/);
-    expect(resolvePrecision('fp16', 'cuda')).toBe('fp16');
-    expect(() => resolvePrecision('fp8' as never, 'cpu')).toThrow(RangeError);
+    expect(() => resolved({ device: 'cpu', precision: 'fp16' })).toThrow(/'fp16' needs a CUDA device/);
+    expect(resolved({ device: 'cuda', precision: 'fp16' }).precision).toBe('fp16');
+    expect(() => resolved({ precision: 'fp8' as never })).toThrow(RangeError);
   });
 
   it('is channels-last on GPUs and with bf16, contiguous for fp32 on the CPU', () => {
-    expect(resolveMemoryFormat('auto', 'cpu', 'fp32')).toBe('contiguous');
-    expect(resolveMemoryFormat('auto', 'cpu', 'bf16')).toBe('channelsLast');
-    expect(resolveMemoryFormat('auto', 'cuda', 'fp32')).toBe('channelsLast');
-    expect(resolveMemoryFormat('contiguous', 'cuda', 'bf16')).toBe('contiguous');
+    expect(resolved({ device: 'cpu', precision: 'fp32' }).memoryFormat).toBe('contiguous');
+    expect(resolved({ device: 'cpu', precision: 'bf16' }).memoryFormat).toBe('channelsLast');
+    expect(resolved({ device: 'cuda', precision: 'fp32' }).memoryFormat).toBe('channelsLast');
+    expect(resolved({ device: 'cuda', precision: 'bf16', memoryFormat: 'contiguous' }).memoryFormat).toBe('contiguous');
+  });
+
+  it('leaves a resolved config as it is, and building blocks refuse an unresolved \'auto\'', async () => {
+    const once = resolved({ device: 'cpu' });
+    expect(resolveRun(once)).toBe(once);
+    expect(once.distBackend).toBe('gloo');
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    await expect(model.forward(Tensor.zeros([2, 3, 8, 8]), { precision: 'auto' as never })).rejects.toThrow(/'auto' is a run setting/);
   });
 });
 

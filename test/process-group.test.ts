@@ -8,7 +8,7 @@ import { spawn } from 'child_process';
 import * as net from 'net';
 import * as path from 'path';
 import { ProcessGroup } from '../src';
-import { freePort } from '../src/train/launch';
+import { freePort } from '../src/run/launch';
 
 const DIST = path.join(__dirname, '..', 'dist');
 

@@ -7,8 +7,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { DEFAULT_RUN_CONFIG, evaluationSplits, validateRunConfig, writeReport } from '../src';
 import type { Evaluation, EvaluationSplits, MetricsRecord } from '../src';
-import { readConfigFile } from '../src/train/config';
-import { resolvePrecision } from '../src/ops/precision';
+import { readConfigFile } from '../src/run/config';
+import { resolveRun } from '../src/run/resolve';
 import { QUICKSTART_CONFIG, QUICKSTART_PROTOCOL, quickstart, quickstartConfig, quickstartReport, quickstartSplits } from '../src/quickstart';
 import { describeWithFashionMnist } from './helpers/tools';
 
@@ -54,7 +54,7 @@ describe("the quickstart's budget", () => {
 
   it("follows what precision 'auto' means on the device, and leaves the user's own settings alone", () => {
     const auto = quickstartConfig({});
-    expect(auto.epochs).toBe(resolvePrecision('auto', 'cpu') === 'bf16' ? 4 : 2);
+    expect(auto.epochs).toBe(resolveRun(DEFAULT_RUN_CONFIG).precision === 'bf16' ? 4 : 2);
     expect(quickstartConfig({ precision: 'bf16', epochs: 1, subset: 1000 })).toMatchObject({ epochs: 1, subset: 1000 });
   });
 });

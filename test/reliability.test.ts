@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { readCheckpoint, readCheckpointHeader, CheckpointMeta } from '../src';
-import { RunFolderLock } from '../src/train/run-folder';
+import { RunFolderLock } from '../src/train/folder-lock';
 import { scratchFolders } from './helpers/scratch';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
@@ -56,7 +56,7 @@ function records(out: string): Record<string, number>[] {
 }
 /** What must repeat exactly: step, epoch, loss and learning rate of each step; epoch and mean loss of each epoch. */
 const steps = (out: string) => records(out).filter((r) => r.step !== undefined).map(({ step, epoch, loss, lr }) => ({ step, epoch, loss, lr }));
-const epochs = (out: string) => records(out).filter((r) => r.step === undefined);
+const epochs = (out: string) => records(out).filter((r) => r.step === undefined && r.epoch !== undefined);
 
 async function until(condition: () => boolean, what: string, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;

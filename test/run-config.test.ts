@@ -1,7 +1,7 @@
 /** The run settings table: one default, one range and one list of choices per setting, used at every edge. */
-import { Backbones, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, RunConfig, SimCLRModel, Tensor, validateRunConfig } from '../src';
-import { checkpointInterval } from '../src/train/config';
-import { augmenterFor } from '../src/train/training-data';
+import { Backbones, resolveRun, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, RunConfig, SimCLRModel, Tensor, validateRunConfig } from '../src';
+import { checkpointInterval } from '../src/run/config';
+import { augmenterFor } from '../src/run/training-data';
 import { Trainer, TrainerOptions, TrainingData } from '../src/train/trainer';
 
 const messageOf = (fn: () => unknown): string => {
@@ -60,7 +60,7 @@ describe('run settings', () => {
     const data: TrainingData = {
       batchesPerEpoch: 1, batches: async function* () {}, views: async (x: Tensor) => x, getAugmentState: () => [], setAugmentState: () => {},
     };
-    const options: TrainerOptions = { ...DEFAULT_RUN_CONFIG, progress: 'none' };
+    const options: TrainerOptions = { ...resolveRun(DEFAULT_RUN_CONFIG), progress: 'none' };
     for (const bad of [{ batchSize: 1 }, { temperature: 0 }, { optimizer: 'rmsprop' }, { momentum: 1 }, { lrScaling: 'cubic' }, { maxSteps: 0 }]) {
       const message = messageOf(() => validateRunConfig(bad as never));
       expect(() => new Trainer(model, data, { ...options, ...bad } as never)).toThrow(message);

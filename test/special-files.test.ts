@@ -11,7 +11,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { Encoder, ImageFolder, Loader, readNpy, readStateDict } from '../src';
 import { readCheckpoint, readCheckpointHeader } from '../src/train/checkpoint';
-import { readConfigFile } from '../src/train/config';
+import { readConfigFile } from '../src/run/config';
 import { decodeFile } from '../src/data/decode';
 import { decodeJpeg } from '../src/augment/image-batch';
 import { SampleError } from '../src/data/dataset';

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   DEFAULT_RUN_CONFIG, EpochRecord, StepRecord, Subset, Trainer, createModel, fashionMnist, learningRate, readCheckpointHeader, trainingData,
-  validateRunConfig,
+  validateRunConfig, resolveRun,
 } from '../src';
 import { describeWithFashionMnist } from './helpers/tools';
 
@@ -25,7 +25,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
       return `simclr: stopping after the ${waitsFor}`;
     };
     const trainer: Trainer = new Trainer(await createModel(config), data(), {
-      ...config, out: tmp(), progress: 'none',
+      ...resolveRun(config), out: tmp(), progress: 'none',
       monitor: async () => {
         trainer.requestStop(notice);
         return 0.5;
@@ -40,7 +40,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
     const out = tmp();
     const accuracy = [0.5, 0.6];
     const trainer = async (epochs: number) => new Trainer(await createModel(config), data(), {
-      ...config, epochs, out, progress: 'none', monitor: async (epoch) => accuracy[epoch - 1],
+      ...resolveRun(config), epochs, out, progress: 'none', monitor: async (epoch) => accuracy[epoch - 1],
     });
     await (await trainer(1)).fit();
     const epochOne = path.join(out, 'best-epoch-1.ckpt');
@@ -64,7 +64,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
     const steps: StepRecord[] = [];
     const epochs: EpochRecord[] = [];
     const trainer = new Trainer(await createModel(config), data(), {
-      ...config, out: tmp(), progress: 'none',
+      ...resolveRun(config), out: tmp(), progress: 'none',
       onStep: async (record) => {
         events.push(`step ${record.step} start`);
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -91,7 +91,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
   it('takes the learning rate of every step from lrSchedule, which sees the built-in schedule', async () => {
     const asked: { step: number; stepsPerEpoch: number; totalSteps: number; scheduled: number }[] = [];
     const trainer = new Trainer(await createModel(config), data(), {
-      ...config, out: tmp(), progress: 'none',
+      ...resolveRun(config), out: tmp(), progress: 'none',
       lrSchedule: (step, context) => {
         asked.push({ step, ...context });
         return step < 3 ? 0.01 : 0.001; // a step schedule
@@ -105,7 +105,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
 
   it('accumulates gradients over accumulationSteps batches: one update per group, lr scaled by the effective batch', async () => {
     const out = tmp();
-    const trainer = new Trainer(await createModel(config), data(), { ...config, accumulationSteps: 2, out, progress: 'none' });
+    const trainer = new Trainer(await createModel(config), data(), { ...resolveRun(config), accumulationSteps: 2, out, progress: 'none' });
     expect(trainer.peakLearningRate).toBeCloseTo(config.lr * (2 * config.batchSize) / 256, 12);
     const result = await trainer.fit();
     expect(result.steps).toBe(6); // steps are batches
@@ -116,7 +116,7 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
   it('rejects an lrSchedule that is not a function, or returns a bad rate, naming it', async () => {
     const model = await createModel(config);
     expect(() => new Trainer(model, data(), { out: tmp(), lrSchedule: 0.1 as never })).toThrowKind('TypeError', 'lrSchedule');
-    const trainer = new Trainer(model, data(), { ...config, out: tmp(), progress: 'none', lrSchedule: () => Number.NaN });
+    const trainer = new Trainer(model, data(), { ...resolveRun(config), out: tmp(), progress: 'none', lrSchedule: () => Number.NaN });
     await expect(trainer.fit()).rejects.toThrow(/lrSchedule\(0\)/);
   });
 });

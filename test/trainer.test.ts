@@ -6,11 +6,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../src/native';
 import { createTrainStep, MAX_ACCUMULATION_STEPS, MAX_MOMENTUM, OPTIMIZERS, Optimizer, TrainStepConfig, trainStep } from '../src/ops/train-step';
-import { RUN_SETTINGS } from '../src/train/config';
+import { RUN_SETTINGS } from '../src/run/config';
 import sharp from 'sharp';
-import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset } from '../src';
+import { Tensor, manualSeed, SimCLRModel, runTraining, RunConfig, writeNpy, Trainer, createModel, trainingData, validateRunConfig, fashionMnist, Subset, resolveRun, readSessions, readCheckpointHeader, CheckpointMeta, getNumThreads } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
-import { evaluate, evaluationSplits, featuresOf } from '../src/eval/evaluate';
+import { evaluate, evaluationSplits, featuresOf } from '../src/run/evaluate';
 import { scratchFolders } from './helpers/scratch';
 
 const tmp = scratchFolders('train');
@@ -198,8 +198,19 @@ describe('training loop', () => {
     expect(stepLosses(parts)).toEqual(stepLosses(whole));
     expect(fs.existsSync(path.join(parts, 'best.ckpt'))).toBe(true);
     expect(fs.existsSync(path.join(parts, 'report.html'))).toBe(true);
-    // The report shows the precision that ran: 'auto' resolved, and named beside it.
-    expect(fs.readFileSync(path.join(whole, 'report.html'), 'utf8')).toMatch(/<tr><th>precision<\/th><td>(fp32|bf16) \(auto\)<\/td><\/tr>/);
+    // What 'auto' resolved to is recorded once per session: in metrics.jsonl, in the checkpoint beside the run's own
+    // settings (kept as given, so that a resume elsewhere resolves afresh), and in the report, named beside 'auto'.
+    const resolved = resolveRun(validateRunConfig({ ...base, out: parts }));
+    const expected = { device: 'cpu', precision: resolved.precision, memoryFormat: resolved.memoryFormat, distBackend: 'gloo', threads: getNumThreads() };
+    expect(readSessions(parts).map((r) => r.session)).toEqual([{ step: 0, ...expected }, { step: 3, ...expected }]);
+    expect(readSessions(whole).map((r) => r.session)).toEqual([{ step: 0, ...expected }]);
+    const { meta } = await readCheckpointHeader<CheckpointMeta>(path.join(parts, 'last.ckpt'));
+    expect(meta.resolved).toEqual(expected);
+    expect(meta.config).toMatchObject({ precision: 'auto', memoryFormat: 'auto', distBackend: 'auto' });
+    const report = fs.readFileSync(path.join(whole, 'report.html'), 'utf8');
+    expect(report).toContain(`<tr><th>precision</th><td>${resolved.precision} (auto)</td></tr>`);
+    expect(report).toContain(`<tr><th>memoryFormat</th><td>${resolved.memoryFormat} (auto)</td></tr>`);
+    expect(report).toContain(`<tr><th>threads</th><td>${getNumThreads()}</td></tr>`);
   });
 
   it('a run that fails before writing anything leaves no empty --out behind, and keeps a folder it found', async () => {
@@ -288,7 +299,7 @@ describe('training loop', () => {
     const config = validateRunConfig({ ...base, epochs: 1 });
     const dataset = () => Subset.random(fashionMnist('train', { size: config.baseSize }), config.subset!, config.seed);
     const trainerFor = async (model: SimCLRModel, out: string, onStep?: () => void) =>
-      new Trainer(model, trainingData(dataset(), config), { ...config, out, progress: 'none', onStep });
+      new Trainer(model, trainingData(dataset(), config), { ...resolveRun(config), out, progress: 'none', onStep });
     const losses = (result: { records: { step?: number; loss: number }[] }) => result.records.filter((r) => r.step !== undefined).map((r) => r.loss);
 
     it('eval(), train() and embed() during fit leave its losses unchanged: each step runs in train mode, under the model lock', async () => {

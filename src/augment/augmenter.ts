@@ -5,7 +5,7 @@
 import { native, NativeViewParams } from '../native';
 import { Tensor, Device } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
-import { SeededRandom } from '../data/random';
+import { SeededRandom } from '../random';
 import { AugmentConfig, AugmentOptions, ViewGroup, resolveAugmentConfig, viewGroups } from './config';
 
 /**

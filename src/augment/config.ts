@@ -55,7 +55,8 @@ export interface AugmentOptions {
   grayscaleProbability?: number;
   blur?: Partial<AugmentConfig['blur']>;
   normalize?: Partial<AugmentConfig['normalize']>;
-  /** Multi-crop's small views: `views` is required, the rest defaults to 96 px and scale [0.05, 0.14] (SwAV's). */
+  /** Multi-crop's small views: `views` is required; the size defaults to 96/224 of `size` and the scale to [0.05, 0.14]
+   * (SwAV's 96 px beside 224, {@link AUGMENT_DEFAULTS}.smallCrops). */
   smallCrops?: { views: number; size?: number; scale?: [number, number]; blurKernel?: number } | null;
 }
 
@@ -65,13 +66,38 @@ export function defaultBlurKernel(size: number): number {
   return k % 2 === 1 ? k : k + 1;
 }
 
+const frozenPair = (low: number, high: number) => Object.freeze([low, high]) as readonly [number, number];
+
 /**
- * The defaults of {@link AugmentOptions}: SimCLR's augmentation at the recipe's size, 32 px views (the paper's small-image
- * setting: colour-jitter strength 0.5, no blur), with crops of at least 20% of the image. The run settings (imageSize,
- * minScale, jitterStrength, blurProbability) take their defaults from here. SimCLR's ImageNet values are
- * {@link SIMCLR_IMAGENET_AUGMENTATION}.
+ * Every default of {@link AugmentOptions}, in one place: SimCLR's augmentation at the recipe's size, 32 px views (the
+ * paper's small-image setting: colour-jitter strength 0.5, no blur), with crops of at least 20% of the image; the rest
+ * is SimCLR's (flip 0.5, jitter with p 0.8 at 0.8s/0.8s/0.8s/0.2s, grayscale 0.2, blur sigma [0.1, 2], aspect ratios
+ * [3/4, 4/3]), ImageNet's normalisation as the seed's, and SwAV's small crops (96 px beside 224, scale [0.05, 0.14]).
+ * The run settings (imageSize, minScale, jitterStrength, blurProbability, the small crops') take their defaults from
+ * here. SimCLR's ImageNet values are {@link SIMCLR_IMAGENET_AUGMENTATION}.
  */
-export const AUGMENT_DEFAULTS = Object.freeze({ size: 32, minScale: 0.2, jitterStrength: 0.5, blurProbability: 0 });
+export const AUGMENT_DEFAULTS = Object.freeze({
+  size: 32,
+  minScale: 0.2,
+  cropRatio: frozenPair(3 / 4, 4 / 3),
+  flipProbability: 0.5,
+  jitterProbability: 0.8,
+  jitterStrength: 0.5,
+  /** Brightness, contrast and saturation factors are this times the strength s; hue is `hue` times s (at most 0.5). */
+  jitterFactors: Object.freeze({ brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 }),
+  grayscaleProbability: 0.2,
+  blurProbability: 0,
+  blurSigma: frozenPair(0.1, 2),
+  normalize: Object.freeze({ mean: Object.freeze([0.485, 0.456, 0.406]), std: Object.freeze([0.229, 0.224, 0.225]) }),
+  /** Small views are this fraction of `size` (SwAV's 96 px beside 224) unless given. */
+  smallCropRatio: frozenPair(96, 224),
+  smallCropScale: frozenPair(0.05, 0.14),
+});
+
+/** The default side of multi-crop's small views beside views of `size`: SwAV's 96/224 of it, at least 1. */
+export function defaultSmallCropSize(size: number): number {
+  return Math.max(1, Math.round(size * AUGMENT_DEFAULTS.smallCropRatio[0] / AUGMENT_DEFAULTS.smallCropRatio[1]));
+}
 
 /** SimCLR's ImageNet augmentation: 224 px views, crops (0.08, 1), jitter strength 1, blur with p 0.5. */
 export const SIMCLR_IMAGENET_AUGMENTATION: AugmentOptions = Object.freeze<AugmentOptions>({
@@ -132,7 +158,7 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
   const blur = part(options.blur, 'blur', ['probability', 'kernelSize', 'sigma']);
   const kernelSize = blurKernel(blur.kernelSize, size, 'blur.kernelSize');
   const crop = part(options.crop, 'crop', ['scale', 'ratio']);
-  const [ratioLow, ratioHigh] = range(crop.ratio ?? [3 / 4, 4 / 3], 'crop.ratio', 0, Infinity);
+  const [ratioLow, ratioHigh] = range(crop.ratio ?? [...AUGMENT_DEFAULTS.cropRatio], 'crop.ratio', 0, Infinity);
   if (ratioLow <= 0) throw invalid('ratios > 0', 'crop.ratio', ratioLow, 'range');
   const scale = cropScale(crop.scale ?? [AUGMENT_DEFAULTS.minScale, 1], 'crop.scale');
   const normalize = part(options.normalize, 'normalize', ['mean', 'std']);
@@ -141,34 +167,35 @@ export function resolveAugmentConfig(options: AugmentOptions = {}): AugmentConfi
     const small = options.smallCrops;
     if (typeof small !== 'object') throw invalid('{ views, size?, scale?, blurKernel? } or null', 'smallCrops', small);
     checkKnownKeys(small, 'smallCrops', ['views', 'size', 'scale', 'blurKernel']);
-    const smallSize = checkInteger(small.size ?? 96, 'smallCrops.size', 1, 8192);
+    const smallSize = checkInteger(small.size ?? defaultSmallCropSize(size), 'smallCrops.size', 1, 8192);
     smallCrops = {
       views: checkInteger(small.views, 'smallCrops.views', 1, 64),
       size: smallSize,
-      scale: cropScale(small.scale ?? [0.05, 0.14], 'smallCrops.scale'),
+      scale: cropScale(small.scale ?? [...AUGMENT_DEFAULTS.smallCropScale], 'smallCrops.scale'),
       blurKernel: blurKernel(small.blurKernel, smallSize, 'smallCrops.blurKernel'),
     };
   }
+  const d = AUGMENT_DEFAULTS;
   return {
     size,
     crop: { scale, ratio: [ratioLow, ratioHigh] },
-    flipProbability: probability(options.flipProbability ?? 0.5, 'flipProbability'),
+    flipProbability: probability(options.flipProbability ?? d.flipProbability, 'flipProbability'),
     colorJitter: {
-      probability: probability(jitter.probability ?? 0.8, 'colorJitter.probability'),
-      brightness: checkNumber(jitter.brightness ?? 0.8 * s, 'colorJitter.brightness', 0),
-      contrast: checkNumber(jitter.contrast ?? 0.8 * s, 'colorJitter.contrast', 0),
-      saturation: checkNumber(jitter.saturation ?? 0.8 * s, 'colorJitter.saturation', 0),
-      hue: checkNumber(jitter.hue ?? Math.min(0.5, 0.2 * s), 'colorJitter.hue', 0, 0.5),
+      probability: probability(jitter.probability ?? d.jitterProbability, 'colorJitter.probability'),
+      brightness: checkNumber(jitter.brightness ?? d.jitterFactors.brightness * s, 'colorJitter.brightness', 0),
+      contrast: checkNumber(jitter.contrast ?? d.jitterFactors.contrast * s, 'colorJitter.contrast', 0),
+      saturation: checkNumber(jitter.saturation ?? d.jitterFactors.saturation * s, 'colorJitter.saturation', 0),
+      hue: checkNumber(jitter.hue ?? Math.min(0.5, d.jitterFactors.hue * s), 'colorJitter.hue', 0, 0.5),
     },
-    grayscaleProbability: probability(options.grayscaleProbability ?? 0.2, 'grayscaleProbability'),
+    grayscaleProbability: probability(options.grayscaleProbability ?? d.grayscaleProbability, 'grayscaleProbability'),
     blur: {
-      probability: probability(blur.probability ?? AUGMENT_DEFAULTS.blurProbability, 'blur.probability'),
+      probability: probability(blur.probability ?? d.blurProbability, 'blur.probability'),
       kernelSize,
-      sigma: range(blur.sigma ?? [0.1, 2], 'blur.sigma', Number.MIN_VALUE, Infinity),
+      sigma: range(blur.sigma ?? [...d.blurSigma], 'blur.sigma', Number.MIN_VALUE, Infinity),
     },
     normalize: {
-      mean: triple(normalize.mean ?? [0.485, 0.456, 0.406], 'normalize.mean') as [number, number, number],
-      std: triple(normalize.std ?? [0.229, 0.224, 0.225], 'normalize.std', true) as [number, number, number],
+      mean: triple(normalize.mean ?? [...d.normalize.mean], 'normalize.mean') as [number, number, number],
+      std: triple(normalize.std ?? [...d.normalize.std], 'normalize.std', true) as [number, number, number],
     },
     smallCrops,
   };

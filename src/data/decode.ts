@@ -8,14 +8,18 @@ import { checkRegularFile, readRegularFile } from '../user-file';
 
 /**
  * The libuv pool size simclr asks for unless UV_THREADPOOL_SIZE is set: one thread per core (at least 2), since a JPEG
- * is read, decoded and resized in one job on a pool thread. On 2 cores, 256 px JPEGs to 224 px decoded at about the
- * same rate with 2 or 3 threads, ~10% slower with 4 (Node's default) and ~35% slower with 8 (two per core suited sharp,
- * whose decode holds a libuv thread while a libvips thread works); with the augmentation also on the pool, files ->
- * views ran ~1000 img/s with 2 threads, ~650 with 3 or 4 (noisy machine, load 6-7). Node's default of 4 would leave a
- * 16-core host decoding 4 images at a time. It only takes effect if nothing used the pool before simclr was loaded.
+ * is read, decoded and resized in one job on a pool thread, and more threads than cores only contend (measured in the
+ * augment benchmark, bench/README.md). Node's default of 4 would leave a 16-core host decoding 4 images at a time.
  */
 export const DECODE_THREADS = Math.min(1024, Math.max(2, os.availableParallelism()));
-if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = String(DECODE_THREADS);
+
+/**
+ * Asks libuv for {@link DECODE_THREADS} pool threads unless UV_THREADPOOL_SIZE is set. It only takes effect before
+ * anything has used the pool, so the package's entry points (index.ts, cli.ts) call it first thing.
+ */
+export function configureThreadPool(): void {
+  if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = String(DECODE_THREADS);
+}
 
 let loadedSharp: typeof SharpModule | undefined;
 
@@ -112,10 +116,11 @@ async function decodeJpegNamed(source: Uint8Array | string, path: string, size: 
  * Decodes the image file at `path` to RGB (grayscale replicated, alpha dropped), resized to `size` when given.
  * - JPEGs (by name, else by content) are read, decoded by the addon with libjpeg (when built with it) and resized, all
  *   in one job on the libuv pool, byte for byte as the seed's PIL `Image.open(f).convert('RGB')` + torchvision `Resize`
- *   (PIL bilinear): ~4x faster than through sharp, whose per-image pipeline cost more than the decoding itself. Images
+ *   (PIL bilinear): faster than through sharp, whose per-image pipeline cost more than the decoding itself (the augment
+ *   benchmark measures both). Images
  *   at least twice `size` along both sides are scaled on load first (JPEG DCT scaling by 1/2, 1/4 or 1/8) exactly as
  *   PIL's `draft` does. Unlike sharp, this applies no embedded ICC profile (neither does PIL). CMYK JPEGs go to sharp.
- * - Other files are read with Node (fs) and decoded from memory by sharp (~10% faster than libvips opening them). PNGs,
+ * - Other files are read with Node (fs) and decoded from memory by sharp (faster than libvips opening them). PNGs,
  *   and JPEGs that sharp decodes but would not shrink on load, are resized natively as PIL's bilinear `resize`; the
  *   rest by libvips, which shrinks JPEGs on load before its bilinear resize.
  */

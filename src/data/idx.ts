@@ -68,8 +68,8 @@ export class IdxDataset implements Dataset {
     const image = new Uint8Array(plane * 3);
     for (let i = 0; i < plane; i++) image[3 * i] = image[3 * i + 1] = image[3 * i + 2] = gray[i];
     if (this.size && (this.size[0] !== this.height || this.size[1] !== this.width)) {
-      // The addon's resize is PIL's BILINEAR (what torchvision's Resize does to these images in the PyTorch peer) and
-      // takes ~30 us an image; libvips through sharp took ~1.3 ms, which made resizing the main cost of an epoch.
+      // The addon's resize is PIL's BILINEAR (what torchvision's Resize does to these images in the PyTorch peer), and
+      // far cheaper per image than libvips through sharp, whose per-image cost made resizing the main cost of an epoch.
       const [height, width] = this.size;
       return { image: await resizeImage(image, this.width, this.height, width, height), width, height, label };
     }

@@ -9,7 +9,7 @@ export { IdxDataset, fashionMnist, FASHION_MNIST_ROOT } from './idx';
 export type { IdxOptions } from './idx';
 export { Loader } from './loader';
 export type { LoaderOptions, Batch, EpochReport } from './loader';
-export { SeededRandom } from './random';
+export { SeededRandom } from '../random';
 export { IMAGE_EXTENSIONS } from './decode';
 export { Subset } from './subset';
 export { openDataset } from './open';

@@ -7,7 +7,7 @@ import { Tensor } from '../tensor';
 import { stackImages } from '../augment/image-batch';
 import { checkInteger, checkOneOf, invalid } from '../errors';
 import { Dataset, Sample, SampleError } from './dataset';
-import { SeededRandom } from './random';
+import { SeededRandom } from '../random';
 
 export interface LoaderOptions {
   /** Images per batch. */

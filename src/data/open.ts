@@ -6,7 +6,7 @@ import { FOLDER_LABELS, ImageFolder } from './image-folder';
 import { ManifestDataset } from './manifest';
 import { fashionMnist } from './idx';
 import { Subset } from './subset';
-import { SeededRandom } from './random';
+import { SeededRandom } from '../random';
 
 export interface OpenOptions {
   /** How an image folder is labelled: 'folders' (class subfolders, the default) or 'none' (unlabelled). */

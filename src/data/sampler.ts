@@ -5,7 +5,7 @@
  * same number of samples, and so of steps: a rank that ran one step fewer would leave the others waiting.
  */
 import { checkInteger, invalid } from '../errors';
-import { SeededRandom } from './random';
+import { SeededRandom } from '../random';
 
 export interface DistributedSamplerOptions {
   rank: number;

@@ -1,6 +1,6 @@
 /** A view of some samples of another dataset, in a given order (e.g. a seeded random subset for quick runs). */
 import { checkIndex, Dataset, Sample } from './dataset';
-import { SeededRandom } from './random';
+import { SeededRandom } from '../random';
 import { checkInteger } from '../errors';
 
 export class Subset implements Dataset {

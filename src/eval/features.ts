@@ -17,7 +17,7 @@ export interface Embedder {
  */
 export async function extractFeatures(model: Embedder | undefined, dataset: Dataset, options: {
   size: number; normalize: AugmentConfig['normalize']; device: Device; batchSize?: number; workers?: number;
-  /** The precision and memory format of the model's forward passes (default 'fp32' and 'auto'). */
+  /** The precision and memory format of the model's forward passes (default 'fp32' and 'contiguous'). */
   forward?: ForwardOptions;
 }): Promise<FeatureTensors> {
   const loader = new Loader(dataset, { batchSize: options.batchSize ?? 256, shuffle: false, concurrency: (options.workers ?? 4) * 16 });

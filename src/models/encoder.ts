@@ -1,6 +1,6 @@
 /** ResNet encoders (torchvision-identical, in native code) and what every model object shares. */
 import { native, NativeForwardOptions, NativeModel, NativeModelDescription, NativeModelOptions } from '../native';
-import { MemoryFormatSetting, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from '../ops/precision';
+import { FORWARD_DEFAULTS, MemoryFormat, Precision, checkMemoryFormat, checkPrecision } from './precision';
 import { Tensor, Device, useModelDevice } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 import { describeKeyMismatch, fromNative, toNative, LoadResult, LoadStateDictOptions, StateDict } from './state-dict';
@@ -32,12 +32,12 @@ function checkBackbone(name: unknown): BackboneName {
  * out for their literal types (RunConfig's `stem`); a test checks them against the native list, `native.stemNames`.
  */
 export const STEMS = ['imagenet', 'cifar'] as const;
-/** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model; default `'fp32'`, no autocast, as in
- * PyTorch) and `memoryFormat` (NCHW or NHWC; default `'auto'`); `'auto'` as {@link resolvePrecision} and
- * {@link resolveMemoryFormat} say. A run's settings (`precision: 'auto'` by default) pass their own. */
+/** How a forward pass runs: `precision` (autocast to bf16/fp16 around the model; default `'fp32'`, no autocast) and
+ * `memoryFormat` (NCHW or NHWC; default `'contiguous'`), PyTorch's defaults ({@link FORWARD_DEFAULTS}). A run passes
+ * the values its `'auto'` resolved to (run/resolve.ts). */
 export interface ForwardOptions {
-  precision?: PrecisionSetting;
-  memoryFormat?: MemoryFormatSetting;
+  precision?: Precision;
+  memoryFormat?: MemoryFormat;
 }
 
 export type Stem = (typeof STEMS)[number];
@@ -198,12 +198,13 @@ export abstract class ModelBase {
     return new Tensor(await withCallerStack(this.handle.embed(checkImages(x, 'x').handle, this.forwardOptions(options))));
   }
 
-  /** @internal The native form of `options`: 'auto' resolved for this model's device. */
+  /** @internal The native form of `options`, checked for this model's device. */
   protected forwardOptions(options: ForwardOptions = {}): NativeForwardOptions {
     if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-    const device = this.handle.device();
-    const precision = resolvePrecision(options.precision ?? 'fp32', device);
-    return { precision, memoryFormat: resolveMemoryFormat(options.memoryFormat ?? 'auto', device, precision) };
+    return {
+      precision: checkPrecision(options.precision ?? FORWARD_DEFAULTS.precision, this.handle.device()),
+      memoryFormat: checkMemoryFormat(options.memoryFormat ?? FORWARD_DEFAULTS.memoryFormat),
+    };
   }
 
   /**

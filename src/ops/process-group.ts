@@ -5,7 +5,7 @@
  * parallel training step takes a group (`dataParallel` in {@link Optimizer.create} / {@link createTrainStep}).
  */
 import { native, NativeCommunicationCounters, NativeProcessGroup } from '../native';
-import { Tensor, Device } from '../tensor';
+import { Tensor } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
 
 /** c10d backends: Gloo (CPU tensors) and NCCL (CUDA tensors; compiled in only for CUDA builds with the headers). */
@@ -23,10 +23,8 @@ export interface ProcessGroupOptions {
   masterAddr: string;
   /** Port of the rendezvous store on the master. */
   masterPort: number;
-  /** 'auto' (default): 'nccl' for a CUDA `device` when compiled in, else 'gloo'. */
-  backend?: BackendName | 'auto';
-  /** The device the training runs on, for 'auto' (default 'cpu'). */
-  device?: Device;
+  /** 'gloo' (default: CPU tensors) or 'nccl' (CUDA tensors, where compiled in); a run resolves its 'auto' into one. */
+  backend?: BackendName;
   /** Milliseconds before the rendezvous or a collective gives up on a peer (default {@link DEFAULT_TIMEOUT_MS}). */
   timeoutMs?: number;
   /**
@@ -48,12 +46,6 @@ export function distributedBackends(): BackendName[] {
   return native.distributedBackends() as BackendName[];
 }
 
-/** The backend 'auto' stands for on `device`. */
-export function resolveBackend(backend: BackendName | 'auto', device: Device): BackendName {
-  if (backend !== 'auto') return backend;
-  return device.startsWith('cuda') && distributedBackends().includes('nccl') ? 'nccl' : 'gloo';
-}
-
 /**
  * The torchrun environment of this process (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`, `LOCAL_RANK`,
  * `LOCAL_WORLD_SIZE`), or undefined when `WORLD_SIZE` is not set: how a worker started by `simclr train
@@ -61,20 +53,20 @@ export function resolveBackend(backend: BackendName | 'auto', device: Device): B
  * @throws RangeError naming the variable that is missing or malformed.
  */
 export function processGroupOptionsFromEnv(env: Environment = process.env):
-  (Omit<ProcessGroupOptions, 'backend' | 'device' | 'timeoutMs'> & { localRank: number; localWorldSize: number; agentStore: boolean }) | undefined {
+  (Omit<ProcessGroupOptions, 'backend' | 'timeoutMs'> & { localRank: number; localWorldSize: number; agentStore: boolean }) | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
   const integer = (name: string, min: number, fallback?: number): number => {
     const text = env[name];
     if (text === undefined || text === '') {
       if (fallback !== undefined) return fallback;
-      throw new RangeError(`WORLD_SIZE is set, so ${name} must be set too (torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)`);
+      throw invalid("a value (WORLD_SIZE is set: torchrun's environment is RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)", name, undefined);
     }
     if (!/^\d+$/.test(text) || Number(text) < min) throw new RangeError(`Expected an integer >= ${min} for the environment variable ${name} but received '${text}'`);
     return Number(text);
   };
   const worldSize = integer('WORLD_SIZE', 1);
   const rank = integer('RANK', 0);
-  if (rank >= worldSize) throw new RangeError(`RANK=${rank} must be below WORLD_SIZE=${worldSize}`);
+  if (rank >= worldSize) throw invalid(`an integer below WORLD_SIZE (${worldSize})`, 'RANK', rank, 'range');
   const masterAddr = env.MASTER_ADDR;
   if (!masterAddr) throw new RangeError('WORLD_SIZE is set, so MASTER_ADDR must name the host of rank 0');
   const masterPort = integer('MASTER_PORT', 1);
@@ -105,7 +97,7 @@ export class ProcessGroup {
     const rank = checkInteger(options.rank, 'rank', 0, worldSize - 1);
     if (typeof options.masterAddr !== 'string' || options.masterAddr === '') throw invalid('a host name or address', 'masterAddr', options.masterAddr);
     const masterPort = checkInteger(options.masterPort, 'masterPort', 1, 65535);
-    const backend = resolveBackend(checkOneOf(options.backend ?? 'auto', 'backend', [...BACKENDS, 'auto'] as const), options.device ?? 'cpu');
+    const backend = checkOneOf(options.backend ?? 'gloo', 'backend', BACKENDS);
     if (!distributedBackends().includes(backend)) {
       throw new RangeError(`backend '${backend}' is not compiled into this binary (it has ${distributedBackends().join(', ')}): NCCL needs a CUDA LibTorch and the CUDA and NCCL headers at build time`);
     }

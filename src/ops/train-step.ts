@@ -7,9 +7,10 @@
 import { native, NativeDataParallelOptions, NativeOptimizer } from '../native';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { checkInteger, checkNumber, checkOneOf, invalid, withCallerStack } from '../errors';
+import { checkInteger, checkNumber, checkOneOf, invalid, markChecked, wasChecked, withCallerStack } from '../errors';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from './nt-xent';
-import { MEMORY_FORMATS, MemoryFormatSetting, PRECISIONS, PrecisionSetting, resolveMemoryFormat, resolvePrecision } from './precision';
+import { FORWARD_DEFAULTS, MEMORY_FORMATS, MemoryFormat, PRECISIONS, Precision, checkMemoryFormat, checkPrecision } from '../models/precision';
+import { Setting, checkSettings } from '../settings';
 import { ProcessGroup } from './process-group';
 
 /** The optimisers of the native step, written out for their literal types (RunConfig's `optimizer`); a test checks them
@@ -79,20 +80,48 @@ function nativeDataParallel(options: DataParallelOptions | undefined): NativeDat
 }
 
 /**
- * The defaults of the optional optimiser options: the recipe's SGD (momentum 0.9, weight decay 5e-4, lightly's CIFAR-10
- * benchmark), PyTorch's betas and epsilon for AdamW, SimCLR's trust coefficient for LARS. The run settings
- * (train/config.ts RUN_SETTINGS) take theirs from here, so a custom loop and a run start from the same recipe.
+ * The optimiser's settings: the recipe's SGD (momentum 0.9, weight decay 5e-4, lightly's CIFAR-10 benchmark), PyTorch's
+ * betas and epsilon for AdamW, SimCLR's trust coefficient for LARS. The run settings (run/config.ts) are made of these
+ * entries, so a custom loop and a run start from the same recipe and check the same ranges.
  */
+export const OPTIMIZER_SETTINGS = {
+  optimizer: { kind: 'enum', choices: OPTIMIZERS, default: 'sgd', help: 'optimiser of the training step' },
+  momentum: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: 0.9, help: 'SGD/LARS momentum' },
+  nesterov: { kind: 'bool', default: false, help: 'Nesterov momentum (SGD)' },
+  weightDecay: { kind: 'number', min: 0, default: 5e-4, help: 'weight decay (biases and BatchNorm excluded)' },
+  beta1: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: 0.9, help: "AdamW's first moment decay" },
+  beta2: { kind: 'number', min: 0, max: MAX_MOMENTUM, default: 0.999, help: "AdamW's second moment decay" },
+  eps: { kind: 'number', min: 0, exclusiveMin: true, default: 1e-8, help: "AdamW's epsilon" },
+  trustCoefficient: { kind: 'number', min: 0, exclusiveMin: true, default: 0.001, help: "LARS' trust coefficient" },
+} as const satisfies Record<string, Setting>;
+
+/** The defaults of the optional optimiser options ({@link OPTIMIZER_SETTINGS}'). */
 export const OPTIMIZER_DEFAULTS = Object.freeze({
-  optimizer: 'sgd' as OptimizerName,
-  momentum: 0.9,
-  nesterov: false,
-  weightDecay: 5e-4,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  trustCoefficient: 0.001,
+  optimizer: OPTIMIZER_SETTINGS.optimizer.default as OptimizerName,
+  momentum: OPTIMIZER_SETTINGS.momentum.default as number,
+  nesterov: OPTIMIZER_SETTINGS.nesterov.default as boolean,
+  weightDecay: OPTIMIZER_SETTINGS.weightDecay.default as number,
+  beta1: OPTIMIZER_SETTINGS.beta1.default as number,
+  beta2: OPTIMIZER_SETTINGS.beta2.default as number,
+  eps: OPTIMIZER_SETTINGS.eps.default as number,
+  trustCoefficient: OPTIMIZER_SETTINGS.trustCoefficient.default as number,
 });
+
+/**
+ * How a training step runs, besides its optimiser: the loss's temperature, how many updates a gradient accumulates,
+ * and precision and memory format (PyTorch's fp32 and contiguous by default; a run resolves its `'auto'`).
+ */
+export const TRAIN_STEP_SETTINGS = {
+  temperature: { kind: 'number', min: NT_XENT_MIN_TEMPERATURE, exclusiveMin: true, default: NT_XENT_DEFAULT_TEMPERATURE, help: 'NT-Xent temperature' },
+  accumulationSteps: { kind: 'int', min: 1, max: MAX_ACCUMULATION_STEPS, default: 1, help: 'update every N batches on their mean gradient: an effective batch of N x batch-size, which --lr-scaling uses' },
+  precision: { kind: 'enum', choices: PRECISIONS, default: FORWARD_DEFAULTS.precision, help: 'fp32, or autocast to bf16/fp16 (fp16: CUDA only)' },
+  memoryFormat: { kind: 'enum', choices: MEMORY_FORMATS, default: FORWARD_DEFAULTS.memoryFormat, help: 'contiguous (NCHW) or channelsLast (NHWC)' },
+} as const satisfies Record<string, Setting>;
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 
 /** An optimiser's state: its buffers by `<parameter>/<kind>` (momentum, exp_avg, exp_avg_sq; amp/* for fp16's loss
  * scaler) and its step count. Checkpoints save it; {@link Optimizer.loadState} restores it. */
@@ -124,19 +153,11 @@ export class Optimizer {
 
   static create(model: Trainable, options: OptimizerOptions = {}): Optimizer {
     if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-    const d = OPTIMIZER_DEFAULTS;
-    const momentum = checkNumber(options.momentum ?? d.momentum, 'momentum', 0, MAX_MOMENTUM);
-    const nesterov = options.nesterov ?? d.nesterov;
-    if (typeof nesterov !== 'boolean') throw invalid('a boolean', 'nesterov', nesterov);
+    const o = { ...OPTIMIZER_DEFAULTS, ...definedOnly(options) };
+    if (!wasChecked(options)) checkSettings(OPTIMIZER_SETTINGS, o);
     return new Optimizer(model, native.createOptimizer(model.handle, {
-      optimizer: checkOneOf(options.optimizer ?? d.optimizer, 'optimizer', OPTIMIZERS),
-      momentum,
-      nesterov,
-      weightDecay: checkNumber(options.weightDecay ?? d.weightDecay, 'weightDecay', 0),
-      beta1: checkNumber(options.beta1 ?? d.beta1, 'beta1', 0, MAX_MOMENTUM),
-      beta2: checkNumber(options.beta2 ?? d.beta2, 'beta2', 0, MAX_MOMENTUM),
-      eps: checkNumber(options.eps ?? d.eps, 'eps', 0, Infinity, true),
-      trustCoefficient: checkNumber(options.trustCoefficient ?? d.trustCoefficient, 'trustCoefficient', 0, Infinity, true),
+      optimizer: o.optimizer, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay,
+      beta1: o.beta1, beta2: o.beta2, eps: o.eps, trustCoefficient: o.trustCoefficient,
     }, nativeDataParallel(options.dataParallel)), options.dataParallel?.group);
   }
 
@@ -168,11 +189,10 @@ export interface TrainStepOptions {
   temperature?: number;
   /** Views per image over all tensors of views (default 2). */
   views?: number;
-  /** `fp32` (default, no autocast, as in PyTorch), `bf16`, `fp16` (CUDA), or `auto`: bf16 where the hardware has it
-   * natively, else fp32 (see {@link resolvePrecision}; a run's settings default to `auto`). */
-  precision?: PrecisionSetting;
-  /** `auto` (default): see {@link resolveMemoryFormat}. */
-  memoryFormat?: MemoryFormatSetting;
+  /** `fp32` (default, no autocast, as in PyTorch), `bf16` or `fp16` (CUDA); a run resolves its `'auto'` into one. */
+  precision?: Precision;
+  /** `contiguous` (default, as in PyTorch) or `channelsLast`. */
+  memoryFormat?: MemoryFormat;
   /** Apply the update once every this many calls, on the mean of their gradients (default 1: every call). */
   accumulationSteps?: number;
   /** Data-parallel: ask every rank to stop after this step; the answer is the result's `stop` (default false). */
@@ -192,21 +212,27 @@ export interface TrainStepResult {
   stop: boolean;
 }
 
-/** The native step options, complete and checked (`device` decides what 'auto' means). */
-function nativeStepOptions(options: Omit<TrainStepOptions, 'optimizer'>, device: string) {
-  const precision = resolvePrecision(checkOneOf(options.precision ?? 'fp32', 'precision', PRECISIONS), device);
-  const stopRequested = options.stopRequested ?? false;
-  if (typeof stopRequested !== 'boolean') throw invalid('a boolean', 'stopRequested', stopRequested);
-  return {
-    stopRequested,
-    lr: checkNumber(options.lr, 'lr', 0),
-    temperature: checkNumber(options.temperature ?? NT_XENT_DEFAULT_TEMPERATURE, 'temperature', NT_XENT_MIN_TEMPERATURE, Infinity, true),
-    views: checkInteger(options.views ?? 2, 'views', 2, 64),
-    precision,
-    memoryFormat: resolveMemoryFormat(checkOneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS), device, precision),
-    accumulationSteps: checkInteger(options.accumulationSteps ?? 1, 'accumulationSteps', 1, MAX_ACCUMULATION_STEPS),
-  };
+/** The native step options that stay fixed for a TrainStep: complete, and checked unless `options` was. */
+function fixedStepOptions(options: Omit<TrainStepOptions, 'optimizer' | 'lr' | 'stopRequested'>, device: string) {
+  const o = { ...TRAIN_STEP_DEFAULTS, views: 2, ...definedOnly(options) };
+  if (!wasChecked(options)) {
+    checkSettings(TRAIN_STEP_SETTINGS, o);
+    checkPrecision(o.precision, device);
+    checkMemoryFormat(o.memoryFormat);
+    checkInteger(o.views, 'views', 2, 64);
+  }
+  return { temperature: o.temperature, views: o.views, precision: o.precision, memoryFormat: o.memoryFormat, accumulationSteps: o.accumulationSteps };
 }
+
+type FixedStepOptions = ReturnType<typeof fixedStepOptions>;
+
+/** The defaults of {@link TRAIN_STEP_SETTINGS}. */
+const TRAIN_STEP_DEFAULTS = Object.freeze({
+  temperature: TRAIN_STEP_SETTINGS.temperature.default as number,
+  accumulationSteps: TRAIN_STEP_SETTINGS.accumulationSteps.default as number,
+  precision: TRAIN_STEP_SETTINGS.precision.default as Precision,
+  memoryFormat: TRAIN_STEP_SETTINGS.memoryFormat.default as MemoryFormat,
+});
 
 function checkViews(views: Tensor | readonly Tensor[]): Tensor[] {
   const list = Array.isArray(views) ? views : [views];
@@ -247,12 +273,18 @@ export interface LaunchedTrainStep {
  */
 export async function launchTrainStep(model: Trainable, views: Tensor | readonly Tensor[], options: TrainStepOptions): Promise<LaunchedTrainStep> {
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
-  const { optimizer, ...rest } = options;
+  const { optimizer, lr, stopRequested = false, ...fixed } = options;
   if (!(optimizer instanceof Optimizer)) throw invalid('an Optimizer (Optimizer.create)', 'optimizer', optimizer);
   if (optimizer.model.handle !== model.handle) throw new RangeError('this optimizer was created for another model');
-  const list = checkViews(views);
-  const launched = await withCallerStack(native.trainStep(model.handle, optimizer.handle, list.map((v) => v.handle),
-    nativeStepOptions(rest, model.handle.device())));
+  if (typeof stopRequested !== 'boolean') throw invalid('a boolean', 'stopRequested', stopRequested);
+  return launchChecked(model, optimizer, checkViews(views), fixedStepOptions(fixed, model.handle.device()), checkNumber(lr, 'lr', 0), stopRequested);
+}
+
+/** Queues a step whose fixed options were checked when its TrainStep was made: only what comes with each step is new. */
+async function launchChecked(model: Trainable, optimizer: Optimizer, views: Tensor[], fixed: FixedStepOptions, lr: number,
+  stopRequested: boolean): Promise<LaunchedTrainStep> {
+  const launched = await withCallerStack(native.trainStep(model.handle, optimizer.handle, views.map((v) => v.handle),
+    { ...fixed, lr, stopRequested }));
   let read: Promise<TrainStepResult> | undefined;
   return {
     images: launched.images,
@@ -266,8 +298,8 @@ export async function launchTrainStep(model: Trainable, views: Tensor | readonly
 export interface TrainStepConfig extends OptimizerOptions {
   temperature?: number;
   views?: number;
-  precision?: PrecisionSetting;
-  memoryFormat?: MemoryFormatSetting;
+  precision?: Precision;
+  memoryFormat?: MemoryFormat;
   accumulationSteps?: number;
 }
 
@@ -289,18 +321,23 @@ export interface TrainStep {
   requestStop(): void;
 }
 
-/** A training step for `model` (a SimCLRModel: it needs a projection head) with its own optimiser. */
+/**
+ * A training step for `model` (a SimCLRModel: it needs a projection head) with its own optimiser. Its settings are
+ * checked here, once (or not at all when `config` comes checked from a run); each step then checks only its views and
+ * learning rate.
+ */
 export function createTrainStep(model: Trainable, config: TrainStepConfig): TrainStep {
   if (typeof config !== 'object' || config === null) throw invalid('an options object', 'options', config);
   const { temperature, views, precision, memoryFormat, accumulationSteps, ...optimizerOptions } = config;
-  const fixed = { temperature, views, precision, memoryFormat, accumulationSteps };
-  nativeStepOptions({ ...fixed, lr: 0 }, model.handle.device()); // settings errors now, not at the first step
-  const optimizer = Optimizer.create(model, optimizerOptions);
+  const checked = wasChecked(config);
+  const fixed = fixedStepOptions(checked ? markChecked({ temperature, views, precision, memoryFormat, accumulationSteps }) : { temperature, views, precision, memoryFormat, accumulationSteps }, model.handle.device());
+  const optimizer = Optimizer.create(model, checked ? markChecked(optimizerOptions) : optimizerOptions);
   let stopRequested = false;
+  const launch = (batch: Tensor | readonly Tensor[], lr: number) => launchChecked(model, optimizer, checkViews(batch), fixed, checkNumber(lr, 'lr', 0), stopRequested);
   return {
     optimizer,
-    step: (batch, lr) => trainStep(model, batch, { ...fixed, optimizer, lr, stopRequested }),
-    launch: (batch, lr) => launchTrainStep(model, batch, { ...fixed, optimizer, lr, stopRequested }),
+    step: async (batch, lr) => (await launch(batch, lr)).result(),
+    launch,
     optimizerState: () => optimizer.state(),
     loadOptimizerState: (state) => optimizer.loadState(state),
     group: optimizer.group,

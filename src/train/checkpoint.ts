@@ -63,8 +63,10 @@ export interface CheckpointMeta {
   worldSize?: number;
   /** Images of its training data (all ranks'), when the data says. */
   images?: number;
-  /** The run config (the CLI and runTraining store the whole RunConfig). */
+  /** The run config (the CLI and runTraining store the whole RunConfig, its `'auto'` settings as given). */
   config: Record<string, unknown>;
+  /** What those `'auto'` settings resolved to in the session that wrote the checkpoint (device, precision, ...). */
+  resolved?: Record<string, unknown>;
 }
 
 /** Throws unless `meta` is a training checkpoint's. */

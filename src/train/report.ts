@@ -35,6 +35,14 @@ export interface EpochRecord {
 /** A metrics record; step records are told apart by their `step` field. */
 export type MetricsRecord = StepRecord | EpochRecord;
 
+/**
+ * The start of a training session (a run, or a resume of it) in metrics.jsonl: the step it starts from and what the
+ * run's `'auto'` settings resolved to in it (device, precision, memory format, backend, threads).
+ */
+export interface SessionRecord {
+  session: { step: number } & Record<string, unknown>;
+}
+
 /** A value in the report's table. */
 export type ReportValue = string | number | boolean;
 
@@ -348,17 +356,27 @@ function checkRows(value: unknown, name: string, numbersOnly = false): void {
   }
 }
 
-/** Reads a run's metrics.jsonl (one record per line); a line that is not JSON (cut by a kill) is left out. */
-export function readMetrics(runDir: string): MetricsRecord[] {
-  const records: MetricsRecord[] = [];
+/** Every record of a run's metrics.jsonl (one per line); a line that is not JSON (cut by a kill) is left out. */
+function readRecords(runDir: string): (MetricsRecord | SessionRecord)[] {
+  const records: (MetricsRecord | SessionRecord)[] = [];
   for (const line of fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
     try {
-      if (line) records.push(JSON.parse(line) as MetricsRecord);
+      if (line) records.push(JSON.parse(line) as MetricsRecord | SessionRecord);
     } catch {
       // a partial line
     }
   }
   return records;
+}
+
+/** The step and epoch records of a run's metrics.jsonl. */
+export function readMetrics(runDir: string): MetricsRecord[] {
+  return readRecords(runDir).filter((r): r is MetricsRecord => !('session' in r));
+}
+
+/** The session records of a run's metrics.jsonl: one per training session, with what it resolved. */
+export function readSessions(runDir: string): SessionRecord[] {
+  return readRecords(runDir).filter((r): r is SessionRecord => 'session' in r);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Learning-rate schedule of SimCLR: base rate scaled with the batch size, linear warmup, then cosine decay. */
 import { checkInteger } from '../errors';
-import { LR_SCALINGS, checkSetting } from './config';
+import { checkSetting } from '../settings';
+import { LR_SCALINGS, TRAINER_SETTINGS } from './trainer-settings';
 
 export type LrScaling = (typeof LR_SCALINGS)[number];
 
@@ -17,14 +18,14 @@ export interface ScheduleConfig {
 }
 
 /**
- * @internal Checks a schedule made by hand: lr, lrScaling and batchSize against their run-setting entries (one range
- * for each, in train/config.ts), and the step counts. The Trainer builds its schedule from options it has already
+ * @internal Checks a schedule made by hand: lr, lrScaling and batchSize against their Trainer-setting entries (one
+ * range for each, in train/trainer-settings.ts), and the step counts. The Trainer builds its schedule from options it has already
  * checked and does not call this.
  */
 export function checkSchedule(config: ScheduleConfig): ScheduleConfig {
-  checkSetting('lr', config.baseLr);
-  checkSetting('lrScaling', config.scaling);
-  checkSetting('batchSize', config.batchSize);
+  checkSetting(TRAINER_SETTINGS.lr, 'lr', config.baseLr);
+  checkSetting(TRAINER_SETTINGS.lrScaling, 'lrScaling', config.scaling);
+  checkSetting(TRAINER_SETTINGS.batchSize, 'batchSize', config.batchSize);
   checkInteger(config.warmupSteps, 'warmupSteps', 0);
   checkInteger(config.totalSteps, 'totalSteps', 1);
   return config;

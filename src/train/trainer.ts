@@ -7,25 +7,22 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor } from '../tensor';
 import type { ModelBase } from '../models/encoder';
-import { createTrainStep, DataParallelOptions, LaunchedTrainStep, TrainStep } from '../ops/train-step';
-import { checkInteger, checkNumber, invalid } from '../errors';
+import { createTrainStep, DataParallelOptions, LaunchedTrainStep, OptimizerOptions, TRAIN_STEP_SETTINGS, TrainStep, TrainStepConfig } from '../ops/train-step';
+import { checkInteger, checkNumber, invalid, markChecked, wasChecked } from '../errors';
+import { checkSettings } from '../settings';
 import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
-import { DEFAULT_RUN_CONFIG, RunConfig, SettingName, checkSettings, checkpointInterval } from './config';
+import { TRAINER_DEFAULTS, TRAINER_SETTINGS, TrainerSettings, checkpointInterval } from './trainer-settings';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
-import { RunFolderLock } from './run-folder';
+import { RunFolderLock } from './folder-lock';
 import { linkFileAtomic, writeFileAtomic } from '../atomic-file';
 import { Progress } from './progress';
-import type { EpochRecord, MetricsRecord, StepRecord } from './report';
+import type { EpochRecord, MetricsRecord, SessionRecord, StepRecord } from './report';
 import type { AugmenterState } from '../augment';
 
 export type { OptimizerName } from '../ops/train-step';
 
-/** The optimiser's run settings; their ranges, defaults and meanings are in RUN_SETTINGS (train/config.ts). */
-const OPTIMIZER_SETTINGS = ['optimizer', 'lr', 'lrScaling', 'momentum', 'nesterov', 'weightDecay', 'warmupEpochs'] as const satisfies readonly SettingName[];
-export type OptimizerConfig = Pick<RunConfig, (typeof OPTIMIZER_SETTINGS)[number]>;
-
-/** The run settings the Trainer takes, checked against their RUN_SETTINGS entries. */
-const TRAINER_SETTINGS = [...OPTIMIZER_SETTINGS, 'epochs', 'batchSize', 'accumulationSteps', 'maxSteps', 'temperature', 'precision', 'memoryFormat', 'out'] as const satisfies readonly SettingName[];
+/** The optimiser's settings a Trainer passes to its step (OPTIMIZER_SETTINGS' entries). */
+export type OptimizerConfig = Pick<OptimizerOptions, 'optimizer' | 'momentum' | 'nesterov' | 'weightDecay'>;
 
 /** Models in a Trainer.fit now (by native handle): a second fit on one of them is an error, not two interleaved runs. */
 const modelsInFit = new WeakSet<object>();
@@ -86,17 +83,21 @@ function disposeViews(views: BatchViews): void {
 }
 
 /**
- * The run settings the Trainer takes (the optimiser's, `epochs`, `batchSize`, `accumulationSteps`, `maxSteps`,
- * `temperature`, `precision`, `memoryFormat`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the
- * report). Each one left out takes its RUN_SETTINGS default, as runTraining and the CLI do. With `accumulationSteps`
- * N > 1 a step is still one batch, and the optimiser updates every N steps; a stop waits for the group to finish, but
- * a group that spans an epoch's end is started afresh by a run resumed from that epoch's checkpoint.
+ * The Trainer's settings ({@link TRAINER_SETTINGS}: `epochs`, `batchSize`, `maxSteps`, `lr`, `lrScaling`,
+ * `warmupEpochs`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the report, `checkpointEvery`) and its
+ * step's (the optimiser's, `temperature`, `accumulationSteps`, `precision`, `memoryFormat`: see createTrainStep). Each
+ * one left out takes its default, the run settings' too. With `accumulationSteps` N > 1 a step is still one batch, and
+ * the optimiser updates every N steps; a stop waits for the group to finish, but a group that spans an epoch's end is
+ * started afresh by a run resumed from that epoch's checkpoint.
  */
-export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_SETTINGS)[number] | 'checkpointEvery'>> {
+export interface TrainerOptions extends Partial<TrainerSettings>, OptimizerConfig,
+  Pick<TrainStepConfig, 'temperature' | 'accumulationSteps' | 'precision' | 'memoryFormat'> {
   /** Called after each epoch with the epoch number (1 = the first); may return a monitor accuracy (kNN) used to pick best.ckpt. */
   monitor?: (epoch: number) => Promise<number | undefined>;
-  /** Anything else to store in checkpoints (the CLI stores the whole run config). */
+  /** Anything else to store in checkpoints (a run stores its whole config). */
   config?: Record<string, unknown>;
+  /** What a run's `'auto'` settings resolved to in this session (device, precision, ...), stored in checkpoints. */
+  resolved?: Record<string, unknown>;
   /** Called after every step with its record (a promise it returns is awaited before the next step), e.g. to log or to stop with requestStop. */
   onStep?: (record: StepRecord) => unknown;
   /** Called after every epoch with its record (mean loss, kNN accuracy when monitored); a promise it returns is awaited before the checkpoint is written. */
@@ -125,8 +126,8 @@ export interface TrainerOptions extends Partial<Pick<RunConfig, (typeof TRAINER_
   dataParallel?: DataParallelOptions;
 }
 
-/** The options with every run setting filled in. */
-type ResolvedOptions = TrainerOptions & Pick<RunConfig, Exclude<(typeof TRAINER_SETTINGS)[number], 'maxSteps'>>;
+/** The options with every Trainer setting filled in. */
+type ResolvedOptions = TrainerOptions & Omit<TrainerSettings, 'maxSteps'>;
 
 /** Where a run stands: the next batch (`batchInEpoch` of `epoch`), steps done, and the current epoch's losses so far. */
 interface Position {
@@ -157,6 +158,8 @@ export class Trainer {
   private progress: Progress | undefined;
 
   private readonly options: ResolvedOptions;
+  /** Batches a gradient accumulates before an update (the step's setting, which the schedule's batch counts). */
+  private readonly accumulationSteps: number;
 
   constructor(private readonly model: TrainableModel, private readonly data: TrainingData, trainerOptions: TrainerOptions = {}) {
     if (typeof trainerOptions !== 'object' || trainerOptions === null) throw invalid('an options object', 'options', trainerOptions);
@@ -166,11 +169,13 @@ export class Trainer {
     if (trainerOptions.overlapSteps !== undefined && typeof trainerOptions.overlapSteps !== 'boolean') {
       throw invalid('a boolean', 'overlapSteps', trainerOptions.overlapSteps);
     }
-    const defaults = Object.fromEntries(TRAINER_SETTINGS.flatMap((name) => (name in DEFAULT_RUN_CONFIG ? [[name, DEFAULT_RUN_CONFIG[name as keyof RunConfig]]] : [])));
     const given = Object.fromEntries(Object.entries(trainerOptions).filter(([, value]) => value !== undefined));
-    const options = { ...defaults, ...given } as ResolvedOptions;
-    checkSettings(options, TRAINER_SETTINGS);
+    const options = { ...TRAINER_DEFAULTS, ...given } as ResolvedOptions;
+    // Options a run made from its validated config were checked there; the step's settings are checked by the step.
+    const checked = wasChecked(trainerOptions);
+    if (!checked) checkSettings(TRAINER_SETTINGS, options as unknown as Record<string, unknown>);
     this.options = options;
+    this.accumulationSteps = options.accumulationSteps ?? TRAIN_STEP_SETTINGS.accumulationSteps.default;
     this.checkpointEvery = options.checkpointEvery === undefined ? {} : checkpointInterval(options.checkpointEvery);
     const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
     this.schedule = {
@@ -178,11 +183,11 @@ export class Trainer {
       scaling: options.lrScaling,
       // With accumulation an update sees accumulationSteps batches: the rate scales with that effective batch.
       // Data-parallel: the global batch of every rank's images.
-      batchSize: options.batchSize * options.accumulationSteps * (options.dataParallel?.group.worldSize ?? 1),
+      batchSize: options.batchSize * this.accumulationSteps * (options.dataParallel?.group.worldSize ?? 1),
       warmupSteps: Math.min(totalSteps - 1, Math.round(options.warmupEpochs * data.batchesPerEpoch)),
       totalSteps,
     };
-    this.trainStep = createTrainStep(model, {
+    const stepConfig: TrainStepConfig = {
       optimizer: options.optimizer,
       momentum: options.momentum,
       nesterov: options.nesterov,
@@ -193,7 +198,8 @@ export class Trainer {
       memoryFormat: options.memoryFormat,
       accumulationSteps: options.accumulationSteps,
       dataParallel: options.dataParallel,
-    });
+    };
+    this.trainStep = createTrainStep(model, checked ? markChecked(stepConfig) : stepConfig);
     this.writer = (options.dataParallel?.group.rank ?? 0) === 0;
   }
 
@@ -270,6 +276,11 @@ export class Trainer {
     } else if (this.writer) {
       await fs.promises.writeFile(metricsFile, '');
     }
+    // What this session computes with (a run's resolved 'auto' settings), before its first step's record.
+    if (this.writer && this.options.resolved) {
+      const session: SessionRecord = { session: { step: position.step, ...this.options.resolved } };
+      await fs.promises.appendFile(metricsFile, JSON.stringify(session) + '\n');
+    }
     const records: MetricsRecord[] = [];
     const log = async (record: MetricsRecord) => {
       records.push(record);
@@ -344,7 +355,7 @@ export class Trainer {
             const { views, index } = pending;
             const launching = this.trainStep.launch(views, lr);
             // A stop waits for the end of an accumulation group: a checkpoint holds no half-accumulated gradients.
-            const groupOpen = (step + 1) % o.accumulationSteps !== 0;
+            const groupOpen = (step + 1) % this.accumulationSteps !== 0;
             const upcoming = step + 1 < totalSteps && (!this.stopRequested || groupOpen) ? nextViews() : Promise.resolve(undefined);
             // Should the step fail, the batch being prepared meanwhile is dropped with it (its error is the step's).
             upcoming.then((next) => launching.catch(() => next && disposeViews(next.views)), () => undefined);
@@ -356,7 +367,7 @@ export class Trainer {
             batchInEpoch = index === undefined ? batchInEpoch + 1 : index + 1;
             trailing = { launched, step, lr, started: stepStart };
             pending = await upcoming;
-            const groupDone = step % o.accumulationSteps === 0;
+            const groupDone = step % this.accumulationSteps === 0;
             const endsHere = !pending || step >= totalSteps;
             const due = (this.checkpointEvery.steps !== undefined && step % this.checkpointEvery.steps === 0) ||
               (this.checkpointEvery.minutes !== undefined && Date.now() - lastSave >= this.checkpointEvery.minutes * 60_000);
@@ -432,6 +443,7 @@ export class Trainer {
       worldSize: this.trainStep.group?.worldSize ?? 1,
       ...(this.data.images !== undefined ? { images: this.data.images } : {}),
       config: { ...(this.options.config ?? {}) },
+      ...(this.options.resolved ? { resolved: { ...this.options.resolved } } : {}),
     };
     await writeCheckpoint(file, { meta, tensors });
     for (const t of Object.values(tensors)) t.dispose();
@@ -507,13 +519,14 @@ async function truncateMetrics(file: string, position: Position): Promise<void> 
     throw err;
   });
   const kept = text.split('\n').filter((line) => {
-    let record: Partial<StepRecord> & { epoch?: number };
+    let record: Partial<StepRecord> & { epoch?: number } & Partial<SessionRecord>;
     try {
       record = JSON.parse(line);
     } catch {
       return false;
     }
     if (typeof record !== 'object' || record === null) return false;
+    if (record.session !== undefined) return record.session.step <= position.step;
     return record.step !== undefined ? record.step <= position.step : record.epoch !== undefined && record.epoch <= position.epoch;
   });
   await writeFileAtomic(file, [kept.map((line) => line + '\n').join('')]);

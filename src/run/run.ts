@@ -6,20 +6,21 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { openDataset, maybeSubset } from '../data/open';
-import { evaluationSplits, knnMonitor, SplitFeatures } from '../eval/evaluate';
+import { evaluationSplits, knnMonitor, SplitFeatures } from './evaluate';
 import type { SimCLRModel } from '../models/simclr-model';
-import { readMetrics, writeReport, EpochRecord, StepRecord } from './report';
-import { formatDuration } from './progress';
-import { readCheckpointHeader, checkTrainingMeta } from './checkpoint';
-import { Trainer, TrainResult } from './trainer';
-import { RunConfig, SEED_STREAMS, SettingName, validateRunConfig } from './config';
+import { readMetrics, writeReport, EpochRecord, StepRecord } from '../train/report';
+import { formatDuration } from '../train/progress';
+import { Trainer, TrainResult } from '../train/trainer';
+import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
+import { ResolvedRunConfig, RunResolution, resolveRun, runResolution } from './resolve';
+import { absoluteData, checkFreshFolder, resumedConfig } from './run-folder';
 import { trainingData } from './training-data';
-import { createModel } from './run-model';
-import { RunFolderLock } from './run-folder';
+import { createModel } from './model';
+import { RunFolderLock } from '../train/folder-lock';
 import { distributedTrainingData } from './distributed-data';
 import { DistributedRunOptions, checkSameRun, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
 import type { ProcessGroup } from '../ops/process-group';
-import { resolvePrecision } from '../ops/precision';
+import { markChecked } from '../errors';
 import { exitWhenIdle } from '../tensor';
 
 export interface TrainingRun extends TrainResult {
@@ -83,81 +84,12 @@ export interface RunOptions {
 }
 
 /**
- * The settings a resumed run may change, each with what the change means. Every other setting is the run's recipe:
- * giving another value on resume is an error.
+ * A run's settings as its report shows them: what ran, with the setting given beside each resolved `'auto'`
+ * (`bf16 (auto)`), and LibTorch's threads.
  */
-const MAY_CHANGE_ON_RESUME: Partial<Record<SettingName, string>> = {
-  out: 'where the run is',
-  epochs: 'the learning-rate schedule is stretched or shortened to the new length from here on',
-  maxSteps: 'the learning-rate schedule is stretched or shortened to the new step count from here on, and the run stops there',
-  device: 'training continues on the new device',
-  precision: 'the steps from here on run at the new precision (losses differ from an uninterrupted run by rounding)',
-  memoryFormat: 'memory layout only (results agree to rounding)',
-  workers: 'decoding concurrency only; results do not change',
-  checkpointEvery: 'checkpoints follow the new interval',
-  knnEvery: 'the kNN monitor follows the new interval; best.ckpt is chosen by what is monitored',
-  knnK: 'the kNN monitor changes, and with it the choice of best.ckpt',
-  knnTemperature: 'the kNN monitor changes, and with it the choice of best.ckpt',
-  evalData: 'the kNN monitor changes, and with it the choice of best.ckpt',
-  evalSubset: 'the kNN monitor changes, and with it the choice of best.ckpt',
-};
-
-const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-
-/** A data spec with its folder or manifest made absolute, so a run resumes (and evaluates) from any working folder. */
-function absoluteData(spec: string): string;
-function absoluteData(spec: string | undefined): string | undefined;
-function absoluteData(spec: string | undefined): string | undefined {
-  return spec === undefined || spec === 'fashion-mnist' ? spec : path.resolve(spec);
-}
-
-/**
- * The config a resumed run continues with: its own recipe, with the changes `given` (the settings the caller set) may
- * make; any other difference is an error naming the setting.
- */
-async function resumedConfig(given: Partial<RunConfig>, out: string, last: string): Promise<{ config: RunConfig; notes: string[] }> {
-  if (!fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
-  const { meta } = await readCheckpointHeader<{ format?: unknown }>(last);
-  checkTrainingMeta(meta, last);
-  const stored: Record<string, unknown> = { ...validateRunConfig(meta.config as Partial<RunConfig>) };
-  const config: Record<string, unknown> = { ...stored, out };
-  const notes: string[] = [];
-  const conflicts: string[] = [];
-  for (const [name, value] of Object.entries(given) as [SettingName, unknown][]) {
-    if (value === undefined || name === 'out' || value === stored[name]) continue;
-    const before = stored[name] === undefined ? 'unset' : String(stored[name]);
-    const meaning = MAY_CHANGE_ON_RESUME[name];
-    if (meaning) {
-      config[name] = value;
-      notes.push(`${flag(name)} ${String(value)} (the run had ${before}): ${meaning}`);
-    } else {
-      conflicts.push(`${name} (${flag(name)}) is ${String(value)} but the run has ${before}`);
-    }
-  }
-  if (conflicts.length > 0) {
-    throw new Error(`--resume continues the run in ${out} with its own settings, but ${conflicts.join('; ')}. Leave ` +
-      `${conflicts.length > 1 ? 'these' : 'it'} out to resume, or start a new run in another --out`);
-  }
-  return { config: validateRunConfig(config as Partial<RunConfig>), notes };
-}
-
-/** A run's settings as its report shows them: what ran, with the setting given beside a resolved `auto`. */
-export function reportSettings(config: RunConfig): Record<string, string | number | boolean | undefined> {
-  const precision = resolvePrecision(config.precision, config.device);
-  return { ...config, precision: config.precision === 'auto' ? `${precision} (auto)` : precision };
-}
-
-/** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
-const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
-
-async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
-  const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
-  if (present.length === 0) return;
-  if (!overwrite) {
-    throw new Error(`${out} holds a previous run (${present.join(', ')}): continue it with --resume, start over with ` +
-      '--overwrite, or choose another --out');
-  }
-  for (const name of present) await fs.promises.rm(path.join(out, name), { force: true });
+export function reportSettings(config: RunConfig, resolved: RunResolution = runResolution(resolveRun(config))): Record<string, string | number | boolean | undefined> {
+  const shown = (name: 'precision' | 'memoryFormat' | 'distBackend') => (config[name] === 'auto' ? `${resolved[name]} (auto)` : resolved[name]);
+  return { ...config, precision: shown('precision'), memoryFormat: shown('memoryFormat'), distBackend: shown('distBackend'), threads: resolved.threads };
 }
 
 export async function runTraining(partial: Partial<RunConfig>, options: RunOptions = {}): Promise<TrainingRun> {
@@ -168,7 +100,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   const last = path.join(config.out, 'last.ckpt');
   const distributed = resolveDistributed(options.distributed);
   // Every worker joins first, so that a worker that fails below (rank 0's folder checks) ends the others' wait fast.
-  const group = distributed ? await joinGroup(config, distributed) : undefined;
+  const group = distributed ? await joinGroup(resolveRun(config), distributed) : undefined;
   if (group) await checkSameRun(group, config);
   const writer = !group || group.rank === 0;
   if (writer && options.resume && !fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
@@ -202,8 +134,10 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   distributed: DistributedRunOptions | undefined, resumeFrom: string | undefined): Promise<Omit<TrainingRun, 'notes'>> {
   const last = path.join(config.out, 'last.ckpt');
   const writer = !group || group.rank === 0;
-  // A rank trains on its own device; the config stored in checkpoints keeps the run's.
-  const local = distributed ? { ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) } : config;
+  // A rank trains on its own device; the config stored in checkpoints keeps the run's (its 'auto' as given, so that a
+  // resume on other hardware resolves afresh), and what this session resolved is stored beside it.
+  const local: ResolvedRunConfig = resolveRun(distributed ? { ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) } : config);
+  const resolution = runResolution(local);
   const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
   // A resumed run's checkpoint holds the model: its starting weights are not read again.
   const model = await createModel(resumeFrom ? { ...local, weights: undefined } : local);
@@ -221,9 +155,11 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
       model.train();
     }
   };
-  const trainer = new Trainer(model, data, {
-    ...config,
+  // Built from the validated, resolved config: the Trainer and its step do not check these settings again.
+  const trainer = new Trainer(model, data, markChecked({
+    ...local,
     config: { ...config },
+    resolved: { ...resolution },
     folderLock: lock,
     progress: options.progress ?? 'auto',
     onStep: options.onStep,
@@ -234,7 +170,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     monitor: config.knnEvery === 0 ? undefined
       : group ? rank0Monitor(group, monitor, Math.max(config.distTimeout * 1000, 3_600_000)) : monitor,
     dataParallel: group ? { group, globalBatchNorm: config.globalBatchNorm } : undefined,
-  });
+  }));
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
   // A second signal hurries the exit, but waits for the native job in flight (the step), so that LibTorch is not torn
   // down under a running kernel; a checkpoint being written is left unfinished and its temporary file removed.
@@ -281,7 +217,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
     process.stderr.write(`simclr: the run in ${config.out} was already complete (${result.steps} steps): nothing to train\n`);
   }
   const reportPath = await writeReport(config.out, metrics, {
-    settings: reportSettings(config),
+    settings: reportSettings(config, resolution),
     timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
   });
   return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(complete ? { alreadyComplete: true } : {}),

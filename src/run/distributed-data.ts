@@ -7,7 +7,7 @@
 import { Tensor } from '../tensor';
 import { Dataset, DistributedSampler, Loader, SeededRandom, Subset } from '../data';
 import type { AugmenterState } from '../augment';
-import type { TrainingData } from './trainer';
+import type { TrainingData } from '../train/trainer';
 import { RunConfig, SEED_STREAMS } from './config';
 import { augmenterFor, viewOptionsFor } from './training-data';
 

@@ -5,11 +5,12 @@
 import { resolveAugmentConfig } from '../augment';
 import type { Dataset } from '../data';
 import { openDataset, maybeSubset, heldOutSplit, labelsOf } from '../data/open';
-import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from '../train/config';
-import { knnEvaluate } from './knn';
-import { linearProbe } from './linear-probe';
-import { Embedder, extractFeatures } from './features';
-import type { FeatureTensors } from './labelled-features';
+import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from './config';
+import { resolveRun } from './resolve';
+import { knnEvaluate } from '../eval/knn';
+import { linearProbe } from '../eval/linear-probe';
+import { Embedder, extractFeatures } from '../eval/features';
+import type { FeatureTensors } from '../eval/labelled-features';
 
 /** The labelled splits of a run's evaluation. */
 export interface EvaluationSplits {
@@ -47,9 +48,10 @@ export function evaluationSplits(config: RunConfig): EvaluationSplits | undefine
 /** Features of both evaluation splits under `model` (undefined: raw pixels), in the run's eval view. */
 export async function featuresOf(model: Embedder | undefined, splits: EvaluationSplits, config: RunConfig):
   Promise<SplitFeatures> {
+  const { precision, memoryFormat } = resolveRun(config);
   const options = {
     size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
-    forward: { precision: config.precision, memoryFormat: config.memoryFormat },
+    forward: { precision, memoryFormat },
   };
   return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
 }

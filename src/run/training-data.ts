@@ -2,30 +2,30 @@
 import { Tensor } from '../tensor';
 import { Dataset, Loader } from '../data';
 import { Augmenter, AugmenterState, ViewOptions } from '../augment';
-import { resolvePrecision, viewDtypeFor } from '../ops/precision';
-import type { TrainingData } from './trainer';
-import { RunConfig, SEED_STREAMS, SMALL_CROP_RATIO } from './config';
+import { viewDtypeFor } from '../models/precision';
+import { resolveRun } from './resolve';
+import type { TrainingData } from '../train/trainer';
+import { RunConfig, SEED_STREAMS } from './config';
 
 /**
  * The augmentation of a run config: SimCLR's defaults with the run's size, crop scale, jitter strength and blur, plus
  * multi-crop's small views when `smallCrops` > 0.
  */
 export function augmenterFor(config: RunConfig, seed: number): Augmenter {
-  const smallSize = config.smallCropSize ?? Math.max(1, Math.round(config.imageSize * SMALL_CROP_RATIO[0] / SMALL_CROP_RATIO[1]));
   return new Augmenter({
     size: config.imageSize,
     crop: { scale: [config.minScale, 1] },
     jitterStrength: config.jitterStrength,
     blur: { probability: config.blurProbability },
     smallCrops: config.smallCrops > 0
-      ? { views: config.smallCrops, size: smallSize, scale: [config.smallCropMinScale, config.smallCropMaxScale] }
+      ? { views: config.smallCrops, size: config.smallCropSize, scale: [config.smallCropMinScale, config.smallCropMaxScale] }
       : null,
   }, { seed });
 }
 
 /** Where and in which type a run's views are made: on its device, in the type its steps compute in. */
 export function viewOptionsFor(config: RunConfig): ViewOptions {
-  return { device: config.device, dtype: viewDtypeFor(resolvePrecision(config.precision, config.device)) };
+  return { device: config.device, dtype: viewDtypeFor(resolveRun(config).precision) };
 }
 
 /**

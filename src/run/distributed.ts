@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Environment, ProcessGroup, processGroupOptionsFromEnv } from '../ops/process-group';
 import type { RunConfig } from './config';
+import type { ResolvedRunConfig } from './resolve';
 import { readRegularFileSync } from '../user-file';
 
 /** Where this worker sits in a data-parallel run (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK). */
@@ -40,14 +41,13 @@ export function rankDevice(device: string, localRank: number): string {
 }
 
 /** Joins the run's process group, with the run's backend and timeout. */
-export function joinGroup(config: RunConfig, options: DistributedRunOptions): Promise<ProcessGroup> {
+export function joinGroup(config: ResolvedRunConfig, options: DistributedRunOptions): Promise<ProcessGroup> {
   return ProcessGroup.init({
     rank: options.rank,
     worldSize: options.worldSize,
     masterAddr: options.masterAddr,
     masterPort: options.masterPort,
     backend: config.distBackend,
-    device: rankDevice(config.device, options.localRank ?? options.rank),
     timeoutMs: Math.round(config.distTimeout * 1000),
     agentStore: options.agentStore ?? false,
   });

@@ -2,7 +2,7 @@
  * The seeded generator behind shuffling and augmentation parameters: pure-rand's xoroshiro128+, whose whole state is
  * four 32-bit numbers, so a checkpoint can store it and resume the exact sequence.
  */
-import { invalid } from '../errors';
+import { invalid } from './errors';
 
 interface JumpableGenerator {
   next(): number;

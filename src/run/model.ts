@@ -7,7 +7,7 @@ import * as path from 'path';
 import { Tensor, manualSeed } from '../tensor';
 import { SimCLRModel } from '../models/simclr-model';
 import { Encoder, WeightsError } from '../models/encoder';
-import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from './checkpoint';
+import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from '../train/checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 import { makeFolder } from '../atomic-file';
 

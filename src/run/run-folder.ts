@@ -1,0 +1,80 @@
+/**
+ * A run's folder before training: a fresh one (a previous run there needs resume or overwrite), or a resumed one, whose
+ * checkpoint gives the settings the run continues with.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { readCheckpointHeader, checkTrainingMeta } from '../train/checkpoint';
+import { RunConfig, SettingName, validateRunConfig } from './config';
+
+/**
+ * The settings a resumed run may change, each with what the change means. Every other setting is the run's recipe:
+ * giving another value on resume is an error.
+ */
+const MAY_CHANGE_ON_RESUME: Partial<Record<SettingName, string>> = {
+  out: 'where the run is',
+  epochs: 'the learning-rate schedule is stretched or shortened to the new length from here on',
+  maxSteps: 'the learning-rate schedule is stretched or shortened to the new step count from here on, and the run stops there',
+  device: 'training continues on the new device',
+  precision: 'the steps from here on run at the new precision (losses differ from an uninterrupted run by rounding)',
+  memoryFormat: 'memory layout only (results agree to rounding)',
+  workers: 'decoding concurrency only; results do not change',
+  checkpointEvery: 'checkpoints follow the new interval',
+  knnEvery: 'the kNN monitor follows the new interval; best.ckpt is chosen by what is monitored',
+  knnK: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  knnTemperature: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  evalData: 'the kNN monitor changes, and with it the choice of best.ckpt',
+  evalSubset: 'the kNN monitor changes, and with it the choice of best.ckpt',
+};
+
+const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** A data spec with its folder or manifest made absolute, so a run resumes (and evaluates) from any working folder. */
+export function absoluteData(spec: string): string;
+export function absoluteData(spec: string | undefined): string | undefined;
+export function absoluteData(spec: string | undefined): string | undefined {
+  return spec === undefined || spec === 'fashion-mnist' ? spec : path.resolve(spec);
+}
+
+/**
+ * The config a resumed run continues with: its own recipe, with the changes `given` (the settings the caller set) may
+ * make; any other difference is an error naming the setting.
+ */
+export async function resumedConfig(given: Partial<RunConfig>, out: string, last: string): Promise<{ config: RunConfig; notes: string[] }> {
+  if (!fs.existsSync(last)) throw new Error(`--resume: no checkpoint at ${last}`);
+  const { meta } = await readCheckpointHeader<{ format?: unknown }>(last);
+  checkTrainingMeta(meta, last);
+  const stored: Record<string, unknown> = { ...validateRunConfig(meta.config as Partial<RunConfig>) };
+  const config: Record<string, unknown> = { ...stored, out };
+  const notes: string[] = [];
+  const conflicts: string[] = [];
+  for (const [name, value] of Object.entries(given) as [SettingName, unknown][]) {
+    if (value === undefined || name === 'out' || value === stored[name]) continue;
+    const before = stored[name] === undefined ? 'unset' : String(stored[name]);
+    const meaning = MAY_CHANGE_ON_RESUME[name];
+    if (meaning) {
+      config[name] = value;
+      notes.push(`${flag(name)} ${String(value)} (the run had ${before}): ${meaning}`);
+    } else {
+      conflicts.push(`${name} (${flag(name)}) is ${String(value)} but the run has ${before}`);
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new Error(`--resume continues the run in ${out} with its own settings, but ${conflicts.join('; ')}. Leave ` +
+      `${conflicts.length > 1 ? 'these' : 'it'} out to resume, or start a new run in another --out`);
+  }
+  return { config: validateRunConfig(config as Partial<RunConfig>), notes };
+}
+
+/** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
+const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
+
+export async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
+  const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
+  if (present.length === 0) return;
+  if (!overwrite) {
+    throw new Error(`${out} holds a previous run (${present.join(', ')}): continue it with --resume, start over with ` +
+      '--overwrite, or choose another --out');
+  }
+  for (const name of present) await fs.promises.rm(path.join(out, name), { force: true });
+}
