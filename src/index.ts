@@ -29,7 +29,7 @@ export { writeReport, renderReportSvg, reportSpec, readMetrics, readSessions } f
 export type { MetricsRecord, StepRecord, EpochRecord, SessionRecord, ReportOptions } from './train/report';
 export { Backbones, Encoder, ModelBase, STEMS, DEFAULT_STEM } from './models/encoder';
 export type { BackboneName, EncoderOptions, Stem, ModelDescription, ForwardOptions, ModelDtype } from './models/encoder';
-export { SimCLRModel, ProjectionHead } from './models/simclr-model';
+export { SimCLRModel, ProjectionHead, PROJECTION_HEAD_DEFAULTS } from './models/simclr-model';
 export type { SimCLRModelOptions, ProjectionHeadOptions } from './models/simclr-model';
 export { readStateDict, writeStateDict } from './models/state-dict';
 export type { StateDict, LoadResult, LoadStateDictOptions } from './models/state-dict';
