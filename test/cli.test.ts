@@ -78,7 +78,7 @@ describe('simclr train --small-crops (multi-crop)', () => {
   it('names both flags when the small crops\' scale range is empty', () => {
     const run = simclr('train', '--small-crops', '2', '--small-crop-min-scale', '0.3', '--small-crop-max-scale', '0.1', '--out', path.join(os.tmpdir(), 'simclr-cli-bad'));
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toMatch(/Expected a number <= smallCropMaxScale \(0\.1\) for smallCropMinScale but received 0\.3/);
+    expect(run.stderr).toMatch(/Expected a number <= smallCropMaxScale \(0\.1\) for --small-crop-min-scale but received 0\.3/);
   });
 });
 
