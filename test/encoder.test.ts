@@ -31,7 +31,7 @@ describe('Backbones', () => {
     await expect(Encoder.create({ backbone: 'resnet19' as never, outDim: 0 })).rejects.toThrow(
       "Backbone 'resnet19' not recognized. Available backbones: resnet18, resnet34, resnet50, resnet101, resnet152",
     );
-    expect(() => native.createModel({ backbone: 'vgg16', outDim: 0, stem: 'imagenet', zeroInitResidual: false })).toThrowKind('RangeError', 'expected one of resnet18, resnet34');
+    expect(() => native.createModel({ backbone: 'vgg16', outDim: 0, stem: 'imagenet', zeroInitResidual: false })).toThrowKind('RangeError', 'Expected one of resnet18, resnet34');
   });
 
   it('knows the same backbones as the native factory', () => {

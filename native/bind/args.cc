@@ -21,9 +21,14 @@ std::string TypeName(const Napi::Value& value) {
   }
 }
 
+// A number as JavaScript writes it ("-3", "1e-8", "NaN"), as the TS edge's messages do.
+static std::string JsNumber(Napi::Env env, double number) {
+  return Napi::Number::New(env, number).ToString().Utf8Value();
+}
+
 static std::string Received(const Napi::Value& value) {
   std::string text;
-  if (value.IsNumber()) text = std::to_string(value.As<Napi::Number>().DoubleValue()) + " of type ";
+  if (value.IsNumber()) text = JsNumber(value.Env(), value.As<Napi::Number>().DoubleValue()) + " of type ";
   else if (value.IsString()) text = "'" + value.As<Napi::String>().Utf8Value().substr(0, 40) + "' of type ";
   return " but received " + text + TypeName(value);
 }
@@ -59,7 +64,9 @@ std::string ArgString(const Napi::Value& value, const std::string& name) {
 std::vector<int64_t> ArgShape(const Napi::Value& value, const std::string& name) {
   if (!value.IsArray()) ThrowType("Expected an array of non-negative integers for " + name + Received(value));
   auto array = value.As<Napi::Array>();
-  if (array.Length() > 16) ThrowRange("Expected at most 16 dimensions for " + name);
+  if (array.Length() > 16) {
+    ThrowRange("Expected at most 16 dimensions for " + name + " but received " + std::to_string(array.Length()));
+  }
   std::vector<int64_t> shape;
   for (uint32_t i = 0; i < array.Length(); ++i) {
     shape.push_back(ArgInt(array.Get(i), name + "[" + std::to_string(i) + "]", 0, int64_t(1) << 40));
@@ -172,10 +179,10 @@ double NumberOption(const Napi::Value& options, const char* key, NumberRange ran
   const std::string name = std::string("options.") + key;
   const double number = ArgFiniteNumber(value, name);
   if (number < range.min || (range.exclusive_min && number == range.min) || number > range.max) {
-    std::ostringstream bounds;
-    if (std::isfinite(range.min)) bounds << (range.exclusive_min ? " > " : " >= ") << range.min;
-    if (std::isfinite(range.max)) bounds << (std::isfinite(range.min) ? " and <= " : " <= ") << range.max;
-    ThrowRange("Expected a finite number" + bounds.str() + " for " + name + Received(value));
+    std::string bounds;
+    if (std::isfinite(range.min)) bounds += (range.exclusive_min ? " > " : " >= ") + JsNumber(value.Env(), range.min);
+    if (std::isfinite(range.max)) bounds += (std::isfinite(range.min) ? " and <= " : " <= ") + JsNumber(value.Env(), range.max);
+    ThrowRange("Expected a finite number" + bounds + " for " + name + Received(value));
   }
   return number;
 }

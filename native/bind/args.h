@@ -1,6 +1,6 @@
 // Reading JS arguments into C++ values. Every reader throws a TypeError (wrong type) or RangeError (wrong value) that
 // names the argument and says what it received, in one wording: "Expected an integer between 1 and 8192 for
-// options.size but received -3.000000 of type number".
+// options.size but received -3 of type number" (numbers written as JavaScript writes them, as src/errors.ts does).
 #pragma once
 
 #include <napi.h>

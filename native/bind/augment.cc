@@ -61,7 +61,8 @@ ViewParams ReadViewParams(const Napi::CallbackInfo& info, int64_t batch, std::ve
 at::Tensor ReadImages(const Napi::CallbackInfo& info) {
   at::Tensor images = TensorWrap::FromJs(info[0], "images");
   if (images.dim() != 4 || images.size(3) != 3 || images.scalar_type() != at::kByte) {
-    ThrowType("Expected a uint8 Tensor B x H x W x 3 for images");
+    ThrowType("Expected a uint8 Tensor B x H x W x 3 for images but received " + DtypeName(images.scalar_type()) + " " +
+              c10::str(images.sizes()));
   }
   return images;
 }
@@ -88,11 +89,11 @@ Napi::Value AugmentViewGroupsJs(const Napi::CallbackInfo& info) {
     Napi::Value list = Option(options, "groups");
     if (!list.IsArray()) ThrowType("Expected an array of { views, size, blurKernel } for options.groups but received " + TypeName(list));
     auto array = list.As<Napi::Array>();
-    if (array.Length() < 1 || array.Length() > 16) ThrowRange("Expected 1 to 16 view groups in options.groups");
+    if (array.Length() < 1 || array.Length() > 16) ThrowRange("Expected 1 to 16 view groups for options.groups but received " + std::to_string(array.Length()));
     std::vector<ViewGroup> groups;
     for (uint32_t i = 0; i < array.Length(); ++i) {
       Napi::Value g = array.Get(i);
-      if (!g.IsObject()) ThrowType("Expected { views, size, blurKernel } for options.groups[" + std::to_string(i) + "]");
+      if (!g.IsObject()) ThrowType("Expected { views, size, blurKernel } for options.groups[" + std::to_string(i) + "] but received " + TypeName(g));
       groups.push_back({IntOption(g, "views", 1, 64), IntOption(g, "size", 1, 8192), IntOption(g, "blurKernel", 1, 8191)});
     }
     ViewParams p = ReadViewParams(info, images.size(0), std::move(groups));
@@ -303,14 +304,15 @@ Napi::Value EvalViewJs(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     at::Tensor images = TensorWrap::FromJs(info[0], "images");
     if (images.dim() != 4 || images.size(3) != 3 || images.scalar_type() != at::kByte || images.size(0) == 0) {
-      ThrowType("Expected a non-empty uint8 Tensor B x H x W x 3 for images");
+      ThrowType("Expected a non-empty uint8 Tensor B x H x W x 3 for images but received " + DtypeName(images.scalar_type()) +
+                " " + c10::str(images.sizes()));
     }
     const Napi::Value options = info[1];
     const int64_t size = IntOption(options, "size", 1, 8192);
     const std::array<double, 3> mean = ArgTriple(Option(options, "mean"), "options.mean");
     const std::array<double, 3> stddev = ArgTriple(Option(options, "std"), "options.std");
     for (double s : stddev) {
-      if (s == 0) ThrowRange("Expected non-zero values for options.std");
+      if (s == 0) ThrowRange("Expected non-zero values for options.std but received 0");
     }
     at::Device device = ArgDevice(Option(options, "device"), "options.device");
     return Resolve(info.Env(), "simclr.evalView", [=] { return EvalView(images, size, mean, stddev, device); });

@@ -137,7 +137,7 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
     return SIMCLR_GUARD(info, {
       ProcessGroupPtr group = Group();
       at::Tensor tensor = TensorWrap::FromJs(info[0], "tensor");
-      if (tensor.dim() < 1) ThrowRange("Expected a tensor with at least one dimension for tensor");
+      if (tensor.dim() < 1) ThrowRange("Expected a tensor with at least one dimension for tensor but received shape []");
       return Collective(info.Env(), "simclr.allGatherRows", [group, tensor] {
         std::vector<int64_t> counts;
         return group->AllGatherRows(tensor, &counts);

@@ -64,7 +64,7 @@ int64_t NumClassesArg(const Napi::Value& options, std::initializer_list<std::pai
   }
   int64_t classes = ArgInt(given, "options.numClasses", 1, kMaxClasses);
   if (largest >= classes) {
-    ThrowRange("Expected labels below numClasses (" + std::to_string(classes) + ") but found " + std::to_string(largest));
+    ThrowRange("Expected labels below numClasses (" + std::to_string(classes) + ") but received " + std::to_string(largest));
   }
   return classes;
 }
@@ -77,7 +77,7 @@ Napi::Value KnnPredictJs(const Napi::CallbackInfo& info) {
     at::Tensor query = FeaturesArg(info[2], "queryFeatures");
     SameDevice(bank, "bankFeatures", query, "queryFeatures");
     SameDims(bank, "bankFeatures", query, "queryFeatures");
-    if (bank.size(0) == 0) ThrowRange("Expected at least one row in bankFeatures");
+    if (bank.size(0) == 0) ThrowRange("Expected at least one row for bankFeatures but received 0");
     KnnOptions options;
     options.k = IntOption(info[3], "k", 1, int64_t(1) << 31);
     options.temperature = NumberOption(info[3], "temperature", Above(0));
@@ -118,7 +118,7 @@ Napi::Value TrainLinearProbeJs(const Napi::CallbackInfo& info) {
     at::Tensor test_y = LabelsArg(info[3], "testLabels", test_x);
     SameDevice(train_x, "trainFeatures", test_x, "testFeatures");
     SameDims(train_x, "trainFeatures", test_x, "testFeatures");
-    if (train_x.size(0) == 0) ThrowRange("Expected at least one row in trainFeatures");
+    if (train_x.size(0) == 0) ThrowRange("Expected at least one row for trainFeatures but received 0");
     const Napi::Value& raw = info[4];
     LinearProbeOptions options;
     options.epochs = IntOption(raw, "epochs", 0, 1000000);

@@ -306,7 +306,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     if (std::find(names.begin(), names.end(), encoder.backbone) == names.end()) {
       std::string list;
       for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
-      ThrowRange("Unknown backbone '" + encoder.backbone + "': expected one of " + list);
+      ThrowRange("Expected one of " + list + " for options.backbone but received '" + encoder.backbone + "'");
     }
     encoder.out_dim = IntOption(options, "outDim", 0, kMaxWidth);
     encoder.stem = static_cast<Stem>(OneOfOption(options, "stem", StemNames()));

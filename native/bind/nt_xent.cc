@@ -25,7 +25,7 @@ Napi::Value NtXent(const Napi::CallbackInfo& info) {
     if (method != "fused" && method != "autograd" && method != "reference") {
       ThrowRange("Expected 'fused', 'autograd' or 'reference' for method but received '" + method + "'");
     }
-    CheckNtXentArgs(z, temperature, views);
+    CheckNtXentArgs(z, temperature, views);  // the op's one check: the kernels below do not repeat it
     return RunAsync<NtXentResult>(
         info.Env(), "simclr.ntXent",
         [z, temperature, views, method]() {

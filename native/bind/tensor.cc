@@ -110,7 +110,7 @@ static Napi::Value CopyOut(Napi::Env env, const at::Tensor& tensor, napi_typedar
 Napi::Value TensorWrap::CopyTo(const Napi::CallbackInfo& info) {
   return SIMCLR_GUARD(info, {
     const at::Tensor& t = Live("copyTo");
-    if (!info[0].IsTypedArray()) ThrowType("Expected a typed array for target");
+    if (!info[0].IsTypedArray()) ThrowType("Expected a typed array for target but received " + TypeName(info[0]));
     Napi::TypedArray target = info[0].As<Napi::TypedArray>();
     const size_t bytes = size_t(t.numel()) * t.element_size();
     if (target.ByteLength() != bytes) {

@@ -8,7 +8,9 @@
 //     for the step's scalars to reach the host.
 //   optimizerNames, maxMomentum, maxAccumulationSteps: what TypeScript validates against (defined in core/).
 // The options arrive complete and validated from TypeScript (src/ops/train-step.ts); they are checked again here only
-// so that bad input is an error, never a crash.
+// so that bad input is an error, never a crash: each option once, by the readers below (the one native check of the
+// temperature's bound on a step's path), and the views by CheckTrainStep, before the step is queued. Nothing in
+// core/train_step.cc or the NT-Xent kernel checks them again.
 #include <atomic>
 #include <memory>
 
@@ -68,7 +70,7 @@ DataParallelOptions DataParallelOptionsFromJs(const Napi::Value& options) {
 std::vector<at::Tensor> ViewGroupsFromJs(const Napi::Value& value) {
   if (!value.IsArray()) return {TensorWrap::FromJs(value, "views")};
   auto array = value.As<Napi::Array>();
-  if (array.Length() == 0 || array.Length() > 16) ThrowRange("Expected 1 to 16 tensors of views");
+  if (array.Length() == 0 || array.Length() > 16) ThrowRange("Expected 1 to 16 tensors for views but received " + std::to_string(array.Length()));
   std::vector<at::Tensor> groups;
   for (uint32_t i = 0; i < array.Length(); ++i) groups.push_back(TensorWrap::FromJs(array.Get(i), "views[" + std::to_string(i) + "]"));
   return groups;
@@ -139,10 +141,13 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
   // loadState(names: string[], tensors: Tensor[], steps: number)
   Napi::Value LoadState(const Napi::CallbackInfo& info) {
     return SIMCLR_GUARD(info, {
-      if (!info[0].IsArray() || !info[1].IsArray()) ThrowType("Expected arrays of names and tensors");
+      if (!info[0].IsArray() || !info[1].IsArray()) ThrowType("Expected arrays for names and tensors but received " + TypeName(info[0]) + " and " + TypeName(info[1]));
       auto names = info[0].As<Napi::Array>();
       auto tensors = info[1].As<Napi::Array>();
-      if (names.Length() != tensors.Length()) ThrowRange("names and tensors must have the same length");
+      if (names.Length() != tensors.Length()) {
+        ThrowRange("Expected as many tensors as names (" + std::to_string(names.Length()) + ") for tensors but received " +
+                   std::to_string(tensors.Length()));
+      }
       std::map<std::string, at::Tensor> state;
       for (uint32_t i = 0; i < names.Length(); ++i) {
         state[ArgString(names.Get(i), "names[" + std::to_string(i) + "]")] =

@@ -19,17 +19,17 @@ at::Tensor LikeImages(const at::Tensor& host, const at::Tensor& like) {
 }
 
 void CheckImages(const at::Tensor& images, const char* op, bool rgb) {
-  TORCH_CHECK_TYPE(images.defined() && images.dim() == 4, op, ": expected a batch of images N x C x H x W, got ",
+  TORCH_CHECK_TYPE(images.defined() && images.dim() == 4, op, ": Expected a batch N x C x H x W for images but received shape ",
                    images.defined() ? images.sizes() : at::IntArrayRef{});
-  TORCH_CHECK_TYPE(at::isFloatingType(images.scalar_type()), op, ": expected floating point images in [0, 1], got ",
+  TORCH_CHECK_TYPE(at::isFloatingType(images.scalar_type()), op, ": Expected floating point values in [0, 1] for images but received dtype ",
                    images.scalar_type());
-  TORCH_CHECK_VALUE(!rgb || images.size(1) == 3, op, ": expected 3 (RGB) channels, got ", images.size(1));
+  TORCH_CHECK_VALUE(!rgb || images.size(1) == 3, op, ": Expected 3 (RGB) channels for images but received ", images.size(1));
 }
 
 // Per-sample factors as an N x 1 x 1 x 1 tensor of the images' dtype on their device.
 at::Tensor PerSample(const at::Tensor& images, const at::Tensor& values, const char* op) {
-  TORCH_CHECK_VALUE(values.dim() == 1 && values.size(0) == images.size(0), op, ": expected one value per image (",
-                    images.size(0), "), got ", values.sizes());
+  TORCH_CHECK_VALUE(values.dim() == 1 && values.size(0) == images.size(0), op, ": Expected one value per image (",
+                    images.size(0), ") but received shape ", values.sizes());
   return LikeImages(values, images).view({-1, 1, 1, 1});
 }
 
@@ -102,11 +102,12 @@ at::Tensor ResizedCrop(const at::Tensor& images, const at::Tensor& boxes, const 
                        int64_t out_w) {
   CheckImages(images, "resizedCrop", false);
   const int64_t n = images.size(0), height = images.size(2), width = images.size(3);
-  TORCH_CHECK_VALUE(out_h >= 1 && out_w >= 1, "resizedCrop: the output size must be positive, got ", out_h, " x ", out_w);
+  TORCH_CHECK_VALUE(out_h >= 1 && out_w >= 1, "resizedCrop: Expected a positive output size but received ", out_h, " x ", out_w);
   TORCH_CHECK_VALUE(boxes.dim() == 2 && boxes.size(0) == n && boxes.size(1) == 4,
-                    "resizedCrop: expected one box (top, left, height, width) per image, got ", boxes.sizes());
+                    "resizedCrop: Expected one box (top, left, height, width) per image for boxes but received shape ",
+                    boxes.sizes());
   TORCH_CHECK_VALUE(!flip.defined() || (flip.dim() == 1 && flip.size(0) == n),
-                    "resizedCrop: expected one flip flag per image");
+                    "resizedCrop: Expected one flag per image for flip but received shape ", flip.sizes());
   at::Tensor box = boxes.to(at::kCPU, at::kDouble).contiguous();
   at::Tensor mirror = flip.defined() ? flip.to(at::kCPU, at::kByte).contiguous() : at::zeros({n}, at::kByte);
   auto b = box.accessor<double, 2>();
@@ -159,7 +160,7 @@ at::Tensor AdjustHue(const at::Tensor& images, const at::Tensor& factors) {
 
 at::Tensor RgbToGrayscale(const at::Tensor& images, int64_t channels) {
   CheckImages(images, "rgbToGrayscale", true);
-  TORCH_CHECK_VALUE(channels == 1 || channels == 3, "rgbToGrayscale: channels must be 1 or 3, got ", channels);
+  TORCH_CHECK_VALUE(channels == 1 || channels == 3, "rgbToGrayscale: Expected 1 or 3 for channels but received ", channels);
   at::Tensor luma = Luma(images);
   return channels == 1 ? luma : luma.expand_as(images).contiguous();
 }
@@ -167,15 +168,19 @@ at::Tensor RgbToGrayscale(const at::Tensor& images, int64_t channels) {
 at::Tensor GaussianBlur(const at::Tensor& images, int64_t kernel_size, const at::Tensor& sigmas) {
   CheckImages(images, "gaussianBlur", false);
   const int64_t n = images.size(0), c = images.size(1), height = images.size(2), width = images.size(3);
-  TORCH_CHECK_VALUE(kernel_size >= 1 && kernel_size % 2 == 1, "gaussianBlur: the kernel size must be a positive odd "
-                    "integer, got ", kernel_size);
+  TORCH_CHECK_VALUE(kernel_size >= 1 && kernel_size % 2 == 1, "gaussianBlur: Expected a positive odd integer for the kernel "
+                    "size but received ", kernel_size);
   const int64_t pad = kernel_size / 2;
-  TORCH_CHECK_VALUE(pad < height && pad < width, "gaussianBlur: kernel size ", kernel_size,
-                    " needs images larger than ", pad, " pixels on each side, got ", height, " x ", width);
-  TORCH_CHECK_VALUE(sigmas.dim() == 1 && sigmas.size(0) == n, "gaussianBlur: expected one sigma per image");
+  TORCH_CHECK_VALUE(pad < height && pad < width, "gaussianBlur: Expected images larger than ", pad,
+                    " pixels on each side (kernel size ", kernel_size, ") but received ", height, " x ", width);
+  TORCH_CHECK_VALUE(sigmas.dim() == 1 && sigmas.size(0) == n, "gaussianBlur: Expected one sigma per image (", n, ") but received shape ",
+                    sigmas.sizes());
   at::Tensor sigma = sigmas.to(at::kCPU, at::kFloat).contiguous();
-  TORCH_CHECK_VALUE(sigma.numel() == 0 || (sigma.gt(0).all().item<bool>() && sigma.isfinite().all().item<bool>()),
-                    "gaussianBlur: every sigma must be a finite number > 0");
+  const auto values = sigma.accessor<float, 1>();
+  for (int64_t i = 0; i < n; ++i) {
+    TORCH_CHECK_VALUE(std::isfinite(values[i]) && values[i] > 0, "gaussianBlur: Expected a finite number > 0 for sigmas[",
+                      i, "] but received ", values[i]);
+  }
   if (n == 0) return images.clone();
   // torchvision's _get_gaussian_kernel1d, in float32 like it, one row per image.
   const float half = static_cast<float>(kernel_size - 1) * 0.5f;
@@ -192,7 +197,7 @@ at::Tensor GaussianBlur(const at::Tensor& images, int64_t kernel_size, const at:
 
 at::Tensor Normalize(const at::Tensor& images, const std::array<double, 3>& mean, const std::array<double, 3>& stddev) {
   CheckImages(images, "normalize", true);
-  for (double s : stddev) TORCH_CHECK_VALUE(s != 0 && std::isfinite(s), "normalize: std must be finite and non-zero");
+  for (double s : stddev) TORCH_CHECK_VALUE(s != 0 && std::isfinite(s), "normalize: Expected finite non-zero numbers for std but received ", s);
   at::Tensor m = LikeImages(at::tensor(std::vector<double>(mean.begin(), mean.end())), images).view({1, 3, 1, 1});
   at::Tensor s = LikeImages(at::tensor(std::vector<double>(stddev.begin(), stddev.end())), images).view({1, 3, 1, 1});
   return (images - m) / s;
@@ -205,13 +210,14 @@ int64_t ViewsPerImage(const ViewParams& p) {
 }
 
 void CheckViewParams(const ViewParams& p, int64_t batch) {
-  TORCH_CHECK_VALUE(!p.groups.empty() && p.groups.size() <= 16, "augmentViews: expected 1 to 16 view groups, got ",
-                    p.groups.size());
+  TORCH_CHECK_VALUE(!p.groups.empty() && p.groups.size() <= 16, "augmentViews: Expected 1 to 16 view groups for groups but "
+                    "received ", p.groups.size());
   for (const ViewGroup& g : p.groups) {
-    TORCH_CHECK_VALUE(g.views >= 1 && g.views <= 64, "augmentViews: a group must have 1 to 64 views, got ", g.views);
-    TORCH_CHECK_VALUE(g.size >= 1 && g.size <= 8192, "augmentViews: size must be between 1 and 8192, got ", g.size);
+    TORCH_CHECK_VALUE(g.views >= 1 && g.views <= 64, "augmentViews: Expected 1 to 64 views for a group but received ", g.views);
+    TORCH_CHECK_VALUE(g.size >= 1 && g.size <= 8192, "augmentViews: Expected an integer between 1 and 8192 for size but received ", g.size);
     TORCH_CHECK_VALUE(g.blur_kernel >= 1 && g.blur_kernel % 2 == 1 && g.blur_kernel / 2 < g.size,
-                      "augmentViews: blurKernel must be odd and smaller than twice the size, got ", g.blur_kernel);
+                      "augmentViews: Expected an odd number smaller than twice the size (", g.size,
+                      ") for blurKernel but received ", g.blur_kernel);
   }
   TORCH_CHECK_TYPE(p.dtype == at::kFloat || p.dtype == at::kBFloat16 || p.dtype == at::kHalf,
                    "augmentViews: views are float32, bfloat16 or float16, not ", p.dtype);
@@ -219,8 +225,8 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
   auto rows = [&](const at::Tensor& t, int64_t cols, at::ScalarType type, const char* name) {
     TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.scalar_type() == type &&
                           (cols == 0 ? t.dim() == 1 : t.dim() == 2 && t.size(1) == cols) && t.size(0) == n,
-                      "augmentViews: ", name, " must hold ", n, cols ? " rows" : " values", " for ", batch,
-                      " images (", views, " views each)");
+                      "augmentViews: Expected ", n, cols ? " rows" : " values", " (", batch, " images of ", views,
+                      " views) for params.", name, " but received ", t.defined() ? t.sizes() : at::IntArrayRef{});
   };
   rows(p.boxes, 4, at::kDouble, "boxes");
   rows(p.flip, 0, at::kByte, "flip");
@@ -231,7 +237,8 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
   rows(p.blur_sigma, 0, at::kFloat, "blurSigma");
   for (int c = 0; c < 3; ++c) {
     TORCH_CHECK_VALUE(std::isfinite(p.mean[c]) && std::isfinite(p.stddev[c]) && p.stddev[c] != 0,
-                      "augmentViews: mean must be finite and std finite and non-zero");
+                      "augmentViews: Expected finite numbers for mean and finite non-zero ones for std but received ",
+                      p.mean[c], " and ", p.stddev[c]);
   }
   auto order = p.jitter_order.accessor<uint8_t, 2>();
   auto factors = p.jitter_factors.accessor<float, 2>();
@@ -242,10 +249,11 @@ void CheckViewParams(const ViewParams& p, int64_t batch) {
     TORCH_CHECK_VALUE(seen == 15, "augmentViews: jitterOrder row ", k, " is not a permutation of 0, 1, 2, 3");
     for (int j = 0; j < 3; ++j) {
       TORCH_CHECK_VALUE(std::isfinite(factors[k][j]) && factors[k][j] >= 0,
-                        "augmentViews: brightness, contrast and saturation factors must be finite and >= 0");
+                        "augmentViews: Expected finite numbers >= 0 for the brightness, contrast and saturation "
+                        "factors but received ", factors[k][j]);
     }
-    TORCH_CHECK_VALUE(factors[k][3] >= -0.5f && factors[k][3] <= 0.5f, "augmentViews: hue factors must be in [-0.5, 0.5]");
-    TORCH_CHECK_VALUE(std::isfinite(sigma[k]) && sigma[k] >= 0, "augmentViews: blurSigma must be finite and >= 0");
+    TORCH_CHECK_VALUE(factors[k][3] >= -0.5f && factors[k][3] <= 0.5f, "augmentViews: Expected numbers in [-0.5, 0.5] for the hue factors but received ", factors[k][3]);
+    TORCH_CHECK_VALUE(std::isfinite(sigma[k]) && sigma[k] >= 0, "augmentViews: Expected finite numbers >= 0 for blurSigma but received ", sigma[k]);
   }
 }
 
@@ -315,8 +323,8 @@ at::Tensor AugmentGroupGeneric(const at::Tensor& source, const ViewParams& all, 
 
 std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams& p, const at::Device& device) {
   TORCH_CHECK_TYPE(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte,
-                   "augmentViews: expected uint8 images B x H x W x 3 (RGB), got ", images.scalar_type(), " ",
-                   images.sizes());
+                   "augmentViews: Expected a uint8 Tensor B x H x W x 3 (RGB) for images but received ",
+                   images.scalar_type(), " ", images.sizes());
   const int64_t batch = images.size(0);
   CheckViewParams(p, batch);  // box bounds are checked by ResizedCrop and AugmentViewsCpu
   if (device.is_cpu() && p.kernels != AugmentKernels::kGeneric) {
@@ -343,9 +351,9 @@ std::vector<at::Tensor> AugmentViews(const at::Tensor& images, const ViewParams&
 at::Tensor EvalView(const at::Tensor& images, int64_t size, const std::array<double, 3>& mean,
                     const std::array<double, 3>& stddev, const at::Device& device) {
   TORCH_CHECK_TYPE(images.dim() == 4 && images.size(3) == 3 && images.scalar_type() == at::kByte && images.size(0) > 0,
-                   "Expected a non-empty uint8 Tensor B x H x W x 3 for images, got ", images.scalar_type(), " ",
+                   "Expected a non-empty uint8 Tensor B x H x W x 3 for images but received ", images.scalar_type(), " ",
                    images.sizes());
-  TORCH_CHECK_VALUE(size >= 1 && size <= 8192, "Expected a size between 1 and 8192, got ", size);
+  TORCH_CHECK_VALUE(size >= 1 && size <= 8192, "Expected an integer between 1 and 8192 for size but received ", size);
   at::Tensor x = UploadToDevice(images, device).permute({0, 3, 1, 2}).to(at::kFloat).div_(255);
   if (x.size(2) != size || x.size(3) != size) {
     at::Tensor boxes = at::tensor({0.0, 0.0, double(x.size(2)), double(x.size(3))}, at::kDouble).repeat({x.size(0), 1});

@@ -85,7 +85,7 @@ ProcessGroup* GlobalBatchNormGroup() { return current_group; }
 at::Tensor GlobalBatchNorm(ProcessGroup& group, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                            const at::Tensor& running_mean, const at::Tensor& running_var,
                            const at::Tensor& num_batches_tracked, c10::optional<double> momentum, double eps) {
-  TORCH_CHECK_VALUE(x.dim() >= 2, "BatchNorm needs an input of N x C x ..., got shape ", x.sizes());
+  TORCH_CHECK_VALUE(x.dim() >= 2, "BatchNorm: Expected N x C x ... for the input but received shape ", x.sizes());
   const int64_t channels = x.size(1);
   at::Tensor mean, invstd;
   double count = 0;
@@ -101,8 +101,8 @@ at::Tensor GlobalBatchNorm(ProcessGroup& group, const at::Tensor& x, const at::T
     at::Tensor all = group.AllGather(stats);  // world x (2C + 1)
     at::Tensor counts = all.select(1, 2 * channels).unsqueeze(1);
     count = counts.sum().item<double>();
-    TORCH_CHECK_VALUE(count > 1, "BatchNorm needs more than 1 value per channel over all ranks when training, got ",
-                      count);
+    TORCH_CHECK_VALUE(count > 1, "BatchNorm: Expected more than 1 value per channel over all ranks when training but "
+                      "received ", count);
     at::Tensor means = all.narrow(1, 0, channels);
     at::Tensor global_mean = (means * counts).sum(0) / count;
     at::Tensor m2 = (all.narrow(1, channels, channels) + counts * (means - global_mean).square()).sum(0);

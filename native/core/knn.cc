@@ -14,7 +14,8 @@ static at::Tensor UnitRows(const at::Tensor& features, at::ScalarType dtype) {
 
 at::Tensor KnnPredict(const at::Tensor& bank, const at::Tensor& bank_labels, const at::Tensor& query,
                       const KnnOptions& options) {
-  TORCH_CHECK(bank.dim() == 2 && query.dim() == 2, "kNN features must be 2-D (rows x dims)");
+  TORCH_CHECK(bank.dim() == 2 && query.dim() == 2, "Expected 2-D (rows x dims) kNN features but received ", bank.dim(), "-D bank and ",
+              query.dim(), "-D query features");
   TORCH_CHECK(bank.size(1) == query.size(1), "kNN bank features have ", bank.size(1), " dims but query features have ",
               query.size(1));
   TORCH_CHECK(bank.size(0) > 0, "kNN needs at least one bank row");
@@ -22,9 +23,11 @@ at::Tensor KnnPredict(const at::Tensor& bank, const at::Tensor& bank_labels, con
   TORCH_CHECK(options.k >= 1 && options.temperature > 0 && options.num_classes >= 1 && options.chunk_size >= 1,
               "kNN options out of range");
   TORCH_CHECK(bank.device() == query.device() && bank.device() == bank_labels.device(),
-              "kNN bank, labels and query must be on one device");
+              "Expected the kNN bank, labels and query on one device but received ", bank.device(), ", ",
+              bank_labels.device(), " and ", query.device());
   at::ScalarType dtype = at::promote_types(bank.scalar_type(), query.scalar_type());
-  TORCH_CHECK(at::isFloatingType(dtype), "kNN features must be floating point");
+  TORCH_CHECK(at::isFloatingType(dtype), "Expected floating point kNN features but received ", bank.scalar_type(), " and ",
+              query.scalar_type());
   CheckFiniteRows(bank, "kNN bank features");
   CheckFiniteRows(query, "kNN query features");
 

@@ -106,7 +106,8 @@ at::Tensor Logits(const at::Tensor& weight, const at::Tensor& bias, const at::Te
 LinearProbeResult TrainLinearProbe(const at::Tensor& train_features, const at::Tensor& train_labels,
                                    const at::Tensor& test_features, const at::Tensor& test_labels,
                                    const LinearProbeOptions& options) {
-  TORCH_CHECK(train_features.dim() == 2 && test_features.dim() == 2, "probe features must be 2-D (rows x dims)");
+  TORCH_CHECK(train_features.dim() == 2 && test_features.dim() == 2, "Expected 2-D (rows x dims) probe features but received ", train_features.dim(),
+              "-D train and ", test_features.dim(), "-D test features");
   TORCH_CHECK(train_features.size(1) == test_features.size(1), "probe train features have ", train_features.size(1),
               " dims but test features have ", test_features.size(1));
   TORCH_CHECK(train_features.size(0) > 0, "the probe needs at least one training row");

@@ -121,9 +121,9 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
   if (layout == kLayouts.end()) {
     std::ostringstream names;
     for (const auto& name : BackboneNames()) names << (names.tellp() > 0 ? ", " : "") << name;
-    TORCH_CHECK(false, "Unknown backbone '", options.backbone, "': expected one of ", names.str());
+    TORCH_CHECK(false, "Expected one of ", names.str(), " for backbone but received '", options.backbone, "'");
   }
-  TORCH_CHECK(options.out_dim >= 0, "out_dim must be >= 0, got ", options.out_dim);
+  TORCH_CHECK(options.out_dim >= 0, "Expected an integer >= 0 for outDim but received ", options.out_dim);
   const bool bottleneck = layout->second.first;
   const std::vector<int64_t>& blocks = layout->second.second;
 
@@ -160,7 +160,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& opts) : options(opts) {
 }
 
 at::Tensor ResNetImpl::forward(const at::Tensor& x) {
-  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected images of shape N x 3 x H x W, got ", x.sizes());
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "Expected N x 3 x H x W for images but received shape ", x.sizes());
   at::Tensor out = Norm(*bn1, conv1(x)).relu_();
   if (options.stem == Stem::kImageNet) out = at::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
@@ -169,10 +169,10 @@ at::Tensor ResNetImpl::forward(const at::Tensor& x) {
 }
 
 ProjectionHeadImpl::ProjectionHeadImpl(const ProjectionHeadOptions& opts) : options(opts) {
-  TORCH_CHECK(options.layers >= 1, "A projection head needs at least 1 layer, got ", options.layers);
+  TORCH_CHECK(options.layers >= 1, "Expected an integer >= 1 for the projection head's layers but received ", options.layers);
   TORCH_CHECK(options.in_dim > 0 && options.hidden_dim > 0 && options.out_dim > 0,
-              "Projection head sizes must be positive, got in ", options.in_dim, ", hidden ", options.hidden_dim,
-              ", out ", options.out_dim);
+              "Expected positive projection head sizes but received in ", options.in_dim, ", hidden ",
+              options.hidden_dim, ", out ", options.out_dim);
   layers = nn::Sequential();
   for (int64_t i = 0; i < options.layers; ++i) {
     const bool last = i == options.layers - 1;

@@ -327,14 +327,20 @@ class NtXentLocalRowsFunction : public torch::autograd::Function<NtXentLocalRows
 
 }  // namespace
 
+// "1e-8" as JavaScript (and the TS edge's message) writes kNtXentMinTemperature, not C++'s "1e-08".
+static void CheckNtXentTemperature(double temperature) {
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature,
+                    "Expected a finite number > 1e-8 for temperature but received ", temperature);
+}
+static_assert(kNtXentMinTemperature == 1e-8, "CheckNtXentTemperature's message names the bound");
+
 void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views) {
   TORCH_CHECK_TYPE(z.defined(), "Expected a tensor for z but received an undefined tensor");
   TORCH_CHECK_TYPE(at::isFloatingType(z.scalar_type()),
                    "Expected a floating-point tensor (float32, float64, float16 or bfloat16) for z but received dtype ",
                    z.scalar_type());
   TORCH_CHECK_VALUE(z.dim() == 2, "Expected a 2-D tensor [views * N, d] for z but received shape ", z.sizes());
-  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature,
-                    "Expected a finite number > ", kNtXentMinTemperature, " for temperature but received ", temperature);
+  CheckNtXentTemperature(temperature);
   TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
   TORCH_CHECK_VALUE(z.size(0) % views == 0, "z has ", z.size(0), " rows, which is not a multiple of views = ", views,
                     " (z holds views * N rows, view-major)");
@@ -344,12 +350,10 @@ void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views) {
 }
 
 at::Tensor NtXentLoss(const at::Tensor& z, double temperature, int64_t views) {
-  CheckNtXentArgs(z, temperature, views);
   return NtXentFunction::apply(z, temperature, views);
 }
 
 std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, double temperature, int64_t views) {
-  CheckNtXentArgs(z, temperature, views);
   c10::AutoGradMode no_autograd(false);
   Normalized n = Normalize(InComputeType(z));
   at::Tensor lse = RowLogSumExp(n.u, temperature);
@@ -360,8 +364,7 @@ std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, dou
   return {loss, grad_z.to(z.scalar_type())};
 }
 
-void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
-                              int64_t views) {
+void CheckNtXentLocalRows(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, int64_t views) {
   for (const auto& [z, name] : {std::pair<const at::Tensor&, const char*>{z_local, "zLocal"}, {z_all, "zAll"}}) {
     TORCH_CHECK_TYPE(z.defined(), "Expected a tensor for ", name, " but received an undefined tensor");
     TORCH_CHECK_TYPE(at::isFloatingType(z.scalar_type()), "Expected a floating-point tensor for ", name,
@@ -369,29 +372,32 @@ void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all
     TORCH_CHECK_VALUE(z.dim() == 2 && z.size(1) >= 1, "Expected a 2-D tensor [rows, d] for ", name,
                       " but received shape ", z.sizes());
   }
-  TORCH_CHECK_VALUE(z_local.size(1) == z_all.size(1), "zLocal and zAll must have the same width, got ", z_local.size(1),
-                    " and ", z_all.size(1));
-  TORCH_CHECK_VALUE(z_local.device() == z_all.device(), "zLocal and zAll must be on the same device");
-  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > kNtXentMinTemperature, "Expected a finite number > ",
-                    kNtXentMinTemperature, " for temperature but received ", temperature);
-  TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
-  TORCH_CHECK_VALUE(z_local.size(0) % views == 0 && z_local.size(0) >= views, "zLocal has ", z_local.size(0),
-                    " rows: expected views = ", views, " views of at least one image (view-major)");
+  TORCH_CHECK_VALUE(z_local.size(1) == z_all.size(1), "Expected the same width as zLocal (", z_local.size(1),
+                    ") for zAll but received ", z_all.size(1));
+  TORCH_CHECK_VALUE(z_local.device() == z_all.device(), "Expected zLocal's device (", z_local.device(),
+                    ") for zAll but received ", z_all.device());
+  TORCH_CHECK_VALUE(z_local.size(0) % views == 0 && z_local.size(0) >= views, "Expected views = ", views,
+                    " views of at least one image (view-major) in zLocal but received ", z_local.size(0), " rows");
   TORCH_CHECK_VALUE(z_all.size(0) >= 2 * views, "NT-Xent needs at least 2 images over all ranks, but zAll has ",
                     z_all.size(0), " rows of ", views, " views");
   TORCH_CHECK_VALUE(offset >= 0 && offset + z_local.size(0) <= z_all.size(0), "offset ", offset, " does not place the ",
                     z_local.size(0), " local rows inside the ", z_all.size(0), " rows of zAll");
 }
 
+void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
+                              int64_t views) {
+  CheckNtXentTemperature(temperature);
+  TORCH_CHECK_VALUE(views >= 2, "Expected an integer >= 2 for views but received ", views);
+  CheckNtXentLocalRows(z_local, z_all, offset, views);
+}
+
 at::Tensor NtXentLocalRowsLoss(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
                                int64_t views) {
-  CheckNtXentLocalRowsArgs(z_local, z_all, offset, temperature, views);
   return NtXentLocalRowsFunction::apply(z_local, z_all, offset, temperature, views);
 }
 
 NtXentLocalRowsResult NtXentLocalRowsForwardBackward(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset,
                                                      double temperature, int64_t views) {
-  CheckNtXentLocalRowsArgs(z_local, z_all, offset, temperature, views);
   c10::AutoGradMode no_autograd(false);
   Normalized local = Normalize(InComputeType(z_local));
   Normalized all = Normalize(InComputeType(z_all));
@@ -403,7 +409,6 @@ NtXentLocalRowsResult NtXentLocalRowsForwardBackward(const at::Tensor& z_local, 
 }
 
 std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views) {
-  CheckNtXentArgs(z, temperature, views);
   c10::AutoGradMode with_autograd(true);
   at::Tensor leaf = InComputeType(z).detach().requires_grad_(true);
   const int64_t rows = leaf.size(0);

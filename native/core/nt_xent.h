@@ -30,15 +30,19 @@ constexpr double kNtXentNormEps = 1e-4;
 // Temperatures at or below this are an error rather than a NaN later (lightly does the same).
 constexpr double kNtXentMinTemperature = 1e-8;
 
-// Throws c10::TypeError (not floating point) or c10::ValueError (shape, views, temperature) naming the problem.
+// The ntXent op's precondition, checked once where the op is entered (bind/nt_xent.cc): throws c10::TypeError (not
+// floating point) or c10::ValueError (shape, views, temperature) naming the problem. The kernels below do not check
+// again: their callers are that entry and the training step, whose temperature and views were checked when its options
+// were read and whose z has the rows CheckTrainStep checked.
 void CheckNtXentArgs(const at::Tensor& z, double temperature, int64_t views);
 
 // Mean NT-Xent loss over all V*N anchors of z (V*N x d, view-major), differentiable w.r.t. z through the hand-written
-// backward (a torch::autograd::Function, so loss.backward() inside a training step works). Validates arguments.
+// backward (a torch::autograd::Function, so loss.backward() inside a training step works). Needs arguments that pass
+// CheckNtXentArgs; does not check them.
 at::Tensor NtXentLoss(const at::Tensor& z, double temperature, int64_t views);
 
 // Forward value and dLoss/dz without autograd (what the TS ntXent() returns): the same two sweeps as forward plus
-// backward of NtXentLoss, with no autograd graph or saved state.
+// backward of NtXentLoss, with no autograd graph or saved state. Unchecked, as NtXentLoss.
 std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, double temperature, int64_t views);
 
 // --- Local rows x global columns: the data-parallel form.
@@ -51,12 +55,16 @@ std::pair<at::Tensor, at::Tensor> NtXentForwardBackward(const at::Tensor& z, dou
 // matrix: the same row tiles (about 2M similarities each) as the full form. Needs R >= V (one image; its negatives
 // may all come from other ranks) and M >= 2V.
 
-// Throws c10::TypeError / c10::ValueError naming the problem.
+// The ntXentLocalRows op's precondition, checked once where the op is entered: CheckNtXentLocalRows plus temperature
+// and views. Throws c10::TypeError / c10::ValueError naming the problem.
 void CheckNtXentLocalRowsArgs(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
                               int64_t views);
+// The rows alone (dtypes, shapes, devices, offset; views >= 2 is the caller's): what the data-parallel training step
+// checks on every step, since z_all arrives from the other ranks with each one.
+void CheckNtXentLocalRows(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, int64_t views);
 
 // The local loss, differentiable in z_local and in z_all (a torch::autograd::Function; the training step puts the
-// all-gather with gradient in front of z_all).
+// all-gather with gradient in front of z_all). Needs arguments that pass CheckNtXentLocalRowsArgs; does not check them.
 at::Tensor NtXentLocalRowsLoss(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset, double temperature,
                                int64_t views);
 
@@ -66,12 +74,13 @@ struct NtXentLocalRowsResult {
   at::Tensor grad_all;    // dLoss/dz_all through the denominators (M x d)
 };
 
-// Forward value and both gradients without autograd (what the TS ntXentLocalRows() returns).
+// Forward value and both gradients without autograd (what the TS ntXentLocalRows() returns). Unchecked, as
+// NtXentLocalRowsLoss.
 NtXentLocalRowsResult NtXentLocalRowsForwardBackward(const at::Tensor& z_local, const at::Tensor& z_all, int64_t offset,
                                                      double temperature, int64_t views);
 
 // The same loss and gradient the plain, unfused way (normalize, full similarity matrix, log_softmax, ATen autograd):
-// the in-process reference the tests compare against. Memory O((V*N)²).
+// the in-process reference the tests compare against. Memory O((V*N)²). Unchecked, as NtXentLoss.
 std::pair<at::Tensor, at::Tensor> NtXentReference(const at::Tensor& z, double temperature, int64_t views);
 
 }  // namespace simclr

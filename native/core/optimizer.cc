@@ -16,13 +16,9 @@ const std::vector<std::string>& OptimizerNames() {
 
 Optimizer::Optimizer(std::vector<NamedParameter> parameters, OptimizerOptions options)
     : parameters_(std::move(parameters)), options_(options), buffers_(parameters_.size()) {
-  TORCH_CHECK_VALUE(options_.momentum >= 0 && options_.momentum < 1, "momentum must be in [0, 1), got ", options_.momentum);
-  TORCH_CHECK_VALUE(options_.weight_decay >= 0, "weightDecay must be >= 0, got ", options_.weight_decay);
-  TORCH_CHECK_VALUE(options_.beta1 >= 0 && options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1,
-                    "betas must be in [0, 1)");
-  TORCH_CHECK_VALUE(options_.eps > 0, "eps must be > 0");
-  TORCH_CHECK_VALUE(options_.trust_coefficient > 0, "trustCoefficient must be > 0");
-  TORCH_CHECK_VALUE(!options_.nesterov || options_.momentum > 0, "nesterov needs momentum > 0");
+  // The ranges of the numbers were checked where they were read (bind/train_step.cc); this pair is checked only here.
+  TORCH_CHECK_VALUE(!options_.nesterov || options_.momentum > 0,
+                    "Expected a number > 0 (nesterov is on) for options.momentum but received ", options_.momentum);
 }
 
 at::Tensor& Optimizer::Buffer(size_t index, const char* kind) {
@@ -38,7 +34,6 @@ void Optimizer::ZeroGrad() {
 }
 
 void Optimizer::Step(double lr) {
-  TORCH_CHECK_VALUE(std::isfinite(lr) && lr >= 0, "learning rate must be finite and >= 0, got ", lr);
   c10::AutoGradMode no_grad(false);
   ++steps_;
   const auto& o = options_;
@@ -145,7 +140,6 @@ std::map<std::string, at::Tensor> Optimizer::State() const {
 }
 
 void Optimizer::LoadState(const std::map<std::string, at::Tensor>& state, int64_t steps) {
-  TORCH_CHECK_VALUE(steps >= 0, "optimizer step count must be >= 0");
   std::vector<std::map<std::string, at::Tensor>> restored(parameters_.size());
   size_t used = 0;
   for (size_t i = 0; i < parameters_.size(); ++i) {

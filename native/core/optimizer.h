@@ -20,8 +20,10 @@ const std::vector<std::string>& OptimizerNames();
 // move again (and AdamW's bias correction 1 - beta^t would divide by zero).
 constexpr double kMaxMomentum = 0.999999;
 
-// Every field must be set: the defaults are the caller's (TypeScript's OPTIMIZER_DEFAULTS, src/ops/train-step.ts);
-// a zero eps or trust coefficient is rejected.
+// Every field must be set: the defaults are the caller's (TypeScript's OPTIMIZER_DEFAULTS, src/ops/train-step.ts).
+// The ranges (momentum and betas in [0, kMaxMomentum], weight_decay >= 0, eps and trust_coefficient > 0) are the
+// caller's too, checked once where the options are read (bind/train_step.cc); the Optimizer checks only that nesterov
+// has a momentum.
 struct OptimizerOptions {
   OptimizerKind kind = OptimizerKind::kSGD;
   double momentum = 0;          // SGD, LARS
@@ -43,13 +45,13 @@ class Optimizer {
  public:
   Optimizer(std::vector<NamedParameter> parameters, OptimizerOptions options);
 
-  // Applies one update with learning rate `lr` from the parameters' current .grad(). Parameters without a gradient
-  // are skipped.
+  // Applies one update with learning rate `lr` (finite and >= 0: checked with the step's options, not here) from the
+  // parameters' current .grad(). Parameters without a gradient are skipped.
   void Step(double lr);
   void ZeroGrad();
 
-  // State as named tensors (e.g. "layer1.0.conv1.weight/momentum") plus the step count; Load restores it and checks
-  // that names and shapes match.
+  // State as named tensors (e.g. "layer1.0.conv1.weight/momentum") plus the step count (>= 0, the caller's check);
+  // Load restores it and checks that names and shapes match.
   std::map<std::string, at::Tensor> State() const;
   int64_t steps() const { return steps_; }
   void LoadState(const std::map<std::string, at::Tensor>& state, int64_t steps);

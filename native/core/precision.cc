@@ -128,9 +128,10 @@ void LossScaler::LoadState(const std::map<std::string, at::Tensor>& state) {
   auto scale = state.find("amp/scale");
   auto good = state.find("amp/good_steps");
   TORCH_CHECK_VALUE(scale != state.end() && good != state.end(), "loss scaler state needs amp/scale and amp/good_steps");
-  TORCH_CHECK_VALUE(scale->second.numel() == 1 && good->second.numel() == 1, "loss scaler state entries must be scalars");
+  TORCH_CHECK_VALUE(scale->second.numel() == 1 && good->second.numel() == 1, "Expected one value each for amp/scale and amp/good_steps but received ", scale->second.numel(), " and ",
+                    good->second.numel());
   const double s = scale->second.item<double>();
-  TORCH_CHECK_VALUE(std::isfinite(s) && s >= 1, "loss scale must be finite and >= 1, got ", s);
+  TORCH_CHECK_VALUE(std::isfinite(s) && s >= 1, "Expected a finite number >= 1 for amp/scale but received ", s);
   scale_ = s;
   good_steps_ = static_cast<int64_t>(good->second.item<double>());
 }

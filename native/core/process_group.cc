@@ -240,13 +240,13 @@ class PendingWork : public PendingCollective {
 };
 
 void CheckOptions(const ProcessGroupOptions& o) {
-  TORCH_CHECK_VALUE(!o.master_addr.empty(), "MASTER_ADDR (masterAddr) must name the host of rank 0");
-  TORCH_CHECK_VALUE(o.master_port >= 1 && o.master_port <= 65535, "MASTER_PORT (masterPort) must be in 1..65535, got ",
-                    o.master_port);
-  TORCH_CHECK_VALUE(o.world_size >= 1, "WORLD_SIZE (worldSize) must be >= 1, got ", o.world_size);
-  TORCH_CHECK_VALUE(o.rank >= 0 && o.rank < o.world_size, "RANK (rank) must be in 0..WORLD_SIZE-1 = 0..",
-                    o.world_size - 1, ", got ", o.rank);
-  TORCH_CHECK_VALUE(o.timeout.count() >= 1, "the timeout must be at least 1 ms");
+  TORCH_CHECK_VALUE(!o.master_addr.empty(), "Expected the host of rank 0 for MASTER_ADDR (masterAddr) but received ''");
+  TORCH_CHECK_VALUE(o.master_port >= 1 && o.master_port <= 65535, "Expected an integer between 1 and 65535 for MASTER_PORT "
+                    "(masterPort) but received ", o.master_port);
+  TORCH_CHECK_VALUE(o.world_size >= 1, "Expected an integer >= 1 for WORLD_SIZE (worldSize) but received ", o.world_size);
+  TORCH_CHECK_VALUE(o.rank >= 0 && o.rank < o.world_size, "Expected an integer between 0 and WORLD_SIZE-1 = ",
+                    o.world_size - 1, " for RANK (rank) but received ", o.rank);
+  TORCH_CHECK_VALUE(o.timeout.count() >= 1, "Expected at least 1 ms for the timeout but received ", o.timeout.count(), " ms");
 }
 
 // The error of a rank that found nobody at MASTER_ADDR:MASTER_PORT within the timeout; `reason`: the last failure.
@@ -541,7 +541,7 @@ at::Tensor ProcessGroup::AllGatherRows(const at::Tensor& tensor, std::vector<int
 
 void ProcessGroup::Broadcast(at::Tensor& tensor, int64_t root) {
   TORCH_CHECK(tensor.is_contiguous(), "broadcast needs a contiguous tensor");
-  TORCH_CHECK_VALUE(root >= 0 && root < size(), "broadcast root must be a rank, got ", root);
+  TORCH_CHECK_VALUE(root >= 0 && root < size(), "Expected a rank between 0 and ", size() - 1, " for the broadcast root but received ", root);
   impl_->broadcast_bytes += ByteSize(tensor);
   ++impl_->broadcast_calls;
   ++impl_->collectives_started;

@@ -37,6 +37,25 @@ struct Value {
   bool nested = false;
 };
 
+// A value's kind as Python names it, for messages.
+const char* KindName(Value::Kind kind) {
+  switch (kind) {
+    case Value::kNone: return "None";
+    case Value::kBool: return "bool";
+    case Value::kInt: case Value::kBigInt: return "int";
+    case Value::kFloat: return "float";
+    case Value::kString: return "str";
+    case Value::kTuple: return "tuple";
+    case Value::kList: return "list";
+    case Value::kDict: return "dict";
+    case Value::kGlobal: return "global";
+    case Value::kStorage: return "storage";
+    case Value::kTensor: return "tensor";
+    case Value::kMark: return "MARK";
+  }
+  return "value";
+}
+
 constexpr int kMaxDepth = 64;
 
 // Puts `child` inside `container`.
@@ -287,11 +306,13 @@ class RestrictedUnpickler {
     Push(v);
   }
   static int64_t Int(const ValuePtr& v, const char* what) {
-    TORCH_CHECK(v->kind == Value::kInt, "state dict file: expected an integer for ", what);
+    TORCH_CHECK(v->kind == Value::kInt, "state dict file: Expected an integer for ", what, " but received a ",
+                KindName(v->kind));
     return v->integer;
   }
   static std::vector<int64_t> Ints(const ValuePtr& v, const char* what) {
-    TORCH_CHECK(v->kind == Value::kTuple || v->kind == Value::kList, "state dict file: expected a tuple for ", what);
+    TORCH_CHECK(v->kind == Value::kTuple || v->kind == Value::kList, "state dict file: Expected a tuple for ", what,
+                " but received a ", KindName(v->kind));
     std::vector<int64_t> out;
     for (const auto& item : v->items) out.push_back(Int(item, what));
     return out;
@@ -376,10 +397,11 @@ void Flatten(const ValuePtr& value, const std::string& prefix, NamedTensors* out
     out->emplace_back(prefix, value->tensor);
     return;
   }
-  TORCH_CHECK(value->kind == Value::kDict, "state dict file: expected a dict of tensors",
-              prefix.empty() ? std::string() : " at '" + prefix + "'");
+  TORCH_CHECK(value->kind == Value::kDict, "state dict file: Expected a dict of tensors",
+              prefix.empty() ? std::string() : " at '" + prefix + "'", " but received a ", KindName(value->kind));
   for (const auto& entry : value->entries) {
-    TORCH_CHECK(entry.first->kind == Value::kString, "state dict file: dict keys must be strings");
+    TORCH_CHECK(entry.first->kind == Value::kString, "state dict file: Expected strings for the dict keys but received a ",
+                KindName(entry.first->kind));
     const std::string key = prefix.empty() ? entry.first->text : prefix + "." + entry.first->text;
     const Value::Kind kind = entry.second->kind;
     if (kind == Value::kTensor || kind == Value::kDict) Flatten(entry.second, key, out);

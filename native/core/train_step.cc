@@ -32,7 +32,8 @@ static std::vector<at::Tensor> Tensors(const std::vector<NamedParameter>& parame
 TrainState::TrainState(LockedModelPtr model, const OptimizerOptions& options, DataParallelOptions data_parallel)
     : model_(std::move(model)), optimizer_(MakeOptimizer(model_, options)), data_parallel_(std::move(data_parallel)) {
   if (!data_parallel_.group) return;
-  TORCH_CHECK_VALUE(data_parallel_.bucket_bytes >= 1, "the gradient bucket size must be >= 1 byte");
+  TORCH_CHECK_VALUE(data_parallel_.bucket_bytes >= 1, "Expected an integer >= 1 for dataParallel.bucketBytes but received ",
+                    data_parallel_.bucket_bytes);
   std::lock_guard<std::mutex> hold(model_->mutex);
   reducer_ = std::make_unique<GradientReducer>(data_parallel_.group, Tensors(TrainableParameters(*model_->model)),
                                                data_parallel_.bucket_bytes);
@@ -65,23 +66,20 @@ void TrainState::LoadState(const std::map<std::string, at::Tensor>& state, int64
 
 void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options, bool data_parallel) {
   TORCH_CHECK_VALUE(!view_groups.empty(), "a training step needs at least one tensor of views");
-  TORCH_CHECK_VALUE(options.views >= 2, "views must be >= 2, got ", options.views);
-  TORCH_CHECK_VALUE(std::isfinite(options.lr) && options.lr >= 0, "Expected a learning rate >= 0, got ", options.lr);
-  TORCH_CHECK_VALUE(std::isfinite(options.temperature) && options.temperature > kNtXentMinTemperature,
-                    "temperature must be a finite number > ", kNtXentMinTemperature, ", got ", options.temperature);
-  TORCH_CHECK_VALUE(options.accumulation_steps >= 1, "accumulationSteps must be >= 1, got ", options.accumulation_steps);
   int64_t rows = 0;
   for (const at::Tensor& views : view_groups) {
     TORCH_CHECK_VALUE(views.defined() && views.dim() == 4 && views.size(1) == 3,
-                      "views must be V*B x 3 x H x W tensors, got shape ", views.sizes());
-    TORCH_CHECK_TYPE(views.is_floating_point(), "views must be float tensors, got ", views.scalar_type());
-    TORCH_CHECK_VALUE(views.device() == view_groups.front().device(), "all view tensors must be on one device");
+                      "Expected V*B x 3 x H x W tensors for views but received shape ", views.sizes());
+    TORCH_CHECK_TYPE(views.is_floating_point(), "Expected float tensors for views but received dtype ",
+                     views.scalar_type());
+    TORCH_CHECK_VALUE(views.device() == view_groups.front().device(), "Expected every tensor of views on ",
+                      view_groups.front().device(), " but received one on ", views.device());
     rows += views.size(0);
   }
   const int64_t min_images = data_parallel ? 1 : 2;
-  TORCH_CHECK_VALUE(rows % options.views == 0 && rows / options.views >= min_images, "the views hold ", rows,
-                    " rows: expected ", options.views, " views of at least ",
-                    data_parallel ? "1 image on each rank" : "2 images");
+  TORCH_CHECK_VALUE(rows % options.views == 0 && rows / options.views >= min_images, "Expected ", options.views,
+                    " views of at least ", data_parallel ? "1 image on each rank" : "2 images", " but received ", rows,
+                    " rows of views");
   const int64_t images = rows / options.views;
   for (const at::Tensor& views : view_groups) {
     TORCH_CHECK_VALUE(views.size(0) % images == 0, "a group of views has ", views.size(0), " rows, not a multiple of ",
@@ -93,7 +91,6 @@ void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepO
 struct TrainStepRunner {
   static TrainStepResult Run(TrainState& state, const std::vector<at::Tensor>& view_groups, const TrainStepOptions& o) {
     ProcessGroup* group = state.data_parallel_.group.get();
-    CheckTrainStep(view_groups, o, group != nullptr);
     std::lock_guard<std::mutex> hold(state.model_->mutex);
     SimCLRModelImpl& model = *state.model_->model;
     const at::Device device = model.encoder->conv1->weight.device();
@@ -124,6 +121,7 @@ struct TrainStepRunner {
     double weight = 1;  // data-parallel: R_r·W/M, so that the mean over ranks of the gradients is the global loss's
     if (group) {
       GatheredRows all = AllGatherWithGradient(*group, z, state.data_parallel_.gather_backward);
+      CheckNtXentLocalRows(z, all.rows, all.offset, o.views);  // the other ranks' rows arrive with every step
       loss = NtXentLocalRowsLoss(z, all.rows, all.offset, o.temperature, o.views);
       weight = double(z.size(0)) * double(group->size()) / double(all.rows.size(0));
       result.images = all.rows.size(0) / o.views;

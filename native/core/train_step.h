@@ -99,15 +99,19 @@ struct TrainStepValues {
 };
 TrainStepValues ReadTrainStepValues(const HostCopy& values);
 
-// Throws c10::ValueError / c10::TypeError unless `view_groups` are float tensors `V_g*B x 3 x H_g x W_g` of the same B
-// images (B >= 2; data-parallel, B >= 1 on each rank) whose view counts V_g add up to options.views, and the options
-// are in range.
+// The step's precondition on its tensors, checked once per step where the step is entered (bind/train_step.cc): throws
+// c10::ValueError / c10::TypeError unless `view_groups` are float tensors `V_g*B x 3 x H_g x W_g` on one device, of the
+// same B images (B >= 2; data-parallel, B >= 1 on each rank), whose view counts V_g add up to options.views. The
+// options' numbers (views in 2..64, lr >= 0, temperature > kNtXentMinTemperature, accumulation_steps >= 1) are the
+// caller's: checked once where they were read, not here and not again in TrainStep or in the NT-Xent kernel.
 void CheckTrainStep(const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options,
                     bool data_parallel = false);
 
 // One step. `view_groups` holds the views by resolution (one tensor for plain SimCLR, more for multi-crop), view-major
 // inside each group; the embeddings are concatenated in group order, so with two groups of 2 and 4 views NT-Xent sees
-// 6 views per image and every other view of an image is a positive. Holds the model's lock throughout.
+// 6 views per image and every other view of an image is a positive. Holds the model's lock throughout. Needs
+// arguments that passed CheckTrainStep (it does not check them again); a data-parallel step checks the rows gathered
+// from the other ranks, which arrive with each step.
 TrainStepResult TrainStep(TrainState& state, const std::vector<at::Tensor>& view_groups, const TrainStepOptions& options);
 
 }  // namespace simclr
