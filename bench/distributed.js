@@ -42,7 +42,7 @@ async function worker(o) {
 
 /** Runs `worldSize` workers of one configuration; resolves with their JSON lines, rank 0 first. */
 function runWorkers(options) {
-  const { freePort } = require(path.join(DIST, 'train', 'launch'));
+  const { freePort } = require(path.join(DIST, 'run', 'launch'));
   return freePort().then((port) => Promise.all(Array.from({ length: options.worldSize }, (_, rank) => new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [__filename, '--worker', JSON.stringify({ ...options, rank, port })], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

@@ -17,10 +17,13 @@ describe('Augmenter parameter sampling', () => {
       colorJitter: { probability: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
       blur: { probability: 0, kernelSize: 3, sigma: [0.1, 2] },
     });
-    expect(AUGMENT_DEFAULTS).toEqual({
+    expect(AUGMENT_DEFAULTS).toMatchObject({
       size: RUN_SETTINGS.imageSize.default, minScale: RUN_SETTINGS.minScale.default,
       jitterStrength: RUN_SETTINGS.jitterStrength.default, blurProbability: RUN_SETTINGS.blurProbability.default,
+      smallCropScale: [RUN_SETTINGS.smallCropMinScale.default, RUN_SETTINGS.smallCropMaxScale.default],
     });
+    // One frozen object, nested parts too: a default cannot be changed from outside.
+    expect([Object.isFrozen(AUGMENT_DEFAULTS), Object.isFrozen(AUGMENT_DEFAULTS.normalize.mean), Object.isFrozen(AUGMENT_DEFAULTS.cropRatio)]).toEqual([true, true, true]);
   });
 
   it('has SimCLR\'s ImageNet values as a preset, and the seed variant is expressible', () => {

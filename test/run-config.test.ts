@@ -1,6 +1,8 @@
 /** The run settings table: one default, one range and one list of choices per setting, used at every edge. */
 import { Backbones, resolveRun, DEFAULT_RUN_CONFIG, NT_XENT_MIN_TEMPERATURE, RUN_SETTINGS, RunConfig, SimCLRModel, Tensor, validateRunConfig } from '../src';
 import { checkpointInterval } from '../src/run/config';
+import { markChecked, wasChecked } from '../src/errors';
+import { createTrainStep } from '../src/ops/train-step';
 import { augmenterFor } from '../src/run/training-data';
 import { Trainer, TrainerOptions, TrainingData } from '../src/train/trainer';
 
@@ -65,5 +67,18 @@ describe('run settings', () => {
       const message = messageOf(() => validateRunConfig(bad as never));
       expect(() => new Trainer(model, data, { ...options, ...bad } as never)).toThrow(message);
     }
+  });
+
+  it('a validated config is checked once: frozen and marked, so the Trainer and its step take it as it is', async () => {
+    const config = validateRunConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect([wasChecked(config), wasChecked({ ...config })]).toEqual([true, false]);
+    // A bad value in options the run layer vouches for reaches the native precondition (the one other check) unchecked
+    // by TypeScript; the same value from a user is stopped at the TypeScript edge.
+    const model = await SimCLRModel.create({ backbone: 'resnet18', stem: 'cifar' });
+    const views = Tensor.randn([4, 3, 8, 8]);
+    const vouched = createTrainStep(model, markChecked({ temperature: 0, precision: 'fp32', memoryFormat: 'contiguous' }));
+    await expect(vouched.step(views, 0.1)).rejects.toThrow(/Expected .* for (options\.)?temperature but received 0/);
+    expect(() => createTrainStep(model, { temperature: 0 })).toThrow(messageOf(() => validateRunConfig({ temperature: 0 })));
   });
 });

@@ -12,7 +12,7 @@ const ROOT = path.join(__dirname, '..', '..');
 const simclr = require(path.join(ROOT, 'dist'));
 const { decodeFile } = require(path.join(ROOT, 'dist', 'data', 'decode'));
 const { decodeJpeg } = require(path.join(ROOT, 'dist', 'augment', 'image-batch'));
-const { readConfigFile } = require(path.join(ROOT, 'dist', 'train', 'config'));
+const { readConfigFile } = require(path.join(ROOT, 'dist', 'run', 'config'));
 
 const calls = Number(process.argv[2] || 1000);
 let state = Number(process.argv[3] || 1) >>> 0;
