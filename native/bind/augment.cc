@@ -54,8 +54,7 @@ ViewParams ReadViewParams(const Napi::CallbackInfo& info, int64_t batch, std::ve
     const at::ScalarType types[] = {at::kFloat, at::kBFloat16, at::kHalf};
     p.dtype = types[OneOfOption(options, "dtype", {"float32", "bfloat16", "float16"})];
   }
-  CheckViewParams(p, batch);
-  return p;
+  return p;  // checked whole by the core (CheckViewParams), once, when the views are made
 }
 
 at::Tensor ReadImages(const Napi::CallbackInfo& info) {

@@ -66,7 +66,6 @@ void CheckPrecision(Precision precision, const at::Device& device) {
 
 AutocastScope::AutocastScope(const at::Device& device, Precision precision) {
   if (precision == Precision::kFloat32) return;
-  CheckPrecision(precision, device);
   active_ = true;
   device_type_ = device.type();
   was_enabled_ = AutocastEnabled(device_type_);

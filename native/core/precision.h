@@ -28,7 +28,8 @@ void CheckPrecision(Precision precision, const at::Device& device);
 
 // Autocast to `precision` on `device` for the lifetime of the object (nothing for fp32). Restores the previous state
 // and clears autocast's cast cache when the outermost region ends, as torch.autocast does. Thread-local, like
-// autocast itself: create it on the thread that runs the forward.
+// autocast itself: create it on the thread that runs the forward. Precondition: CheckPrecision(precision, device)
+// passed (the step and the forward pass check once, before their autocast regions).
 class AutocastScope {
  public:
   AutocastScope(const at::Device& device, Precision precision);
