@@ -69,7 +69,10 @@ export function trainTwoReferences(folder: () => string, a: TrainOptions, b: Tra
   return Promise.all([train(folder, 1, a), train(folder, 1, b)]);
 }
 
-/** ‖a − b‖ / ‖b‖ over all parameters and buffers, and the largest absolute difference. */
+/** Math's functions, looked up once: a global lookup in jest's sandbox is ~100x slower than in node, per element here. */
+const { abs, max, sqrt } = Math;
+
+/** ‖a − b‖ / ‖b‖ over all parameters and buffers (11M numbers), and the largest absolute difference. */
 export function distance(a: Float64Array, b: Float64Array): { relative: number; maxAbs: number } {
   expect(a.length).toBe(b.length);
   let diff = 0;
@@ -79,7 +82,7 @@ export function distance(a: Float64Array, b: Float64Array): { relative: number; 
     const d = a[i] - b[i];
     diff += d * d;
     norm += b[i] * b[i];
-    maxAbs = Math.max(maxAbs, Math.abs(d));
+    maxAbs = max(maxAbs, abs(d));
   }
-  return { relative: Math.sqrt(diff / norm), maxAbs };
+  return { relative: sqrt(diff / norm), maxAbs };
 }
