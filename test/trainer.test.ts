@@ -290,9 +290,12 @@ describe('training loop', () => {
     const trainerFor = async (model: SimCLRModel, out: string, onStep?: () => void) =>
       new Trainer(model, trainingData(dataset(), config), { ...config, out, progress: 'none', onStep });
     const losses = (result: { records: { step?: number; loss: number }[] }) => result.records.filter((r) => r.step !== undefined).map((r) => r.loss);
+    // The undisturbed fit both tests compare with, trained once (by whichever test runs first).
+    let undisturbed: ReturnType<Trainer['fit']> | undefined;
+    const quietFit = async () => (undisturbed ??= (await trainerFor(await createModel(config), tmp())).fit());
 
     it('eval(), train() and embed() during fit leave its losses unchanged: each step runs in train mode, under the model lock', async () => {
-      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const quiet = await quietFit();
       const model = await createModel(config);
       const probe = Tensor.randn([2, 3, 16, 16]);
       const pending: Promise<unknown>[] = [];
@@ -312,7 +315,7 @@ describe('training loop', () => {
     });
 
     it('a second fit on a model already in a fit is an error; the first trains on undisturbed', async () => {
-      const quiet = await (await trainerFor(await createModel(config), tmp())).fit();
+      const quiet = await quietFit();
       const model = await createModel(config);
       const first = (await trainerFor(model, tmp())).fit();
       await expect((await trainerFor(model, tmp())).fit()).rejects.toThrow(/already being trained by another fit/);
