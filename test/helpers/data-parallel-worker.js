@@ -1,8 +1,9 @@
 'use strict';
-// One worker of the data-parallel equivalence test (test/distributed.test.ts), run as `node data-parallel-worker.js
-// '<json>'` on the built package (dist/). With worldSize 1 it is the one-process reference: the same steps on the
-// images of every rank at once. Each step's batch is drawn in JS from a fixed seed, image-major over the global batch:
-// rank r takes images [first_r, first_r + B_r) of every view, so 2 ranks x B see exactly the 1 x 2B batch.
+// One worker of the data-parallel equivalence tests (test/data-parallel.test.ts and test/distributed.test.ts, through
+// test/helpers/data-parallel.ts), run as `node data-parallel-worker.js '<json>'` on the built package (dist/). With
+// worldSize 1 it is the one-process reference: the same steps on the images of every rank at once. Each step's batch
+// is drawn in JS from a fixed seed, image-major over the global batch: rank r takes images [first_r, first_r + B_r)
+// of every view, so 2 ranks x B see exactly the 1 x 2B batch.
 // With `reverse` the images of the batch come in reverse order (the float32 rounding yardstick); with `smallViews`
 // each step has multi-crop's second group of views.
 // With `float64` the model, the views and the whole step are float64 (exact enough to compare without a yardstick).
