@@ -6,7 +6,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { freePort } from '../../src/train/launch';
+import { freePort } from '../../src/run/launch';
 
 const WORKER = path.join(__dirname, 'data-parallel-worker.js');
 
