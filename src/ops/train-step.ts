@@ -10,7 +10,7 @@ import type { ModelBase } from '../models/encoder';
 import { checkInteger, checkNumber, checkOneOf, invalid, markChecked, wasChecked, withCallerStack } from '../errors';
 import { NT_XENT_DEFAULT_TEMPERATURE, NT_XENT_MIN_TEMPERATURE } from './nt-xent';
 import { FORWARD_DEFAULTS, MEMORY_FORMATS, MemoryFormat, PRECISIONS, Precision, checkMemoryFormat, checkPrecision } from '../models/precision';
-import { Setting, checkSettings } from '../settings';
+import { Setting, checkSettings, defaultsOf } from '../settings';
 import { ProcessGroup } from './process-group';
 
 /** The optimisers of the native step, written out for their literal types (RunConfig's `optimizer`); a test checks them
@@ -96,16 +96,7 @@ export const OPTIMIZER_SETTINGS = {
 } as const satisfies Record<string, Setting>;
 
 /** The defaults of the optional optimiser options ({@link OPTIMIZER_SETTINGS}'). */
-export const OPTIMIZER_DEFAULTS = Object.freeze({
-  optimizer: OPTIMIZER_SETTINGS.optimizer.default as OptimizerName,
-  momentum: OPTIMIZER_SETTINGS.momentum.default as number,
-  nesterov: OPTIMIZER_SETTINGS.nesterov.default as boolean,
-  weightDecay: OPTIMIZER_SETTINGS.weightDecay.default as number,
-  beta1: OPTIMIZER_SETTINGS.beta1.default as number,
-  beta2: OPTIMIZER_SETTINGS.beta2.default as number,
-  eps: OPTIMIZER_SETTINGS.eps.default as number,
-  trustCoefficient: OPTIMIZER_SETTINGS.trustCoefficient.default as number,
-});
+export const OPTIMIZER_DEFAULTS = defaultsOf(OPTIMIZER_SETTINGS);
 
 /**
  * How a training step runs, besides its optimiser: the loss's temperature, how many updates a gradient accumulates,
@@ -227,12 +218,7 @@ function fixedStepOptions(options: Omit<TrainStepOptions, 'optimizer' | 'lr' | '
 type FixedStepOptions = ReturnType<typeof fixedStepOptions>;
 
 /** The defaults of {@link TRAIN_STEP_SETTINGS}. */
-const TRAIN_STEP_DEFAULTS = Object.freeze({
-  temperature: TRAIN_STEP_SETTINGS.temperature.default as number,
-  accumulationSteps: TRAIN_STEP_SETTINGS.accumulationSteps.default as number,
-  precision: TRAIN_STEP_SETTINGS.precision.default as Precision,
-  memoryFormat: TRAIN_STEP_SETTINGS.memoryFormat.default as MemoryFormat,
-});
+const TRAIN_STEP_DEFAULTS = defaultsOf(TRAIN_STEP_SETTINGS);
 
 function checkViews(views: Tensor | readonly Tensor[]): Tensor[] {
   const list = Array.isArray(views) ? views : [views];
@@ -330,7 +316,8 @@ export function createTrainStep(model: Trainable, config: TrainStepConfig): Trai
   if (typeof config !== 'object' || config === null) throw invalid('an options object', 'options', config);
   const { temperature, views, precision, memoryFormat, accumulationSteps, ...optimizerOptions } = config;
   const checked = wasChecked(config);
-  const fixed = fixedStepOptions(checked ? markChecked({ temperature, views, precision, memoryFormat, accumulationSteps }) : { temperature, views, precision, memoryFormat, accumulationSteps }, model.handle.device());
+  const given = { temperature, views, precision, memoryFormat, accumulationSteps };
+  const fixed = fixedStepOptions(checked ? markChecked(given) : given, model.handle.device());
   const optimizer = Optimizer.create(model, checked ? markChecked(optimizerOptions) : optimizerOptions);
   let stopRequested = false;
   const launch = (batch: Tensor | readonly Tensor[], lr: number) => launchChecked(model, optimizer, checkViews(batch), fixed, checkNumber(lr, 'lr', 0), stopRequested);
