@@ -86,6 +86,8 @@ describe("'auto' precision and memory format, resolved once by resolveRun", () =
     expect(() => resolved({ device: 'cpu', precision: 'fp16' })).toThrow(/'fp16' needs a CUDA device/);
     expect(resolved({ device: 'cuda', precision: 'fp16' }).precision).toBe('fp16');
     expect(() => resolved({ precision: 'fp8' as never })).toThrow(RangeError);
+    expect(() => resolveRun(null as never)).toThrow(/Expected an object of run settings for config but received null/);
+    expect(() => resolveRun({ batchSize: 1 } as never)).toThrow(/for batchSize/);
   });
 
   it('is channels-last on GPUs and with bf16, contiguous for fp32 on the CPU', () => {

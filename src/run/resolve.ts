@@ -7,8 +7,8 @@ import * as fs from 'fs';
 import { MemoryFormat, Precision, checkMemoryFormat, checkPrecision, isCuda } from '../models/precision';
 import { BackendName, distributedBackends } from '../ops/process-group';
 import { getNumThreads } from '../tensor';
-import { markChecked } from '../errors';
-import type { RunConfig } from './config';
+import { markChecked, wasChecked } from '../errors';
+import { RunConfig, validateRunConfig } from './config';
 
 /** The CPU's native bfloat16 support, from the kernel's flags (Linux): AVX-512 BF16 and AMX-BF16. */
 export interface CpuBf16Support {
@@ -51,11 +51,16 @@ export type ResolvedRunConfig = RunConfig & Omit<RunResolution, 'device'>;
  * - memoryFormat `'auto'`: channels-last on a GPU (cuDNN's tensor cores prefer NHWC) and with bf16 on a CPU (oneDNN's
  *   bf16 kernels are NHWC), else contiguous.
  * - distBackend `'auto'`: NCCL on a CUDA device when compiled in, else Gloo.
- * A config resolved already is returned as it is.
+ * A config resolved here already is returned as it is; any other is validated first (validateRunConfig).
  */
-export function resolveRun(config: RunConfig): ResolvedRunConfig {
-  if ('threads' in config && config.precision !== 'auto' && config.memoryFormat !== 'auto' && config.distBackend !== 'auto') {
-    return config as ResolvedRunConfig;
+export function resolveRun(given: RunConfig): ResolvedRunConfig {
+  if (wasChecked(given) && 'threads' in given) return given as ResolvedRunConfig;
+  // A config that did not come from validateRunConfig (or from here) is validated first; a resolved one's threads are
+  // read afresh.
+  let config = given;
+  if (!wasChecked(given)) {
+    const { threads: _threads, ...settings } = (given ?? {}) as Partial<ResolvedRunConfig>;
+    config = validateRunConfig(given === null || typeof given !== 'object' ? given : settings);
   }
   const cuda = isCuda(config.device);
   const cpu = cpuBf16Support();

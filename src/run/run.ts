@@ -96,7 +96,8 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
   if (options.resume && options.overwrite) throw new Error('--resume and --overwrite exclude each other');
   let config = validateRunConfig(partial);
   const given: Partial<RunConfig> = { ...partial, data: absoluteData(partial.data), evalData: absoluteData(partial.evalData) };
-  config = { ...config, data: absoluteData(config.data), evalData: absoluteData(config.evalData) };
+  // Still the validated config: only its paths made absolute.
+  config = markChecked({ ...config, data: absoluteData(config.data), evalData: absoluteData(config.evalData) });
   const last = path.join(config.out, 'last.ckpt');
   const distributed = resolveDistributed(options.distributed);
   // Every worker joins first, so that a worker that fails below (rank 0's folder checks) ends the others' wait fast.
@@ -136,7 +137,7 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   const writer = !group || group.rank === 0;
   // A rank trains on its own device; the config stored in checkpoints keeps the run's (its 'auto' as given, so that a
   // resume on other hardware resolves afresh), and what this session resolved is stored beside it.
-  const local: ResolvedRunConfig = resolveRun(distributed ? { ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) } : config);
+  const local: ResolvedRunConfig = resolveRun(distributed ? markChecked({ ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) }) : config);
   const resolution = runResolution(local);
   const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
   // A resumed run's checkpoint holds the model: its starting weights are not read again.
