@@ -48,6 +48,26 @@ export interface AbortSignalLike {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
+/**
+ * The quit listener a run stopped by a signal leaves behind, so that Ctrl-C again quits while the process finishes; the
+ * next run that handles signals takes over from it.
+ */
+const quitAfterStop = {
+  listener: undefined as (() => void) | undefined,
+  hold(listener: () => void): void {
+    this.release();
+    this.listener = listener;
+    process.on('SIGINT', listener);
+    process.on('SIGTERM', listener);
+  },
+  release(): void {
+    if (!this.listener) return;
+    process.removeListener('SIGINT', this.listener);
+    process.removeListener('SIGTERM', this.listener);
+    this.listener = undefined;
+  },
+};
+
 /** Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl and the report. */
 export interface RunOptions {
   /** Continue the run in `config.out` from its last.ckpt. */
@@ -57,7 +77,8 @@ export interface RunOptions {
   progress?: 'auto' | 'plain' | 'none';
   /**
    * The first SIGINT or SIGTERM stops after the step in flight and saves last.ckpt (the run then returns with
-   * `stoppedBy`); a second exits at once (130 for SIGINT, 143 for SIGTERM).
+   * `stoppedBy`); a second exits once the native job in flight has finished (130 for SIGINT, 143 for SIGTERM), also
+   * after the run returned, until another run handles signals.
    */
   handleSigint?: boolean;
   /** Aborting stops the run the same way. */
@@ -176,51 +197,54 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   // A second signal hurries the exit, but waits for the native job in flight (the step), so that LibTorch is not torn
   // down under a running kernel; a checkpoint being written is left unfinished and its temporary file removed.
   const quitNow = () => exitWhenIdle(stoppedBy === 'SIGTERM' ? 143 : 130);
+  // One listener per signal for the whole run, never swapped: while a signal has no listener, Node restores its
+  // default action, and a second Ctrl-C landing in that gap killed the process by the signal (CI, under load).
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (stoppedBy) return quitNow();
     stoppedBy = signal;
     trainer.requestStop((waitsFor) => {
       const after = waitsFor === 'monitor' ? "after this epoch's kNN monitor (one pass over the evaluation images)" : 'after this step';
       return signal === 'SIGINT' ? `simclr: stopping ${after} to save last.ckpt (Ctrl-C again: quit now)`
         : `simclr: SIGTERM: stopping ${after} to save last.ckpt (a second signal quits now)`;
     });
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigterm);
-    process.once('SIGINT', quitNow);
-    process.once('SIGTERM', quitNow);
   };
   const onSigint = () => onSignal('SIGINT');
   const onSigterm = () => onSignal('SIGTERM');
   const onAbort = () => trainer.requestStop();
   if (options.handleSigint) {
-    process.once('SIGINT', onSigint);
-    process.once('SIGTERM', onSigterm);
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigterm);
+    quitAfterStop.release();
   }
   options.signal?.addEventListener('abort', onAbort);
   if (options.signal?.aborted) trainer.requestStop();
-  let result: TrainResult;
   const started = Date.now();
+  // The listeners stay until the run returns: a second signal while the report is written still quits with its code
+  // (removed earlier, it killed the process by the signal instead).
   try {
-    result = await trainer.fit(resumeFrom);
-  } finally {
-    for (const [signal, listener] of [['SIGINT', onSigint], ['SIGTERM', onSigterm], ['SIGINT', quitNow], ['SIGTERM', quitNow]] as const) {
-      process.removeListener(signal, listener);
+    let result: TrainResult = await trainer.fit(resumeFrom);
+    const stopped = result.interrupted && stoppedBy ? { stoppedBy } : {};
+    if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last, ...stopped };
+    const metrics = readMetrics(config.out);
+    // A resume of a finished run trains nothing: say so, with the loss it ended on rather than none.
+    const complete = resumeFrom !== undefined && !result.interrupted && !result.records.some((r) => 'step' in r);
+    if (complete) {
+      const lastStep = metrics.filter((r): r is StepRecord => 'step' in r).pop();
+      result = { ...result, lastLoss: lastStep?.loss ?? result.lastLoss };
+      process.stderr.write(`simclr: the run in ${config.out} was already complete (${result.steps} steps): nothing to train\n`);
     }
+    const reportPath = await writeReport(config.out, metrics, {
+      settings: reportSettings(config, resolution),
+      timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
+    });
+    return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(complete ? { alreadyComplete: true } : {}),
+      ...(monitorFeatures ? { monitorFeatures } : {}) };
+  } finally {
+    // Stopped by a signal, the process is winding down: a further one still quits with the code (installed before the
+    // run's own listeners go, so the signal is never left to its default action).
+    if (options.handleSigint && stoppedBy) quitAfterStop.hold(quitNow);
+    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigterm);
     options.signal?.removeEventListener('abort', onAbort);
   }
-  const stopped = result.interrupted && stoppedBy ? { stoppedBy } : {};
-  if (!writer) return { ...result, config, model, reportPath: '', checkpoint: last, ...stopped };
-  const metrics = readMetrics(config.out);
-  // A resume of a finished run trains nothing: say so, with the loss it ended on rather than none.
-  const complete = resumeFrom !== undefined && !result.interrupted && !result.records.some((r) => 'step' in r);
-  if (complete) {
-    const lastStep = metrics.filter((r): r is StepRecord => 'step' in r).pop();
-    result = { ...result, lastLoss: lastStep?.loss ?? result.lastLoss };
-    process.stderr.write(`simclr: the run in ${config.out} was already complete (${result.steps} steps): nothing to train\n`);
-  }
-  const reportPath = await writeReport(config.out, metrics, {
-    settings: reportSettings(config, resolution),
-    timing: { [options.resume ? 'wall time (this session)' : 'wall time']: formatDuration((Date.now() - started) / 1000) },
-  });
-  return { ...result, config, model, reportPath, checkpoint: last, ...stopped, ...(complete ? { alreadyComplete: true } : {}),
-    ...(monitorFeatures ? { monitorFeatures } : {}) };
 }
