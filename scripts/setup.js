@@ -5,6 +5,8 @@
 //   2. node_modules (npm ci), whose install hook loads the prebuild or builds the addon
 //   3. a source build when the binary that would load is missing, stale, or built against another LibTorch
 //   4. the TypeScript build (dist/, from an empty folder), which the CLI runs from, unless dist/ is current
+//   5. with --for-tests, the Python tools that check our files as their own projects read them (.venv-tools: the ONNX
+//      checker, ONNX Runtime, TensorBoard's event reader), from PyPI
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
@@ -105,11 +107,30 @@ function ensureNativeBinary() {
   }
 }
 
+/**
+ * The Python packages the tests use as oracles for files we write (exported ONNX models, TensorBoard event files), in a
+ * venv of their own: pip torch's venv is not always there, and Debian's python3-onnx (1.12) cannot read opset 17.
+ */
+const PYTHON_TOOLS = ['onnx==1.23.2', 'onnxruntime==1.32.0', 'tensorboard==2.21.0'];
+
+function ensurePythonTools() {
+  const venv = path.join(ROOT, '.venv-tools');
+  const python = path.join(venv, 'bin', 'python');
+  const stamp = path.join(venv, 'simclr-tools.txt');
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === PYTHON_TOOLS.join('\n')) return;
+  log(`installing the Python test tools in .venv-tools (${PYTHON_TOOLS.join(', ')})`);
+  fs.rmSync(venv, { recursive: true, force: true });
+  run('python3', ['-m', 'venv', venv]);
+  run(python, ['-m', 'pip', 'install', '-q', '--no-cache-dir', '--disable-pip-version-check', ...PYTHON_TOOLS]);
+  fs.writeFileSync(stamp, PYTHON_TOOLS.join('\n'));
+}
+
 try {
   ensureSystemPackages();
   ensureNodeModules();
   ensureNativeBinary();
   run(process.execPath, [path.join(__dirname, 'build-ts.js'), '--if-stale']);
+  if (forTests) ensurePythonTools();
 } catch (err) {
   log(err.message);
   process.exit(1);
