@@ -73,7 +73,9 @@ function ensureNodeModules() {
   const lock = path.join(ROOT, 'package-lock.json');
   if (fs.existsSync(marker) && fs.statSync(marker).mtimeMs >= fs.statSync(lock).mtimeMs) return;
   log('installing npm dependencies (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  // onnxruntime-node (a devDependency: the tests run exported ONNX models with it) would download its CUDA provider
+  // from NuGet at install where npm runs install scripts; the tests use its bundled CPU build.
+  run('npm', ['ci', '--no-audit', '--no-fund'], { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
 }
 
 /** Loads the binary that require('simclr') would, in a child process (one that aborts cannot take setup down). */

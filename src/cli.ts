@@ -229,14 +229,26 @@ export function buildProgram(): Command {
       console.log(JSON.stringify({ out, rows: features.features.shape[0], dim: features.features.shape[1] }, null, 2));
     });
 
-  program.command('export').description('write the encoder as a PyTorch state dict with torchvision keys (no fc: load it with model.fc = ' +
-    'nn.Identity(); a --stem cifar run also needs model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and model.maxpool = nn.Identity())')
+  program.command('export').description('write a checkpoint\'s encoder: as a PyTorch state dict with torchvision keys (--format torch, the default; ' +
+    'no fc: load it with model.fc = nn.Identity(); a --stem cifar run also needs model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and ' +
+    'model.maxpool = nn.Identity()), or as an ONNX model for ONNX Runtime in Node or a browser (--format onnx: input images N x 3 x S x S, ' +
+    'output h, and z with --projection; the expected size, mean and std in its metadata)')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
-    .requiredOption('--out <file.pt>', 'output state dict')
-    .action(async (options: { checkpoint: string; out: string }) => {
-      const { exportEncoder } = await import('./run/model');
+    .requiredOption('--out <file>', 'output file (.pt for torch, .onnx for onnx)')
+    .addOption(new Option('--format <format>', 'torch | onnx').choices(['torch', 'onnx']).default('torch'))
+    .option('--projection', 'onnx: also output z, the projection head\'s output')
+    .action(async (options: { checkpoint: string; out: string; format: 'torch' | 'onnx'; projection?: boolean }) => {
       const checkpoint = requireFile(options.checkpoint, '--checkpoint');
-      const result = await exportEncoder(checkpoint, outputFile(options.out, '--out', { '--checkpoint': checkpoint }));
+      const out = outputFile(options.out, '--out', { '--checkpoint': checkpoint });
+      if (options.format === 'onnx') {
+        const { exportOnnx } = await import('./run/model');
+        const result = await exportOnnx(checkpoint, out, { projection: Boolean(options.projection) });
+        console.log(JSON.stringify({ ...result, out: options.out }, null, 2));
+        return;
+      }
+      if (options.projection) throw new Error('--projection: only an ONNX export (--format onnx) has the projection head');
+      const { exportEncoder } = await import('./run/model');
+      const result = await exportEncoder(checkpoint, out);
       console.log(JSON.stringify({ out: options.out, ...result }, null, 2));
     });
 

@@ -22,6 +22,9 @@ export interface TensorOptions {
 /**
  * A LibTorch tensor. Its memory is freed when it is garbage collected, or at once by `dispose()` (or `using`).
  */
+/** The typed arrays fromTypedArray takes, as Object.prototype.toString names them. */
+const DATA_TAGS = new Set(['Float32Array', 'Float64Array', 'Uint8Array', 'Int32Array', 'BigInt64Array'].map((name) => `[object ${name}]`));
+
 export class Tensor {
   /** @internal */
   readonly handle: NativeTensor;
@@ -42,8 +45,9 @@ export class Tensor {
    * second host copy.
    */
   static fromTypedArray(data: SupportedTypedArray, shape: readonly number[] = [data?.length], options: { device?: Device; pinMemory?: boolean } = {}): Tensor {
-    if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof Uint8Array || data instanceof Int32Array ||
-      data instanceof BigInt64Array)) {
+    // By tag, not instanceof: a test runner's realm (jest's vm contexts) has its own Float32Array, and arrays from the
+    // addon (toTypedArray) are the main realm's.
+    if (!ArrayBuffer.isView(data) || !DATA_TAGS.has(Object.prototype.toString.call(data))) {
       throw invalid('a Float32Array, Float64Array, Uint8Array, Int32Array or BigInt64Array', 'data', data);
     }
     if (!Array.isArray(shape)) throw invalid('an array of non-negative integers', 'shape', shape);

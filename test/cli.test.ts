@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describeWithOracle, runPython } from './helpers/oracle';
+import { runOnnx } from './helpers/onnx-runtime';
 import { readCheckpointHeader, CheckpointMeta } from '../src';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
@@ -130,5 +131,23 @@ m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Iden
 m.load_state_dict(torch.load(json.loads(sys.argv[1])["f"]), strict=True)
 print(m(torch.zeros(2, 3, 16, 16)).shape[1])`, { f: file });
     expect(result.trim()).toBe('512');
+  });
+
+  it('export --format onnx writes a model that ONNX Runtime runs at the run\'s image size, with h and z', () => {
+    const file = path.join(out, 'encoder.onnx');
+    const run = simclr('export', '--checkpoint', path.join(out, 'last.ckpt'), '--out', file, '--format', 'onnx', '--projection');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ out: file, outputs: { h: 512, z: 128 }, input: { name: 'images', shape: ['batch', 3, 16, 16] }, opset: 17 });
+    const result = runOnnx(file, [{ data: new Float32Array(3 * 3 * 16 * 16), dims: [3, 3, 16, 16] }]);
+    expect([result.outputs[0].h.dims, result.outputs[0].z.dims]).toEqual([[3, 512], [3, 128]]);
+  });
+
+  it('export says what does not fit: --projection of a torch state dict, an unknown format', () => {
+    const checkpoint = path.join(out, 'last.ckpt');
+    const projection = simclr('export', '--checkpoint', checkpoint, '--out', path.join(out, 'x.pt'), '--projection');
+    expect([projection.status, projection.stderr]).toEqual([1, expect.stringContaining('--projection: only an ONNX export (--format onnx)')]);
+    const format = simclr('export', '--checkpoint', checkpoint, '--out', path.join(out, 'x.tf'), '--format', 'tf');
+    expect([format.status, format.stderr]).toEqual([1, expect.stringMatching(/--format.*'tf' is invalid.*torch, onnx/)]);
   });
 });

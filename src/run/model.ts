@@ -1,12 +1,15 @@
 /**
  * The model of a run: built from its config, restored from a training checkpoint, or exported from one as a
- * torchvision encoder.
+ * torchvision encoder or an ONNX model.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tensor, manualSeed } from '../tensor';
 import { SimCLRModel } from '../models/simclr-model';
-import { Encoder, WeightsError } from '../models/encoder';
+import { Encoder, ModelBase, WeightsError } from '../models/encoder';
+import { OnnxExportResult, saveOnnx } from '../models/onnx';
+import { resolveAugmentConfig } from '../augment/config';
+import { checkInteger, invalid } from '../errors';
 import { readCheckpoint, checkTrainingMeta, splitTrainingTensors, CheckpointMeta } from '../train/checkpoint';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 import { makeFolder } from '../atomic-file';
@@ -66,4 +69,45 @@ export async function exportEncoder(checkpoint: string, out: string): Promise<{ 
   await makeFolder(path.dirname(path.resolve(out)));
   await encoder.saveStateDict(out);
   return { keys: Object.keys(encoderState).length, backbone: config.backbone, stem: config.stem };
+}
+
+export interface ExportOnnxOptions {
+  /** Also output z, the projection head's (default false: the encoder's features h only). */
+  projection?: boolean;
+  /**
+   * Side of the model's input images. From a checkpoint: its run's imageSize, what the model was trained and evaluated
+   * on; from a model: required.
+   */
+  imageSize?: number;
+  /** The input's normalisation, recorded in the model's metadata; default the run's (ImageNet's mean and std). */
+  normalize?: { mean: [number, number, number]; std: [number, number, number] };
+}
+
+/**
+ * Writes the ONNX model of a checkpoint's (or a model's) encoder, and its projection head when asked: BatchNorm folded,
+ * a dynamic batch axis, fp32 weights, and the input it expects (size, RGB, mean and std) in its metadata, so that ONNX
+ * Runtime in Node or in a browser embeds images as `evaluate` does.
+ */
+export async function exportOnnx(source: string | ModelBase, out: string, options: ExportOnnxOptions = {}): Promise<OnnxExportResult & { out: string }> {
+  if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
+  let model: ModelBase;
+  let size: number;
+  const metadata: Record<string, string> = {};
+  if (typeof source === 'string') {
+    const loaded = await loadCheckpointModel(source);
+    model = loaded.model;
+    size = options.imageSize === undefined ? loaded.config.imageSize : checkInteger(options.imageSize, 'imageSize', 1, 8192);
+    metadata['simclr.checkpoint'] = path.basename(source);
+    metadata['simclr.steps'] = String(loaded.meta.step);
+  } else if (source instanceof ModelBase) {
+    model = source;
+    if (options.imageSize === undefined) throw invalid('the side of the images the model takes (e.g. its run\'s imageSize)', 'imageSize', undefined);
+    size = checkInteger(options.imageSize, 'imageSize', 1, 8192);
+  } else {
+    throw invalid('a checkpoint path or an Encoder / SimCLRModel', 'source', source);
+  }
+  const { normalize } = resolveAugmentConfig({ size, normalize: options.normalize ?? {} });
+  await makeFolder(path.dirname(path.resolve(out)));
+  const result = await saveOnnx(model, out, { input: { size, ...normalize }, projection: options.projection, metadata });
+  return { out, ...result };
 }
