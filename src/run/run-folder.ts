@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readCheckpointHeader, checkTrainingMeta } from '../train/checkpoint';
+import { eventFiles } from '../train/tensorboard';
 import { RunConfig, SettingName, validateRunConfig } from './config';
 
 /**
@@ -66,11 +67,14 @@ export async function resumedConfig(given: Partial<RunConfig>, out: string, last
   return { config: validateRunConfig(config as Partial<RunConfig>), notes };
 }
 
-/** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
+/**
+ * What a finished or interrupted run leaves in its folder (and its TensorBoard event files): starting another run there
+ * needs resume or overwrite.
+ */
 const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
 
 export async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
-  const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
+  const present = [...PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name))), ...eventFiles(out)];
   if (present.length === 0) return;
   if (!overwrite) {
     throw new Error(`${out} holds a previous run (${present.join(', ')}): continue it with --resume, start over with ` +
