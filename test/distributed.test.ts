@@ -11,6 +11,7 @@ import * as path from 'path';
 import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
 import { sweepStaleResumeCopies } from '../src/run/distributed';
+import { eventFiles } from '../src/train/tensorboard';
 import { freePort, launch } from '../src/run/launch';
 import { scratchFolders } from './helpers/scratch';
 import { distance, train, trainTwoReferences, WorkerResult } from './helpers/data-parallel';
@@ -252,6 +253,7 @@ describe('simclr train --nproc-per-node 2', () => {
     expect(full.code === 0 ? '' : full.stderr + full.stdout).toBe('');
     const reference = stepRecords(straight);
     expect(reference).toHaveLength(6);
+    expect(eventFiles(straight)).toHaveLength(1); // rank 0's: rank 1 writes none
 
     const out = tmp();
     const run = simclr([...TINY, '--epochs', '2', '--out', out]);
@@ -265,6 +267,7 @@ describe('simclr train --nproc-per-node 2', () => {
     expect(resumed.code).toBe(0);
     const records = stepRecords(out);
     expect(records.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(eventFiles(out)).toHaveLength(2); // one per session of rank 0
     for (let i = 0; i < 6; i++) {
       expect(records[i].lr).toBeCloseTo(reference[i].lr, 12);
       expect(Math.abs(records[i].loss - reference[i].loss)).toBeLessThan(1e-5 * reference[i].loss);

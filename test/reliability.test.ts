@@ -10,6 +10,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { readCheckpoint, readCheckpointHeader, CheckpointMeta } from '../src';
 import { RunFolderLock } from '../src/train/folder-lock';
+import { eventFiles } from '../src/train/tensorboard';
 import { scratchFolders } from './helpers/scratch';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
@@ -206,11 +207,14 @@ describe('run folders', () => {
     const metricsBefore = fs.readFileSync(path.join(out, 'metrics.jsonl'));
     const again = await simclr(['train', ...TINY, '--out', out]);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/holds a previous run \(last\.ckpt, best\.ckpt, metrics\.jsonl, report\.html, report\.svg\): continue it with --resume, start over with --overwrite/);
+    expect(again.stderr).toMatch(/holds a previous run \(last\.ckpt, best\.ckpt, metrics\.jsonl, report\.html, report\.svg, events\.out\.tfevents\.\*\): continue it with --resume, start over with --overwrite/);
     expect(fs.readFileSync(path.join(out, 'metrics.jsonl'))).toEqual(metricsBefore);
+    expect(eventFiles(out)).toHaveLength(1);
     const over = await simclr(['train', ...TINY, '--max-steps', '2', '--overwrite', '--out', out]);
     expect(over.code).toBe(0);
     expect(steps(out).map((s) => s.step)).toEqual([1, 2]);
+    // The new run's event file alone: the previous run's is gone.
+    expect(eventFiles(out)).toHaveLength(1);
   });
 
   it('best.ckpt is the epoch with the best score (the lowest loss without a kNN monitor), a link to that last.ckpt', async () => {

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readCheckpointHeader, checkTrainingMeta } from '../train/checkpoint';
+import { eventFiles, removeEventFiles } from '../train/tensorboard';
 import { RunConfig, SettingName, validateRunConfig } from './config';
 
 /**
@@ -66,15 +67,21 @@ export async function resumedConfig(given: Partial<RunConfig>, out: string, last
   return { config: validateRunConfig(config as Partial<RunConfig>), notes };
 }
 
-/** What a finished or interrupted run leaves in its folder: starting another run there needs resume or overwrite. */
+/**
+ * What a finished or interrupted run leaves in its folder, with its TensorBoard event files: starting another run there
+ * needs resume or overwrite.
+ */
 const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
 
 export async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
   const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
-  if (present.length === 0) return;
+  // One name for the event files, however many sessions wrote them.
+  const events = eventFiles(out).length > 0 ? ['events.out.tfevents.*'] : [];
+  if (present.length + events.length === 0) return;
   if (!overwrite) {
-    throw new Error(`${out} holds a previous run (${present.join(', ')}): continue it with --resume, start over with ` +
-      '--overwrite, or choose another --out');
+    throw new Error(`${out} holds a previous run (${[...present, ...events].join(', ')}): continue it with --resume, start ` +
+      'over with --overwrite, or choose another --out');
   }
   for (const name of present) await fs.promises.rm(path.join(out, name), { force: true });
+  await removeEventFiles(out);
 }

@@ -68,7 +68,10 @@ const quitAfterStop = {
   },
 };
 
-/** Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl and the report. */
+/**
+ * Trains `config` (or resumes its run from `<out>/last.ckpt`), writing checkpoints, metrics.jsonl, TensorBoard event
+ * files and the report.
+ */
 export interface RunOptions {
   /** Continue the run in `config.out` from its last.ckpt. */
   resume?: boolean;

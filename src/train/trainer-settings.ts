@@ -16,7 +16,7 @@ export const TRAINER_SETTINGS = {
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
   lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },
   warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },
-  out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, report.html' },
+  out: { kind: 'string', default: 'runs/simclr', help: 'run folder: last.ckpt, best.ckpt, metrics.jsonl, TensorBoard event files, report.html' },
   checkpointEvery: {
     kind: 'string', default: '10m', format: { pattern: /^(\d+|\d+(\.\d+)?m|epoch)$/, expected: "N steps ('500'), M minutes ('10m') or 'epoch'" },
     help: "also save last.ckpt every N steps ('500') or M minutes ('10m') within an epoch; 'epoch': only at epoch ends",

@@ -14,6 +14,7 @@ import { learningRate, peakLearningRate, ScheduleConfig } from './schedule';
 import { TRAINER_DEFAULTS, TRAINER_SETTINGS, TrainerSettings, checkpointInterval } from './trainer-settings';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, checkTrainingMeta, splitTrainingTensors, trainingTensors, CheckpointMeta } from './checkpoint';
 import { RunFolderLock } from './folder-lock';
+import { EventFileWriter, removeEventFiles, truncateEventFiles } from './tensorboard';
 import { linkFileAtomic, writeFileAtomic } from '../atomic-file';
 import { Progress } from './progress';
 import type { EpochRecord, MetricsRecord, SessionRecord, StepRecord } from './report';
@@ -84,11 +85,12 @@ function disposeViews(views: BatchViews): void {
 
 /**
  * The Trainer's settings ({@link TRAINER_SETTINGS}: `epochs`, `batchSize`, `maxSteps`, `lr`, `lrScaling`,
- * `warmupEpochs`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl and the report, `checkpointEvery`) and its
- * step's (the optimiser's, `temperature`, `accumulationSteps`, `precision`, `memoryFormat`: see createTrainStep). Each
- * one left out takes its default, the run settings' too. With `accumulationSteps` N > 1 a step is still one batch, and
- * the optimiser updates every N steps; a stop waits for the group to finish, but a group that spans an epoch's end is
- * started afresh by a run resumed from that epoch's checkpoint.
+ * `warmupEpochs`, `out`: the folder for last.ckpt, best.ckpt, metrics.jsonl (and its TensorBoard event files) and the
+ * report, `checkpointEvery`) and its step's (the optimiser's, `temperature`, `accumulationSteps`, `precision`,
+ * `memoryFormat`: see createTrainStep). Each one left out takes its default, the run settings' too. With
+ * `accumulationSteps` N > 1 a step is still one batch, and the optimiser updates every N steps; a stop waits for the
+ * group to finish, but a group that spans an epoch's end is started afresh by a run resumed from that epoch's
+ * checkpoint.
  */
 export interface TrainerOptions extends Partial<TrainerSettings>, OptimizerConfig,
   Pick<TrainStepConfig, 'temperature' | 'accumulationSteps' | 'precision' | 'memoryFormat'> {
@@ -121,7 +123,8 @@ export interface TrainerOptions extends Partial<TrainerSettings>, OptimizerConfi
   /**
    * Data-parallel training over a process group: `batchSize` is per rank (the learning rate scales with the global
    * batch), every rank must train on its own shard of the data with the same number of batches, and rank 0 alone
-   * writes metrics.jsonl, the progress and the checkpoints (and holds the folder lock); the other ranks write nothing.
+   * writes metrics.jsonl (and the event files), the progress and the checkpoints (and holds the folder lock); the other
+   * ranks write nothing.
    */
   dataParallel?: DataParallelOptions;
 }
@@ -271,11 +274,15 @@ export class Trainer {
       best = restored.bestMetric;
       if (this.writer) {
         await truncateMetrics(metricsFile, position);
+        await truncateEventFiles(o.out, position);
         await this.repairBest(resumeFrom, metricsFile, position, best);
       }
     } else if (this.writer) {
       await fs.promises.writeFile(metricsFile, '');
+      await removeEventFiles(o.out);
     }
+    // TensorBoard's view of the same records: a new event file per session (a resume's follows the run's earlier ones).
+    const events = this.writer ? await EventFileWriter.create(o.out) : undefined;
     // What this session computes with (a run's resolved 'auto' settings), before its first step's record.
     if (this.writer && this.options.resolved) {
       const session: SessionRecord = { session: { step: position.step, ...this.options.resolved } };
@@ -285,6 +292,7 @@ export class Trainer {
     const log = async (record: MetricsRecord) => {
       records.push(record);
       if (this.writer) await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
+      await events?.write(record);
     };
     const totalSteps = this.schedule.totalSteps;
     const progress = new Progress(this.writer ? o.progress ?? 'auto' : 'none', totalSteps, position.step);
