@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as fs from 'fs';
 import * as path from 'path';
 import { doctor, formatDoctor } from './doctor';
-import { DEFAULT_RUN_CONFIG, RUN_SETTINGS, RunConfig, SETTING_NAMES, Setting, SettingName, readConfigFile } from './run/config';
+import { DEFAULT_RUN_CONFIG, RUN_SETTINGS, RunConfig, SEED_STREAMS, SETTING_NAMES, Setting, SettingName, readConfigFile } from './run/config';
 import { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET } from './run/quickstart-recipe';
 import { configureThreadPool } from './data/decode';
 
@@ -189,7 +189,7 @@ export function buildProgram(): Command {
     });
 
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')
-    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'labels', 'evalData', 'evalSubset', 'device', 'workers'], {
+    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'labels', 'evalData', 'evalSubset', 'device', 'precision', 'workers'], {
     data: { help: 'training images whose labels give the kNN bank' },
     evalData: {
       help: 'labelled images to classify',
@@ -199,34 +199,44 @@ export function buildProgram(): Command {
     .action(async (options: Record<string, unknown>) => {
       const { loadCheckpointModel } = await import('./run/model');
       const { evaluate } = await import('./run/evaluate');
+      const { resolveRun } = await import('./run/resolve');
       const { model, config } = await loadCheckpointModel(requireFile(options.checkpoint, '--checkpoint'), runConfigFrom(options));
-      console.log(JSON.stringify(await evaluate(model, config), null, 2));
+      // Resolved here, so that a precision the device lacks (fp16 on a CPU) fails before the data is opened.
+      console.log(JSON.stringify(await evaluate(model, resolveRun(config)), null, 2));
     });
 
-  addRunFlags(program.command('embed').description('write encoder features of a dataset as .npy (float32) plus labels')
+  addRunFlags(program.command('embed').description('write encoder features of a dataset as .npy (float32), with each row\'s file, label and class, ' +
+    'and the files that could not be read')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
-    .requiredOption('--out <file.npy>', 'features file; labels go to <file>.labels.npy'), 'checkpoint', ['data', 'labels', 'device', 'workers'], {
+    .requiredOption('--out <file.npy>', 'features file; beside it <file>.labels.npy, <file>.files.csv (each row\'s path,label,class, in row ' +
+      'order), <file>.skipped.csv (the unreadable files, which have no row: path,reason) and <file>.classes.json'),
+  'checkpoint', ['data', 'labels', 'subset', 'device', 'precision', 'workers'], {
     data: { help: 'images to embed: an image folder, a .csv/.jsonl manifest, or fashion-mnist (its test split)' },
+    subset: { help: 'embed a seeded random subset of this many images', fallback: 'all of them' },
   })
     .action(async (options: Record<string, unknown>) => {
       const { loadCheckpointModel } = await import('./run/model');
-      const { openDataset } = await import('./data');
+      const { openDataset, maybeSubset } = await import('./data/open');
       const { extractFeatures } = await import('./eval/features');
-      const { writeEmbeddings, labelsPathFor } = await import('./eval/embeddings');
+      const { writeEmbeddings, embeddingPaths } = await import('./eval/embeddings');
       const { resolveAugmentConfig } = await import('./augment');
+      const { resolveRun } = await import('./run/resolve');
       const { out, checkpoint, ...rest } = options;
       const checkpointFile = requireFile(checkpoint, '--checkpoint');
-      outputFile(out, '--out', { '--checkpoint': checkpointFile }, [labelsPathFor(String(out))]);
-      const { resolveRun } = await import('./run/resolve');
+      outputFile(out, '--out', { '--checkpoint': checkpointFile }, Object.values(embeddingPaths(String(out))));
       const { model, config: stored } = await loadCheckpointModel(checkpointFile, runConfigFrom(rest));
       const config = resolveRun(stored);
-      const dataset = openDataset(config.data, 'test', config.baseSize, { labels: config.labels });
-      const features = await extractFeatures(model, dataset, {
+      // Only --subset: the checkpoint's own subset is what its run trained on, not what to embed.
+      const subset = options.subset === undefined ? undefined : config.subset;
+      const dataset = maybeSubset(openDataset(config.data, 'test', config.baseSize, { labels: config.labels }), subset, config.seed + SEED_STREAMS.subset);
+      const extracted = await extractFeatures(model, dataset, {
         size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
         forward: { precision: config.precision, memoryFormat: config.memoryFormat },
       });
-      await writeEmbeddings(String(out), features.features, features.labels);
-      console.log(JSON.stringify({ out, rows: features.features.shape[0], dim: features.features.shape[1] }, null, 2));
+      const written = await writeEmbeddings(String(out), extracted.features, extracted.labels, extracted);
+      const skipped = extracted.skipped.length;
+      if (skipped > 0) console.error(`simclr: ${skipped} file(s) could not be read and have no row; ${written.skippedPath} lists them with the reason`);
+      console.log(JSON.stringify({ out, rows: extracted.features.shape[0], dim: extracted.features.shape[1], skipped, precision: config.precision }, null, 2));
     });
 
   program.command('export').description('write a checkpoint\'s encoder: as a PyTorch state dict with torchvision keys (--format torch, the default; ' +

@@ -218,3 +218,82 @@ describe('help tells the truth', () => {
     expect(run.stderr).toMatch(/for --momentum but received 2/);
   });
 });
+
+describe('embed keeps the mapping from rows to files', () => {
+  // The run trained on the class folder by "embed --help states the default of --data" above.
+  const checkpoint = () => path.join(root, 'embed-run', 'last.ckpt');
+  const mixed = () => path.join(root, 'mixed');
+  const good = () => ['dark/0.png', 'dark/1.png', 'dark/2.png', 'light/0.png', 'light/1.png', 'light/2.png'].map((f) => path.join(mixed(), f));
+  const rowsOf = async (file: string) => {
+    const { shape, data } = await readNpy(file);
+    return Array.from({ length: shape[0] }, (_, i) => (data as Float32Array).subarray(i * shape[1], (i + 1) * shape[1]));
+  };
+
+  beforeAll(async () => {
+    // Three good images of each class, and two that cannot be read: text named .png, and a JPEG cut in half.
+    for (const name of ['dark', 'light']) {
+      fs.mkdirSync(path.join(mixed(), name), { recursive: true });
+      for (let i = 0; i < 3; i++) fs.copyFileSync(path.join(root, 'classes', name, `${i}.png`), path.join(mixed(), name, `${i}.png`));
+    }
+    fs.writeFileSync(path.join(mixed(), 'dark', '1-broken.png'), 'text, not a PNG');
+    const jpeg = await sharp({ create: { width: 16, height: 16, channels: 3, background: 'red' } }).jpeg().toBuffer();
+    fs.writeFileSync(path.join(mixed(), 'light', 'truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+  });
+
+  it('leaves unreadable files out, lists them with the reason and counts them; <out>.files.csv names each row\'s file, label and class', async () => {
+    const file = path.join(root, 'mixed.npy');
+    const run = simclr('embed', '--checkpoint', checkpoint(), '--data', mixed(), '--out', file);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ rows: 6, dim: 512, skipped: 2 });
+    expect(run.stderr).toContain(`simclr: 2 file(s) could not be read and have no row; ${path.join(root, 'mixed.skipped.csv')} lists them with the reason`);
+    const classOf = (f: string) => (f.includes('/dark/') ? [0, 'dark'] : [1, 'light']);
+    expect(fs.readFileSync(path.join(root, 'mixed.files.csv'), 'utf8')).toBe(`path,label,class\n${good().map((f) => `${f},${classOf(f).join(',')}\n`).join('')}`);
+    const labels = Array.from((await readNpy(path.join(root, 'mixed.labels.npy'))).data as BigInt64Array, Number);
+    expect(labels).toEqual([0, 0, 0, 1, 1, 1]);
+    const skipped = fs.readFileSync(path.join(root, 'mixed.skipped.csv'), 'utf8').trim().split('\n');
+    expect(skipped[0]).toBe('path,reason');
+    expect(skipped.slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^${path.join(mixed(), 'dark', '1-broken.png')},.*unsupported image format`)),
+      expect.stringMatching(new RegExp(`^${path.join(mixed(), 'light', 'truncated.jpg')},.+`)),
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'mixed.classes.json'), 'utf8'))).toEqual(['dark', 'light']);
+  });
+
+  it("a row's features are those of its file embedded alone (from a manifest without labels: label -1, no class)", async () => {
+    const manifest = path.join(root, 'one.csv');
+    fs.writeFileSync(manifest, `${good()[4]}\n`);
+    const run = simclr('embed', '--checkpoint', checkpoint(), '--data', manifest, '--out', path.join(root, 'one.npy'));
+    expect([run.status, run.stderr]).toEqual([0, '']);
+    expect(fs.readFileSync(path.join(root, 'one.files.csv'), 'utf8')).toBe(`path,label,class\n${good()[4]},-1,\n`);
+    const [alone] = await rowsOf(path.join(root, 'one.npy'));
+    const row = (await rowsOf(path.join(root, 'mixed.npy')))[4];
+    expect(Math.max(...row.map((v, i) => Math.abs(v - alone[i])))).toBeLessThan(1e-5);
+  });
+
+  it('embed and eval take --precision; a bad value is refused naming the flag and its choices', async () => {
+    for (const command of ['embed', 'eval']) {
+      expect(simclr(command, '--help').stdout.replace(/\s+/g, ' ')).toMatch(/--precision <name> fp32, or autocast to bf16\/fp16 .*\(auto \| fp32 \| bf16 \| fp16; default: the checkpoint's\)/);
+    }
+    const embedded: Float32Array[][] = [];
+    for (const precision of ['fp32', 'bf16']) {
+      const file = path.join(root, `subset-${precision}.npy`);
+      const run = simclr('embed', '--checkpoint', checkpoint(), '--subset', '4', '--precision', precision, '--out', file);
+      expect(run.status).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ rows: 4, skipped: 0, precision });
+      embedded.push(await rowsOf(file));
+    }
+    // bf16 autocast changes the numbers a little, not the rows (the same seeded subset of 4 images).
+    const [fp32, bf16] = embedded.map((rows) => rows.flatMap((r) => Array.from(r)));
+    const scale = Math.max(...fp32.map(Math.abs));
+    const gap = Math.max(...fp32.map((v, i) => Math.abs(v - bf16[i])));
+    expect(gap).toBeGreaterThan(0);
+    expect(gap).toBeLessThan(0.05 * scale);
+    const evaluation = simclr('eval', '--checkpoint', checkpoint(), '--precision', 'bf16');
+    expect(evaluation.status).toBe(0);
+    expect(JSON.parse(evaluation.stdout)).toMatchObject({ knnAccuracy: expect.any(Number) });
+    for (const command of ['embed', 'eval']) {
+      const bad = simclr(command, '--checkpoint', checkpoint(), '--precision', 'fp8', ...(command === 'embed' ? ['--out', path.join(root, 'bad.npy')] : []));
+      expect([bad.status, bad.stderr.trim()]).toEqual([1, "simclr: Expected one of auto, fp32, bf16, fp16 for --precision but received 'fp8' of type string"]);
+    }
+  });
+});

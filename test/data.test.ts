@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import sharp from 'sharp';
-import { ImageFolder, ManifestDataset, IdxDataset, fashionMnist, DEFAULT_BASE_SIZE, Loader, SampleError, Dataset, Sample, Augmenter, EpochReport } from '../src';
+import { ImageFolder, ManifestDataset, IdxDataset, fashionMnist, DEFAULT_BASE_SIZE, FASHION_MNIST_CLASSES, Loader, SampleError, Dataset, Sample, Subset, Augmenter, EpochReport } from '../src';
 import { describeWithFashionMnist } from './helpers/tools';
 
 let root: string;
@@ -203,6 +203,17 @@ describe('IdxDataset', () => {
     expect(() => new IdxDataset(path.join(root, 'lab.idx1'))).toThrow(/not an IDX file/);
   });
 
+  it('names its samples <images file>:<index> (or <name>:<index>), and its classes when told them; a subset keeps both', () => {
+    const images = path.join(root, 'img.idx3.gz');
+    const plain = new IdxDataset(images, path.join(root, 'lab.idx1'));
+    expect([plain.source(2), plain.classes]).toEqual([`${images}:2`, []]);
+    const named = new IdxDataset(images, path.join(root, 'lab.idx1'), { name: 'digits', classes: ['zero', 'one', 'two', 'three'] });
+    expect(named.source(1)).toBe('digits:1');
+    const subset = new Subset(named, Int32Array.of(2, 0));
+    expect([subset.source(0), subset.classes]).toEqual(['digits:2', ['zero', 'one', 'two', 'three']]);
+    expect(() => new IdxDataset(images, undefined, { classes: 'zero' as unknown as string[] })).toThrowKind('TypeError', 'classes');
+  });
+
   describeWithFashionMnist("Debian's Fashion-MNIST", () => {
     it('opens the test split', async () => {
       const ds = fashionMnist('test', { size: null });
@@ -212,6 +223,13 @@ describe('IdxDataset', () => {
       expect([s.width, s.height, s.label]).toEqual([28, 28, 9]); // the first test image is an ankle boot
       const resized = await fashionMnist('test').get(0); // the recipe's base size unless told otherwise
       expect([resized.width, resized.height, resized.label]).toEqual([DEFAULT_BASE_SIZE, DEFAULT_BASE_SIZE, 9]);
+    });
+
+    it("names its samples by split and index, and its classes as torchvision's FashionMNIST does", () => {
+      const ds = fashionMnist('test');
+      expect([ds.source(0), ds.source(9999)]).toEqual(['fashion-mnist:test:0', 'fashion-mnist:test:9999']);
+      expect(ds.classes).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+      expect(ds.classes).toEqual(FASHION_MNIST_CLASSES);
     });
   });
 });
@@ -302,6 +320,18 @@ describe('Loader', () => {
     for (const b of batches) expect(b.labels).toEqual(b.indices.map((i) => i * 10));
     expect(reports).toEqual([{ epoch: 0, batches: 3, samples: 9, skipped: 3, skippedExamples: [
       "Cannot read image 'file-2.jpg': corrupt", "Cannot read image 'file-7.jpg': corrupt", "Cannot read image 'file-8.jpg': corrupt"] }]);
+  });
+
+  it('tells onSkip of every skipped sample, with its index and reason, beyond the few the report keeps', async () => {
+    const bad = [1, 3, 5, 7, 9, 11, 13];
+    const skipped: [number, string, string][] = [];
+    const loader = new Loader(new CountingDataset(16, new Set(bad)), {
+      batchSize: 4, onEpochEnd: () => undefined, onSkip: (index, error) => skipped.push([index, error.source, error.reason]),
+    });
+    await collect(loader.epoch(0));
+    expect(skipped.sort((a, b) => a[0] - b[0])).toEqual(bad.map((i) => [i, `file-${i}.jpg`, 'corrupt']));
+    expect(loader.lastReport?.skippedExamples).toHaveLength(5);
+    expect(() => new Loader(new CountingDataset(4), { batchSize: 2, onSkip: 'log' as never })).toThrowKind('TypeError', 'onSkip');
   });
 
   it("with badFiles 'error' rejects naming the file", async () => {

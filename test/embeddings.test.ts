@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Tensor, labelsPathFor, readNpy, writeEmbeddings, writeNpy } from '../src';
+import sharp from 'sharp';
+import { Encoder, ImageFolder, Subset, resolveAugmentConfig, Tensor, embeddingPaths, extractFeatures, labelsPathFor, readNpy, writeEmbeddings, writeNpy } from '../src';
 import { describeWithOracle, runPython } from './helpers/oracle';
 
 let dir: string;
@@ -57,6 +58,39 @@ describe('embeddings export', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['emb.labels.npy', 'emb.npy']);
   });
 
+  it('names every file of an export after its features file', () => {
+    expect(embeddingPaths('/runs/a/emb.npy')).toEqual({
+      featuresPath: '/runs/a/emb.npy', labelsPath: '/runs/a/emb.labels.npy', filesPath: '/runs/a/emb.files.csv',
+      skippedPath: '/runs/a/emb.skipped.csv', classesPath: '/runs/a/emb.classes.json',
+    });
+    expect(embeddingPaths('emb').filesPath).toBe('emb.files.csv');
+  });
+
+  it('given the rows, writes each row\'s path, label and class in row order, the skipped files with the reason, and the class names', async () => {
+    const file = path.join(dir, 'emb.npy');
+    const written = await writeEmbeddings(file, features(), [1, 0, -1, 1, 7], {
+      sources: ['/d/b/1.png', '/d/a/2.png', 'x,y.png', 'say "hi".png', 'two\nlines.png'],
+      classes: ['a', 'b'],
+      skipped: [{ source: '/d/a/bad.png', reason: 'unsupported image format' }, { source: 'c,d.jpg', reason: 'premature end of JPEG file' }],
+    });
+    expect(written).toEqual(embeddingPaths(file));
+    // CSV as RFC 4180 quotes it: fields with a comma, a quote or a line break in quotes, quotes doubled.
+    expect(fs.readFileSync(written.filesPath!, 'utf8')).toBe(
+      'path,label,class\n/d/b/1.png,1,b\n/d/a/2.png,0,a\n"x,y.png",-1,\n"say ""hi"".png",1,b\n"two\nlines.png",7,\n');
+    expect(fs.readFileSync(written.skippedPath!, 'utf8')).toBe(
+      'path,reason\n/d/a/bad.png,unsupported image format\n"c,d.jpg",premature end of JPEG file\n');
+    expect(JSON.parse(fs.readFileSync(written.classesPath!, 'utf8'))).toEqual(['a', 'b']);
+  });
+
+  it('writes the skipped list and the class names even when empty, so none is left from an earlier export', async () => {
+    const file = path.join(dir, 'emb.npy');
+    await writeEmbeddings(file, features(), [0, 0, 0, 0, 0], { sources: ['a', 'b', 'c', 'd', 'e'], skipped: [{ source: 'f', reason: 'missing' }] });
+    await writeEmbeddings(file, features(), [0, 0, 0, 0, 0], { sources: ['a', 'b', 'c', 'd', 'e'] });
+    expect(fs.readFileSync(embeddingPaths(file).skippedPath, 'utf8')).toBe('path,reason\n');
+    expect(fs.readFileSync(embeddingPaths(file).classesPath, 'utf8')).toBe('[]\n');
+    expect(fs.readFileSync(embeddingPaths(file).filesPath, 'utf8')).toBe('path,label,class\na,0,\nb,0,\nc,0,\nd,0,\ne,0,\n');
+  });
+
   it('fails without a trace when the folder does not exist', async () => {
     await expect(writeEmbeddings(path.join(dir, 'missing', 'emb.npy'), features(), [0, 1, 2, 3, 4])).rejects.toThrow(/ENOENT/);
     expect(fs.readdirSync(dir)).toEqual([]);
@@ -71,7 +105,56 @@ describe('embeddings export', () => {
     await expect(writeEmbeddings(file, features(), Tensor.ones([5]))).rejects.toThrow(/integer Tensor for labels/);
     await expect(writeEmbeddings('', features(), [0, 1, 2, 3, 4])).rejects.toThrow(/featuresPath/);
     await expect(writeNpy(file, new Float32Array(5), [2, 3])).rejects.toThrow(/6 elements/);
+    const labels = [0, 1, 2, 3, 4];
+    await expect(writeEmbeddings(file, features(), labels, { sources: ['a'] })).rejects.toThrow(/one source per feature row \(5\) for rows.sources/);
+    await expect(writeEmbeddings(file, features(), labels, { sources: 'abcde' as never })).rejects.toThrow(/Expected an array of strings for rows.sources/);
+    await expect(writeEmbeddings(file, features(), labels, { sources: [...'abcde'], classes: [1] as never })).rejects.toThrow(/Expected an array of class names for rows.classes/);
+    await expect(writeEmbeddings(file, features(), labels, { sources: [...'abcde'], skipped: ['f'] as never })).rejects.toThrow(/Expected an array of \{ source, reason \} strings for rows.skipped/);
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('extractFeatures: which file each row is', () => {
+  let folder: string;
+  beforeAll(async () => {
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-embed-folder-'));
+    for (const [c, name] of ['dark', 'light'].entries()) {
+      fs.mkdirSync(path.join(folder, name));
+      for (let i = 0; i < 3; i++) {
+        const value = c === 0 ? 20 + 30 * i : 160 + 30 * i;
+        await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: value, g: 255 - value, b: (value * 7) % 256 } } })
+          .png().toFile(path.join(folder, name, `${i}.png`));
+      }
+    }
+    fs.writeFileSync(path.join(folder, 'dark', '1-broken.png'), 'text, not a PNG');
+    const jpeg = await sharp({ create: { width: 16, height: 16, channels: 3, background: 'red' } }).jpeg().toBuffer();
+    fs.writeFileSync(path.join(folder, 'light', 'truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+  });
+  afterAll(() => fs.rmSync(folder, { recursive: true, force: true }));
+
+  it('leaves unreadable files out, says which file each row is, and lists the skipped ones with the reason', async () => {
+    const dataset = new ImageFolder(folder, { size: 16 });
+    const encoder = await Encoder.create({ backbone: 'resnet18', outDim: 0 });
+    const options = { size: 16, normalize: resolveAugmentConfig({ size: 16 }).normalize, device: 'cpu', batchSize: 3 };
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const extracted = await extractFeatures(encoder, dataset, options);
+    warn.mockRestore();
+    const good = ['dark/0.png', 'dark/1.png', 'dark/2.png', 'light/0.png', 'light/1.png', 'light/2.png'].map((f) => path.join(folder, f));
+    expect(extracted.features.shape).toEqual([6, 512]);
+    expect(extracted.sources).toEqual(good);
+    expect(Array.from(extracted.indices, (i) => dataset.files[i])).toEqual(good);
+    expect(Array.from(extracted.labels.toTypedArray() as BigInt64Array, Number)).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(extracted.classes).toEqual(['dark', 'light']);
+    expect(extracted.skipped).toEqual([
+      { index: 1, source: path.join(folder, 'dark', '1-broken.png'), reason: expect.stringMatching(/unsupported image format/) },
+      { index: 7, source: path.join(folder, 'light', 'truncated.jpg'), reason: expect.stringMatching(/premature end|truncated|corrupt/i) },
+    ]);
+    // Row 4 is the embedding of its file alone.
+    const alone = await extractFeatures(encoder, new Subset(dataset, Int32Array.of(extracted.indices[4])), options);
+    const row = extracted.features.toFloat32Array().subarray(4 * 512, 5 * 512);
+    const single = alone.features.toFloat32Array();
+    expect(Math.max(...row.map((v, i) => Math.abs(v - single[i])))).toBeLessThan(1e-5);
+    expect(alone.sources).toEqual([good[4]]);
   });
 });
 
@@ -91,6 +174,18 @@ print(json.dumps({'xd': str(x.dtype), 'xs': list(x.shape), 'xc': bool(x.flags['C
       xd: 'float32', xs: [5, 3], xc: true, x: Array.from(features().toFloat32Array()),
       yd: 'int64', ys: [5], y: [4, 3, 2, 1, 2 ** 40],
     });
+  });
+
+  it("Python's csv module reads the file list back, names with commas, quotes and line breaks included", async () => {
+    const file = path.join(dir, 'emb.npy');
+    const sources = ['plain.png', 'x,y.png', 'say "hi".png', 'two\nlines.png', 'tab\there.png'];
+    await writeEmbeddings(file, features(), [0, 1, -1, 1, 0], { sources, classes: ['a', 'b'] });
+    const script = `
+import csv, json, sys
+with open(json.loads(sys.argv[1])['files'], newline='', encoding='utf-8') as f:
+    print(json.dumps(list(csv.DictReader(f))))`;
+    const rows = JSON.parse(runPython(python, script, { files: embeddingPaths(file).filesPath }));
+    expect(rows).toEqual(sources.map((p, i) => ({ path: p, label: ['0', '1', '-1', '1', '0'][i], class: ['a', 'b', '', 'b', 'a'][i] })));
   });
 
   it('reads float32 and int64 arrays that numpy wrote', async () => {

@@ -18,8 +18,15 @@ export interface Sample {
 export interface Dataset {
   readonly length: number;
   get(index: number): Promise<Sample>;
-  /** Where sample `index` comes from (a file path), for messages. */
+  /** Where sample `index` comes from (a file path), for messages and for the rows of an embeddings export. */
   source?(index: number): string;
+  /** Class names, where the labels stand for named classes: label i is `classes[i]`. Absent or empty otherwise. */
+  readonly classes?: readonly string[];
+}
+
+/** Where sample `index` of `dataset` comes from: its own `source`, else `sample <index>`. */
+export function sourceOf(dataset: Dataset, index: number): string {
+  return dataset.source?.(index) ?? `sample ${index}`;
 }
 
 /** One sample could not be read: a missing, corrupt, truncated or unsupported file. */
@@ -27,10 +34,13 @@ export class SampleError extends Error {
   override name = 'SampleError';
   /** The file (or other source) of the bad sample. */
   readonly source: string;
+  /** Why it cannot be read ("the file is missing"), without the file's name. */
+  readonly reason: string;
 
   constructor(source: string, reason: string) {
     super(`Cannot read image '${source}': ${reason}`);
     this.source = source;
+    this.reason = reason;
   }
 }
 

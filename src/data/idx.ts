@@ -11,6 +11,10 @@ import { readRegularFileSync } from '../user-file';
 export interface IdxOptions {
   /** Resize images to this; default null: keep the file's size (28 x 28 for MNIST). */
   size?: BaseSize;
+  /** What `source(i)` names sample i after, as `<name>:<i>` (default: the images file's path). */
+  name?: string;
+  /** Names of the label values: label i is `classes[i]` (default none). */
+  classes?: readonly string[];
 }
 
 function readIdx(file: string, dims: number): { shape: number[]; data: Uint8Array } {
@@ -35,6 +39,10 @@ export class IdxDataset implements Dataset {
   readonly width: number;
   readonly height: number;
   readonly labels: Int32Array;
+  /** Names of the label values (label i is classes[i]); empty when not given. */
+  readonly classes: readonly string[];
+  /** What {@link source} names samples after. */
+  readonly name: string;
   private readonly pixels: Uint8Array;
   private readonly size: readonly [number, number] | null;
 
@@ -42,6 +50,12 @@ export class IdxDataset implements Dataset {
   constructor(images: string, labels?: string, options: IdxOptions = {}) {
     if (typeof images !== 'string') throw invalid('an IDX file path', 'images', images);
     if (labels !== undefined && typeof labels !== 'string') throw invalid('an IDX file path', 'labels', labels);
+    if (options.name !== undefined && typeof options.name !== 'string') throw invalid('a string', 'name', options.name);
+    if (options.classes !== undefined && (!Array.isArray(options.classes) || !options.classes.every((c) => typeof c === 'string'))) {
+      throw invalid('an array of class names', 'classes', options.classes);
+    }
+    this.name = options.name ?? images;
+    this.classes = Object.freeze([...(options.classes ?? [])]);
     this.size = resolveBaseSize(options.size === undefined ? null : options.size);
     const { shape, data } = readIdx(images, 3);
     [this.count, this.height, this.width] = shape;
@@ -75,16 +89,25 @@ export class IdxDataset implements Dataset {
     }
     return { image, width: this.width, height: this.height, label };
   }
+
+  /** Sample `index` as `<name>:<index>` (e.g. `fashion-mnist:test:123`): the images are not files of their own. */
+  source(index: number): string {
+    return `${this.name}:${index}`;
+  }
 }
+
+/** Fashion-MNIST's class names, by label (as torchvision's FashionMNIST.classes). */
+export const FASHION_MNIST_CLASSES = Object.freeze(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
 
 /** Debian's dataset-fashion-mnist location. */
 export const FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist';
 
 /**
  * Fashion-MNIST's train (60000) or test (10000) split, from `root` (gzipped or plain IDX files), resized to `size`
- * (default {@link DEFAULT_BASE_SIZE}, 32, as every dataset of a run; null keeps 28 x 28).
+ * (default {@link DEFAULT_BASE_SIZE}, 32, as every dataset of a run; null keeps 28 x 28). Its samples are named
+ * `fashion-mnist:<split>:<index>` and its classes are {@link FASHION_MNIST_CLASSES}.
  */
-export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROOT, size = DEFAULT_BASE_SIZE }: { root?: string } & IdxOptions = {}): IdxDataset {
+export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROOT, size = DEFAULT_BASE_SIZE }: { root?: string } & Pick<IdxOptions, 'size'> = {}): IdxDataset {
   if (split !== 'train' && split !== 'test') throw invalid("'train' or 'test'", 'split', split, 'range');
   const prefix = split === 'train' ? 'train' : 't10k';
   const find = (name: string) => {
@@ -94,5 +117,7 @@ export function fashionMnist(split: 'train' | 'test', { root = FASHION_MNIST_ROO
     }
     throw new Error(`fashionMnist: ${name}(.gz) not found in '${root}' (Debian: apt-get install dataset-fashion-mnist)`);
   };
-  return new IdxDataset(find(`${prefix}-images-idx3-ubyte`), find(`${prefix}-labels-idx1-ubyte`), { size });
+  return new IdxDataset(find(`${prefix}-images-idx3-ubyte`), find(`${prefix}-labels-idx1-ubyte`), {
+    size, name: `fashion-mnist:${split}`, classes: FASHION_MNIST_CLASSES,
+  });
 }

@@ -5,7 +5,7 @@ export { ImageFolder } from './image-folder';
 export type { ImageFolderOptions } from './image-folder';
 export { ManifestDataset } from './manifest';
 export type { ManifestOptions } from './manifest';
-export { IdxDataset, fashionMnist, FASHION_MNIST_ROOT } from './idx';
+export { IdxDataset, fashionMnist, FASHION_MNIST_ROOT, FASHION_MNIST_CLASSES } from './idx';
 export type { IdxOptions } from './idx';
 export { Loader } from './loader';
 export type { LoaderOptions, Batch, EpochReport } from './loader';

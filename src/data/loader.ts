@@ -6,7 +6,7 @@ import * as os from 'os';
 import { Tensor } from '../tensor';
 import { stackImages } from '../augment/image-batch';
 import { checkInteger, checkOneOf, invalid } from '../errors';
-import { Dataset, Sample, SampleError } from './dataset';
+import { Dataset, Sample, SampleError, sourceOf } from './dataset';
 import { SeededRandom } from '../random';
 
 export interface LoaderOptions {
@@ -27,6 +27,11 @@ export interface LoaderOptions {
    * then shorter), counts it and reports it when the epoch ends; 'error' rejects naming the file.
    */
   badFiles?: 'skip' | 'error';
+  /**
+   * Called with each sample left out under badFiles 'skip' (its dataset index and why), as its read fails: in no set
+   * order. The epoch report counts them and keeps only the first few; this sees every one (extractFeatures lists them).
+   */
+  onSkip?: (index: number, error: SampleError) => void;
   /**
    * Called when an epoch ends; the default warns (through `warn`) when files were skipped, once for each set of skipped
    * files: a later epoch that skips the same files says nothing.
@@ -107,6 +112,7 @@ export class Loader implements AsyncIterable<Batch> {
   lastReport: EpochReport | undefined;
   private nextEpoch = 0;
   private readonly onEpochEnd: (report: EpochReport) => void;
+  private readonly onSkip: ((index: number, error: SampleError) => void) | undefined;
   /** Where the default epoch-end report writes (LoaderOptions.warn); the Trainer points it at its progress line. */
   warn: (message: string) => void;
 
@@ -126,6 +132,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.badFiles = checkOneOf(options.badFiles ?? 'skip', 'badFiles', ['skip', 'error'] as const);
     this.warn = options.warn ?? ((message) => console.warn(message));
     this.onEpochEnd = options.onEpochEnd ?? skipWarner(this);
+    if (options.onSkip !== undefined && typeof options.onSkip !== 'function') throw invalid('a function', 'onSkip', options.onSkip);
+    this.onSkip = options.onSkip;
     if (this.length === 0) {
       throw new RangeError(`Loader: dropLast with batchSize ${this.batchSize} leaves no batch of the ${dataset.length} samples`);
     }
@@ -202,6 +210,7 @@ export class Loader implements AsyncIterable<Batch> {
           // Reads finish out of order: keep the first few in epoch order, so reports repeat from run to run.
           skippedFirst.sort((a, b) => a[0] - b[0]).splice(EXAMPLES_KEPT);
           report.skippedExamples = skippedFirst.map(([, message]) => message);
+          this.onSkip?.(index, err);
           return null;
         }
         throw err;
@@ -213,7 +222,7 @@ export class Loader implements AsyncIterable<Batch> {
     const pixels = width * height * 3;
     for (const { index, sample } of good) {
       if (sample.width !== width || sample.height !== height || sample.image.length !== pixels) {
-        const where = this.dataset.source?.(index) ?? `sample ${index}`;
+        const where = sourceOf(this.dataset, index);
         throw new Error(`Loader: ${where} is ${sample.width} x ${sample.height} (${sample.image.length} bytes) but the batch is ` +
           `${width} x ${height} RGB: give the dataset one base size`);
       }

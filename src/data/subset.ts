@@ -1,5 +1,5 @@
 /** A view of some samples of another dataset, in a given order (e.g. a seeded random subset for quick runs). */
-import { checkIndex, Dataset, Sample } from './dataset';
+import { checkIndex, Dataset, Sample, sourceOf } from './dataset';
 import { SeededRandom } from '../random';
 import { checkInteger } from '../errors';
 
@@ -25,6 +25,11 @@ export class Subset implements Dataset {
   }
 
   source(index: number): string {
-    return this.base.source?.(this.indices[index]) ?? `sample ${this.indices[index]}`;
+    return sourceOf(this.base, this.indices[index]);
+  }
+
+  /** The class names of `base` (empty when it has none): a subset keeps its labels. */
+  get classes(): readonly string[] {
+    return this.base.classes ?? [];
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Embeddings export as NumPy `.npy` files: features as an N x D float32 array and labels as an N int64 array in
- * `<name>.labels.npy` beside it, both loadable with `numpy.load`. Files are written atomically.
+ * `<name>.labels.npy` beside it, both loadable with `numpy.load`; and, given which sample each row is, the rows' files
+ * (`<name>.files.csv`), the files that could not be read (`<name>.skipped.csv`) and the class names
+ * (`<name>.classes.json`). Each file is written atomically.
  */
 import * as os from 'os';
 import { types } from 'util';
@@ -8,6 +10,7 @@ import { Tensor } from '../tensor';
 import { writeFileAtomic } from '../atomic-file';
 import { invalid } from '../errors';
 import { readRegularFile } from '../user-file';
+import type { SkippedSample } from './features';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // "\x93NUMPY"
 
@@ -20,9 +23,31 @@ export interface NpyArray {
   data: NpyData;
 }
 
+/** The files of an embeddings export, named after its features file (`emb.npy`). */
+export interface EmbeddingFiles {
+  /** `emb.npy`: the features, N x D float32. */
+  featuresPath: string;
+  /** `emb.labels.npy`: the labels, N int64 (-1: unlabelled). */
+  labelsPath: string;
+  /** `emb.files.csv`: one line per row, in row order, `path,label,class` (written when the rows are given). */
+  filesPath?: string;
+  /** `emb.skipped.csv`: the files that could not be read and have no row, `path,reason` (written when the rows are given). */
+  skippedPath?: string;
+  /** `emb.classes.json`: the class names, an array whose i-th is label i's (written when the rows are given). */
+  classesPath?: string;
+}
+
+/** Where each file of the export with features file `featuresPath` goes: `emb.npy` → `emb.labels.npy`, `emb.files.csv`, .... */
+export function embeddingPaths(featuresPath: string): Required<EmbeddingFiles> {
+  const stem = featuresPath.endsWith('.npy') ? featuresPath.slice(0, -4) : featuresPath;
+  return {
+    featuresPath, labelsPath: `${stem}.labels.npy`, filesPath: `${stem}.files.csv`, skippedPath: `${stem}.skipped.csv`, classesPath: `${stem}.classes.json`,
+  };
+}
+
 /** Where the labels of the features file `featuresPath` go: `emb.npy` → `emb.labels.npy`. */
 export function labelsPathFor(featuresPath: string): string {
-  return featuresPath.endsWith('.npy') ? `${featuresPath.slice(0, -4)}.labels.npy` : `${featuresPath}.labels.npy`;
+  return embeddingPaths(featuresPath).labelsPath;
 }
 
 /** The NPY v1.0 header for a C-ordered little-endian array, padded so the data starts at a multiple of 64 bytes. */
@@ -100,12 +125,55 @@ function labelsArray(labels: Tensor | BigInt64Array | Int32Array | readonly numb
   throw invalid('a Tensor, BigInt64Array, Int32Array or array of integers', 'labels', labels);
 }
 
+/** Which sample each row of an export is: what `extractFeatures` returns beside the features. */
+export interface EmbeddingRows {
+  /** Where row i comes from: a file path, or e.g. `fashion-mnist:test:12`. */
+  sources: readonly string[];
+  /** Class names: label i is `classes[i]` (empty or left out when the labels are bare integers). */
+  classes?: readonly string[];
+  /** The samples that could not be read, so have no row. */
+  skipped?: readonly Pick<SkippedSample, 'source' | 'reason'>[];
+}
+
+/**
+ * One CSV field (RFC 4180): quoted, its quotes doubled, when it holds a comma, a quote or a line break. CSV rather than
+ * TSV or a format of our own: file names may hold commas, tabs, quotes, even line breaks, and CSV has one standard way
+ * to quote them that pandas (`read_csv`), Python's `csv`, R and spreadsheets all read; TSV has none for a tab or a line
+ * break.
+ */
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** A CSV file's text: a header line, then one line per row. */
+function csvText(header: readonly string[], rows: Iterable<readonly string[]>): string {
+  const lines = [header.join(',')];
+  for (const row of rows) lines.push(row.map(csvField).join(','));
+  return `${lines.join('\n')}\n`;
+}
+
+function checkRows(value: unknown, rowCount: number): Required<EmbeddingRows> {
+  if (typeof value !== 'object' || value === null) throw invalid('an object with sources (and classes, skipped)', 'rows', value);
+  const { sources, classes = [], skipped = [] } = value as Partial<EmbeddingRows>;
+  const strings = (a: unknown): a is string[] => Array.isArray(a) && a.every((s) => typeof s === 'string');
+  if (!strings(sources)) throw invalid('an array of strings', 'rows.sources', sources);
+  if (sources.length !== rowCount) throw invalid(`one source per feature row (${rowCount})`, 'rows.sources', sources.length, 'range');
+  if (!strings(classes)) throw invalid('an array of class names', 'rows.classes', classes);
+  if (!Array.isArray(skipped) || !skipped.every((s) => typeof s?.source === 'string' && typeof s?.reason === 'string')) {
+    throw invalid('an array of { source, reason } strings', 'rows.skipped', skipped);
+  }
+  return { sources, classes, skipped };
+}
+
 /**
  * Exports embeddings: `features` (an N x D floating Tensor) to `featuresPath` as '<f4', and `labels` (N class indices)
- * to `labelsPathFor(featuresPath)` as '<i8'. Returns both paths.
+ * to `labelsPathFor(featuresPath)` as '<i8'. With `rows` (which sample each row is: pass what extractFeatures
+ * returned), also the rows' files, the skipped files and the class names, at the paths of {@link embeddingPaths}: a
+ * row's line in `.files.csv` (after the header) is its row in the features, its label is its label in `.labels.npy`
+ * (-1: unlabelled) and its class is that label's name (empty without one). Returns the paths written.
  */
 export async function writeEmbeddings(featuresPath: string, features: Tensor,
-  labels: Tensor | BigInt64Array | Int32Array | readonly number[]): Promise<{ featuresPath: string; labelsPath: string }> {
+  labels: Tensor | BigInt64Array | Int32Array | readonly number[], rows?: EmbeddingRows): Promise<EmbeddingFiles> {
   if (typeof featuresPath !== 'string' || featuresPath === '') throw invalid('a file path', 'featuresPath', featuresPath);
   if (!(features instanceof Tensor)) throw invalid('a Tensor', 'features', features);
   const shape = features.shape;
@@ -115,8 +183,17 @@ export async function writeEmbeddings(featuresPath: string, features: Tensor,
   }
   const labelData = labelsArray(labels);
   if (labelData.length !== shape[0]) throw invalid(`one label per feature row (${shape[0]})`, 'labels', labelData.length, 'range');
-  const labelsPath = labelsPathFor(featuresPath);
+  const described = rows === undefined ? undefined : checkRows(rows, shape[0]);
+  const paths = embeddingPaths(featuresPath);
   await writeNpy(featuresPath, features.toFloat32Array(), shape);
-  await writeNpy(labelsPath, labelData, [labelData.length]);
-  return { featuresPath, labelsPath };
+  await writeNpy(paths.labelsPath, labelData, [labelData.length]);
+  if (!described) return { featuresPath, labelsPath: paths.labelsPath };
+  const { sources, classes, skipped } = described;
+  const className = (label: bigint) => (label >= 0n && label < BigInt(classes.length) ? classes[Number(label)] : '');
+  await writeFileAtomic(paths.filesPath, [csvText(['path', 'label', 'class'],
+    sources.map((source, i) => [source, String(labelData[i]), className(labelData[i])]))]);
+  // Written even when empty: a skipped list left from an earlier export to the same path would describe other rows.
+  await writeFileAtomic(paths.skippedPath, [csvText(['path', 'reason'], skipped.map((s) => [s.source, s.reason]))]);
+  await writeFileAtomic(paths.classesPath, [`${JSON.stringify(classes)}\n`]);
+  return paths;
 }
