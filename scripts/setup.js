@@ -1,7 +1,8 @@
 'use strict';
 // Brings a fresh clone to a runnable state; used by `npm start` and `npm test` (README quick start) and by CI.
 //   1. system packages (Debian, as root): LibTorch unless another was chosen, OpenBLAS, Fashion-MNIST, and with
-//      --for-tests the PyTorch/torchvision oracle, tmux (terminal test) and chromium (report test)
+//      --for-tests the PyTorch/torchvision oracle, tmux (terminal test), chromium (report and browser tests) and
+//      iproute2 (two-machine test)
 //   2. node_modules (npm ci), whose install hook loads the prebuild or builds the addon
 //   3. a source build when the binary that would load is missing, stale, or built against another LibTorch
 //   4. the TypeScript build (dist/, from an empty folder), which the CLI runs from, unless dist/ is current
@@ -51,8 +52,9 @@ function ensureSystemPackages() {
   // pip's) compiles the distributed training step with them.
   wanted.push('libgloo-dev');
   if (forTests && systemLibTorch) wanted.push('python3-torchvision');
-  // A real terminal (tmux) for the progress-line test and a browser (chromium) for the report test.
-  if (forTests) wanted.push('tmux', 'chromium');
+  // A real terminal (tmux) for the progress-line test, a browser (chromium) for the report and the browser example's
+  // tests, and iproute2 for the two-machine test's network namespaces.
+  if (forTests) wanted.push('tmux', 'chromium', 'iproute2');
   const missing = debianPackagesMissing(wanted);
   if (missing.length === 0) return;
   if (process.getuid && process.getuid() !== 0) {
