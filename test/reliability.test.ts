@@ -275,6 +275,16 @@ describe('simclr train --resume', () => {
     expect(epochs(out)[0].loss).toBeCloseTo(first.reduce((a, s) => a + s.loss, 0) / 6, 12);
   });
 
+  it('--max-steps 0 drops the run\'s step cap: the resumed run trains its epochs x batches', async () => {
+    const out = tmp();
+    fs.cpSync(stopped, out, { recursive: true });
+    const resumed = await simclr(['train', '--resume', '--max-steps', '0', '--progress', 'none', '--out', out]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming with --max-steps 0 \(the run had 4\): no step cap/);
+    expect(steps(out).map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect((await meta(out)).config.maxSteps).toBe(0);
+  });
+
   it.each([
     ['data', ['--data', path.join(os.tmpdir(), 'other-images')]],
     ['lr', ['--lr', '0.5']],

@@ -63,7 +63,7 @@ describe('run settings', () => {
       batchesPerEpoch: 1, batches: async function* () {}, views: async (x: Tensor) => x, getAugmentState: () => [], setAugmentState: () => {},
     };
     const options: TrainerOptions = { ...resolveRun(DEFAULT_RUN_CONFIG), progress: 'none' };
-    for (const bad of [{ batchSize: 1 }, { temperature: 0 }, { optimizer: 'rmsprop' }, { momentum: 1 }, { lrScaling: 'cubic' }, { maxSteps: 0 }]) {
+    for (const bad of [{ batchSize: 1 }, { temperature: 0 }, { optimizer: 'rmsprop' }, { momentum: 1 }, { lrScaling: 'cubic' }, { maxSteps: -1 }]) {
       const message = messageOf(() => validateRunConfig(bad as never));
       expect(() => new Trainer(model, data, { ...options, ...bad } as never)).toThrow(message);
     }

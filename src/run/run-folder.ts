@@ -55,7 +55,8 @@ export async function resumedConfig(given: Partial<RunConfig>, out: string, last
     const meaning = MAY_CHANGE_ON_RESUME[name];
     if (meaning) {
       config[name] = value;
-      notes.push(`${flag(name)} ${String(value)} (the run had ${before}): ${meaning}`);
+      const dropsMaxSteps = name === 'maxSteps' && value === 0;
+      notes.push(`${flag(name)} ${String(value)} (the run had ${before}): ${dropsMaxSteps ? 'no step cap: the run is epochs x batches again, and so is its learning-rate schedule from here on' : meaning}`);
     } else {
       conflicts.push(`${name} (${flag(name)}) is ${String(value)} but the run has ${before}`);
     }

@@ -12,7 +12,10 @@ export const LR_SCALINGS = ['linear', 'sqrt', 'none'] as const;
 export const TRAINER_SETTINGS = {
   epochs: { kind: 'int', min: 1, default: 10, help: 'passes over the training data' },
   batchSize: { kind: 'int', min: 2, default: 256, help: 'images per step (each gives two views); per worker in a data-parallel run' },
-  maxSteps: { kind: 'int', min: 1, help: 'the run\'s length in steps instead of epochs x batches: the learning-rate schedule spans it and the run stops there' },
+  maxSteps: {
+    kind: 'int', min: 0,
+    help: 'the run\'s length in steps instead of epochs x batches: the learning-rate schedule spans it and the run stops there (0: no cap, which drops a resumed run\'s)',
+  },
   lr: { kind: 'number', min: 0, exclusiveMin: true, default: 0.06, help: 'base learning rate, scaled by --lr-scaling' },
   lrScaling: { kind: 'enum', choices: LR_SCALINGS, default: 'linear', help: 'how lr grows with the batch size B: linear lr * B / 256, sqrt lr * sqrt(B), none lr' },
   warmupEpochs: { kind: 'number', min: 0, default: 0, help: 'epochs of linear warmup before the cosine decay' },

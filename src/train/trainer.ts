@@ -180,7 +180,8 @@ export class Trainer {
     this.options = options;
     this.accumulationSteps = options.accumulationSteps ?? TRAIN_STEP_SETTINGS.accumulationSteps.default;
     this.checkpointEvery = options.checkpointEvery === undefined ? {} : checkpointInterval(options.checkpointEvery);
-    const totalSteps = checkInteger(options.maxSteps ?? options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
+    // maxSteps 0 is no cap, as absent (a resume's way to drop the run's).
+    const totalSteps = checkInteger(options.maxSteps || options.epochs * data.batchesPerEpoch, 'totalSteps', 1);
     this.schedule = {
       baseLr: options.lr,
       scaling: options.lrScaling,
