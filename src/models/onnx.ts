@@ -10,7 +10,8 @@ import { invalid, checkInteger } from '../errors';
 import { writeFileAtomic } from '../atomic-file';
 import { Tensor } from '../tensor';
 import { ModelBase } from './encoder';
-import { INPUT_METADATA_KEY, inputMetadata, onnxSchema } from '../preprocess/onnx-metadata';
+import { INPUT_METADATA_KEY, inputMetadata } from '../preprocess/onnx-metadata';
+import { onnxSchema } from '../preprocess/onnx-schema';
 
 /** How the exported model's input is made from an image; written into the model's metadata (`simclr.input`). */
 export interface OnnxInputSpec {

@@ -1,17 +1,10 @@
 /**
- * ONNX's schema (proto/onnx.proto, through protobufjs) and the input an exported model expects, as its metadata
- * (`simclr.input`) says: written by models/onnx.ts, read back here without LibTorch (ONNX Runtime has no API for a
- * model's custom metadata).
+ * The input an exported model expects, as its metadata (`simclr.input`) says: written by models/onnx.ts, read back
+ * here without LibTorch (ONNX Runtime has no API for a model's custom metadata).
  */
-import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { checkInteger, checkNumber, invalid } from '../errors';
-
-let schema: protobuf.Root | undefined;
-/** ONNX's schema, loaded once: proto/ sits two folders above this file in src/ and dist/ alike. */
-export function onnxSchema(): protobuf.Root {
-  return (schema ??= protobuf.loadSync(path.join(__dirname, '..', '..', 'proto', 'onnx.proto')));
-}
+import { onnxSchema } from './onnx-schema';
 
 /** The metadata key that holds the input's description (JSON). */
 export const INPUT_METADATA_KEY = 'simclr.input';
