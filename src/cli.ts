@@ -6,7 +6,7 @@ import * as path from 'path';
 import { doctor, formatDoctor } from './doctor';
 import { DEFAULT_RUN_CONFIG, RUN_SETTINGS, RunConfig, SEED_STREAMS, SETTING_NAMES, Setting, SettingName, readConfigFile } from './run/config';
 import { QUICKSTART_CONFIG, QUICKSTART_LOW_PRECISION_BUDGET } from './run/quickstart-recipe';
-import { configureThreadPool } from './data/decode';
+import { configureThreadPool } from './preprocess/decode';
 
 // The libuv pool's size for decoding, before anything uses the pool.
 configureThreadPool();

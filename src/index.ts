@@ -1,5 +1,5 @@
 /** Public API of the `simclr` package. */
-import { configureThreadPool } from './data/decode';
+import { configureThreadPool } from './preprocess/decode';
 
 // Process-wide, so done here, in the entry point, and nowhere on import: the libuv pool's size for decoding.
 configureThreadPool();

@@ -1,8 +1,9 @@
 /**
  * The layering of src/ as the README's "Layout" section draws it: src/native.ts is the one binding file and declares
  * the whole native surface; only the facades (tensor.ts, doctor.ts, models/, ops/, augment/, eval/) import it.
- * Training, data, the CLI and the quickstart reach native code through the facades only. And that section's table
- * names every source file, so it cannot drift from the tree.
+ * Training, data, the CLI and the quickstart reach native code through the facades only; preprocess/ (the
+ * simclr/preprocess entry) reaches no native code at all. And that section's table names every source file, so it
+ * cannot drift from the tree.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -83,6 +84,7 @@ describe('architecture of src/', () => {
   const FLOORS: string[][] = [
     ['native.ts'],
     ['errors.ts', 'settings.ts', 'tensor.ts', 'atomic-file.ts', 'user-file.ts', 'random.ts'],
+    ['preprocess/'],
     ['augment/', 'models/'],
     ['data/', 'ops/'],
     ['train/', 'eval/'],
@@ -112,6 +114,22 @@ describe('architecture of src/', () => {
     const reaches = (from: string, to: string, seen = new Set<string>()): boolean =>
       [...(edges.get(from) ?? [])].some((next) => next === to || (!seen.has(next) && seen.add(next) && reaches(next, to, seen)));
     expect([...edges.keys()].filter((room) => reaches(room, room))).toEqual([]);
+  });
+
+  it('preprocess/ (simclr/preprocess) imports only its own files and errors.ts, through any chain: never native.ts or tensor.ts', () => {
+    const reached = new Set<string>();
+    const visit = (file: string) => {
+      for (const target of graph.get(file) ?? []) {
+        if (!reached.has(target)) {
+          reached.add(target);
+          visit(target);
+        }
+      }
+    };
+    const own = files.filter((file) => rel(file).startsWith('preprocess/'));
+    expect(own.length).toBeGreaterThan(1);
+    own.forEach(visit);
+    expect([...reached].map(rel).filter((file) => !/^(preprocess\/|errors\.ts$)/.test(file))).toEqual([]);
   });
 
   it('native.ts imports nothing of the project (it is the bottom layer)', () => {

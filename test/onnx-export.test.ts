@@ -107,7 +107,8 @@ print(json.dumps(out))`, { files: exported.map((e) => e.file) }));
       // Inference form: no BatchNormalization node is left, every one was folded.
       expect(report[file].ops).not.toContain('BatchNormalization');
       expect(JSON.parse(report[file].meta['simclr.input'])).toEqual({
-        name: 'images', layout: 'NCHW', channels: 'RGB', size, resize: 'whole image to size x size, bilinear, no crop',
+        name: 'images', layout: 'NCHW', channels: 'RGB', size, baseSize: size,
+        resize: 'whole image to baseSize x baseSize when decoded (PIL bilinear), then to size x size (bilinear), no crop',
         scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
       });
       expect(report[file].meta['simclr.backbone']).toBe(name.split('-')[0]);

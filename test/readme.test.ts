@@ -143,7 +143,9 @@ describe('README examples in a fresh project', () => {
       fs.writeFileSync(path.join(project, `example-${i + 1}.cts`), asCommonJs(snippet));
       fs.writeFileSync(path.join(project, `example-${i + 1}-require.cts`), asCommonJsRequire(snippet));
     });
-    fs.writeFileSync(path.join(project, 'types-only.mts'), "import * as simclr from 'simclr';\nexport type Everything = typeof simclr;\n");
+    // Both entry points: the package's, and simclr/preprocess (what a service without LibTorch imports).
+    fs.writeFileSync(path.join(project, 'types-only.mts'), "import * as simclr from 'simclr';\nimport * as preprocess from 'simclr/preprocess';\n" +
+      'export type Everything = typeof simclr;\nexport type Preprocess = typeof preprocess;\n');
   });
   afterAll(() => {
     if (project) fs.rmSync(project, { recursive: true, force: true });
@@ -193,7 +195,7 @@ describe('README examples in a fresh project', () => {
       expect(tsc(compiler, 'tsconfig.cjs-import', { ...INIT_OPTIONS, outDir: 'cjs-import', noEmit: true }, ['example-1.cts'])).toMatch(/TS1286/);
     });
 
-    it('has types that need neither @types/node nor the DOM (lib es2022, no types)', () => {
+    it('has types that need neither @types/node nor the DOM (lib es2022, no types), simclr/preprocess\'s too', () => {
       expect(tsc(compiler, 'tsconfig.types', { strict: true, module: 'nodenext', lib: ['es2022'], types: [], skipLibCheck: false, noEmit: true }, ['types-only.mts'])).toBe('');
     });
   });

@@ -29,20 +29,8 @@ export function sourceOf(dataset: Dataset, index: number): string {
   return dataset.source?.(index) ?? `sample ${index}`;
 }
 
-/** One sample could not be read: a missing, corrupt, truncated or unsupported file. */
-export class SampleError extends Error {
-  override name = 'SampleError';
-  /** The file (or other source) of the bad sample. */
-  readonly source: string;
-  /** Why it cannot be read ("the file is missing"), without the file's name. */
-  readonly reason: string;
-
-  constructor(source: string, reason: string) {
-    super(`Cannot read image '${source}': ${reason}`);
-    this.source = source;
-    this.reason = reason;
-  }
-}
+/** One sample could not be read: a missing, corrupt, truncated or unsupported file (defined with the decoding). */
+export { SampleError } from '../preprocess/decode';
 
 /** Base size of decoded images: a square side, [height, width], or null to keep each image's own size. */
 export type BaseSize = number | readonly [number, number] | null;

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { FileListDataset } from './file-list';
 import { checkOneOf, invalid } from '../errors';
 import { BaseSize, DEFAULT_BASE_SIZE } from './dataset';
-import { IMAGE_EXTENSIONS, resolveBaseSize } from './decode';
+import { resolveBaseSize } from './decode';
+import { IMAGE_EXTENSIONS } from '../preprocess/decode';
 
 export interface ImageFolderOptions {
   /** Decoded images are resized to this (default {@link DEFAULT_BASE_SIZE}, 32); null keeps each file's size. */

@@ -6,16 +6,19 @@
  * Node and in the browser, the ONNX checker.
  */
 import * as path from 'path';
-import * as protobuf from 'protobufjs';
 import { invalid, checkInteger } from '../errors';
 import { writeFileAtomic } from '../atomic-file';
 import { Tensor } from '../tensor';
 import { ModelBase } from './encoder';
+import { INPUT_METADATA_KEY, inputMetadata } from '../preprocess/onnx-metadata';
+import { onnxSchema } from '../preprocess/onnx-schema';
 
 /** How the exported model's input is made from an image; written into the model's metadata (`simclr.input`). */
 export interface OnnxInputSpec {
   /** Height and width of the input (the whole image resized to size x size, bilinear, no crop). */
   size: number;
+  /** The side images are decoded to before that (a run's baseSize, PIL's bilinear); default `size`. */
+  baseSize?: number;
   /** Per-channel normalisation of RGB pixels scaled to [0, 1]: (x / 255 - mean) / std. */
   mean: readonly [number, number, number];
   std: readonly [number, number, number];
@@ -45,12 +48,6 @@ const IR_VERSION = 8;
 /** LibTorch's BatchNorm default, which the native models use. */
 const BN_EPS = 1e-5;
 const INPUT = 'images';
-
-let schema: protobuf.Root | undefined;
-/** ONNX's schema, loaded once: proto/ sits beside dist/ and src/ alike. */
-function onnxSchema(): protobuf.Root {
-  return (schema ??= protobuf.loadSync(path.join(__dirname, '..', '..', 'proto', 'onnx.proto')));
-}
 
 /** An ONNX AttributeProto's type tags (onnx.proto's AttributeType). */
 const ATTRIBUTE = { INT: 2, INTS: 7 } as const;
@@ -231,6 +228,7 @@ export async function onnxModelBytes(model: ModelBase, options: OnnxExportOption
   const { input } = options;
   if (typeof input !== 'object' || input === null) throw invalid('the input spec { size, mean, std }', 'input', input);
   const size = checkInteger(input.size, 'input.size', 1, 8192);
+  if (input.baseSize !== undefined) checkInteger(input.baseSize, 'input.baseSize', 1, 65536);
   for (const key of ['mean', 'std'] as const) {
     const v = input[key];
     if (!Array.isArray(v) || v.length !== 3 || v.some((x) => typeof x !== 'number' || !Number.isFinite(x) || (key === 'std' && x <= 0))) {
@@ -276,10 +274,7 @@ export async function onnxModelBytes(model: ModelBase, options: OnnxExportOption
     type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
   });
   const metadata: Record<string, string> = {
-    'simclr.input': JSON.stringify({
-      name: INPUT, layout: 'NCHW', channels: 'RGB', size, resize: 'whole image to size x size, bilinear, no crop',
-      scale: 1 / 255, mean: [...input.mean], std: [...input.std],
-    }),
+    [INPUT_METADATA_KEY]: JSON.stringify(inputMetadata(INPUT, input)),
     'simclr.backbone': description.backbone,
     'simclr.stem': description.stem,
     'simclr.outputs': JSON.stringify(outputs),

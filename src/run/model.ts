@@ -79,6 +79,11 @@ export interface ExportOnnxOptions {
    * on; from a model: required.
    */
   imageSize?: number;
+  /**
+   * The side images are decoded to before they are resized to imageSize (recorded in the model's metadata, for
+   * simclr/preprocess). From a checkpoint: its run's baseSize; from a model: default imageSize.
+   */
+  baseSize?: number;
   /** The input's normalisation, recorded in the model's metadata; default the run's (ImageNet's mean and std). */
   normalize?: { mean: [number, number, number]; std: [number, number, number] };
 }
@@ -92,11 +97,13 @@ export async function exportOnnx(source: string | ModelBase, out: string, option
   if (typeof options !== 'object' || options === null) throw invalid('an options object', 'options', options);
   let model: ModelBase;
   let size: number;
+  let baseSize: number | undefined = options.baseSize === undefined ? undefined : checkInteger(options.baseSize, 'baseSize', 1, 65536);
   const metadata: Record<string, string> = {};
   if (typeof source === 'string') {
     const loaded = await loadCheckpointModel(source);
     model = loaded.model;
     size = options.imageSize === undefined ? loaded.config.imageSize : checkInteger(options.imageSize, 'imageSize', 1, 8192);
+    baseSize ??= loaded.config.baseSize;
     metadata['simclr.checkpoint'] = path.basename(source);
     metadata['simclr.steps'] = String(loaded.meta.step);
   } else if (source instanceof ModelBase) {
@@ -108,6 +115,6 @@ export async function exportOnnx(source: string | ModelBase, out: string, option
   }
   const { normalize } = resolveAugmentConfig({ size, normalize: options.normalize ?? {} });
   await makeFolder(path.dirname(path.resolve(out)));
-  const result = await saveOnnx(model, out, { input: { size, ...normalize }, projection: options.projection, metadata });
+  const result = await saveOnnx(model, out, { input: { size, baseSize, ...normalize }, projection: options.projection, metadata });
   return { out, ...result };
 }
