@@ -259,6 +259,16 @@ describe('training loop', () => {
       .toThrow('--resume: the run trained on 24 images and its data now has 25: images were added since it started');
     fs.rmSync(path.join(folder, 'a', 'new.png'));
     expect((await runTraining(config, { progress: 'none', resume: true })).steps).toBe(6);
+
+    // Behind a --subset the size stays 16 when images are added, but the seeded draw holds other images.
+    const subset = { ...config, subset: 16, out: tmp() };
+    const stopSubset = new AbortController();
+    await runTraining(subset, { progress: 'none', signal: stopSubset.signal, onStep: (r) => r.step === 1 && stopSubset.abort() });
+    fs.writeFileSync(path.join(folder, 'b', 'new.png'), await image(31));
+    await expect(runTraining(subset, { progress: 'none', resume: true })).rejects
+      .toThrow('--resume: the run drew its 16 images (--subset) from 24 and its data now has 25: images were added since it started, so the subset would hold other images');
+    fs.rmSync(path.join(folder, 'b', 'new.png'));
+    expect((await runTraining(subset, { progress: 'none', resume: true })).steps).toBe(4);
   });
 
   it("keeps the final kNN monitor's features on request: those of the trained model, which evaluate then reuses", async () => {

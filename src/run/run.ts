@@ -163,10 +163,12 @@ async function train(config: RunConfig, options: RunOptions, lock: RunFolderLock
   // resume on other hardware resolves afresh), and what this session resolved is stored beside it.
   const local: ResolvedRunConfig = resolveRun(distributed ? markChecked({ ...config, device: rankDevice(config.device, distributed.localRank ?? distributed.rank) }) : config);
   const resolution = runResolution(local);
-  const dataset = maybeSubset(openDataset(config.data, 'train', config.baseSize, { labels: config.labels }), config.subset, config.seed + SEED_STREAMS.subset);
+  const source = openDataset(config.data, 'train', config.baseSize, { labels: config.labels });
+  const dataset = maybeSubset(source, config.subset, config.seed + SEED_STREAMS.subset);
   // A resumed run's checkpoint holds the model: its starting weights are not read again.
   const model = await createModel(resumeFrom ? { ...local, weights: undefined } : local);
   const data = group ? distributedTrainingData(dataset, local, group.rank, group.worldSize) : trainingData(dataset, local);
+  if (dataset !== source) data.sourceImages = source.length;
   const splits = config.knnEvery > 0 && writer ? evaluationSplits(local) : undefined;
   let monitorFeatures: SplitFeatures | undefined;
   const monitor = async (epoch: number) => {

@@ -63,6 +63,8 @@ export interface CheckpointMeta {
   worldSize?: number;
   /** Images of its training data (all ranks'), when the data says. */
   images?: number;
+  /** Images of the data a subset was drawn from, when the training data is a subset. */
+  sourceImages?: number;
   /** The run config (the CLI and runTraining store the whole RunConfig, its `'auto'` settings as given). */
   config: Record<string, unknown>;
   /** What those `'auto'` settings resolved to in the session that wrote the checkpoint (device, precision, ...). */

@@ -64,6 +64,11 @@ export interface TrainingData {
   viewsPerImage?: number;
   /** Images in the whole training set (all ranks'), recorded in checkpoints so that a resume on changed data is refused. */
   images?: number;
+  /**
+   * Images of the data a subset of `images` was drawn from (absent without one): data grown or shrunk behind a subset
+   * keeps its size but changes which images it holds, so this is recorded and checked too.
+   */
+  sourceImages?: number;
   getAugmentState(): AugmenterState;
   setAugmentState(state: AugmenterState): void;
   /** Where the data's warnings (skipped files) go while the loop runs: above the progress line. */
@@ -451,6 +456,7 @@ export class Trainer {
       bestMetric: best,
       worldSize: this.trainStep.group?.worldSize ?? 1,
       ...(this.data.images !== undefined ? { images: this.data.images } : {}),
+      ...(this.data.sourceImages !== undefined ? { sourceImages: this.data.sourceImages } : {}),
       config: { ...(this.options.config ?? {}) },
       ...(this.options.resolved ? { resolved: { ...this.options.resolved } } : {}),
     };
@@ -473,6 +479,11 @@ export class Trainer {
       throw new Error(`--resume: the run trained on ${meta.images} images and its data now has ${this.data.images}: images were ` +
         `${this.data.images > meta.images ? 'added' : 'removed'} since it started, so its epochs and shuffles no longer line up. ` +
         'Resume on the data it started with, or start a new run in another --out');
+    }
+    if (meta.sourceImages !== undefined && this.data.sourceImages !== undefined && meta.sourceImages !== this.data.sourceImages) {
+      throw new Error(`--resume: the run drew its ${meta.images ?? this.data.images} images (--subset) from ${meta.sourceImages} and its data now has ` +
+        `${this.data.sourceImages}: images were ${this.data.sourceImages > meta.sourceImages ? 'added' : 'removed'} since it started, so the ` +
+        'subset would hold other images. Resume on the data it started with, or start a new run in another --out');
     }
   }
 
