@@ -213,6 +213,48 @@ describe('workers started by hand', () => {
   }, 120_000);
 });
 
+describe('a worker whose MASTER_PORT is another program\'s', () => {
+  // Rank 1 alone, told that rank 0's store is at `port`.
+  const rank1 = async (port: number) => {
+    const args = TINY.filter((a, i) => a !== '--nproc-per-node' && TINY[i - 1] !== '--nproc-per-node');
+    const started = Date.now();
+    const run = spawnSync(process.execPath, [CLI, 'train', ...args, '--out', tmp(), '--dist-timeout', '8'], {
+      encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LOCAL_RANK: '1' },
+    });
+    return { code: run.status, stderr: run.stderr, seconds: (Date.now() - started) / 1000 };
+  };
+  const listening = (server: import('net').Server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as import('net').AddressInfo).port)));
+
+  it('a web server: says it is no rendezvous store (not that RANK 1 is taken)', async () => {
+    const server = (await import('http')).createServer((_, res) => res.end('hello'));
+    try {
+      const result = await rank1(await listening(server));
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('is not a rendezvous store (c10d\'s TCPStore): another program listens on MASTER_PORT');
+      expect(result.stderr).not.toContain('is taken');
+    } finally {
+      server.close();
+    }
+  }, 90_000);
+
+  it('a server that takes the connection and stays silent: gives up after --dist-timeout (8 s), not twice that', async () => {
+    const sockets: import('net').Socket[] = [];
+    const server = (await import('net')).createServer((socket) => sockets.push(socket.on('data', () => undefined)));
+    try {
+      const result = await rank1(await listening(server));
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('took the connection but did not answer within 8 s');
+      // The timeout, its small margin (0.8 s) and the start of a process that loads LibTorch, on a loaded machine
+      // (the margin was the timeout itself: 16 s and the start).
+      expect(result.seconds).toBeLessThan(8 + 0.8 + 6);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  }, 90_000);
+});
+
 describe('simclr train --nproc-per-node 2', () => {
   it('ends every worker and the launcher, non-zero and naming the rank, when one worker is killed', async () => {
     const { run, workers, rank1 } = await runningWorkers(60);

@@ -195,11 +195,13 @@ struct ProcessGroup::Impl {
         if (started[q] == ahead) leader = q;
         if (started[q] < ahead) behind << (behind.tellp() > 0 ? ", " : "") << "rank " << q << " (" << at(q) << ")";
       }
-      if (behind.tellp() > 0) return "behind the others (" + at(leader) + "): " + behind.str() + ", which died or hangs";
+      if (behind.tellp() > 0) {
+        return "behind the others (" + at(leader) + "): " + behind.str() + ", which died, hangs or cannot be reached (the network between the machines)";
+      }
       return "another rank died or hangs (see the other ranks' errors)";
     } catch (const std::exception&) {
       return "the rendezvous store on rank 0 (" + options.master_addr + ":" + std::to_string(options.master_port) +
-             ") cannot be reached: rank 0 died or hangs";
+             ") cannot be reached: rank 0 died or hangs, or the network to its machine is down";
     }
   }
 
@@ -369,9 +371,30 @@ auto WithStore(const ProcessGroupOptions& o, Operation operation) -> decltype(op
   }
 }
 
+// A program that is no store (a web server on MASTER_PORT) answers the first request with bytes that read as some
+// count, which the claim of a RANK would take for another worker's: an add to this worker's own new key must return
+// what was added before any answer is believed.
+void CheckIsStore(const ProcessGroupOptions& o, c10d::Store& keys) {
+  constexpr int64_t kProbe = 7919;
+  const std::string key = "hello/" + std::to_string(o.rank) + "/" + Identity();
+  int64_t answer = -1;
+  std::string failure;
+  try {
+    answer = keys.add(key, kProbe);
+  } catch (const std::exception& e) {
+    failure = MessageOf(e);
+    // A store that takes the connection and stays silent: the rendezvous deadline's message says so.
+    if (Contains(failure, {"imed out", "imeout"})) throw;
+  }
+  TORCH_CHECK(answer == kProbe, "rank ", o.rank, ": what answers at ", o.master_addr, ":", o.master_port,
+              " is not a rendezvous store (c10d's TCPStore): another program listens on MASTER_PORT, or rank 0 exited as "
+              "this worker joined (see its error)", failure.empty() ? std::string() : " (" + failure.substr(0, 200) + ")");
+}
+
 // Every rank records its rank, host, pid and world size; each then waits for ranks 0..W-1 and checks that they agree.
 void Join(const ProcessGroupOptions& o, c10d::Store& keys) {
   const std::string rank = std::to_string(o.rank);
+  CheckIsStore(o, keys);
   const int64_t claims = WithStore(o, [&] { return keys.add("claims/" + rank, 1); });
   TORCH_CHECK_VALUE(claims == 1, "RANK ", o.rank, " is taken by another worker of this group: each worker needs its own RANK");
   WithStore(o, [&] {
@@ -426,10 +449,12 @@ Rendezvous RendezvousWithDeadline(const ProcessGroupOptions& o) {
       joined->set_exception(std::current_exception());
     }
   }).detach();
-  const auto deadline = o.timeout + std::min(o.timeout, std::chrono::milliseconds(10000));
+  // A little past the timeout, so that the rendezvous's own waits (ranks that never join) fail first, with their
+  // messages; --dist-timeout 20 ends a silent store's wait in 22 s, not 30 as with a margin of the timeout itself.
+  const auto deadline = o.timeout + std::min(o.timeout / 10, std::chrono::milliseconds(2000));
   if (result.wait_for(deadline) == std::future_status::ready) return result.get();
   TORCH_CHECK(false, "rank ", o.rank, ": the rendezvous store at ", o.master_addr, ":", o.master_port,
-              " took the connection but did not answer within ", Seconds(deadline), ".", SilentStoreHint(o));
+              " took the connection but did not answer within ", Seconds(o.timeout), ".", SilentStoreHint(o));
 }
 
 c10::intrusive_ptr<BackendBase> CreateBackend(const ProcessGroupOptions& o, const c10::intrusive_ptr<c10d::Store>& store) {
