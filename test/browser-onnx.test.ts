@@ -9,6 +9,7 @@ import { SimCLRModel, Tensor, exportOnnx, toModelInput } from '../src';
 import { Chromium } from './helpers/chromium';
 import { describeWithTool, findTool } from './helpers/tools';
 import { scratchFolders } from './helpers/scratch';
+import { cosineSimilarity, errorOfScale } from './helpers/numerics';
 
 const chromium = findTool(['chromium', 'chromium-browser', 'google-chrome'], ['--version']);
 const tmp = scratchFolders('browser-onnx');
@@ -25,17 +26,6 @@ function pixels(width: number, height: number, seed: number, noise: boolean): Bu
     data[i] = noise ? s % 256 : Math.round(127.5 + 120 * Math.sin((x + 2 * y + 40 * (i % 3)) / 9));
   }
   return data;
-}
-
-/** max |a - b| / max |b| */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 describeWithTool('the browser example', 'chromium (Debian package)', chromium, (binary) => {
@@ -85,7 +75,7 @@ describeWithTool('the browser example', 'chromium (Debian package)', chromium, (
       const browserFeatures = await page.evaluate<number[]>(`window.embedUrl('/images/${name}')`);
       const expected = await nodeFeatures(pixels(SIZE, SIZE, seed, noise), SIZE, SIZE);
       expect(browserFeatures).toHaveLength(512);
-      errors[name] = relativeError(browserFeatures, expected);
+      errors[name] = errorOfScale(browserFeatures, expected);
     }
     console.log(`browser (ONNX Runtime Web) vs Node (LibTorch), max |diff| / max |Node|: ${JSON.stringify(errors)}`);
     for (const error of Object.values(errors)) expect(error).toBeLessThan(1e-4);
@@ -97,16 +87,8 @@ describeWithTool('the browser example', 'chromium (Debian package)', chromium, (
     for (let i = 0; i < 600 && !(await page.evaluate<boolean>('window.modelReady === true')); i++) await new Promise((r) => setTimeout(r, 100));
     const browserFeatures = await page.evaluate<number[]>(`window.embedUrl('/images/large.png')`);
     const expected = await nodeFeatures(pixels(4 * SIZE, 4 * SIZE, 3, false), 4 * SIZE, 4 * SIZE);
-    let dot = 0;
-    let a2 = 0;
-    let b2 = 0;
-    for (let i = 0; i < expected.length; i++) {
-      dot += browserFeatures[i] * expected[i];
-      a2 += browserFeatures[i] ** 2;
-      b2 += expected[i] ** 2;
-    }
-    const cosine = dot / Math.sqrt(a2 * b2);
-    console.log(`a 128 px image scaled to 32 px: browser vs Node cosine similarity ${cosine.toFixed(5)}, max |diff| / max |Node| ${relativeError(browserFeatures, expected).toExponential(2)}`);
+    const cosine = cosineSimilarity(browserFeatures, expected);
+    console.log(`a 128 px image scaled to 32 px: browser vs Node cosine similarity ${cosine.toFixed(5)}, max |diff| / max |Node| ${errorOfScale(browserFeatures, expected).toExponential(2)}`);
     expect(cosine).toBeGreaterThan(0.99);
   }, 120_000);
 });

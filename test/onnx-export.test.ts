@@ -11,6 +11,7 @@ import { scratchFolders } from './helpers/scratch';
 import { describeWithPythonTools } from './helpers/python-tools';
 import { runPython } from './helpers/oracle';
 import { runOnnx } from './helpers/onnx-runtime';
+import { errorOfScale } from './helpers/numerics';
 
 const tmp = scratchFolders('onnx');
 
@@ -31,17 +32,6 @@ async function giveBatchNormsStatistics(model: ModelBase, seed: number): Promise
   }
   await model.loadStateDict(update, { strict: false });
   for (const t of [...Object.values(state), ...Object.values(update)]) t.dispose();
-}
-
-/** max |a - b| / max |b|: the error relative to the output's scale (features after a ReLU are often exactly 0). */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 const CASES = [
@@ -78,7 +68,7 @@ describeWithPythonTools('ONNX export', (python) => {
         const expected = await model.forward(x);
         for (const output of ['h', 'z'] as const) {
           expect(run.outputs[i][output].dims).toEqual(expected[output].shape);
-          errors[`${name} ${output} batch ${x.shape[0]}`] = relativeError(run.outputs[i][output].data, expected[output].toTypedArray() as Float32Array);
+          errors[`${name} ${output} batch ${x.shape[0]}`] = errorOfScale(run.outputs[i][output].data, expected[output].toTypedArray() as Float32Array);
         }
         x.dispose();
       }
@@ -123,7 +113,7 @@ print(json.dumps(out))`, { files: exported.map((e) => e.file) }));
     const x = Tensor.randn([2, 3, 16, 16]);
     const run = runOnnx(file, [{ data: x.toTypedArray() as Float32Array, dims: x.shape }]);
     expect(run.outputNames).toEqual(['h']);
-    expect(relativeError(run.outputs[0].h.data, (await encoder.forward(x)).toTypedArray() as Float32Array)).toBeLessThan(1e-4);
+    expect(errorOfScale(run.outputs[0].h.data, (await encoder.forward(x)).toTypedArray() as Float32Array)).toBeLessThan(1e-4);
   });
 
   it('says what cannot be exported, and writes nothing then', async () => {

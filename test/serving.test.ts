@@ -13,6 +13,7 @@ import { fashionMnist } from '../src';
 import { hasJpegDecoder } from '../src/augment/image-batch';
 import { describeWithFashionMnist } from './helpers/tools';
 import { scratchFolders } from './helpers/scratch';
+import { cosineSimilarity, errorOfScale } from './helpers/numerics';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -138,22 +139,11 @@ describeWithFashionMnist('the example embedding service (examples/serve), with L
       const a = lt.json.embedding as number[];
       const b = ox.json.embedding as number[];
       expect(a).toHaveLength(512);
-      let diff = 0;
-      let scale = 0;
-      let dot = 0;
-      let na = 0;
-      let nb = 0;
-      for (let j = 0; j < a.length; j++) {
-        diff = Math.max(diff, Math.abs(a[j] - b[j]));
-        scale = Math.max(scale, Math.abs(a[j]));
-        dot += a[j] * b[j];
-        na += a[j] * a[j];
-        nb += b[j] * b[j];
-      }
-      const cosine = dot / Math.sqrt(na * nb);
-      found.push(`${name}: ${(diff / scale).toExponential(1)} of the scale, cosine ${cosine.toFixed(7)}`);
+      const error = errorOfScale(b, a);
+      const cosine = cosineSimilarity(a, b);
+      found.push(`${name}: ${error.toExponential(1)} of the scale, cosine ${cosine.toFixed(7)}`);
       if (name.endsWith('-large.jpg')) expect(cosine).toBeGreaterThanOrEqual(0.9999);
-      else expect(diff / scale).toBeLessThan(1e-4);
+      else expect(error).toBeLessThan(1e-4);
 
       const [ltNearest, oxNearest] = await Promise.all([services.libtorch, services.onnx].map((s) => post(`${s.url}/nearest?k=5`, bytesOf(name))));
       expect((oxNearest.json.neighbours as Neighbour[]).map((n) => n.file)).toEqual((ltNearest.json.neighbours as Neighbour[]).map((n) => n.file));
