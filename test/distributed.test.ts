@@ -214,15 +214,18 @@ describe('workers started by hand', () => {
 });
 
 describe('a worker whose MASTER_PORT is another program\'s', () => {
-  // Rank 1 alone, told that rank 0's store is at `port`.
+  // Rank 1 alone, told that rank 0's store is at `port` (spawned, not spawnSync: the server runs in this process).
   const rank1 = async (port: number) => {
     const args = TINY.filter((a, i) => a !== '--nproc-per-node' && TINY[i - 1] !== '--nproc-per-node');
     const started = Date.now();
-    const run = spawnSync(process.execPath, [CLI, 'train', ...args, '--out', tmp(), '--dist-timeout', '8'], {
-      encoding: 'utf8', timeout: 60_000,
+    const child = spawn(process.execPath, [CLI, 'train', ...args, '--out', tmp(), '--dist-timeout', '8'], {
+      stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000,
       env: { ...process.env, RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LOCAL_RANK: '1' },
     });
-    return { code: run.status, stderr: run.stderr, seconds: (Date.now() - started) / 1000 };
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    return { code, stderr, seconds: (Date.now() - started) / 1000 };
   };
   const listening = (server: import('net').Server) => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as import('net').AddressInfo).port)));
 

@@ -120,6 +120,8 @@ describeWithTool('two machines: network namespaces joined by a veth pair', 'root
         expect(exit.code).not.toBeNull();
         expect(exit.stderr).toMatch(/collective timeout \(10 s\)|timed out|timeout/i);
       }
+      // Each side names what it could not reach, and that the network may be why.
+      expect(exits.map((e) => e.stderr).join('\n')).toMatch(/cannot be reached/);
       expect(stepRecords(out).length).toBeLessThan(12);
 
       ip('-n', NAMESPACES[1], 'link', 'set', LINKS[1], 'up');
