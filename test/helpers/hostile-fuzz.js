@@ -13,6 +13,7 @@ const simclr = require(path.join(ROOT, 'dist'));
 const { decodeFile } = require(path.join(ROOT, 'dist', 'data', 'decode'));
 const { decodeJpeg } = require(path.join(ROOT, 'dist', 'augment', 'image-batch'));
 const { readConfigFile } = require(path.join(ROOT, 'dist', 'run', 'config'));
+const preprocess = require(path.join(ROOT, 'dist', 'preprocess'));
 
 const calls = Number(process.argv[2] || 1000);
 let state = Number(process.argv[3] || 1) >>> 0;
@@ -57,6 +58,13 @@ const options = () => {
   return o;
 };
 
+/** A regular file's bytes; anything else (a FIFO, a device, a folder, nothing) as random bytes, which callers get too. */
+function bytesOf(file) {
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  if (stat?.isFile()) return fs.readFileSync(file);
+  return Buffer.from(Array.from({ length: Math.floor(random() * 512) }, () => Math.floor(random() * 256)));
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'simclr-hostile-'));
   process.chdir(dir);
@@ -76,6 +84,11 @@ async function main() {
     async () => new simclr.Augmenter(options()),
     async () => simclr.validateRunConfig(options()),
     async () => simclr.resolveAugmentConfig(options()),
+    // Serving and export: a checkpoint path to export, image bytes to model input, an ONNX file's metadata.
+    (f) => simclr.exportOnnx(f, path.join(dir, 'out.onnx'), pick([undefined, options(), { projection: anything(), imageSize: anything() }])),
+    (f) => simclr.imagesToModelInput([bytesOf(f)], pick([{ size: 8 }, options()])),
+    async (f) => preprocess.readOnnxInputSpec(bytesOf(f)),
+    (f) => preprocess.imageToOnnxInput(bytesOf(f), pick([{ size: 8, baseSize: 8, mean: [0, 0, 0], std: [1, 1, 1] }, options(), anything()])),
   ];
   const summary = { calls: 0, settled: 0, returned: 0, errors: 0, nonErrors: 0, peakRssMiB: 0 };
   for (let i = 0; i < calls; i++) {
