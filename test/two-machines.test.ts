@@ -47,13 +47,22 @@ function started(child: ChildProcess): Promise<Exit> {
   return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stderr, seconds: (Date.now() - begun) / 1000 })));
 }
 
+/** Every launcher started, so that one left running by a failed test is ended (a killed launcher ends its workers). */
+const launchers: ChildProcess[] = [];
+
 /** One launcher per namespace: node 0 (rank 0, the rendezvous) writes the run to `out`; node 1 has a folder of its own. */
 function twoNodeJob(out: string, extra: string[] = []): { exits: Promise<Exit[]> } {
-  const node = (rank: number, folder: string) => spawn('ip', ['netns', 'exec', NAMESPACES[rank], process.execPath, CLI, 'train', ...SETTINGS, ...extra,
+  const node = (rank: number, folder: string) => launch('ip', ['netns', 'exec', NAMESPACES[rank], process.execPath, CLI, 'train', ...SETTINGS, ...extra,
     '--nnodes', '2', '--node-rank', String(rank), '--nproc-per-node', '1', '--master-addr', ADDRESSES[0], '--master-port', '29500', '--out', folder],
   // Gloo's interface, as on a cluster: the machine's name resolves to no address inside the namespace.
   { env: { ...ENV, GLOO_SOCKET_IFNAME: LINKS[rank] }, stdio: ['ignore', 'ignore', 'pipe'] });
   return { exits: Promise.all([started(node(0, out)), started(node(1, `${out}-node1`))]) };
+}
+
+function launch(command: string, args: string[], options: Parameters<typeof spawn>[2]): ChildProcess {
+  const child = spawn(command, args, options);
+  launchers.push(child);
+  return child;
 }
 
 const stepRecords = (out: string): { step: number; loss: number; lr: number }[] => (fs.existsSync(path.join(out, 'metrics.jsonl'))
@@ -89,6 +98,7 @@ describeWithTool('two machines: network namespaces joined by a veth pair', 'root
     }, 240_000);
 
     afterAll(() => {
+      for (const child of launchers) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       // Deleting a namespace deletes its end of the veth pair, and with it the other end.
       for (const name of NAMESPACES) spawnSync('ip', ['netns', 'del', name]);
     });

@@ -153,8 +153,10 @@ struct ProcessGroup::Impl {
   // Which ranks died, stopped or fell behind: a failed collective usually means one of them died or hangs. Each rank
   // recorded its host and pid at the rendezvous (a dead or stopped process on this machine is certain), and publishes
   // how far it got: its step count and the collectives it started. The store lives in rank 0's process, so when it
-  // cannot be reached rank 0 is the one gone.
-  std::string Diagnose() const {
+  // cannot be reached rank 0 is the one gone. It works on copies (the store's handles, the options, the count), as it
+  // may outlive the group: see Diagnose.
+  static std::string DiagnoseFrom(const ProcessGroupOptions& options, const c10::intrusive_ptr<c10d::TCPStore>& store,
+                                  const c10::intrusive_ptr<c10d::Store>& keys, int64_t own_collectives_started) {
     try {
       store->setTimeout(std::chrono::milliseconds(3000));
       // The peers' last counts reach the store within 100 ms.
@@ -169,7 +171,7 @@ struct ProcessGroup::Impl {
         if (keys->check({step})) steps[q] = std::stoll(Text(keys->get(step)));
         if (keys->check({collectives})) started[q] = std::stoll(Text(keys->get(collectives)));
       }
-      started[options.rank] = collectives_started.load();
+      started[options.rank] = own_collectives_started;
       const auto pid_of = [&](int64_t q) { return identities[q].substr(identities[q].rfind(' ') + 1); };
       // A peer's connection closes while it exits: give it a moment to be gone.
       for (int attempt = 0; attempt < 10; ++attempt) {
@@ -200,9 +202,28 @@ struct ProcessGroup::Impl {
       }
       return "another rank died or hangs (see the other ranks' errors)";
     } catch (const std::exception&) {
-      return "the rendezvous store on rank 0 (" + options.master_addr + ":" + std::to_string(options.master_port) +
-             ") cannot be reached: rank 0 died or hangs, or the network to its machine is down";
+      return StoreUnreachable(options);
     }
+  }
+
+  static std::string StoreUnreachable(const ProcessGroupOptions& options) {
+    return "the rendezvous store on rank 0 (" + options.master_addr + ":" + std::to_string(options.master_port) +
+           ") cannot be reached: rank 0 died or hangs, or the network to its machine is down";
+  }
+
+  // DiagnoseFrom on a thread of its own, waited for at most a few seconds: LibTorch 2.x's store client reads some
+  // replies (check) with no timeout, and when the link to rank 0's machine is down no reset ever comes, so the
+  // diagnosis would hang the failing rank forever. A diagnosis past the deadline is left blocked on its socket, holding
+  // only its own copies, and the store is reported unreachable.
+  std::string Diagnose() const {
+    auto diagnosis = std::make_shared<std::promise<std::string>>();
+    std::future<std::string> result = diagnosis->get_future();
+    std::thread([options = options, store = store, keys = keys, started = collectives_started.load(), diagnosis] {
+      diagnosis->set_value(DiagnoseFrom(options, store, keys, started));
+    }).detach();
+    // Its store waits are 3 s, its pause 0.25 s and its look for exited peers 1 s at most.
+    if (result.wait_for(std::chrono::milliseconds(6000)) == std::future_status::ready) return result.get();
+    return StoreUnreachable(options);
   }
 
   [[noreturn]] void Fail(const char* what, const std::exception& e) const {
