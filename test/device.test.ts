@@ -132,7 +132,8 @@ describe(`end to end on ${testDevice}`, () => {
     expect(onDevice.shape).toEqual([2 * B, 3, 24, 24]);
     expect(onDevice.device.startsWith(testDevice)).toBe(true);
     // As test/augment.test.ts measured for the generic path against torchvision: 6.2e-5 on normalised values.
-    const diff = Math.max(...Array.from(onDevice.toFloat32Array(), (v, i) => Math.abs(v - fused.toFloat32Array()[i])));
+    const expected = fused.toFloat32Array();
+    const diff = Math.max(...Array.from(onDevice.toFloat32Array(), (v, i) => Math.abs(v - expected[i])));
     expect(diff).toBeLessThanOrEqual(1e-4);
   });
 
