@@ -9,7 +9,7 @@ const base = require('./jest.config.js');
 const QUICK = [
   'tensor', 'nt-xent', 'nt-xent-local-rows', 'augment-fast', 'augment-params', 'data', 'decode', 'subset', 'special-files',
   'fuzz', 'architecture', 'encoder', 'checkpoint', 'schedule', 'run-config', 'trainer-callbacks', 'custom-loop', 'knn',
-  'embeddings', 'report', 'quickstart', 'types-meet', 'libtorch-discovery', 'prebuild',
+  'embeddings', 'report', 'quickstart', 'types-meet', 'libtorch-discovery', 'prebuild', 'typecheck',
 ];
 
 module.exports = { ...base, testMatch: QUICK.map((name) => `<rootDir>/test/${name}.test.ts`) };

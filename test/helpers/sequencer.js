@@ -13,7 +13,7 @@ const SECONDS = {
   reliability: 300, readme: 240, cli: 225, 'host-memory': 185, 'second-signal': 170, 'cli-usability': 160, trainer: 140,
   'data-parallel': 135, distributed: 120, device: 120, 'linear-probe': 110, 'encoder-parity': 105, install: 100,
   precision: 60, serving: 60, preprocess: 35, 'two-machines': 70, 'onnx-export': 60, tensorboard: 60, terminal: 45, 'browser-onnx': 30, 'overlap-steps': 45, 'build-files': 40, 'process-group': 35, fuzz: 35,
-  'trainer-callbacks': 35, encoder: 35, 'custom-loop': 35, checkpoint: 30, 'nt-xent': 25,
+  'trainer-callbacks': 35, encoder: 35, 'custom-loop': 35, checkpoint: 30, 'nt-xent': 25, typecheck: 20,
 };
 
 class SlowFirst extends Sequencer {
