@@ -17,6 +17,7 @@ import { decodeJpeg } from '../src/augment/image-batch';
 import { SampleError } from '../src/data/dataset';
 import { ManifestDataset } from '../src/data/manifest';
 import { NotARegularFileError, readRegularFile } from '../src/user-file';
+import { native } from '../src/native';
 
 let root: string;
 let fifo: string;
@@ -84,4 +85,32 @@ describe('a FIFO among a data folder\'s images', () => {
     expect(reports.map((r) => r.skipped)).toEqual([1]);
     expect(reports[0].skippedExamples[0]).toContain('pipe.jpg is a FIFO (named pipe), not a regular file');
   }, 20_000);
+});
+
+describe('a JPEG swapped for a FIFO after it was checked', () => {
+  // The native decoder opens the path it is given itself. It used to be given the user's path after a check of it, so
+  // a FIFO renamed over the file in between blocked it (a hang before step 1). Here the swap happens at the worst
+  // moment, as the path goes to the addon: the decoder must read the file that was checked, not what the path names.
+  it('decodes the file that was checked, not the FIFO now at its path', async () => {
+    if (!native.jpegDecoder) return; // an addon without libjpeg leaves JPEGs to sharp, which reads bytes
+    const file = path.join(root, 'swapped.jpg');
+    await sharp({ create: { width: 12, height: 10, channels: 3, background: { r: 200, g: 10, b: 10 } } }).jpeg().toFile(file);
+    const swap = path.join(root, 'swap-fifo');
+    expect(spawnSync('mkfifo', [swap]).status).toBe(0);
+    const realDecode = native.decodeJpeg;
+    const spy = jest.spyOn(native, 'decodeJpeg').mockImplementation((source, width, height) => {
+      fs.renameSync(swap, file); // the path names a FIFO from now on
+      return realDecode.call(native, source, width, height);
+    });
+    try {
+      const decoded = await decodeFile(file, null);
+      expect([decoded.width, decoded.height]).toEqual([12, 10]);
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(fs.statSync(file).isFIFO()).toBe(true);
+      // What the path names now is refused, as any FIFO is.
+      await expect(decodeFile(file, null)).rejects.toThrow(`${file} is a FIFO (named pipe), not a regular file`);
+    } finally {
+      spy.mockRestore();
+    }
+  }, 10_000);
 });

@@ -1,5 +1,5 @@
 /** Decoded images to the uint8 batch the Augmenter takes: resized to the base size, then stacked. */
-import { checkRegularFile } from '../user-file';
+import { withRegularFilePath } from '../user-file';
 import { native } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, invalid, withCallerStack } from '../errors';
@@ -46,13 +46,19 @@ export function hasJpegDecoder(): boolean {
 export async function decodeJpeg(source: Uint8Array | string, size?: readonly [number, number]): Promise<{ image: Uint8Array; width: number; height: number } | null> {
   if (!(source instanceof Uint8Array) && typeof source !== 'string') throw invalid('a Uint8Array or a path', 'source', source);
   const [height, width] = size ? [checkInteger(size[0], 'size[0]', 1, 65536), checkInteger(size[1], 'size[1]', 1, 65536)] : [0, 0];
-  // The addon opens a path itself: only a regular file gets there (a FIFO would block it, a device never end).
+  // The addon opens a path itself: only a regular file gets there (a FIFO would block it, a device never end), and
+  // the one checked (it gets the descriptor's path).
+  let out: Awaited<ReturnType<typeof native.decodeJpeg>>;
   if (typeof source === 'string') {
-    await checkRegularFile(source).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err; // a missing file is the addon's to report ("the file is missing")
-    });
+    try {
+      out = await withRegularFilePath(source, (opened) => withCallerStack(native.decodeJpeg(opened, width, height)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the file is missing');
+      throw err;
+    }
+  } else {
+    out = await withCallerStack(native.decodeJpeg(source, width, height));
   }
-  const out = await withCallerStack(native.decodeJpeg(source, width, height));
   if (out === null) return null;
   return { image: new Uint8Array(out.image.buffer, out.image.byteOffset, out.image.byteLength), width: out.width, height: out.height };
 }

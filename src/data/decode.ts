@@ -6,7 +6,7 @@ import { checkInteger, invalid } from '../errors';
 import { decodeJpeg, hasJpegDecoder, resizeImage } from '../augment/image-batch';
 import { DecodedImage, SampleError, decodeWithSharp, isJpeg } from '../preprocess/decode';
 import { BaseSize } from './dataset';
-import { checkRegularFile, readRegularFile } from '../user-file';
+import { readRegularFile } from '../user-file';
 
 /** [height, width], or null; checked. */
 export function resolveBaseSize(size: BaseSize, name = 'size'): readonly [number, number] | null {
@@ -45,12 +45,6 @@ async function decodeJpegNamed(source: Uint8Array | string, path: string, size: 
  */
 export async function decodeFile(path: string, size: readonly [number, number] | null): Promise<DecodedImage> {
   if (hasJpegDecoder() && JPEG_NAME.test(path)) {
-    // The addon opens the file itself: a FIFO named *.jpg would block it, so only a regular file gets there.
-    try {
-      await checkRegularFile(path);
-    } catch (err) {
-      throw new SampleError(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file is missing' : (err as Error).message);
-    }
     const decoded = await decodeJpegNamed(path, path, size);
     if (decoded) return decoded;
   }
