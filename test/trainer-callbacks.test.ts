@@ -48,9 +48,15 @@ describeWithFashionMnist('Trainer callbacks and defaults', () => {
     await (await trainer(2)).fit(path.join(out, 'last.ckpt'));
     expect((await readCheckpointHeader<{ epoch: number }>(path.join(out, 'best.ckpt'))).meta.epoch).toBe(2);
     // As if killed between epoch 2's save and its link: best.ckpt still holds epoch 1 (0.5), last.ckpt the best (0.6).
+    // best.ckpt is a hard link of last.ckpt: it is removed first, or copying onto it would overwrite last.ckpt too.
+    const epochOf = async (name: string) => (await readCheckpointHeader<{ epoch: number; bestMetric: number }>(path.join(out, name))).meta;
+    fs.rmSync(path.join(out, 'best.ckpt'));
     fs.copyFileSync(epochOne, path.join(out, 'best.ckpt'));
-    await (await trainer(2)).fit(path.join(out, 'last.ckpt'));
-    expect((await readCheckpointHeader<{ epoch: number; bestMetric: number }>(path.join(out, 'best.ckpt'))).meta).toMatchObject({ epoch: 2, bestMetric: 0.6 });
+    expect([(await epochOf('last.ckpt')).epoch, (await epochOf('best.ckpt')).epoch]).toEqual([2, 1]);
+    // The run is complete: the resume trains nothing, and links best.ckpt to the best checkpoint again.
+    const resumed = await (await trainer(2)).fit(path.join(out, 'last.ckpt'));
+    expect([resumed.steps, resumed.records]).toEqual([6, []]);
+    expect(await epochOf('best.ckpt')).toMatchObject({ epoch: 2, bestMetric: 0.6 });
   });
 
   it('fills every option it is not given from the run settings', async () => {
