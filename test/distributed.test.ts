@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { DistributedSampler, doctor } from '../src';
 import { describeWithTool } from './helpers/tools';
-import { sweepStaleResumeCopies } from '../src/run/distributed';
+import { sweepStaleResumeCopies } from '../src/run/resume-copies';
 import { eventFiles } from '../src/train/tensorboard';
 import { freePort, launch } from '../src/run/launch';
 import { scratchFolders } from './helpers/scratch';
@@ -321,6 +321,24 @@ describe('simclr train --nproc-per-node 2', () => {
       expect(Math.abs(records[i].loss - reference[i].loss)).toBeLessThan(1e-5 * reference[i].loss);
     }
   }, 300_000);
+
+  it('refusing to resume a 1-worker run leaves no checkpoint copy in the temporary folder', async () => {
+    // Rank 1 copies rank 0's checkpoint before the refusal; the launcher's SIGTERM used to end it before its cleanup,
+    // leaving the copy (the checkpoint's size) for good. A temporary folder of its own shows what the job left.
+    const out = tmp();
+    const temporary = tmp();
+    const oneWorker = TINY.slice(2);
+    const first = await simclr([...oneWorker, '--max-steps', '2', '--out', out]).exit;
+    expect(first.code === 0 ? '' : first.stderr).toBe('');
+    const child = spawn(process.execPath, [CLI, 'train', '--resume', '--nproc-per-node', '2', '--progress', 'none', '--out', out],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: temporary }, timeout: 120_000 });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/written by a run of 1 worker\(s\), and this one has 2/);
+    expect(fs.readdirSync(temporary)).toEqual([]);
+  }, 240_000);
 });
 
 /**

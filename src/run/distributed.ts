@@ -10,6 +10,7 @@ import { Environment, ProcessGroup, processGroupOptionsFromEnv } from '../ops/pr
 import type { RunConfig } from './config';
 import type { ResolvedRunConfig } from './resolve';
 import { readRegularFileSync } from '../user-file';
+import { RESUME_COPY_PREFIX, sweepStaleResumeCopies } from './resume-copies';
 
 /** Where this worker sits in a data-parallel run (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK). */
 export interface DistributedRunOptions {
@@ -79,29 +80,6 @@ export async function checkSameRun(group: ProcessGroup, config: RunConfig): Prom
   }
 }
 
-const RESUME_COPY = /^simclr-resume-(\d+)-/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Removes the checkpoint copies of resumes whose process is gone (a worker killed while it resumed cannot remove its
- * own: SIGKILL runs no handler), so that none stays in the temporary folder for good.
- */
-export function sweepStaleResumeCopies(folder = os.tmpdir()): void {
-  for (const entry of fs.readdirSync(folder)) {
-    const owner = RESUME_COPY.exec(entry)?.[1];
-    if (owner === undefined || Number(owner) === process.pid || alive(Number(owner))) continue;
-    fs.rmSync(path.join(folder, entry), { recursive: true, force: true });
-  }
-}
-
 /**
  * Rank 0 reads `file` and every rank receives its bytes, so machines without rank 0's disk resume from the same
  * checkpoint. Returns the file each rank reads (rank 0: `file`; the others: a temporary copy, named after the process,
@@ -113,7 +91,7 @@ export async function shareCheckpoint(group: ProcessGroup, file: string): Promis
   if (bytes.length === 0) throw new Error(`--resume: no checkpoint at ${file} on rank 0`);
   if (group.rank === 0) return { file, cleanup: () => undefined };
   sweepStaleResumeCopies();
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), `simclr-resume-${process.pid}-`));
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), `${RESUME_COPY_PREFIX}${process.pid}-`));
   const cleanup = () => {
     fs.rmSync(folder, { recursive: true, force: true });
     process.removeListener('exit', cleanup);

@@ -13,6 +13,7 @@ import * as net from 'net';
 import * as os from 'os';
 import { checkInteger, invalid } from '../errors';
 import type { Environment } from '../ops/process-group';
+import { sweepStaleResumeCopies } from './resume-copies';
 
 export interface LaunchOptions {
   /** Workers on this machine (one per GPU, or per share of the CPU cores). */
@@ -160,6 +161,8 @@ export async function launch(options: LaunchOptions): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onInt);
     process.removeListener('SIGTERM', onTerm);
+    // A worker stopped while it resumed (say, SIGTERM'd because another refused the resume) may leave its copy.
+    sweepStaleResumeCopies();
   }
 }
 

@@ -19,6 +19,7 @@ import { createModel } from './model';
 import { RunFolderLock } from '../train/folder-lock';
 import { distributedTrainingData } from './distributed-data';
 import { DistributedRunOptions, checkSameRun, joinGroup, rank0Monitor, rankDevice, resolveDistributed, shareCheckpoint } from './distributed';
+import { sweepStaleResumeCopies } from './resume-copies';
 import type { ProcessGroup } from '../ops/process-group';
 import { markChecked } from '../errors';
 import { exitWhenIdle } from '../tensor';
@@ -137,6 +138,7 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     let notes: string[] = [];
     if (!options.resume && writer) await checkFreshFolder(config.out, options.overwrite ?? false);
     // Data-parallel: rank 0's last.ckpt reaches every rank (machines need not share a disk).
+    if (options.resume && !group) sweepStaleResumeCopies(); // a data-parallel resume's ranks sweep as they copy
     const resumeFrom = !options.resume ? undefined : group ? await shareCheckpoint(group, last) : { file: last, cleanup: () => undefined };
     try {
       if (resumeFrom) {
