@@ -104,9 +104,19 @@ function requireFile(file: unknown, flag: string): string {
 }
 
 /** Whether two paths name one file (by device and inode where the first exists, else by resolved path). */
+/** fs.statSync, undefined where nothing is (ENOENT, or ENOTDIR: a file where a folder of the path should be). */
+function statIfAny(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
 function sameFile(a: string, b: string): boolean {
-  const sa = fs.statSync(a, { throwIfNoEntry: false });
-  const sb = fs.statSync(b, { throwIfNoEntry: false });
+  const sa = statIfAny(a);
+  const sb = statIfAny(b);
   return sa && sb ? sa.dev === sb.dev && sa.ino === sb.ino : path.resolve(a) === path.resolve(b);
 }
 
@@ -120,17 +130,32 @@ function outputFile(file: unknown, flag: string, inputs: Record<string, string>,
     for (const [inputFlag, input] of Object.entries(inputs)) {
       if (sameFile(target, input)) throw new Error(`${flag} ${file} would overwrite the ${inputFlag} file ${input}: choose another path`);
     }
-    if (fs.statSync(target, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${flag} ${file}: ${target} is a folder`);
     const folder = path.dirname(path.resolve(target));
-    const where = fs.statSync(folder, { throwIfNoEntry: false });
-    if (!where?.isDirectory()) throw new Error(`${flag} ${file}: the folder ${folder} does not exist`);
-    try {
-      fs.accessSync(folder, fs.constants.W_OK);
-    } catch {
-      throw new Error(`${flag} ${file}: the folder ${folder} is not writable`);
-    }
+    if (statIfAny(target)?.isDirectory()) throw new Error(`${flag} ${file}: ${target} is a folder`);
+    const where = statIfAny(folder);
+    if (!where) throw new Error(`${flag} ${file}: the folder ${folder} does not exist`);
+    if (!where.isDirectory()) throw new Error(`${flag} ${file}: ${folder} is a file, not a folder`);
+    checkCanCreateIn(folder, `${flag} ${file}`);
   }
   return file;
+}
+
+/**
+ * Creates and removes a file in `folder`, so that an output that cannot be written fails before the work rather than
+ * after it: write permission says too little (root may write anywhere, yet /proc and /sys take no new files).
+ */
+function checkCanCreateIn(folder: string, what: string): void {
+  const probe = path.join(folder, `.simclr-write-check-${process.pid}.tmp`);
+  try {
+    fs.closeSync(fs.openSync(probe, 'wx'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return fs.rmSync(probe, { force: true }); // a leftover of this pid's: writable all the same
+    const reason = code === 'EACCES' || code === 'EPERM' ? 'is not writable' : code === 'EROFS' ? 'is on a read-only file system'
+      : `takes no new files (${code ?? (err as Error).message})`;
+    throw new Error(`${what}: the folder ${folder} ${reason}`);
+  }
+  fs.rmSync(probe, { force: true });
 }
 
 /** A setting named in a message ("Expected ... for batchSize but received ...") is named as its flag, --batch-size. */

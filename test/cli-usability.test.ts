@@ -194,6 +194,15 @@ describe('help tells the truth', () => {
       expect([same.status, same.stderr.trim()]).toEqual([1, `simclr: --out ${checkpoint} would overwrite the --checkpoint file ${checkpoint}: choose another path`]);
       const nowhere = simclr(command, '--checkpoint', checkpoint, '--out', path.join(root, 'no-such-folder', 'x.npy'));
       expect([nowhere.status, nowhere.stderr.trim()]).toEqual([1, `simclr: --out ${path.join(root, 'no-such-folder', 'x.npy')}: the folder ${path.join(root, 'no-such-folder')} does not exist`]);
+      // A file where the folder should be.
+      const underFile = path.join(checkpoint, 'x.npy');
+      const file = simclr(command, '--checkpoint', checkpoint, '--out', underFile);
+      expect([file.status, file.stderr.trim()]).toEqual([1, `simclr: --out ${underFile}: ${checkpoint} is a file, not a folder`]);
+      // Writable by its mode (root may write anywhere), yet no file can be made there: refused before the work too.
+      if (fs.existsSync('/proc/self')) {
+        const proc = simclr(command, '--checkpoint', checkpoint, '--out', '/proc/simclr-x.npy');
+        expect([proc.status, proc.stderr.trim()]).toEqual([1, 'simclr: --out /proc/simclr-x.npy: the folder /proc takes no new files (ENOENT)']);
+      }
     }
     // embed's labels file (<out>.labels.npy) is an output too.
     const named = path.join(root, 'c.labels.npy');
