@@ -222,6 +222,28 @@ describe('training loop', () => {
     expect(fs.existsSync(existing)).toBe(true);
   });
 
+  it('a run that fails before its first step leaves nothing that blocks the same command once the data is fixed', async () => {
+    // The data opens, but no image of epoch 1 can be read: the run has begun its metrics and event file by then.
+    const data = tmp();
+    fs.mkdirSync(path.join(data, 'a'));
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(data, 'a', `${i}.png`), 'not a png');
+    const out = path.join(tmp(), 'run');
+    const config = { ...base, data, labels: 'none' as const, subset: undefined, knnEvery: 0, batchSize: 2, out };
+    await expect(runTraining(config, { progress: 'none' })).rejects.toThrow(/no image of epoch 1 could be read/);
+    expect(fs.existsSync(out)).toBe(false);
+    // Nor in a folder it found: it keeps the folder and what else is there, not the stub of the failed run.
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+    await expect(runTraining(config, { progress: 'none' })).rejects.toThrow(/no image of epoch 1 could be read/);
+    expect(fs.readdirSync(out)).toEqual(['notes.txt']);
+    // A stub left by a kill before step 1 (metrics.jsonl with its session record alone, an event file) blocks no retry.
+    fs.writeFileSync(path.join(out, 'metrics.jsonl'), '{"session":{"step":0}}\n');
+    fs.writeFileSync(path.join(out, 'events.out.tfevents.1.host'), '');
+    for (let i = 0; i < 6; i++) await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 40 * i, g: 9, b: 9 } } }).png().toFile(path.join(data, 'a', `${i}.png`));
+    const run = await runTraining({ ...config, epochs: 1 }, { progress: 'none' });
+    expect(run.steps).toBe(3);
+  });
+
   it('resuming a finished run trains nothing and says so, with the loss it ended on', async () => {
     const out = tmp();
     const whole = await runTraining({ ...base, epochs: 1, out }, { progress: 'none' });

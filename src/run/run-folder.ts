@@ -74,7 +74,35 @@ export async function resumedConfig(given: Partial<RunConfig>, out: string, last
  */
 const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.html', 'report.svg'];
 
+/**
+ * Whether `out` holds what a run that never finished a step leaves (a failure or kill before step 1: metrics.jsonl with
+ * its session record alone, an event file), and nothing more: no checkpoint, no report, no step.
+ */
+function holdsNoStep(out: string): boolean {
+  if (PREVIOUS_RUN_FILES.some((name) => name !== 'metrics.jsonl' && fs.existsSync(path.join(out, name)))) return false;
+  const metrics = path.join(out, 'metrics.jsonl');
+  if (!fs.existsSync(metrics)) return true;
+  return fs.readFileSync(metrics, 'utf8').split('\n').every((line) => {
+    try {
+      return !line || JSON.parse(line).step === undefined;
+    } catch {
+      return true; // a line cut short by a kill
+    }
+  });
+}
+
+/**
+ * Removes what a run that never finished a step left in `out` (see holdsNoStep): there is nothing to resume, and a
+ * retry of the command must not be refused for it. Anything else is left alone.
+ */
+export async function clearRunWithoutSteps(out: string): Promise<void> {
+  if (!fs.existsSync(out) || !holdsNoStep(out)) return;
+  await fs.promises.rm(path.join(out, 'metrics.jsonl'), { force: true });
+  await removeEventFiles(out);
+}
+
 export async function checkFreshFolder(out: string, overwrite: boolean): Promise<void> {
+  await clearRunWithoutSteps(out);
   const present = PREVIOUS_RUN_FILES.filter((name) => fs.existsSync(path.join(out, name)));
   // One name for the event files, however many sessions wrote them.
   const events = eventFiles(out).length > 0 ? ['events.out.tfevents.*'] : [];

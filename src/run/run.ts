@@ -13,7 +13,7 @@ import { formatDuration } from '../train/progress';
 import { Trainer, TrainResult } from '../train/trainer';
 import { RunConfig, SEED_STREAMS, validateRunConfig } from './config';
 import { ResolvedRunConfig, RunResolution, resolveRun, runResolution } from './resolve';
-import { absoluteData, checkFreshFolder, resumedConfig } from './run-folder';
+import { absoluteData, checkFreshFolder, clearRunWithoutSteps, resumedConfig } from './run-folder';
 import { trainingData } from './training-data';
 import { createModel } from './model';
 import { RunFolderLock } from '../train/folder-lock';
@@ -153,7 +153,11 @@ export async function runTraining(partial: Partial<RunConfig>, options: RunOptio
     }
   } finally {
     await lock?.release();
-    if (failed && createdOut) await fs.promises.rmdir(config.out).catch(() => undefined); // only if still empty
+    if (failed && writer && !options.resume) {
+      // A fresh run that failed before its first step leaves nothing to resume: not even its folder, if it made it.
+      await clearRunWithoutSteps(config.out);
+      if (createdOut) await fs.promises.rmdir(config.out).catch(() => undefined); // only if now empty
+    }
   }
 }
 
