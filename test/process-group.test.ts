@@ -4,7 +4,7 @@
  * that says so within the timeout, never a hang. Ranks run as separate processes of the built package (dist/), as the
  * launcher starts them; the single-rank cases run in this process.
  */
-import { spawn } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as net from 'net';
 import * as path from 'path';
 import { ProcessGroup } from '../src';
@@ -79,13 +79,18 @@ describe('joining a process group', () => {
     for (const r of results) expect(r.output).toBe('sum 2\nok');
   }, 60_000);
 
-  it('a port in use on rank 0 is an error naming the port and the fix', async () => {
+  it('a port in use on rank 0 is an error naming the port and the fix, and nothing else on stderr', async () => {
     const holder = net.createServer();
     await new Promise<void>((resolve) => holder.listen(0, '0.0.0.0', resolve));
     const port = (holder.address() as net.AddressInfo).port;
     try {
       await expect(ProcessGroup.init({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 5_000 }))
         .rejects.toThrow(new RegExp(`MASTER_PORT ${port} is in use on this machine.*Pick a free port \\(--master-port, MASTER_PORT\\)`));
+      // LibTorch's store logged four lines of failed binds (socket.cpp) before the error: in a process of its own, the
+      // error alone is what the user reads.
+      const child = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(DIST)}).ProcessGroup.init({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: ${port}, timeoutMs: 5000 })
+        .catch((e) => { console.error(e.message); process.exitCode = 1; })`], { encoding: 'utf8', timeout: 60_000 });
+      expect([child.status, child.stderr.trim().split('\n')]).toEqual([1, [expect.stringMatching(new RegExp(`^MASTER_PORT ${port} is in use on this machine`))]]);
     } finally {
       holder.close();
     }

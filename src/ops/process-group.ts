@@ -4,6 +4,7 @@
  * CUDA, and a timeout on every collective so that a dead or stuck worker ends the run instead of hanging it. A data-
  * parallel training step takes a group (`dataParallel` in {@link Optimizer.create} / {@link createTrainStep}).
  */
+import * as net from 'net';
 import { native, NativeCommunicationCounters, NativeProcessGroup } from '../native';
 import { Tensor } from '../tensor';
 import { checkInteger, checkOneOf, invalid, withCallerStack } from '../errors';
@@ -77,6 +78,28 @@ export function processGroupOptionsFromEnv(env: Environment = process.env):
   return { rank, worldSize, masterAddr, masterPort, localRank, localWorldSize, agentStore };
 }
 
+/**
+ * Throws unless rank 0 can serve the store on `port` (bound on every interface, as the store binds it). Asked before
+ * LibTorch tries: its store logs its failed binds, four lines of its own, before the error. LibTorch's failure is
+ * still turned into the same message, for a port taken between this check and its bind.
+ */
+async function checkPortFree(port: number): Promise<void> {
+  const server = net.createServer();
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    server.once('error', resolve);
+    server.listen(port, () => resolve(undefined));
+  });
+  if (!error) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return;
+  }
+  if (error.code === 'EADDRINUSE') {
+    throw new Error(`MASTER_PORT ${port} is in use on this machine: rank 0 cannot serve the rendezvous there. Pick a free port ` +
+      '(--master-port, MASTER_PORT) or stop the process that holds it');
+  }
+  // Anything else (EACCES for a low port) is LibTorch's to report, as before.
+}
+
 export class ProcessGroup {
   /** @internal */
   readonly handle: NativeProcessGroup;
@@ -104,6 +127,7 @@ export class ProcessGroup {
     const timeoutMs = checkInteger(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs', 1);
     const agentStore = options.agentStore ?? false;
     if (typeof agentStore !== 'boolean') throw invalid('a boolean', 'agentStore', agentStore);
+    if (rank === 0 && !agentStore) await checkPortFree(masterPort);
     const handle = await withCallerStack(native.createProcessGroup({ masterAddr: options.masterAddr, masterPort, rank, worldSize, backend, timeoutMs, agentStore }));
     return new ProcessGroup(handle);
   }
