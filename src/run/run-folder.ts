@@ -51,7 +51,7 @@ export async function resumedConfig(given: Partial<RunConfig>, out: string, last
   const conflicts: string[] = [];
   for (const [name, value] of Object.entries(given) as [SettingName, unknown][]) {
     if (value === undefined || name === 'out' || value === stored[name]) continue;
-    const before = stored[name] === undefined ? 'unset' : String(stored[name]);
+    const before = stored[name] === undefined ? 'none' : String(stored[name]);
     const meaning = MAY_CHANGE_ON_RESUME[name];
     if (meaning) {
       config[name] = value;
