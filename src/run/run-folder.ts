@@ -76,12 +76,13 @@ const PREVIOUS_RUN_FILES = ['last.ckpt', 'best.ckpt', 'metrics.jsonl', 'report.h
 
 /**
  * Whether `out` holds what a run that never finished a step leaves (a failure or kill before step 1: metrics.jsonl with
- * its session record alone, an event file), and nothing more: no checkpoint, no report, no step.
+ * its session record alone, an event file), and nothing more: no checkpoint, no report, no step. Event files without
+ * a metrics.jsonl are not that: another run's or another program's.
  */
 function holdsNoStep(out: string): boolean {
   if (PREVIOUS_RUN_FILES.some((name) => name !== 'metrics.jsonl' && fs.existsSync(path.join(out, name)))) return false;
   const metrics = path.join(out, 'metrics.jsonl');
-  if (!fs.existsSync(metrics)) return true;
+  if (!fs.existsSync(metrics)) return false;
   return fs.readFileSync(metrics, 'utf8').split('\n').every((line) => {
     try {
       return !line || JSON.parse(line).step === undefined;
