@@ -236,7 +236,7 @@ describe('bf16 views', () => {
 describe('a bf16 run', () => {
   it('resumed after an interruption gives the same losses as an uninterrupted run', async () => {
     const base: Partial<RunConfig> = {
-      data: 'fashion-mnist', subset: 24, batchSize: 8, epochs: 2, baseSize: 8, imageSize: 8, stem: 'cifar',
+      data: 'fashion-mnist', subset: 16, batchSize: 8, epochs: 2, baseSize: 8, imageSize: 8, stem: 'cifar',
       knnEvery: 0, workers: 1, seed: 4, lr: 0.3, precision: 'bf16', memoryFormat: 'channelsLast',
     };
     const losses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
@@ -245,9 +245,10 @@ describe('a bf16 run', () => {
     const parts = tmp();
     await runTraining({ ...base, out: whole }, { progress: 'none' });
     const stop = new AbortController();
-    await runTraining({ ...base, out: parts }, { progress: 'none', signal: stop.signal, onStep: (r) => r.step === 2 && stop.abort() });
+    // Stopped mid-epoch 1 (2 steps an epoch): the resume restores the bf16 model, optimiser and data position there.
+    await runTraining({ ...base, out: parts }, { progress: 'none', signal: stop.signal, onStep: (r) => r.step === 1 && stop.abort() });
     await runTraining({ ...base, out: parts }, { progress: 'none', resume: true });
     expect(losses(parts)).toEqual(losses(whole));
-    expect(losses(whole).length).toBe(6);
+    expect(losses(whole).length).toBe(4);
   });
 });

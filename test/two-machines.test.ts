@@ -34,7 +34,7 @@ function canMakeNamespaces(): boolean {
 
 /** 48 Fashion-MNIST images, 2 ranks x 4 per step: 6 steps an epoch, 12 in all; last.ckpt every 2 steps. */
 const SETTINGS = ['--data', 'fashion-mnist', '--subset', '48', '--batch-size', '4', '--epochs', '2', '--base-size', '16', '--image-size', '16',
-  '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none', '--checkpoint-every', '2', '--dist-timeout', '10'];
+  '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none', '--checkpoint-every', '2', '--dist-timeout', '5'];
 // One LibTorch thread per worker everywhere: the one-machine reference's share of 2 cores, so that the arithmetic is the same.
 const ENV = { ...process.env, SIMCLR_NUM_THREADS: '1' };
 
@@ -128,7 +128,7 @@ describeWithTool('two machines: network namespaces joined by a veth pair', 'root
       for (const exit of exits) {
         expect(exit.code).not.toBe(0);
         expect(exit.code).not.toBeNull();
-        expect(exit.stderr).toMatch(/collective timeout \(10 s\)|timed out|timeout/i);
+        expect(exit.stderr).toMatch(/collective timeout \(5 s\)|timed out|timeout/i);
       }
       // Each side names what it could not reach, and that the network may be why.
       expect(exits.map((e) => e.stderr).join('\n')).toMatch(/cannot be reached/);
