@@ -328,7 +328,7 @@ describe('simclr train --nproc-per-node 2', () => {
     const out = tmp();
     const temporary = tmp();
     const oneWorker = TINY.slice(2);
-    const first = await simclr([...oneWorker, '--max-steps', '2', '--out', out]).exit;
+    const first = await simclr([...oneWorker, '--max-steps', '1', '--out', out]).exit;
     expect(first.code === 0 ? '' : first.stderr).toBe('');
     const child = spawn(process.execPath, [CLI, 'train', '--resume', '--nproc-per-node', '2', '--progress', 'none', '--out', out],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: temporary }, timeout: 120_000 });

@@ -310,7 +310,7 @@ describe('training loop', () => {
     expect(reused.knnAccuracy).toBe(last.knnAccuracy);
     expect(kept.bank.features.disposed && kept.query.features.disposed).toBe(true); // evaluate freed what it was given
     // Without the option the monitor frees its features (one epoch: the monitor runs at its end all the same).
-    expect((await runTraining({ ...config, epochs: 1, out: tmp() }, { progress: 'none' })).monitorFeatures).toBeUndefined();
+    expect((await runTraining({ ...config, epochs: 1, subset: 16, out: tmp() }, { progress: 'none' })).monitorFeatures).toBeUndefined();
   });
 
   it('drops the short last batch by default (10 images in batches of 4: 4, 4)', async () => {
@@ -389,6 +389,23 @@ describe('training loop', () => {
         const reports = warn.mock.calls.map((c) => String(c[0])).filter((m) => /skipped 1 unreadable image/.test(m));
         expect(reports).toHaveLength(1);
         expect(reports[0]).toMatch(/^simclr: skipped 1 unreadable image\(s\), e\.g\.:\n {2}.*bad0\.png[\s\S]*later epochs that skip the same files say nothing/);
+      } finally {
+        warn.mockRestore();
+      }
+    });
+
+    it('in the kNN monitor\'s splits are reported once, naming the split, not an epoch', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        const data = await folder(9, 1);
+        await runTraining({ ...base, data, subset: undefined, epochs: 2, batchSize: 4, knnEvery: 1, evalSubset: 5, out: tmp() }, { progress: 'none' });
+        const said = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('bad0.png'));
+        // evalSubset 5: bank and queries hold all 10 files between them. The training loader's epoch-end report once, and
+        // the monitor's (two epochs, the same splits each time) once.
+        const monitor = said.filter((m) => / left out /.test(m));
+        expect(monitor).toHaveLength(1);
+        expect(monitor[0]).toMatch(/^simclr: the (kNN bank|evaluation queries) left out 1 unreadable image\(s\), e\.g\.:\n {2}\S*bad0\.png: /);
+        expect(said.filter((m) => !/ left out /.test(m))).toHaveLength(1);
       } finally {
         warn.mockRestore();
       }

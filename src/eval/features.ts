@@ -39,7 +39,7 @@ export interface ExtractedFeatures extends FeatureTensors {
 
 /**
  * Features `h` of every readable image of `dataset` (eval mode, no gradient), with labels, in dataset order, and which
- * sample each row is. `model` undefined gives the raw pixels of the evaluation view (the raw-pixel baseline).
+ * sample each row is; the unreadable ones are listed in `skipped` (nothing is printed). `model` undefined gives the raw pixels of the evaluation view (the raw-pixel baseline).
  */
 export async function extractFeatures(model: Embedder | undefined, dataset: Dataset, options: {
   size: number; normalize: AugmentConfig['normalize']; device: Device; batchSize?: number; workers?: number;
@@ -50,6 +50,9 @@ export async function extractFeatures(model: Embedder | undefined, dataset: Data
   const loader = new Loader(dataset, {
     batchSize: options.batchSize ?? 256, shuffle: false, concurrency: (options.workers ?? 4) * 16,
     onSkip: (index, error) => skipped.push({ index, source: error.source, reason: error.reason }),
+    // One pass, whose skipped samples are returned: the caller says what they were skipped from (the loader's own
+    // epoch-end warning spoke of epochs, and said nothing of which split).
+    onEpochEnd: () => undefined,
   });
   const parts: Float32Array[] = [];
   const labels: number[] = [];

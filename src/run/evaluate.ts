@@ -9,7 +9,7 @@ import { DEFAULT_EVAL_BANK_SIZE, RunConfig, SEED_STREAMS } from './config';
 import { resolveRun } from './resolve';
 import { knnEvaluate } from '../eval/knn';
 import { linearProbe } from '../eval/linear-probe';
-import { Embedder, extractFeatures } from '../eval/features';
+import { Embedder, SkippedSample, extractFeatures } from '../eval/features';
 import type { FeatureTensors } from '../eval/labelled-features';
 
 /** The labelled splits of a run's evaluation. */
@@ -53,7 +53,23 @@ export async function featuresOf(model: Embedder | undefined, splits: Evaluation
     size: config.imageSize, normalize: resolveAugmentConfig({ size: config.imageSize }).normalize, device: config.device, workers: config.workers,
     forward: { precision, memoryFormat },
   };
-  return { bank: await extractFeatures(model, splits.bank, options), query: await extractFeatures(model, splits.query, options) };
+  const bank = await extractFeatures(model, splits.bank, options);
+  warnSkipped('the kNN bank', bank.skipped);
+  const query = await extractFeatures(model, splits.query, options);
+  warnSkipped('the evaluation queries', query.skipped);
+  return { bank, query };
+}
+
+const warned = new Set<string>();
+
+/** Says once per process which files of a split could not be read (the monitor reads the same splits every epoch). */
+function warnSkipped(split: string, skipped: readonly SkippedSample[]): void {
+  if (skipped.length === 0) return;
+  const message = `simclr: ${split} left out ${skipped.length} unreadable image(s), e.g.:\n  ` +
+    skipped.slice(0, 3).map((s) => `${s.source}: ${s.reason}`).join('\n  ');
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.warn(message);
 }
 
 function disposeFeatures(f: SplitFeatures): void {
