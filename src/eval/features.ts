@@ -39,7 +39,8 @@ export interface ExtractedFeatures extends FeatureTensors {
 
 /**
  * Features `h` of every readable image of `dataset` (eval mode, no gradient), with labels, in dataset order, and which
- * sample each row is; the unreadable ones are listed in `skipped` (nothing is printed). `model` undefined gives the raw pixels of the evaluation view (the raw-pixel baseline).
+ * sample each row is; the unreadable ones are listed in `skipped` (nothing is printed). `model` undefined gives the
+ * raw pixels of the evaluation view (the raw-pixel baseline).
  */
 export async function extractFeatures(model: Embedder | undefined, dataset: Dataset, options: {
   size: number; normalize: AugmentConfig['normalize']; device: Device; batchSize?: number; workers?: number;
