@@ -279,6 +279,14 @@ void CheckOptions(const ProcessGroupOptions& o) {
   std::abort();  // not reached: TORCH_CHECK(false, ...) throws
 }
 
+// The error of a rank that found something other than a store at MASTER_ADDR:MASTER_PORT; `failure`: what c10d said.
+[[noreturn]] void ThrowNotAStore(const ProcessGroupOptions& o, const std::string& failure) {
+  TORCH_CHECK(false, "rank ", o.rank, ": what answers at ", o.master_addr, ":", o.master_port,
+              " is not a rendezvous store (c10d's TCPStore): another program listens on MASTER_PORT, or rank 0 exited as "
+              "this worker joined (see its error)", failure.empty() ? std::string() : " (" + failure.substr(0, 200) + ")");
+  std::abort();  // not reached: TORCH_CHECK(false, ...) throws
+}
+
 c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(o.master_port);
@@ -295,6 +303,8 @@ c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const ProcessGroupOptions& o) {
                 o.master_port, " is in use on this machine: rank 0 cannot serve the rendezvous there. Pick a free port "
                 "(--master-port, MASTER_PORT) or stop the process that holds it");
     TORCH_CHECK(!store_options.isServer, "rank 0 could not serve the rendezvous store at ", where, ": ", message.substr(0, 300));
+    // LibTorch 2.x's client pings the server as it connects, and gives up at its timeout if the answers are wrong.
+    if (Contains(message, {"Ping failed", "invalid value returned from server"})) ThrowNotAStore(o, message);
     ThrowUnreachableMaster(o, message.substr(0, 300));
   }
 }
@@ -407,9 +417,7 @@ void CheckIsStore(const ProcessGroupOptions& o, c10d::Store& keys) {
     // A store that takes the connection and stays silent: the rendezvous deadline's message says so.
     if (Contains(failure, {"imed out", "imeout"})) throw;
   }
-  TORCH_CHECK(answer == kProbe, "rank ", o.rank, ": what answers at ", o.master_addr, ":", o.master_port,
-              " is not a rendezvous store (c10d's TCPStore): another program listens on MASTER_PORT, or rank 0 exited as "
-              "this worker joined (see its error)", failure.empty() ? std::string() : " (" + failure.substr(0, 200) + ")");
+  if (answer != kProbe) ThrowNotAStore(o, failure);
 }
 
 // Every rank records its rank, host, pid and world size; each then waits for ranks 0..W-1 and checks that they agree.
