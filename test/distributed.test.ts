@@ -110,7 +110,7 @@ function simclr(args: string[]) {
 
 /** 24 Fashion-MNIST images, 2 workers x 4 per step: 3 steps an epoch. */
 const TINY = ['--nproc-per-node', '2', '--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--base-size', '16',
-  '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
+  '--image-size', '16', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
 
 const stepRecords = (out: string) => (fs.existsSync(path.join(out, 'metrics.jsonl')) ? fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8') : '')
   .split('\n').flatMap((line) => {

@@ -31,7 +31,7 @@ function differingTensors(a: StateDict, b: StateDict): string[] {
 
 describeWithFashionMnist('overlapped steps', () => {
   const base: Partial<RunConfig> = {
-    data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16, stem: 'cifar',
+    data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16,
     knnEvery: 0, workers: 1, seed: 5, lr: 0.3, precision: 'fp32',
   };
 

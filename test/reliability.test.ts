@@ -15,7 +15,7 @@ import { scratchFolders } from './helpers/scratch';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 const TINY = ['--data', 'fashion-mnist', '--subset', '24', '--batch-size', '4', '--epochs', '2', '--base-size', '16',
-  '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
+  '--image-size', '16', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none'];
 const STEPS = 12;
 /** TINY as one epoch of 12 steps: a kill after a few steps lands mid-epoch, where epoch-end checkpoints have none. */
 const ONE_LONG_EPOCH = TINY.map((arg, i) => (TINY[i - 1] === '--subset' ? '48' : TINY[i - 1] === '--epochs' ? '1' : arg));
@@ -233,7 +233,7 @@ describe('run folders', () => {
     await sharp(Buffer.alloc(16 * 16 * 3, 90), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(data, 'a', 'good.png'));
     fs.writeFileSync(path.join(data, 'a', 'bad.png'), 'not an image');
     const run = await simclr(['train', '--data', data, '--batch-size', '2', '--epochs', '1', '--base-size', '16', '--image-size', '16',
-      '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--progress', 'none', '--out', path.join(tmp(), 'run')]);
+      '--workers', '1', '--knn-every', '0', '--progress', 'none', '--out', path.join(tmp(), 'run')]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/bad\.png/);
     expect(run.stderr).toMatch(/epoch 1 gave no batch of at least 2 readable images/);
@@ -318,7 +318,7 @@ describe('simclr train --resume', () => {
       }
     }
     const out = path.join(work, 'run');
-    const common = ['--batch-size', '4', '--epochs', '2', '--base-size', '16', '--image-size', '16', '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--progress', 'none'];
+    const common = ['--batch-size', '4', '--epochs', '2', '--base-size', '16', '--image-size', '16', '--workers', '1', '--knn-every', '0', '--progress', 'none'];
     expect((await simclr(['train', '--data', 'images', ...common, '--max-steps', '1', '--out', 'run'], work)).code).toBe(0);
     expect((await meta(out)).config.data).toBe(path.join(work, 'images'));
     const resumed = await simclr(['train', '--resume', '--max-steps', '4', '--progress', 'none', '--out', out], os.homedir());

@@ -147,7 +147,7 @@ describeWithPythonTools('TensorBoard event files, read by TensorBoard', (python)
 describeWithFashionMnist('a run\'s TensorBoard event files', () => {
   describeWithPythonTools('read by TensorBoard', (python) => {
     const base: Partial<RunConfig> = {
-      data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16, stem: 'cifar',
+      data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16,
       knnEvery: 1, evalSubset: 24, workers: 1, seed: 5, lr: 0.3, precision: 'fp32', checkpointEvery: '3',
     };
     /** A run of 2 epochs (10 steps), with its last.ckpt of step 6 (checkpointEvery 3) kept aside as `step6`. */

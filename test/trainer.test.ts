@@ -178,7 +178,7 @@ describe('native training step arguments', () => {
 
 describe('training loop', () => {
   const base: Partial<RunConfig> = {
-    data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16, stem: 'cifar',
+    data: 'fashion-mnist', subset: 40, batchSize: 8, epochs: 2, baseSize: 16, imageSize: 16,
     knnEvery: 0, workers: 1, seed: 3, lr: 0.3,
   };
   const stepLosses = (dir: string) => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)

@@ -34,7 +34,7 @@ function canMakeNamespaces(): boolean {
 
 /** 48 Fashion-MNIST images, 2 ranks x 4 per step: 6 steps an epoch, 12 in all; last.ckpt every 2 steps. */
 const SETTINGS = ['--data', 'fashion-mnist', '--subset', '48', '--batch-size', '4', '--epochs', '2', '--base-size', '16', '--image-size', '16',
-  '--stem', 'cifar', '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none', '--checkpoint-every', '2', '--dist-timeout', '5'];
+  '--workers', '1', '--knn-every', '0', '--seed', '5', '--progress', 'none', '--checkpoint-every', '2', '--dist-timeout', '5'];
 // One LibTorch thread per worker everywhere: the one-machine reference's share of 2 cores, so that the arithmetic is the same.
 const ENV = { ...process.env, SIMCLR_NUM_THREADS: '1' };
 
