@@ -4,9 +4,9 @@
  * them. Ctrl-C / SIGTERM are forwarded to every worker, once per signal received: the workers stop after the same
  * step, save, and exit 130 / 143, which the launcher then exits with (a worker ending so is no failure, and nothing
  * signals the others again: a second signal would make them quit without saving). When one worker fails on its own,
- * the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits non-zero naming the rank. A worker that hangs makes the others'
- * collectives time out, which ends them the same way. Workers exit when the launcher dies (they watch its IPC
- * channel), so none is left behind.
+ * the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits non-zero naming the
+ * rank. A worker that hangs makes the others' collectives time out, which ends them the same way. Workers exit when
+ * the launcher dies (they watch its IPC channel), so none is left behind.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as net from 'net';
@@ -88,7 +88,13 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const stopOthers = () => {
     // Workers already told to stop by a forwarded signal are stopping: another signal would hurry them past their save.
     if (stopping) return;
-    for (const w of workers) if (!w.exited) w.child.kill('SIGTERM');
+    // A stopped worker (SIGSTOP, a debugger's pause) acts on SIGTERM only once continued: SIGCONT wakes it to stop now,
+    // not at SIGKILL after the grace period (systemd does the same).
+    for (const w of workers) {
+      if (w.exited) continue;
+      w.child.kill('SIGTERM');
+      w.child.kill('SIGCONT');
+    }
     killTimer = setTimeout(() => {
       for (const w of workers) if (!w.exited) w.child.kill('SIGKILL');
     }, graceMs);
