@@ -287,7 +287,7 @@ describe('simclr train --nproc-per-node 2', () => {
     expect(result.stderr).toMatch(new RegExp(`failed on rank 0 of 2 after the collective timeout \\(5 s\\): rank 1 \\(pid ${rank1}\\) is stopped`));
     // The launcher's SIGTERM comes with SIGCONT: the stopped rank wakes and ends itself, saying why (rather than waiting,
     // stopped, for SIGKILL after the grace period of 10 s).
-    expect(result.stderr).toMatch(/distributed [a-z-]+ failed on rank 1 of 2/);
+    expect(result.stderr).toMatch(/distributed .* failed on rank 1 of 2/);
     expect(Date.now() - stoppedAt).toBeLessThan(60_000);
     for (const pid of workers) expect(alive(pid)).toBe(false);
   }, 240_000);

@@ -3,18 +3,18 @@
  * jest's order, slowest file first, also on a first run: jest sorts by the durations it cached from earlier runs, and
  * without them (a clean clone, as in CI) by file size, which put short files that run long (data-parallel.test.ts:
  * 70 lines, 1.5-2 minutes) last, where one of the 2 workers runs them alone. Without a cached duration a file takes
- * its seconds below (a full run on 2 quiet cores, 2026-12-07, then trimmed where tests were made cheaper: their order is what counts), files not named here
- * keep jest's order (first, by size), and durations jest has cached always win.
+ * its seconds below (a full run on 2 quiet cores: their order is what counts), files not named here keep jest's order
+ * (first, by size), and durations jest has cached always win.
  */
 const path = require('path');
 const Sequencer = require('@jest/test-sequencer').default;
 
 const SECONDS = {
-  reliability: 147, distributed: 130, readme: 100, trainer: 104, 'data-parallel': 89, 'cli-usability': 78, 'two-machines': 65,
-  cli: 55, 'second-signal': 43, 'encoder-parity': 33, install: 32, precision: 22, 'overlap-steps': 26, 'onnx-export': 24,
-  'host-memory': 21, terminal: 21, 'build-files': 21, 'process-group': 21, tensorboard: 20, serving: 16, 'trainer-callbacks': 15,
-  preprocess: 14, fuzz: 14, encoder: 14, 'multi-crop': 13, 'report-browser': 13, checkpoint: 12, typecheck: 12, 'linear-probe': 11,
-  'custom-loop': 10, 'nt-xent': 10,
+  reliability: 105, distributed: 95, trainer: 85, 'cli-usability': 78, readme: 67, 'data-parallel': 67, 'two-machines': 44,
+  cli: 42, 'encoder-parity': 30, 'second-signal': 25, install: 23, precision: 22, 'onnx-export': 21, 'process-group': 20,
+  'trainer-callbacks': 17, serving: 16, 'build-files': 15, fuzz: 14, 'host-memory': 13, device: 12, terminal: 12,
+  tensorboard: 12, encoder: 12, typecheck: 12, 'overlap-steps': 11, checkpoint: 11, 'linear-probe': 11, preprocess: 10,
+  'nt-xent': 9, 'custom-loop': 9,
 };
 
 class SlowFirst extends Sequencer {
