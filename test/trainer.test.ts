@@ -398,7 +398,10 @@ describe('training loop', () => {
       const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
       try {
         const data = await folder(9, 1);
-        await runTraining({ ...base, data, subset: undefined, epochs: 2, batchSize: 4, knnEvery: 1, evalSubset: 5, out: tmp() }, { progress: 'none' });
+        const run = await runTraining({ ...base, data, subset: undefined, epochs: 2, batchSize: 4, knnEvery: 1, evalSubset: 5, out: tmp() }, { progress: 'none' });
+        // What an evaluation reports counts the images it used: the 9 readable ones.
+        const evaluation = await evaluate(undefined, run.config);
+        expect(evaluation.bankSize + evaluation.querySize).toBe(9);
         const said = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('bad0.png'));
         // evalSubset 5: bank and queries hold all 10 files between them. The training loader's epoch-end report once, and
         // the monitor's (two epochs, the same splits each time) once.

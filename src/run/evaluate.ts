@@ -111,6 +111,7 @@ export interface Evaluation {
   knnAccuracy: number;
   /** The probe's accuracies and the L2 penalty it chose on held-out bank rows. */
   linearProbe: { trainAccuracy: number; testAccuracy: number; weightDecay: number };
+  /** Images the bank and the queries held: those of the splits that could be read. */
   bankSize: number;
   querySize: number;
 }
@@ -136,8 +137,8 @@ export async function evaluate(model: Embedder | undefined, config: RunConfig, s
     return {
       knnAccuracy: knn.accuracy,
       linearProbe: { trainAccuracy: probe.trainAccuracy, testAccuracy: probe.testAccuracy, weightDecay: probe.weightDecay },
-      bankSize: splits.bank.length,
-      querySize: splits.query.length,
+      bankSize: features.bank.labels.shape[0],
+      querySize: features.query.labels.shape[0],
     };
   } finally {
     disposeFeatures(features);
