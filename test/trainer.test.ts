@@ -247,8 +247,13 @@ describe('training loop', () => {
   it('resuming a finished run trains nothing and says so, with the loss it ended on', async () => {
     const out = tmp();
     const whole = await runTraining({ ...base, epochs: 1, out }, { progress: 'none' });
+    const files = () => fs.readdirSync(out).filter((f) => f.startsWith('events.')).map((f) => [f, fs.readFileSync(path.join(out, f))]);
+    const [metrics, events] = [fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'), files()];
     const again = await runTraining({ ...base, epochs: 1, out }, { progress: 'none', resume: true });
     expect([again.alreadyComplete, again.steps, again.interrupted]).toEqual([true, whole.steps, false]);
+    // It leaves no trace in the run's records: no session record, no event file.
+    expect(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')).toBe(metrics);
+    expect(files()).toEqual(events);
     expect(again.lastLoss).toBe(whole.lastLoss);
     expect(whole.alreadyComplete).toBeUndefined();
   });

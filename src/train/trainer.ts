@@ -288,14 +288,22 @@ export class Trainer {
       await removeEventFiles(o.out);
     }
     // TensorBoard's view of the same records: a new event file per session (a resume's follows the run's earlier ones).
-    const events = this.writer ? await EventFileWriter.create(o.out) : undefined;
-    // What this session computes with (a run's resolved 'auto' settings), before its first step's record.
-    if (this.writer && this.options.resolved) {
-      const session: SessionRecord = { session: { step: position.step, ...this.options.resolved } };
-      await fs.promises.appendFile(metricsFile, JSON.stringify(session) + '\n');
-    }
+    let events: EventFileWriter | undefined;
+    let sessionStarted = false;
+    // What this session computes with (a run's resolved 'auto' settings), and its event file, come with its first
+    // record: a session that logs nothing (the resume of a finished run) leaves no trace.
+    const startSession = async () => {
+      sessionStarted = true;
+      if (!this.writer) return;
+      if (this.options.resolved) {
+        const session: SessionRecord = { session: { step: position.step, ...this.options.resolved } };
+        await fs.promises.appendFile(metricsFile, JSON.stringify(session) + '\n');
+      }
+      events = await EventFileWriter.create(o.out);
+    };
     const records: MetricsRecord[] = [];
     const log = async (record: MetricsRecord) => {
+      if (!sessionStarted) await startSession();
       records.push(record);
       if (this.writer) await fs.promises.appendFile(metricsFile, JSON.stringify(record) + '\n');
       await events?.write(record);
