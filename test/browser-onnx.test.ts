@@ -3,9 +3,11 @@
  * with ONNX Runtime Web (wasm), reads the input it expects from the model's metadata, and embeds an image as Node does.
  */
 import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { SimCLRModel, Tensor, exportOnnx, toModelInput } from '../src';
+import { imageToOnnxInput } from '../src/preprocess';
 import { Chromium } from './helpers/chromium';
 import { describeWithTool, findTool } from './helpers/tools';
 import { scratchFolders } from './helpers/scratch';
@@ -51,12 +53,7 @@ describeWithTool('the browser example', 'chromium (Debian package)', chromium, (
     await sharp(pixels(SIZE, SIZE, 1, true), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(path.join(folder, 'noise.png'));
     await sharp(pixels(SIZE, SIZE, 2, false), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(path.join(folder, 'pattern.png'));
     await sharp(pixels(4 * SIZE, 4 * SIZE, 3, false), { raw: { width: 4 * SIZE, height: 4 * SIZE, channels: 3 } }).png().toFile(path.join(folder, 'large.png'));
-    server = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'browser', 'serve.js'), '--model', path.join(folder, 'model.onnx'),
-      '--port', '0', '--images', folder], { stdio: ['ignore', 'pipe', 'inherit'] });
-    url = await new Promise<string>((resolve, reject) => {
-      server.stdout!.once('data', (d) => resolve(String(d).trim()));
-      server.once('exit', (code) => reject(new Error(`serve.js exited with ${code}`)));
-    });
+    ({ server, url } = await serve(path.join(folder, 'model.onnx')));
     browser = await Chromium.launch(binary);
   }, 120_000);
 
@@ -64,6 +61,17 @@ describeWithTool('the browser example', 'chromium (Debian package)', chromium, (
     await browser?.close();
     server?.kill();
   });
+
+  /** The example's server for `model`, with the test's images under /images/. */
+  async function serve(modelFile: string): Promise<{ server: ChildProcess; url: string }> {
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'browser', 'serve.js'), '--model', modelFile,
+      '--port', '0', '--images', folder], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const address = await new Promise<string>((resolve, reject) => {
+      child.stdout!.once('data', (d) => resolve(String(d).trim()));
+      child.once('exit', (code) => reject(new Error(`serve.js exited with ${code}`)));
+    });
+    return { server: child, url: address };
+  }
 
   it('embeds an image of the model\'s size as LibTorch does in Node, within 1e-4, and logs no error', async () => {
     const page = await browser.open(url, 800, 600);
@@ -90,5 +98,29 @@ describeWithTool('the browser example', 'chromium (Debian package)', chromium, (
     const cosine = cosineSimilarity(browserFeatures, expected);
     console.log(`a 128 px image scaled to 32 px: browser vs Node cosine similarity ${cosine.toFixed(5)}, max |diff| / max |Node| ${errorOfScale(browserFeatures, expected).toExponential(2)}`);
     expect(cosine).toBeGreaterThan(0.99);
+  }, 120_000);
+
+  it('decodes to the model\'s baseSize first, then resizes to its size, as the package does', async () => {
+    // Base size 8 for 32 px inputs: the package scales a 32 px image down to 8 px, then up to 32 again.
+    const modelFile = path.join(folder, 'base8.onnx');
+    const spec = { size: SIZE, baseSize: 8, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } as const;
+    await exportOnnx(model, modelFile, { imageSize: SIZE, baseSize: spec.baseSize });
+    const other = await serve(modelFile);
+    try {
+      const page = await browser.open(other.url, 800, 600);
+      for (let i = 0; i < 600 && !(await page.evaluate<boolean>('window.modelReady === true')); i++) await new Promise((r) => setTimeout(r, 100));
+      for (const name of ['noise.png', 'pattern.png']) {
+        const browserFeatures = await page.evaluate<number[]>(`window.embedUrl('/images/${name}')`);
+        const { data, dims } = await imageToOnnxInput(fs.readFileSync(path.join(folder, name)), spec);
+        const expected = (await model.embed(Tensor.fromTypedArray(data, dims))).toTypedArray() as Float32Array;
+        const cosine = cosineSimilarity(browserFeatures, expected);
+        const straight = cosineSimilarity(browserFeatures, await nodeFeatures(await sharp(path.join(folder, name)).raw().toBuffer(), SIZE, SIZE));
+        console.log(`${name}, baseSize 8, size 32: browser vs Node cosine similarity ${cosine.toFixed(5)} (vs Node's input without the baseSize step: ${straight.toFixed(5)})`);
+        expect(cosine).toBeGreaterThan(0.99);
+      }
+      expect(page.problems).toEqual({ console: [], exceptions: [], log: [] });
+    } finally {
+      other.server.kill();
+    }
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 // Embeds images in the browser with a model written by `simclr export --format onnx`, on ONNX Runtime Web (wasm).
 // The input is made as the package makes it (the model's metadata, `simclr.input`, says how): the whole image resized
-// to size x size, RGB scaled to [0, 1], normalised by mean and std, laid out N x 3 x size x size.
+// to baseSize x baseSize (as the package decodes it), then to size x size, RGB scaled to [0, 1], normalised by mean and
+// std, laid out N x 3 x size x size.
 import * as ort from './ort/ort.wasm.min.mjs';
 
 // One thread: a page that is not cross-origin isolated cannot share memory between wasm threads.
@@ -28,18 +29,25 @@ export async function loadModel(bytes) {
   return { session, input, metadata };
 }
 
+/** A 2D context of a side x side canvas holding `image` scaled to it. */
+function drawn(image, side) {
+  const context = new OffscreenCanvas(side, side).getContext('2d', { willReadFrequently: true });
+  context.imageSmoothingQuality = 'high';
+  context.drawImage(image, 0, 0, side, side);
+  return context;
+}
+
 /**
  * The model input for one image (anything drawImage takes: an ImageBitmap, an <img>, a canvas). The browser scales
- * images with its own filter, not the package's bilinear one: an image already size x size goes through unchanged
- * and embeds exactly as in Node; a larger one embeds close to Node's, not equal.
+ * images with its own filter, not the package's bilinear one: an image already size x size (with baseSize = size)
+ * goes through unchanged and embeds exactly as in Node; others embed close to Node's, not equal.
  */
 export function toInput(image, input) {
   const { size, mean, std, scale } = input;
-  const canvas = new OffscreenCanvas(size, size);
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  context.imageSmoothingQuality = 'high';
-  context.drawImage(image, 0, 0, size, size);
-  const rgba = context.getImageData(0, 0, size, size, { colorSpace: 'srgb' }).data;
+  // Models exported before baseSize was recorded were decoded straight to size.
+  const baseSize = input.baseSize ?? size;
+  const base = baseSize === size ? image : drawn(image, baseSize).canvas;
+  const rgba = drawn(base, size).getImageData(0, 0, size, size, { colorSpace: 'srgb' }).data;
   const plane = size * size;
   const data = new Float32Array(3 * plane);
   for (let i = 0; i < plane; i++) {
