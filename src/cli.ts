@@ -214,7 +214,7 @@ export function buildProgram(): Command {
     });
 
   addRunFlags(program.command('eval').description('kNN and linear-probe accuracy of a checkpoint\'s encoder, as JSON')
-    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'labels', 'evalData', 'evalSubset', 'device', 'precision', 'workers'], {
+    .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train'), 'checkpoint', ['data', 'labels', 'evalData', 'evalSubset', 'device', 'precision', 'memoryFormat', 'workers'], {
     data: { help: 'training images whose labels give the kNN bank' },
     evalData: {
       help: 'labelled images to classify',
@@ -235,7 +235,7 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by simclr train')
     .requiredOption('--out <file.npy>', 'features file; beside it <file>.labels.npy, <file>.files.csv (each row\'s path,label,class, in row ' +
       'order), <file>.skipped.csv (the unreadable files, which have no row: path,reason) and <file>.classes.json'),
-  'checkpoint', ['data', 'labels', 'subset', 'device', 'precision', 'workers'], {
+  'checkpoint', ['data', 'labels', 'subset', 'device', 'precision', 'memoryFormat', 'workers'], {
     data: { help: 'images to embed: an image folder, a .csv/.jsonl manifest, or fashion-mnist (its test split)' },
     subset: { help: 'embed a seeded random subset of this many images', fallback: 'all of them' },
   })
@@ -261,7 +261,8 @@ export function buildProgram(): Command {
       const written = await writeEmbeddings(String(out), extracted.features, extracted.labels, extracted);
       const skipped = extracted.skipped.length;
       if (skipped > 0) console.error(`simclr: ${skipped} file(s) could not be read and have no row; ${written.skippedPath} lists them with the reason`);
-      console.log(JSON.stringify({ out, rows: extracted.features.shape[0], dim: extracted.features.shape[1], skipped, precision: config.precision }, null, 2));
+      console.log(JSON.stringify({ out, rows: extracted.features.shape[0], dim: extracted.features.shape[1], skipped, precision: config.precision,
+        memoryFormat: config.memoryFormat }, null, 2));
     });
 
   program.command('export').description('write a checkpoint\'s encoder: as a PyTorch state dict with torchvision keys (--format torch, the default; ' +

@@ -306,4 +306,26 @@ describe('embed keeps the mapping from rows to files', () => {
       expect([bad.status, bad.stderr.trim()]).toEqual([1, "simclr: Expected one of auto, fp32, bf16, fp16 for --precision but received 'fp8' of type string"]);
     }
   });
+
+  it('embed and eval take --memory-format: the same features in either layout, up to float32 rounding', async () => {
+    for (const command of ['embed', 'eval']) {
+      expect(simclr(command, '--help').stdout.replace(/\s+/g, ' ')).toMatch(/--memory-format <name> contiguous \(NCHW\) or channelsLast \(NHWC\).*default: the checkpoint's\)/);
+    }
+    const embedded: number[][] = [];
+    for (const memoryFormat of ['contiguous', 'channelsLast']) {
+      const file = path.join(root, `subset-${memoryFormat}.npy`);
+      const run = simclr('embed', '--checkpoint', checkpoint(), '--subset', '4', '--precision', 'fp32', '--memory-format', memoryFormat, '--out', file);
+      expect(run.status).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ rows: 4, precision: 'fp32', memoryFormat });
+      embedded.push((await rowsOf(file)).flatMap((r) => Array.from(r)));
+    }
+    const [contiguous, channelsLast] = embedded;
+    const scale = Math.max(...contiguous.map(Math.abs));
+    expect(Math.max(...contiguous.map((v, i) => Math.abs(v - channelsLast[i])))).toBeLessThan(1e-4 * scale);
+    const evaluation = simclr('eval', '--checkpoint', checkpoint(), '--memory-format', 'channelsLast');
+    expect(evaluation.status).toBe(0);
+    expect(JSON.parse(evaluation.stdout)).toMatchObject({ knnAccuracy: expect.any(Number) });
+    const bad = simclr('eval', '--checkpoint', checkpoint(), '--memory-format', 'nhwc');
+    expect([bad.status, bad.stderr.trim()]).toEqual([1, expect.stringMatching(/for --memory-format but received 'nhwc'/)]);
+  });
 });
