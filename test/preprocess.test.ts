@@ -222,6 +222,14 @@ describe('the model\'s input spec, from its metadata', () => {
     expect(() => checkInputSpec({ size: 16, ...IMAGENET, layout: 'NHWC' })).toThrow(/Expected 'NCHW' for spec.layout/);
     expect(() => checkInputSpec(null)).toThrow(/Expected the model's simclr.input metadata/);
   });
+
+  it('may be a readonly literal (as const): its mean and std are checked, not typed, as triples', async () => {
+    const spec = { size: 4, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } as const;
+    const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 255, g: 0, b: 255 } } }).png().toBuffer();
+    const { data, dims } = await imageToOnnxInput(png, spec);
+    expect(dims).toEqual([1, 3, 4, 4]);
+    expect([data[0], data[16], data[32]]).toEqual([2, -2, 2]);
+  });
 });
 
 describe('bad image bytes', () => {

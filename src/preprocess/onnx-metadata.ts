@@ -28,8 +28,12 @@ export interface OnnxInputMetadata {
   std: [number, number, number];
 }
 
-/** What the input is made with: the metadata's own object, or the least of it (size, mean, std). */
-export type OnnxInputSpecLike = Pick<OnnxInputMetadata, 'size' | 'mean' | 'std'> & Partial<Omit<OnnxInputMetadata, 'size' | 'mean' | 'std'>>;
+/**
+ * What the input is made with: the metadata's own object, or the least of it (size, mean, std; mean and std may be
+ * readonly, as `as const` literals are: they are checked to hold 3 numbers).
+ */
+export type OnnxInputSpecLike = Pick<OnnxInputMetadata, 'size'> & { mean: readonly number[]; std: readonly number[] } &
+  Partial<Omit<OnnxInputMetadata, 'size' | 'mean' | 'std'>>;
 
 const RESIZE = 'whole image to baseSize x baseSize when decoded (PIL bilinear), then to size x size (bilinear), no crop';
 
